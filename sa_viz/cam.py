@@ -1,0 +1,262 @@
+"""Class activation maps: Grad-CAM from the head-only gradient, other methods via pytorch-grad-cam.
+
+Grad-CAM needs only d(class score)/d(target-layer activation). pytorch-grad-cam gets it with a full
+`loss.backward()` through the whole network (about 3x a forward); `head_gradient` lets autograd
+record nothing before the target layer, so the backward runs through the layers after it only.
+The numbers are pytorch-grad-cam's `GradCAM`'s (tests compare them within 1e-4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from sa_viz.hooks import thread_local_hooks
+
+LAYERS = ("layer1", "layer2", "layer3", "layer4")
+DEFAULT_LAYER = "layer4"
+
+
+@dataclass(frozen=True)
+class CamMethod:
+    key: str
+    title: str
+    grad_cam_class: str | None  # the pytorch-grad-cam class; None: our head-only Grad-CAM
+    note: str = ""
+
+
+METHODS: dict[str, CamMethod] = {
+    m.key: m
+    for m in (
+        CamMethod("gradcam", "Grad-CAM", None, "gradient-weighted channels (head-only gradient)"),
+        CamMethod("gradcam++", "Grad-CAM++", "GradCAMPlusPlus", "second-order channel weights"),
+        CamMethod("hirescam", "HiResCAM", "HiResCAM", "element-wise gradient × activation"),
+        CamMethod("xgradcam", "XGradCAM", "XGradCAM", "activation-normalised gradient weights"),
+        CamMethod("layercam", "LayerCAM", "LayerCAM", "positive gradients per location"),
+        CamMethod("eigencam", "EigenCAM", "EigenCAM", "first principal component; class-agnostic"),
+        CamMethod(
+            "eigengradcam", "EigenGradCAM", "EigenGradCAM", "principal component of grad × act"
+        ),
+        CamMethod(
+            "scorecam",
+            "ScoreCAM",
+            "ScoreCAM",
+            "one forward pass per channel: minutes on a CPU at layer4 (2048 channels)",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class CamResult:
+    """CAMs for a batch. `maps`: (B, H, W) in [0, 1] at input resolution, min-max per image as
+    pytorch-grad-cam scales them. `raw`: (B, h, w) at the layer's resolution, after ReLU and before
+    any scaling, so maps of two models can be put on one scale."""
+
+    maps: np.ndarray
+    raw: np.ndarray
+    logits: torch.Tensor
+    class_idx: list[int]
+
+
+def target_layer(model: nn.Module, layer: str) -> nn.Module:
+    """The module whose output a CAM reads: `layer4` means `model.layer4[-1]`, as is customary."""
+    try:
+        module = model.get_submodule(layer)
+    except AttributeError as error:
+        raise ValueError(f"the model has no layer named {layer!r}") from error
+    if isinstance(module, (nn.Sequential, nn.ModuleList)) and len(module) > 0:
+        module = module[-1]
+    return module
+
+
+def resolve_classes(logits: torch.Tensor, class_idx: int | Sequence[int] | None) -> list[int]:
+    """Per-image target class: each image's own top-1 if None, else the class(es) given."""
+    b, n = logits.shape
+    if class_idx is None:
+        return logits.argmax(1).tolist()
+    classes = [int(class_idx)] * b if isinstance(class_idx, (int, np.integer)) else list(class_idx)
+    if len(classes) != b:
+        raise ValueError(f"got {len(classes)} class indices for a batch of {b}")
+    for c in classes:
+        if not 0 <= c < n:
+            raise ValueError(f"class index {c} is outside 0..{n - 1}")
+    return classes
+
+
+@dataclass
+class HeadGradient:
+    """The target layer's activation of the last forward pass, a leaf of autograd's graph."""
+
+    activation: torch.Tensor | None = None
+
+    def raw_cam(self, logits: torch.Tensor, classes: Sequence[int]) -> torch.Tensor:
+        """(B, h, w) ReLU(Σ_k mean(∂score/∂A_k) · A_k), by one backward through the head only."""
+        if self.activation is None:
+            raise RuntimeError("no forward pass reached the target layer inside head_gradient()")
+        index = torch.as_tensor(classes, device=logits.device)[:, None]
+        score = logits.gather(1, index).sum()
+        (grad,) = torch.autograd.grad(score, self.activation)
+        weights = grad.mean(dim=(2, 3), keepdim=True)
+        return torch.relu((weights * self.activation).sum(dim=1)).detach()
+
+
+@contextmanager
+def head_gradient(model: nn.Module, layer: str = DEFAULT_LAYER) -> Iterator[HeadGradient]:
+    """Inside the block, each forward of `model` records autograd only after `layer`.
+
+    A pre-hook on the model turns gradient recording off; the target layer's hook turns it back on
+    and hands the rest of the network a detached copy of its output that requires grad. So the
+    layers before the target keep no graph, and a backward from the logits stops at the target.
+    This is never inference mode: the part after the target needs gradients.
+    """
+    probe = HeadGradient()
+    was_enabled = torch.is_grad_enabled()
+
+    def stop_recording(_module, _args):
+        torch.set_grad_enabled(False)
+
+    def start_recording(_module, _args, output):
+        torch.set_grad_enabled(True)
+        probe.activation = output.detach().requires_grad_(True)
+        return probe.activation
+
+    try:
+        with (
+            torch.inference_mode(False),
+            thread_local_hooks(
+                [(target_layer(model, layer), start_recording)], [(model, stop_recording)]
+            ),
+        ):
+            yield probe
+    finally:
+        torch.set_grad_enabled(was_enabled)
+
+
+def scale_cams(raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """pytorch-grad-cam's scaling, step for step: min-max, bilinear resize to (H, W), min-max.
+
+    Written out because pytorch-grad-cam does it only inside a CAM object's forward; the steps
+    (cv2.resize, the 1e-7 guard, the second min-max) are what make the maps equal to its output.
+    """
+    h, w = size
+    out = np.empty((len(raw), h, w), dtype=np.float32)
+    for i, cam in enumerate(np.asarray(raw, dtype=np.float32)):
+        for step in range(2):
+            cam = cam - cam.min()
+            cam = cam / (1e-7 + cam.max())
+            if step == 0:
+                cam = cv2.resize(np.float32(cam), (w, h))
+        out[i] = cam
+    return out
+
+
+def _no_inference_tensor(x: torch.Tensor) -> torch.Tensor:
+    return x.clone() if x.is_inference() else x
+
+
+def grad_cam_result(
+    model: nn.Module,
+    x: torch.Tensor,
+    class_idx: int | Sequence[int] | None = None,
+    layer: str = DEFAULT_LAYER,
+) -> CamResult:
+    """Grad-CAM for a batch from one forward and one head-only backward."""
+    with head_gradient(model, layer) as probe:
+        logits = model(_no_inference_tensor(x))
+        classes = resolve_classes(logits, class_idx)
+        raw = probe.raw_cam(logits, classes).cpu().numpy()
+    return CamResult(scale_cams(raw, tuple(x.shape[-2:])), raw, logits.detach(), classes)
+
+
+def grad_cam(
+    model: nn.Module,
+    x: torch.Tensor,
+    class_idx: int | Sequence[int] | None = None,
+    layer: str = DEFAULT_LAYER,
+    *,
+    normalize: bool = True,
+) -> np.ndarray:
+    """Grad-CAM maps, float32 (B, H, W) in [0, 1] at the input's resolution.
+
+    `class_idx`: None for each image's own top-1, one index for all, or one per image.
+    `normalize=False` returns the raw maps, (B, h, w) at the layer's resolution, unscaled.
+    """
+    result = grad_cam_result(model, x, class_idx, layer)
+    return result.maps if normalize else result.raw
+
+
+def compute_cam(
+    model: nn.Module,
+    x: torch.Tensor,
+    class_idx: int | Sequence[int] | None = None,
+    layer: str = DEFAULT_LAYER,
+    method: str = "gradcam",
+) -> CamResult:
+    """Any CAM method of `METHODS`, by name, with the same result layout as Grad-CAM."""
+    if method not in METHODS:
+        raise ValueError(f"unknown CAM method {method!r}; choose one of {', '.join(METHODS)}")
+    spec = METHODS[method]
+    if spec.grad_cam_class is None:
+        return grad_cam_result(model, x, class_idx, layer)
+
+    import pytorch_grad_cam  # imported on first use: only these methods need it
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    x = _no_inference_tensor(x)
+    with torch.no_grad():
+        logits = model(x)
+    classes = resolve_classes(logits, class_idx)
+    targets = [ClassifierOutputTarget(c) for c in classes]
+    raw_maps: list[np.ndarray] = []
+    with (
+        torch.inference_mode(False),
+        torch.enable_grad(),
+        getattr(pytorch_grad_cam, spec.grad_cam_class)(model, [target_layer(model, layer)]) as cam,
+    ):
+        original = cam.get_cam_image
+
+        def keep_raw(*args, **kwargs):
+            image = original(*args, **kwargs)
+            raw_maps.append(np.maximum(image, 0))
+            return image
+
+        cam.get_cam_image = keep_raw  # this instance only: keeps the map before its scaling
+        # An input that requires grad makes the target layer's output require grad even when the
+        # model's parameters are frozen (they are, once loaded for inference).
+        maps = cam(input_tensor=x.detach().requires_grad_(True), targets=targets)
+    return CamResult(np.float32(maps), np.float32(raw_maps[0]), logits, classes)
+
+
+def joint_scale(raw_maps: Sequence[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
+    """Several models' raw maps on one scale: divided by the largest value of all of them, then
+    resized to (H, W). Unlike per-map min-max, this keeps which model's evidence is stronger."""
+    h, w = size
+    top = max(float(np.max(r)) for r in raw_maps)
+    return [np.clip(cv2.resize(np.float32(r / (top + 1e-7)), (w, h)), 0.0, 1.0) for r in raw_maps]
+
+
+def cam_difference(raw_a: np.ndarray, raw_b: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Signed map b − a in [−1, 1] on the joint scale: positive where model b looks more."""
+    a, b = joint_scale([raw_a, raw_b], size)
+    return b - a
+
+
+def cam_agreement(a: np.ndarray, b: np.ndarray, top_fraction: float = 0.2) -> dict[str, float]:
+    """How much two maps of the same image agree: Pearson r over all pixels, and the IoU of
+    their top `top_fraction` regions (each map thresholded at its own quantile). Both figures
+    ignore each map's scale. NaN when a map is constant (no region stands out)."""
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    if a.std() == 0 or b.std() == 0:
+        return {"pearson": float("nan"), "iou_top": float("nan")}
+    pearson = float(np.corrcoef(a, b)[0, 1])
+    top_a = a >= np.quantile(a, 1 - top_fraction)
+    top_b = b >= np.quantile(b, 1 - top_fraction)
+    iou = float((top_a & top_b).sum() / max(1, (top_a | top_b).sum()))
+    return {"pearson": pearson, "iou_top": iou}

@@ -1,0 +1,262 @@
+"""Command line: `python -m sa_viz explain IMAGE... --out DIR` and `python -m sa_viz.weights`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sa_viz.models import SA_UNIT_NAMES
+
+
+def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
+    """The weights flags shared by the CLI and the app; each has an environment variable."""
+    group = parser.add_argument_group("weights")
+    group.add_argument(
+        "--weights-dir",
+        default=os.environ.get("SA_VIZ_WEIGHTS_DIR"),
+        help="folder with the checkpoints (env SA_VIZ_WEIGHTS_DIR; default: ./weights)",
+    )
+    group.add_argument(
+        "--resnet50",
+        default=os.environ.get("SA_VIZ_RESNET50"),
+        metavar="PATH",
+        help="ResNet-50 checkpoint file (env SA_VIZ_RESNET50)",
+    )
+    group.add_argument(
+        "--sa-resnet50",
+        default=os.environ.get("SA_VIZ_SA_RESNET50"),
+        metavar="PATH",
+        help="SA-ResNet-50 checkpoint file (env SA_VIZ_SA_RESNET50)",
+    )
+    group.add_argument(
+        "--no-download",
+        action="store_true",
+        default=os.environ.get("SA_VIZ_NO_DOWNLOAD", "").lower() in {"1", "true", "yes"},
+        help="never try to download ResNet-50 (env SA_VIZ_NO_DOWNLOAD=1)",
+    )
+
+
+def models_from_args(args: argparse.Namespace):
+    from sa_viz.weights import load_models
+
+    return load_models(
+        args.weights_dir,
+        {"resnet50": args.resnet50, "sa_resnet50": args.sa_resnet50},
+        allow_download=not args.no_download,
+    )
+
+
+def parse_class(text: str | None) -> int | None:
+    """An ImageNet class from an index ("281") or a name ("tabby", "tiger cat")."""
+    from sa_viz.imagenet import NUM_CLASSES, labels
+
+    if text is None:
+        return None
+    if text.isdigit():
+        index = int(text)
+        if index >= NUM_CLASSES:
+            raise ValueError(f"class index {index} is outside 0..{NUM_CLASSES - 1}")
+        return index
+    wanted = text.strip().lower()
+    names = [name.lower() for name in labels()]
+    if wanted in names:
+        return names.index(wanted)
+    matches = [i for i, name in enumerate(names) if wanted in name]
+    if len(matches) == 1:
+        return matches[0]
+    found = ", ".join(f"{i} {labels()[i]}" for i in matches[:8]) if matches else "none"
+    raise ValueError(f"class {text!r} is not one ImageNet class name (matches: {found})")
+
+
+# python -m sa_viz explain -------------------------------------------------------------------
+
+
+def explain_main(argv: Sequence[str] | None = None) -> int:
+    from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
+    from sa_viz.render import COLORMAPS, DEFAULT_ALPHA, DEFAULT_COLORMAP
+
+    parser = argparse.ArgumentParser(
+        prog="python -m sa_viz explain",
+        description="Explain images with ResNet-50 and SA-ResNet-50: per image, a side-by-side "
+        "CAM figure, a gate-grid figure for one SA unit, and a JSON of predictions.",
+    )
+    parser.add_argument("images", nargs="+", type=Path, help="image files")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the results")
+    parser.add_argument("--unit", default="layer3.0", choices=SA_UNIT_NAMES, help="SA unit")
+    parser.add_argument("--layer", default=DEFAULT_LAYER, choices=LAYERS, help="CAM layer")
+    parser.add_argument("--method", default="gradcam", choices=list(METHODS), help="CAM method")
+    parser.add_argument(
+        "--class",
+        dest="class_",
+        metavar="CLASS",
+        help="explain this ImageNet class (index or "
+        "name) in both models; default: each model's own top-1",
+    )
+    parser.add_argument("--crop", action="store_true", help="centre-crop (evaluation protocol)")
+    parser.add_argument("--colormap", default=DEFAULT_COLORMAP, choices=COLORMAPS)
+    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="overlay opacity")
+    add_weights_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        class_idx = parse_class(args.class_)
+    except ValueError as error:
+        parser.error(str(error))
+
+    from sa_viz.explain import explain
+    from sa_viz.preprocess import ImageError
+
+    models = models_from_args(args)
+    for loaded in models.values():
+        print(
+            ("warning: " if loaded.status.untrained else "") + loaded.status.message,
+            file=sys.stderr,
+        )
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f"error: can't create {args.out}: {error.strerror}", file=sys.stderr)
+        return 2
+    failures = 0
+    for path in args.images:
+        try:
+            result = explain(
+                path,
+                models=models,
+                class_idx=class_idx,
+                layer=args.layer,
+                method=args.method,
+                crop=args.crop,
+            )
+        except ImageError as error:
+            print(f"error: {path}: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        written = write_outputs(result, args.out, path.stem, args.unit, args.colormap, args.alpha)
+        print(f"{path}: " + ", ".join(str(p) for p in written))
+    return 1 if failures else 0
+
+
+def write_outputs(result, out: Path, stem: str, unit: str, colormap: str, alpha: float):
+    """Write the comparison figure, the gate grid and the JSON for one explanation."""
+    from sa_viz import render
+
+    image = result.image.display
+    panels = [
+        (
+            f"{m.title}: {m.top5[0].label} ({m.top5[0].probability:.2f})\n"
+            f"CAM for '{m.target.label}' ({m.target.probability:.2f})",
+            m.cam,
+            m.untrained,
+        )
+        for m in result.models.values()
+    ]
+    written = []
+    fig = render.comparison_figure(
+        image, panels, colormap=colormap, alpha=alpha, suptitle=f"{result.method} at {result.layer}"
+    )
+    written.append(out / f"{stem}_cam.png")
+    written[-1].write_bytes(render.figure_png(fig))
+    sa = result.models.get("sa_resnet50")
+    if sa is not None and unit in sa.gates:
+        fig = render.gate_grid_figure(
+            image, sa.gates[unit], unit, colormap=colormap, alpha=alpha, untrained=sa.untrained
+        )
+        written.append(out / f"{stem}_gates_{unit}.png")
+        written[-1].write_bytes(render.figure_png(fig))
+    written.append(out / f"{stem}.json")
+    written[-1].write_text(json.dumps(result.to_json(), indent=2))
+    return written
+
+
+# python -m sa_viz.weights --------------------------------------------------------------------
+
+
+def weights_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sa_viz.weights",
+        description="Show which weights each model uses; import or download checkpoints.",
+    )
+    sub = parser.add_subparsers(dest="command")
+    status = sub.add_parser("status", help="each model's weights status (the default)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    add_weights_arguments(status)
+    imp = sub.add_parser("import", help="check an official SA-Net checkpoint, store a clean copy")
+    imp.add_argument("path", type=Path, help="the official sa_resnet50.pth.tar")
+    add_weights_arguments(imp)
+    down = sub.add_parser("download", help="download ResNet-50's published weights")
+    add_weights_arguments(down)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in {"status", "import", "download", "-h", "--help"}:
+        argv.insert(0, "status")
+    args = parser.parse_args(argv)
+
+    from sa_viz.weights import CheckpointError, download, import_official, weights_dir
+
+    if args.command == "import":
+        try:
+            target, digest = import_official(args.path, args.weights_dir)
+        except CheckpointError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        print(f"{args.path} loads strictly into SA-ResNet-50.")
+        print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB, weights only)")
+        print(f"sha256 {digest}")
+        return 0
+    if args.command == "download":
+        try:
+            target = download("resnet50", args.weights_dir)
+        except CheckpointError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        print(f"wrote {target}")
+        return 0
+
+    args.no_download = True  # a status report never touches the network
+    models = models_from_args(args)
+    if args.json:
+        print(json.dumps({n: m.status.to_dict() for n, m in models.items()}, indent=2))
+        return 0
+    print(f"weights folder: {weights_dir(args.weights_dir)}")
+    for loaded in models.values():
+        print(format_status(loaded.status))
+    return 0
+
+
+def format_status(status) -> str:
+    """One model's weights status as an aligned block of lines."""
+    if not status.pretrained:
+        state = "UNTRAINED: fixed-seed random initialisation (weights missing or unusable)"
+    elif status.untrained_units:
+        state = f"loaded, but {len(status.untrained_units)} of 16 SA units have untrained gates"
+    else:
+        state = "pretrained, published hash verified" if status.verified else "loaded from file"
+    rows = {
+        "status": state,
+        "file": status.path,
+        "size": f"{status.size / 1e6:.1f} MB" if status.size else None,
+        "sha256": status.sha256,
+        "source": status.source,
+        "note": None if status.verified else status.message,
+        "get it": status.how_to_get,
+    }
+    lines = [f"\n{status.title}"]
+    lines += [f"  {key:<7} {value}" for key, value in rows.items() if value]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"explain": explain_main, "weights": weights_main}
+    if not argv or argv[0] not in commands:
+        print(
+            "usage: python -m sa_viz explain IMAGE... --out DIR [options]\n"
+            "       python -m sa_viz weights [status|import PATH|download]\n"
+            "       python app.py            (the web app)",
+            file=sys.stderr,
+        )
+        return 2
+    return commands[argv[0]](argv[1:])

@@ -1,0 +1,176 @@
+"""One image through both models: predictions, a CAM for the chosen class and every SA gate.
+
+For Grad-CAM each model runs one forward pass (gates recorded by hooks, the target layer's
+activation kept) and one backward through the layers after the target only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import numpy as np
+import torch
+
+from sa_viz.cam import (
+    DEFAULT_LAYER,
+    LAYERS,
+    METHODS,
+    compute_cam,
+    head_gradient,
+    resolve_classes,
+    scale_cams,
+)
+from sa_viz.gates import UnitGates, record_gates
+from sa_viz.imagenet import label
+from sa_viz.preprocess import DEFAULT_LIMITS, ImageSource, Limits, PreparedImage, prepare_image
+from sa_viz.weights import LoadedModel, WeightsStatus, load_models
+
+TOP_K = 5
+
+
+@dataclass(frozen=True)
+class Prediction:
+    index: int
+    label: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class ModelExplanation:
+    """Everything one model says about one image."""
+
+    name: str
+    title: str
+    top5: list[Prediction]
+    target: Prediction  # the class the CAM explains, with this model's probability for it
+    cam: np.ndarray  # (H, W) float32 in [0, 1], over the display image
+    cam_raw: np.ndarray  # (h, w) at the layer's resolution, unscaled (for cross-model scales)
+    gates: dict[str, UnitGates]  # SA units only; each with batch size 1
+    weights: WeightsStatus
+    probabilities: np.ndarray = field(repr=False)  # (1000,)
+
+    @property
+    def untrained(self) -> bool:
+        return self.weights.untrained
+
+
+@dataclass(frozen=True)
+class Explanation:
+    image: PreparedImage
+    models: dict[str, ModelExplanation]
+    layer: str
+    method: str
+    requested_class: int | None  # None: each model explains its own top-1
+
+    def to_json(self) -> dict[str, Any]:
+        """Predictions, settings and weights status: plain JSON types only."""
+        return {
+            "image": {
+                "input_size": list(self.image.size),
+                "original_size": list(self.image.original_size),
+                "crop": self.image.crop,
+                "notes": list(self.image.notes),
+            },
+            "settings": {
+                "layer": self.layer,
+                "method": self.method,
+                "class": "each model's top-1"
+                if self.requested_class is None
+                else self.requested_class,
+            },
+            "models": {
+                name: {
+                    "title": m.title,
+                    "untrained": m.untrained,
+                    "top5": [p.__dict__ for p in m.top5],
+                    "cam_target": m.target.__dict__,
+                    "weights": m.weights.to_dict(),
+                }
+                for name, m in self.models.items()
+            },
+        }
+
+
+@cache
+def default_models() -> dict[str, LoadedModel]:
+    """Both models with the weights found in $SA_VIZ_WEIGHTS_DIR (or ./weights), loaded once."""
+    return load_models()
+
+
+def explain(
+    image: ImageSource | PreparedImage,
+    *,
+    models: Mapping[str, LoadedModel] | None = None,
+    class_idx: int | None = None,
+    layer: str = DEFAULT_LAYER,
+    method: str = "gradcam",
+    crop: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Explanation:
+    """Explain one image with each model.
+
+    `class_idx`: None to explain each model's own top-1, or one ImageNet class for both.
+    `method`: a key of `sa_viz.cam.METHODS`; `layer`: one of `sa_viz.cam.LAYERS`.
+    `image`: a path, bytes, PIL image, array or an already `PreparedImage`.
+    """
+    if layer not in LAYERS:
+        raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(LAYERS)}")
+    if method not in METHODS:
+        raise ValueError(f"unknown CAM method {method!r}; choose one of {', '.join(METHODS)}")
+    prepared = (
+        image
+        if isinstance(image, PreparedImage)
+        else prepare_image(image, crop=crop, limits=limits)
+    )
+    models = default_models() if models is None else models
+    results = {
+        name: explain_model(loaded, prepared, class_idx=class_idx, layer=layer, method=method)
+        for name, loaded in models.items()
+    }
+    return Explanation(prepared, results, layer, method, class_idx)
+
+
+def explain_model(
+    loaded: LoadedModel,
+    image: PreparedImage,
+    *,
+    class_idx: int | None = None,
+    layer: str = DEFAULT_LAYER,
+    method: str = "gradcam",
+) -> ModelExplanation:
+    """One model's predictions, CAM and gates for a prepared image."""
+    model, x = loaded.module, image.tensor
+    with record_gates(model) as gates:
+        if method == "gradcam":
+            with head_gradient(model, layer) as probe:
+                logits = model(x)
+                classes = resolve_classes(logits, class_idx)
+                raw = probe.raw_cam(logits, classes).numpy()
+            cam = scale_cams(raw, image.size)[0]
+        else:
+            with torch.no_grad():
+                logits = model(x)
+            classes = resolve_classes(logits, class_idx)
+    if method != "gradcam":
+        result = compute_cam(model, x, classes, layer, method)
+        cam, raw = result.maps[0], result.raw
+    probabilities = torch.softmax(logits.detach()[0].double(), 0).numpy()
+    top = np.argsort(-probabilities, kind="stable")[:TOP_K]
+    return ModelExplanation(
+        name=loaded.name,
+        title=loaded.title,
+        top5=[_prediction(i, probabilities) for i in top],
+        target=_prediction(classes[0], probabilities),
+        cam=cam,
+        cam_raw=raw[0],
+        gates=dict(gates),
+        weights=loaded.status,
+        probabilities=probabilities.astype(np.float32),
+    )
+
+
+def _prediction(index: int, probabilities: np.ndarray) -> Prediction:
+    return Prediction(int(index), label(int(index)), float(probabilities[index]))

@@ -1,0 +1,86 @@
+"""The two architectures: torchvision's ResNet-50 and SA-ResNet-50 (an SA unit in every bottleneck).
+
+Builders return untrained models, as torchvision's do with `weights=None`; `sa_viz.weights`
+loads checkpoints into them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+from torchvision.models import resnet
+from torchvision.models.resnet import Bottleneck, ResNet
+
+from sa_viz.attention import ShuffleAttention
+
+STAGE_DEPTHS = (3, 4, 6, 3)
+SA_GROUPS = 64
+
+
+class SABottleneck(Bottleneck):
+    """torchvision's Bottleneck plus a Shuffle Attention unit after `bn3`, before the add."""
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        groups: int = 1,
+        base_width: int = 64,
+        dilation: int = 1,
+        norm_layer: Callable[..., nn.Module] | None = None,
+    ) -> None:
+        super().__init__(inplanes, planes, stride, None, groups, base_width, dilation, norm_layer)
+        # Registered before `downsample` so that the state dict lists `sa.*` right after `bn3.*`,
+        # in the order of the official checkpoint.
+        self.sa = ShuffleAttention(planes * self.expansion, SA_GROUPS)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.sa(self.bn3(self.conv3(out)))
+        out += identity
+        return self.relu(out)
+
+
+def resnet50(**kwargs) -> ResNet:
+    """ResNet-50 exactly as torchvision builds it (25,557,032 parameters), untrained."""
+    return resnet.resnet50(weights=None, **kwargs)
+
+
+def sa_resnet50(**kwargs) -> ResNet:
+    """SA-ResNet-50 (25,557,740 parameters), untrained; state dict as the official checkpoint's."""
+    return ResNet(SABottleneck, list(STAGE_DEPTHS), **kwargs)
+
+
+BUILDERS: dict[str, Callable[[], ResNet]] = {"resnet50": resnet50, "sa_resnet50": sa_resnet50}
+TITLES = {"resnet50": "ResNet-50", "sa_resnet50": "SA-ResNet-50"}
+
+SA_UNIT_NAMES: tuple[str, ...] = tuple(
+    f"layer{stage}.{block}" for stage, depth in enumerate(STAGE_DEPTHS, 1) for block in range(depth)
+)
+
+
+def sa_units(model: nn.Module) -> Iterator[tuple[str, ShuffleAttention]]:
+    """Yield ("layer1.0", unit) … ("layer4.2", unit): every SA unit, keyed by its bottleneck."""
+    for name, module in model.named_modules():
+        if isinstance(module, ShuffleAttention):
+            yield name.removesuffix(".sa"), module
+
+
+def untrained_sa_units(model: nn.Module) -> list[str]:
+    """Units whose gate weights are still the paper's zero init: their gates are constant σ(bias).
+
+    Trained weights are never exactly zero, so this tells a checkpoint that was never trained
+    (or never loaded) from a real one.
+    """
+    return [
+        name
+        for name, unit in sa_units(model)
+        if not (unit.cweight.detach().any() or unit.sweight.detach().any())
+    ]

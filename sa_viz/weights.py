@@ -1,0 +1,428 @@
+"""Checkpoints: where each model's weights come from, strict loading, and what to tell people.
+
+Every file is read with `torch.load(weights_only=True, map_location="cpu")` (a pickle that would
+run code is refused) and loaded strictly: a mismatch names the file and every missing, unexpected
+or mis-shaped key. A model whose weights are missing or unreadable is built from a fixed seed and
+flagged untrained, so the app and the CLI still work and say so.
+
+Run `python -m sa_viz.weights` for each model's status, `python -m sa_viz.weights import PATH` to
+check an official SA-Net checkpoint and store a clean copy in the weights folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models import ResNet50_Weights
+
+from sa_viz.models import BUILDERS, TITLES, untrained_sa_units
+
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+UNTRAINED_SEED = 0
+DOWNLOAD_TIMEOUT_S = 15.0
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file can't be used; the message names the file and says why."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        missing: list[str] | None = None,
+        unexpected: list[str] | None = None,
+        mismatched: list[str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.missing = missing or []
+        self.unexpected = unexpected or []
+        self.mismatched = mismatched or []
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Where one model's pretrained weights come from, and how a person gets them."""
+
+    model: str
+    filenames: tuple[str, ...]  # looked up in the weights folder, in this order
+    env_var: str  # a path to a checkpoint file, overriding the folder look-up
+    source: str
+    url: str | None = None
+    hash_prefix: str | None = None  # torchvision's scheme: the sha256 begins with this
+    how_to_get: str = ""
+
+    @property
+    def title(self) -> str:
+        return TITLES[self.model]
+
+
+_TORCHVISION = ResNet50_Weights.IMAGENET1K_V1
+SA_NET_BAIDU_URL = "https://pan.baidu.com/s/1-TEXeMjprUDyx013l3vZIQ"
+SA_NET_BAIDU_CODE = "474p"
+SA_NET_REPO = "https://github.com/wofmanaf/SA-Net"
+SA_CONVERTED_FILE = "sa_resnet50.pth"
+SA_OFFICIAL_FILE = "sa_resnet50.pth.tar"
+
+SPECS: dict[str, WeightsSpec] = {
+    "resnet50": WeightsSpec(
+        model="resnet50",
+        filenames=(Path(_TORCHVISION.url).name,),
+        env_var="SA_VIZ_RESNET50",
+        source="torchvision ResNet50_Weights.IMAGENET1K_V1 (ImageNet-1k top-1 76.13%)",
+        url=_TORCHVISION.url,
+        hash_prefix=Path(_TORCHVISION.url).stem.rsplit("-", 1)[1],
+        how_to_get=(
+            f"Downloaded automatically when online. Offline: fetch {_TORCHVISION.url} on a "
+            "machine with internet access and copy it into the weights folder."
+        ),
+    ),
+    "sa_resnet50": WeightsSpec(
+        model="sa_resnet50",
+        filenames=(SA_CONVERTED_FILE, SA_OFFICIAL_FILE),
+        env_var="SA_VIZ_SA_RESNET50",
+        source=f"official SA-Net checkpoint ({SA_NET_REPO}, ImageNet-1k top-1 77.88%)",
+        how_to_get=(
+            f"Download {SA_OFFICIAL_FILE} from the official repository's Baidu Drive share "
+            f"{SA_NET_BAIDU_URL} (extraction code {SA_NET_BAIDU_CODE}; linked from {SA_NET_REPO}), "
+            "then run: python -m sa_viz.weights import /path/to/sa_resnet50.pth.tar"
+        ),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a loaded file was: its format and, for training checkpoints, their metadata."""
+
+    format: str  # "state dict", "training checkpoint (SA-Net official)", ...
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WeightsStatus:
+    """Which weights a model runs with, in the words shown to people."""
+
+    model: str
+    title: str
+    pretrained: bool
+    source: str
+    message: str
+    path: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    verified: bool = False  # the file's hash matches the published one
+    how_to_get: str | None = None
+    untrained_units: tuple[str, ...] = ()
+
+    @property
+    def untrained(self) -> bool:
+        """True when anything computed from this model must carry the "untrained" flag."""
+        return not self.pretrained or bool(self.untrained_units)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "untrained": self.untrained}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    module: nn.Module
+    status: WeightsStatus
+
+    @property
+    def title(self) -> str:
+        return TITLES[self.name]
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], CheckpointInfo]:
+    """Read a checkpoint safely and return its state dict (prefixes removed) and its format."""
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"{path}: refused. The file holds Python objects that loading would have to execute "
+            "(only tensors and plain containers are accepted, weights_only=True). If it comes "
+            "from a source you trust, re-save its state_dict with torch.save(model.state_dict())."
+        ) from error
+    except FileNotFoundError as error:
+        raise CheckpointError(f"{path}: no such file") from error
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
+        raise CheckpointError(
+            f"{path}: can't be read as a PyTorch checkpoint; it is truncated or corrupted "
+            f"({str(error).splitlines()[0][:160]}). Download or copy it again."
+        ) from error
+    return _unwrap(obj, path)
+
+
+def _unwrap(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], CheckpointInfo]:
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict")
+    meta: dict[str, Any] = {}
+    fmt = "state dict"
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(obj.get(key), Mapping):
+            meta = {k: _plain(v) for k, v in obj.items() if k not in (key, "optimizer")}
+            fmt = "training checkpoint"
+            obj = obj[key]
+            break
+    state = dict(obj)
+    if state and all(k.startswith("module.") for k in state):
+        # nn.DataParallel's prefix, as in the official SA-Net checkpoint.
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+        fmt += " (DataParallel 'module.' prefixes)"
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: entries that are not tensors: {', '.join(bad[:10])}")
+    return state, CheckpointInfo(fmt, meta)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.item() if value.numel() == 1 else value.tolist()
+    return value if isinstance(value, (int, float, str, bool, type(None))) else repr(value)[:80]
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> CheckpointInfo:
+    """Load `path` into `model` strictly; raise `CheckpointError` naming every mismatched key.
+
+    Accepts torchvision's files and other plain state dicts, and training checkpoints such as the
+    official SA-Net file (`state_dict` with `module.` prefixes, `optimizer`, `best_acc` maybe
+    saved on a GPU): only the weights are used.
+    """
+    state, info = read_checkpoint(path)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [
+        f"{k} (file {tuple(state[k].shape)}, model {tuple(v.shape)})"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or mismatched:
+        raise CheckpointError(
+            _mismatch_message(Path(path), model, missing, unexpected, mismatched),
+            missing=missing,
+            unexpected=unexpected,
+            mismatched=mismatched,
+        )
+    model.load_state_dict(state, strict=True)
+    return info
+
+
+def _mismatch_message(
+    path: Path, model: nn.Module, missing: list[str], unexpected: list[str], mismatched: list[str]
+) -> str:
+    parts = [f"{path}: does not fit {type(model).__name__} strictly."]
+    if missing:
+        parts.append(f"{len(missing)} missing keys: {', '.join(missing)}.")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys: {', '.join(unexpected)}.")
+    if mismatched:
+        parts.append(f"{len(mismatched)} shape mismatches: {', '.join(mismatched)}.")
+    if missing and all(".sa." in k for k in missing) and not unexpected:
+        parts.append("It looks like a plain ResNet-50 checkpoint (no SA units).")
+    elif unexpected and all(".sa." in k for k in unexpected) and not missing:
+        parts.append("It looks like an SA-ResNet-50 checkpoint.")
+    return " ".join(parts)
+
+
+def build_untrained(name: str, seed: int = UNTRAINED_SEED) -> nn.Module:
+    """The architecture with its standard initialisation drawn from a fixed seed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return BUILDERS[name]().eval()
+
+
+def weights_dir(override: str | Path | None = None) -> Path:
+    """The weights folder: the argument, else $SA_VIZ_WEIGHTS_DIR, else ./weights of the repo."""
+    chosen = override or os.environ.get("SA_VIZ_WEIGHTS_DIR") or DEFAULT_WEIGHTS_DIR
+    return Path(chosen).expanduser()
+
+
+def find_weights(name: str, folder: str | Path | None = None, path: str | Path | None = None):
+    """The checkpoint file to use: `path`, else $SA_VIZ_<MODEL>, else the first known file name
+    in the weights folder. Returns None when there is none."""
+    spec = SPECS[name]
+    explicit = path or os.environ.get(spec.env_var)
+    if explicit:
+        return Path(explicit).expanduser()
+    for filename in spec.filenames:
+        candidate = weights_dir(folder) / filename
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def download(
+    name: str, folder: str | Path | None = None, timeout: float = DOWNLOAD_TIMEOUT_S
+) -> Path:
+    """Download a model's published file into the weights folder, checking its hash.
+
+    Written here rather than with torch.hub.download_url_to_file because that has no timeout:
+    offline, or behind a dead proxy, the app must not wait on the network.
+    """
+    spec = SPECS[name]
+    if spec.url is None:
+        raise CheckpointError(f"{spec.title} has no direct download. {spec.how_to_get}")
+    target = weights_dir(folder) / spec.filenames[0]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, part = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".part")
+    digest = hashlib.sha256()
+    try:
+        with (
+            os.fdopen(fd, "wb") as out,
+            urllib.request.urlopen(spec.url, timeout=timeout) as response,
+        ):
+            for block in iter(lambda: response.read(1 << 20), b""):
+                digest.update(block)
+                out.write(block)
+        if spec.hash_prefix and not digest.hexdigest().startswith(spec.hash_prefix):
+            raise CheckpointError(
+                f"downloaded {spec.url} but its sha256 {digest.hexdigest()} does not start with "
+                f"the published {spec.hash_prefix}; the file was discarded"
+            )
+        os.replace(part, target)
+    except (urllib.error.URLError, OSError) as error:
+        raise CheckpointError(f"could not download {spec.url}: {error}") from error
+    finally:
+        Path(part).unlink(missing_ok=True)
+    return target
+
+
+def load_model(
+    name: str,
+    *,
+    folder: str | Path | None = None,
+    path: str | Path | None = None,
+    allow_download: bool = True,
+) -> LoadedModel:
+    """A model in eval mode with the best weights available, and a status saying which.
+
+    Never raises for missing or broken weights: it falls back to the fixed-seed untrained model
+    and says why in the status.
+    """
+    spec = SPECS[name]
+    model = BUILDERS[name]().eval()
+    file = find_weights(name, folder, path)
+    problem = None
+    if file is None and spec.url and allow_download and not _offline_requested():
+        try:
+            file = download(name, folder)
+        except CheckpointError as error:
+            problem = str(error)
+    if file is not None:
+        try:
+            info = load_checkpoint(model, file)
+            return LoadedModel(name, model, _file_status(spec, model, Path(file), info))
+        except CheckpointError as error:
+            problem = str(error)
+    return LoadedModel(name, build_untrained(name), _untrained_status(spec, folder, problem))
+
+
+def _offline_requested() -> bool:
+    return os.environ.get("SA_VIZ_NO_DOWNLOAD", "").lower() in {"1", "true", "yes"}
+
+
+def _file_status(spec: WeightsSpec, model: nn.Module, path: Path, info: CheckpointInfo):
+    digest = sha256_of(path)
+    verified = bool(spec.hash_prefix) and digest.startswith(spec.hash_prefix)
+    untrained_units = tuple(untrained_sa_units(model))
+    source = spec.source if verified else f"{path.name} ({info.format})"
+    if verified:
+        message = f"{spec.title}: pretrained, {spec.source}; published hash verified ({path})"
+    elif spec.hash_prefix:
+        message = (
+            f"{spec.title}: weights from {path}. Its sha256 does not begin with the published "
+            f"{spec.hash_prefix}, so these are not torchvision's IMAGENET1K_V1 weights."
+        )
+    else:
+        message = f"{spec.title}: weights from {path} (no published hash to check it against)"
+    if untrained_units:
+        message = (
+            f"{spec.title}: weights from {path}, but {len(untrained_units)} of 16 SA units have "
+            "untrained gate parameters (cweight = sweight = 0: every gate is σ(1) ≈ 0.731)"
+        )
+    return WeightsStatus(
+        model=spec.model,
+        title=spec.title,
+        pretrained=True,
+        source=source,
+        message=message,
+        path=str(path),
+        size=path.stat().st_size,
+        sha256=digest,
+        verified=verified,
+        how_to_get=spec.how_to_get if untrained_units else None,
+        untrained_units=untrained_units,
+    )
+
+
+def _untrained_status(spec: WeightsSpec, folder: str | Path | None, problem: str | None):
+    where = weights_dir(folder)
+    reason = problem or f"no weights file in {where} ({' or '.join(spec.filenames)})"
+    return WeightsStatus(
+        model=spec.model,
+        title=spec.title,
+        pretrained=False,
+        source=f"untrained: random initialisation, seed {UNTRAINED_SEED}",
+        message=f"{spec.title} is UNTRAINED: {reason}. Results from it are meaningless.",
+        how_to_get=spec.how_to_get,
+    )
+
+
+def load_models(
+    folder: str | Path | None = None,
+    paths: Mapping[str, str | Path | None] | None = None,
+    allow_download: bool = True,
+) -> dict[str, LoadedModel]:
+    """Both models, ResNet-50 first."""
+    paths = paths or {}
+    return {
+        name: load_model(name, folder=folder, path=paths.get(name), allow_download=allow_download)
+        for name in SPECS
+    }
+
+
+def import_official(source: str | Path, folder: str | Path | None = None) -> tuple[Path, str]:
+    """Check that an official SA-Net checkpoint loads strictly; write its bare state dict.
+
+    Returns the written file and its sha256. The copy holds no optimizer state (about 100 MB
+    instead of about 200 MB) and no pickled metadata.
+    """
+    model = BUILDERS["sa_resnet50"]()
+    load_checkpoint(model, source)
+    target = weights_dir(folder) / SA_CONVERTED_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as part:
+        torch.save(model.state_dict(), part)
+    os.replace(part.name, target)
+    return target, sha256_of(target)
+
+
+if __name__ == "__main__":
+    import sys
+
+    from sa_viz.cli import weights_main
+
+    sys.exit(weights_main())

@@ -1,0 +1,111 @@
+"""Shared fixtures: fixed-seed weights saved in each real checkpoint format, real photos.
+
+No test touches the network. The "trained-like" weights are random draws with a fixed seed, also
+for the SA gate parameters (the paper's init would make every gate the constant σ(1)), saved the
+way torchvision and the official SA-Net training script save theirs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from sa_viz.models import resnet50, sa_resnet50, sa_units
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ["SA_VIZ_NO_DOWNLOAD"] = "1"  # tests never wait on the network
+
+REPO = Path(__file__).resolve().parent.parent
+ASSETS = REPO / "assets"
+SEED = 1234
+
+
+def randomize_gates(model: torch.nn.Module, seed: int = SEED) -> torch.nn.Module:
+    """Give every SA unit non-trivial gate parameters, as training would."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, unit in sa_units(model):
+            for p in (unit.cweight, unit.sweight, unit.gn.weight):
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.8 + (p is unit.gn.weight))
+            for p in (unit.cbias, unit.sbias, unit.gn.bias):
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.5)
+    return model
+
+
+def seeded(builder, seed: int = SEED) -> torch.nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = builder()
+    return model.eval()
+
+
+def trained_like_sa(seed: int = SEED) -> torch.nn.Module:
+    return randomize_gates(seeded(sa_resnet50, seed), seed)
+
+
+def save_as_gpu_tensor(value: torch.Tensor):
+    """A tensor that torch.save records on 'cuda:0', as a checkpoint saved during GPU training
+    records `best_acc`: loading it needs map_location="cpu" on a machine without CUDA."""
+    pointer = value.untyped_storage().data_ptr()
+
+    def tagger(storage):
+        return "cuda:0" if storage.data_ptr() == pointer else None
+
+    def never(_obj, _location):
+        return None
+
+    torch.serialization.register_package(0, tagger, never)
+    return tagger
+
+
+def official_checkpoint(model: torch.nn.Module, path: Path) -> Path:
+    """Write `model` the way SA-Net's main.py saves: epoch, arch, state_dict under DataParallel's
+    `module.` prefix, best_acc (a tensor saved from the GPU) and the SGD optimizer's state."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()  # creates the momentum buffers a real checkpoint carries
+    for p in model.parameters():
+        p.grad = None
+    best_acc = torch.tensor(77.88)
+    tagger = save_as_gpu_tensor(best_acc)
+    try:
+        torch.save(
+            {
+                "epoch": 100,
+                "arch": "sa_resnet50",
+                "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()},
+                "best_acc": best_acc,
+                "optimizer": optimizer.state_dict(),
+            },
+            path,
+        )
+    finally:
+        torch.serialization._package_registry[:] = [
+            entry for entry in torch.serialization._package_registry if entry[1] is not tagger
+        ]
+    return path
+
+
+@pytest.fixture(scope="session")
+def weights_folder(tmp_path_factory) -> Path:
+    """A weights folder as a user has it: torchvision's file and the official SA-Net file."""
+    folder = tmp_path_factory.mktemp("weights")
+    torch.save(seeded(resnet50).state_dict(), folder / "resnet50-0676ba61.pth")
+    official_checkpoint(trained_like_sa(), folder / "sa_resnet50.pth.tar")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def loaded_models(weights_folder):
+    from sa_viz.weights import load_models
+
+    return load_models(weights_folder, allow_download=False)
+
+
+@pytest.fixture(scope="session")
+def chelsea_path() -> Path:
+    return ASSETS / "chelsea.jpg"

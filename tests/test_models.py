@@ -1,0 +1,112 @@
+"""The architectures: the official state-dict layout, parameter counts, the SA unit's math."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import REPO, randomize_gates, seeded
+from torchvision.models import resnet50 as torchvision_resnet50
+
+from sa_viz.attention import ShuffleAttention
+from sa_viz.models import SA_UNIT_NAMES, resnet50, sa_resnet50, sa_units, untrained_sa_units
+
+# A copy of shared/reference/sa_resnet50_shapes.json: the official checkpoint's names and shapes.
+REFERENCE = REPO / "tests" / "data" / "sa_resnet50_shapes.json"
+
+
+@pytest.fixture(scope="module")
+def reference_shapes() -> dict[str, list[int]]:
+    return json.loads(REFERENCE.read_text())
+
+
+def test_sa_resnet50_state_dict_is_the_official_layout(reference_shapes):
+    state = sa_resnet50().state_dict()
+    assert len(state) == 416
+    assert list(state) == list(reference_shapes), "names or their order differ"
+    for name, tensor in state.items():
+        assert list(tensor.shape) == reference_shapes[name], name
+
+
+def test_parameter_counts():
+    assert sum(p.numel() for p in resnet50().parameters()) == 25_557_032
+    assert sum(p.numel() for p in sa_resnet50().parameters()) == 25_557_740
+
+
+def test_resnet50_is_torchvisions():
+    ours, theirs = resnet50().state_dict(), torchvision_resnet50().state_dict()
+    assert len(ours) == 320
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
+
+
+def test_sixteen_units_with_named_gates():
+    model = sa_resnet50()
+    units = dict(sa_units(model))
+    assert tuple(units) == SA_UNIT_NAMES and len(units) == 16
+    widths = {f"layer{s}": c for s, c in zip((1, 2, 3, 4), (2, 4, 8, 16), strict=True)}
+    for name, unit in units.items():
+        assert unit.groups == 64
+        assert unit.channels_per_half == widths[name.split(".")[0]]
+        assert isinstance(unit.channel_gate, torch.nn.Sigmoid)
+        assert isinstance(unit.spatial_gate, torch.nn.Sigmoid)
+        assert model.get_submodule(f"{name}.sa.channel_gate") is unit.channel_gate
+
+
+def hand_computed_sa(x, cweight, cbias, sweight, sbias, gn_weight, gn_bias, groups, eps=1e-5):
+    """DESIGN.md's four steps, one element-wise loop at a time (independent of the module)."""
+    b, ch = x.shape[:2]
+    c = ch // (2 * groups)
+    pre_shuffle = torch.empty_like(x)
+    for n in range(b):
+        for g in range(groups):
+            for j in range(c):
+                first = x[n, g * 2 * c + j]  # X1, channel j of group g
+                s = first.mean()
+                gate = torch.sigmoid(cweight[j] * s + cbias[j])
+                pre_shuffle[n, g * 2 * c + j] = first * gate
+                second = x[n, g * 2 * c + c + j]  # X2, channel j
+                normed = (second - second.mean()) / torch.sqrt(second.var(unbiased=False) + eps)
+                normed = normed * gn_weight[j] + gn_bias[j]
+                gate = torch.sigmoid(sweight[j] * normed + sbias[j])
+                pre_shuffle[n, g * 2 * c + c + j] = second * gate
+    # channel shuffle, 2 groups: output channel 2m + t comes from channel t·C/2 + m
+    out = torch.empty_like(x)
+    for m in range(ch // 2):
+        for t in range(2):
+            out[:, 2 * m + t] = pre_shuffle[:, t * ch // 2 + m]
+    return out
+
+
+def test_sa_unit_matches_hand_computation():
+    torch.manual_seed(0)
+    unit = ShuffleAttention(channels=24, groups=3)  # c = 4
+    with torch.no_grad():
+        for p in unit.parameters():
+            p.copy_(torch.randn_like(p))
+    x = torch.randn(2, 24, 5, 7)
+    expected = hand_computed_sa(
+        x,
+        unit.cweight.flatten(),
+        unit.cbias.flatten(),
+        unit.sweight.flatten(),
+        unit.sbias.flatten(),
+        unit.gn.weight,
+        unit.gn.bias,
+        groups=3,
+    )
+    torch.testing.assert_close(unit(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_untrained_units_are_detected():
+    model = sa_resnet50()
+    assert untrained_sa_units(model) == list(SA_UNIT_NAMES)
+    randomize_gates(model)
+    assert untrained_sa_units(model) == []
+
+
+def test_every_parameter_gets_a_gradient():
+    model = randomize_gates(seeded(sa_resnet50)).train()
+    model(torch.randn(2, 3, 64, 64)).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert missing == []
