@@ -50,11 +50,13 @@ def record_gates(model: nn.Module) -> Iterator[dict[str, UnitGates]]:
     halves: dict[str, dict[str, torch.Tensor]] = {}
 
     def keep(name: str, kind: str, gate: torch.Tensor, groups: int) -> None:
-        # (B·G, c, ...) → (B, G, c, ...); a copy, never a view of the live activation.
+        # (B·G, c, 1, 1) → (B, G, c) and (B·G, c, h, w) → (B, G, c, h, w): copies, never views of
+        # the live activation.
         b = gate.shape[0] // groups
-        copy = gate.detach().reshape(b, groups, *gate.shape[1:]).clone()
+        shape = (b, groups, -1) if kind == "channel" else (b, groups, *gate.shape[1:])
+        copy = gate.detach().reshape(shape).clone()
         parts = halves.setdefault(name, {})
-        parts[kind] = copy.reshape(b, groups, -1) if kind == "channel" else copy
+        parts[kind] = copy
         if len(parts) == 2:
             recorded[name] = UnitGates(**halves.pop(name))
 

@@ -233,11 +233,9 @@ def _first_line(error: BaseException) -> str:
 
 
 def _unidentified_message(data: bytes) -> str:
-    try:
-        data[:512].decode("utf-8")
-        kind = "it looks like text"
-    except UnicodeDecodeError:
-        kind = "its contents are not a known image format"
+    head = data[:512].decode("utf-8", errors="replace")
+    printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in head)
+    kind = "it looks like text" if printable >= 0.95 * len(head) else "not a known image format"
     return f"This file is not an image SA-Viz can read ({kind}). Upload a {SUPPORTED} file."
 
 

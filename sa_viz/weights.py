@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 import tempfile
 import urllib.error
 import urllib.request
@@ -159,20 +160,30 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Checkpoi
     path = Path(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise CheckpointError(
-            f"{path}: refused. The file holds Python objects that loading would have to execute "
-            "(only tensors and plain containers are accepted, weights_only=True). If it comes "
-            "from a source you trust, re-save its state_dict with torch.save(model.state_dict())."
-        ) from error
     except FileNotFoundError as error:
         raise CheckpointError(f"{path}: no such file") from error
+    except pickle.UnpicklingError as error:
+        # weights_only names the global a pickle wanted to import; garbage has none.
+        wanted = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if wanted:
+            raise CheckpointError(
+                f"{path}: refused. Loading it would import and call {wanted.group(1)}, i.e. run "
+                "code (only tensors and plain containers are accepted: weights_only=True). "
+                "If it comes from a source you trust, re-save it with "
+                "torch.save(model.state_dict())."
+            ) from error
+        raise _unreadable(path, error) from error
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
-        raise CheckpointError(
-            f"{path}: can't be read as a PyTorch checkpoint; it is truncated or corrupted "
-            f"({str(error).splitlines()[0][:160]}). Download or copy it again."
-        ) from error
+        raise _unreadable(path, error) from error
     return _unwrap(obj, path)
+
+
+def _unreadable(path: Path, error: BaseException) -> CheckpointError:
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+    return CheckpointError(
+        f"{path}: can't be read as a PyTorch checkpoint; it is truncated or corrupted "
+        f"({reason}). Download or copy it again."
+    )
 
 
 def _unwrap(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], CheckpointInfo]:

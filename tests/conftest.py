@@ -64,10 +64,11 @@ def save_as_gpu_tensor(value: torch.Tensor):
 def official_checkpoint(model: torch.nn.Module, path: Path) -> Path:
     """Write `model` the way SA-Net's main.py saves: epoch, arch, state_dict under DataParallel's
     `module.` prefix, best_acc (a tensor saved from the GPU) and the SGD optimizer's state."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
-    optimizer.step()  # creates the momentum buffers a real checkpoint carries
+    optimizer.step()  # creates the momentum buffers a real checkpoint carries; weights unchanged
+    optimizer.param_groups[0]["weight_decay"] = 1e-4  # the training recipe's value
     for p in model.parameters():
         p.grad = None
     best_acc = torch.tensor(77.88)

