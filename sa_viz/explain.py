@@ -116,10 +116,7 @@ def explain(
     `method`: a key of `sa_viz.cam.METHODS`; `layer`: one of `sa_viz.cam.LAYERS`.
     `image`: a path, bytes, PIL image, array or an already `PreparedImage`.
     """
-    if layer not in LAYERS:
-        raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(LAYERS)}")
-    if method not in METHODS:
-        raise ValueError(f"unknown CAM method {method!r}; choose one of {', '.join(METHODS)}")
+    check_settings(layer, method)
     prepared = (
         image
         if isinstance(image, PreparedImage)
@@ -131,6 +128,13 @@ def explain(
         for name, loaded in models.items()
     }
     return Explanation(prepared, results, layer, method, class_idx)
+
+
+def check_settings(layer: str, method: str) -> None:
+    if layer not in LAYERS:
+        raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(LAYERS)}")
+    if method not in METHODS:
+        raise ValueError(f"unknown CAM method {method!r}; choose one of {', '.join(METHODS)}")
 
 
 def explain_model(

@@ -347,8 +347,9 @@ def load_model(
             info = load_checkpoint(model, file)
             return LoadedModel(name, model, _file_status(spec, model, Path(file), info))
         except CheckpointError as error:
-            problem = str(error)
-    return LoadedModel(name, build_untrained(name), _untrained_status(spec, folder, problem))
+            # Statuses are shown in the app: name the file, not where it lives on the server.
+            problem = str(error).replace(str(file), Path(file).name)
+    return LoadedModel(name, build_untrained(name), _untrained_status(spec, problem))
 
 
 def _offline_requested() -> bool:
@@ -361,18 +362,18 @@ def _file_status(spec: WeightsSpec, model: nn.Module, path: Path, info: Checkpoi
     untrained_units = tuple(untrained_sa_units(model))
     source = spec.source if verified else f"{path.name} ({info.format})"
     if verified:
-        message = f"{spec.title}: pretrained, {spec.source}; published hash verified ({path})"
+        message = f"{spec.title}: pretrained, {spec.source}; published hash verified ({path.name})"
     elif spec.hash_prefix:
         message = (
-            f"{spec.title}: weights from {path}. Its sha256 does not begin with the published "
+            f"{spec.title}: weights from {path.name}. Its sha256 does not begin with the published "
             f"{spec.hash_prefix}, so these are not torchvision's IMAGENET1K_V1 weights."
         )
     else:
-        message = f"{spec.title}: weights from {path} (no published hash to check it against)"
+        message = f"{spec.title}: weights from {path.name} (no published hash to check it against)"
     if untrained_units:
         message = (
-            f"{spec.title}: weights from {path}, but {len(untrained_units)} of 16 SA units have "
-            "untrained gate parameters (cweight = sweight = 0: every gate is σ(1) ≈ 0.731)"
+            f"{spec.title}: weights from {path.name}, but {len(untrained_units)} of 16 SA units "
+            "have untrained gate parameters (cweight = sweight = 0: every gate is σ(1) ≈ 0.731)"
         )
     return WeightsStatus(
         model=spec.model,
@@ -389,9 +390,8 @@ def _file_status(spec: WeightsSpec, model: nn.Module, path: Path, info: Checkpoi
     )
 
 
-def _untrained_status(spec: WeightsSpec, folder: str | Path | None, problem: str | None):
-    where = weights_dir(folder)
-    reason = problem or f"no weights file in {where} ({' or '.join(spec.filenames)})"
+def _untrained_status(spec: WeightsSpec, problem: str | None):
+    reason = problem or f"no {' or '.join(spec.filenames)} in the weights folder"
     return WeightsStatus(
         model=spec.model,
         title=spec.title,

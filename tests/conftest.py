@@ -110,3 +110,56 @@ def loaded_models(weights_folder):
 @pytest.fixture(scope="session")
 def chelsea_path() -> Path:
     return ASSETS / "chelsea.jpg"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_server(weights_folder, tmp_path_factory):
+    """`python app.py` as a user starts it, on a free loopback port, with the test weights."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "app.log"
+    env = {
+        **os.environ,
+        "SA_VIZ_WEIGHTS_DIR": str(weights_folder),
+        "SA_VIZ_NO_DOWNLOAD": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "app.py", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the app did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()

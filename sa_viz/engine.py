@@ -1,0 +1,127 @@
+"""The models of a running server: loaded in the background, used by one request at a time.
+
+The app answers HTTP while the models load (torch's imports and two checkpoints take seconds);
+requests that need them wait. Explanations are kept in a small LRU cache keyed by the input's
+pixels and the settings that change the numbers, so a repeated image or a back-and-forth between
+settings does not run the models again. No gradio in this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from sa_viz.explain import Explanation, check_settings, explain_model
+from sa_viz.preprocess import DEFAULT_LIMITS, ImageSource, Limits, prepare_image
+from sa_viz.weights import LoadedModel, WeightsStatus
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+
+
+class ModelsUnavailable(RuntimeError):
+    """The models could not be loaded (or not in time); the message says why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that changes the computed numbers (not the view)."""
+
+    crop: bool = False
+    class_idx: int | None = None
+    layer: str = "layer4"
+    method: str = "gradcam"
+
+    def __post_init__(self) -> None:
+        check_settings(self.layer, self.method)
+
+
+class Engine:
+    def __init__(
+        self,
+        loader: Callable[[], Mapping[str, LoadedModel]],
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        cache_size: int = 16,
+    ) -> None:
+        self._loader = loader
+        self.limits = limits
+        self._models: Mapping[str, LoadedModel] | None = None
+        self._failure: str | None = None
+        self._ready = threading.Event()
+        self._compute = threading.Lock()
+        self._cache: OrderedDict[tuple, Explanation] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+
+    def start(self) -> Engine:
+        """Load the models in a background thread; returns at once."""
+        threading.Thread(target=self._load, name="sa-viz-load-models", daemon=True).start()
+        return self
+
+    def _load(self) -> None:
+        try:
+            self._models = dict(self._loader())
+        except Exception as error:  # reported on the page; the server keeps serving
+            log.exception("loading the models failed")
+            self._failure = f"{type(error).__name__}: {error}"
+        finally:
+            self._ready.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def models(self, timeout: float | None = None) -> Mapping[str, LoadedModel]:
+        if not self._ready.wait(timeout):
+            raise ModelsUnavailable("The models are still loading; try again in a few seconds.")
+        if self._models is None:
+            raise ModelsUnavailable(f"The models could not be loaded: {self._failure}")
+        return self._models
+
+    def statuses(self, timeout: float | None = None) -> list[WeightsStatus]:
+        return [m.status for m in self.models(timeout).values()]
+
+    def explain(
+        self,
+        source: ImageSource,
+        settings: Settings,
+        progress: Progress | None = None,
+    ) -> Explanation:
+        """Explain `source` with both models (from the cache when the same pixels and settings
+        were explained recently). Raises `ImageError` for unusable images."""
+        report = progress or (lambda _f, _t: None)
+        report(0.02, "Reading the image")
+        prepared = prepare_image(source, crop=settings.crop, limits=self.limits)
+        key = (hashlib.sha256(prepared.display.tobytes()).hexdigest(), prepared.size, settings)
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        report(0.05, "Waiting for the models")
+        models = self.models(timeout=300)
+        with self._compute:
+            per_model = {}
+            for i, (name, loaded) in enumerate(models.items()):
+                report(0.1 + 0.8 * i / len(models), f"{loaded.title}: predictions, CAM and gates")
+                per_model[name] = explain_model(
+                    loaded,
+                    prepared,
+                    class_idx=settings.class_idx,
+                    layer=settings.layer,
+                    method=settings.method,
+                )
+        result = Explanation(
+            prepared, per_model, settings.layer, settings.method, settings.class_idx
+        )
+        with self._cache_lock:
+            self._cache[key] = result
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        report(0.95, "Rendering")
+        return result

@@ -1,0 +1,52 @@
+"""Pictures: the render stage, the only code that draws.
+
+`overlays`: maps over images (NumPy/OpenCV, milliseconds); `panels`: charts drawn into NumPy
+pictures for the app; `figures`: matplotlib figures with axes for the CLI and papers.
+"""
+
+from sa_viz.render.figures import comparison_figure, figure_array, figure_png, gate_grid_figure
+from sa_viz.render.overlays import (
+    COLORMAPS,
+    DEFAULT_ALPHA,
+    DEFAULT_COLORMAP,
+    GATE_SCALES,
+    UNTRAINED_STAMP,
+    colorize,
+    gate_range,
+    mosaic,
+    overlay,
+    signed_overlay,
+    stamp_untrained,
+)
+from sa_viz.render.panels import (
+    bar_panel,
+    colorbar,
+    gate_mosaic_panel,
+    group_panel,
+    heatmap_panel,
+    summary_panel,
+)
+
+__all__ = [
+    "COLORMAPS",
+    "DEFAULT_ALPHA",
+    "DEFAULT_COLORMAP",
+    "GATE_SCALES",
+    "UNTRAINED_STAMP",
+    "bar_panel",
+    "colorbar",
+    "colorize",
+    "comparison_figure",
+    "figure_array",
+    "figure_png",
+    "gate_grid_figure",
+    "gate_mosaic_panel",
+    "gate_range",
+    "group_panel",
+    "heatmap_panel",
+    "mosaic",
+    "overlay",
+    "signed_overlay",
+    "stamp_untrained",
+    "summary_panel",
+]

@@ -1,0 +1,107 @@
+"""Figures with axes, titles and colour bars, made with matplotlib's object API (no pyplot, so
+no global figure state): the CLI's outputs, for papers and slides. The app draws with the faster
+`render.overlays` and `render.panels`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+from sa_viz.gates import UnitGates
+from sa_viz.render.overlays import (
+    DEFAULT_ALPHA,
+    DEFAULT_COLORMAP,
+    UNTRAINED_STAMP,
+    gate_range,
+    mosaic,
+    overlay,
+)
+
+
+def figure_png(fig: Figure, dpi: int = 110) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def figure_array(fig: Figure, dpi: int = 100) -> np.ndarray:
+    """The figure as an (H, W, 3) uint8 image."""
+    fig.set_dpi(dpi)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+
+
+def _title(ax, text: str, untrained: bool) -> None:
+    if untrained:
+        text = f"{UNTRAINED_STAMP}\n{text}"
+    ax.set_title(text, fontsize=9, color="#b00020" if untrained else "black")
+
+
+def comparison_figure(
+    image: np.ndarray,
+    panels: Sequence[tuple[str, np.ndarray, bool]],
+    *,
+    colormap: str = DEFAULT_COLORMAP,
+    alpha: float = DEFAULT_ALPHA,
+    suptitle: str = "",
+) -> Figure:
+    """The image, then one CAM overlay per (title, cam, untrained) panel, side by side."""
+    fig = Figure(figsize=(3.2 * (len(panels) + 1), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(panels) + 1)
+    axes[0].imshow(image)
+    axes[0].set_title("input (as the models see it)", fontsize=9)
+    for ax, (text, cam, untrained) in zip(axes[1:], panels, strict=True):
+        ax.imshow(overlay(image, cam, colormap, alpha))
+        _title(ax, text, untrained)
+    for ax in axes:
+        ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return fig
+
+
+def gate_grid_figure(
+    image: np.ndarray,
+    gates: UnitGates,
+    unit: str,
+    *,
+    colormap: str = DEFAULT_COLORMAP,
+    alpha: float = DEFAULT_ALPHA,
+    scale: str = "unit range",
+    untrained: bool = False,
+) -> Figure:
+    """One SA unit: the 64 groups' spatial gates (mean over each group's channels) over the
+    image, with their colour scale, beside the 64 × c channel-gate heatmap."""
+    spatial = gates.spatial_mean()[0].numpy()
+    channel = gates.channel[0].numpy()
+    grid = mosaic(image, spatial, colormap=colormap, alpha=alpha, scale=scale)
+    fig = Figure(figsize=(12, 7.2), layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[4, 1])
+    ax = left.subplots()
+    ax.imshow(grid)
+    ax.axis("off")
+    low, high = gate_range(spatial, scale)
+    if scale != "per group":
+        left.colorbar(
+            ScalarMappable(Normalize(low, high), colormap),
+            ax=ax,
+            shrink=0.6,
+            label="spatial gate (mean over the group's channels)",
+        )
+    _title(ax, f"{unit}: spatial gates of the 64 groups (colours: {scale})", untrained)
+    hx = right.subplots()
+    heat = hx.imshow(channel, aspect="auto", cmap="viridis", interpolation="nearest")
+    hx.set_xlabel("channel (c)")
+    hx.set_ylabel("group")
+    hx.set_yticks(range(0, len(channel), 8))
+    right.colorbar(heat, ax=hx, label="channel gate", shrink=0.8)
+    _title(hx, "channel gates", untrained)
+    return fig

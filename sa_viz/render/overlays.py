@@ -1,0 +1,147 @@
+"""Maps over images: colour lookup, overlays, the signed difference, mosaics of many maps.
+
+NumPy and OpenCV only: these run on every slider move, so they take milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+
+import cv2
+import matplotlib
+import numpy as np
+
+from sa_viz.render.text import banner, draw_labels
+
+COLORMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "cividis", "gray")
+DEFAULT_COLORMAP = "jet"
+DEFAULT_ALPHA = 0.5
+DIVERGING = "RdBu_r"
+UNTRAINED_STAMP = "UNTRAINED weights"
+GATE_SCALES = ("unit range", "0–1", "per group")
+UNTRAINED_RED = (176, 0, 32)
+
+
+@cache
+def lut(colormap: str) -> np.ndarray:
+    """(256, 3) uint8 colours of a matplotlib colormap."""
+    cmap = matplotlib.colormaps[colormap]
+    return np.round(cmap(np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+
+
+def colorize(values: np.ndarray, colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
+    """Values in [0, 1], any shape → that shape + (3,) uint8 colours."""
+    index = np.clip(np.rint(np.asarray(values, np.float32) * 255), 0, 255).astype(np.uint8)
+    return lut(colormap)[index]
+
+
+def resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w) or (N, h, w) float maps → (H, W) or (N, H, W), bilinear, in one OpenCV call."""
+    maps = np.asarray(maps, np.float32)
+    h, w = size
+    if maps.shape[-2:] == (h, w):
+        return maps
+    if maps.ndim == 2:
+        return cv2.resize(maps, (w, h))
+    # OpenCV resizes up to 512 channels at once: (h, w, N) in one call instead of N calls.
+    stacked = np.ascontiguousarray(np.moveaxis(maps, 0, -1))
+    return np.moveaxis(cv2.resize(stacked, (w, h)).reshape(h, w, -1), -1, 0)
+
+
+def blend(image: np.ndarray, colours: np.ndarray, alpha: float) -> np.ndarray:
+    return cv2.addWeighted(colours, alpha, np.broadcast_to(image, colours.shape), 1 - alpha, 0)
+
+
+def overlay(
+    image: np.ndarray,
+    values: np.ndarray,
+    colormap: str = DEFAULT_COLORMAP,
+    alpha: float = DEFAULT_ALPHA,
+) -> np.ndarray:
+    """Blend a [0, 1] map, resized to the image, over an (H, W, 3) uint8 image."""
+    return blend(image, colorize(resize_maps(values, image.shape[:2]), colormap), alpha)
+
+
+def signed_overlay(image: np.ndarray, values: np.ndarray, alpha: float = 0.65) -> np.ndarray:
+    """A map in [−1, 1] in a diverging colormap (red > 0, blue < 0) over the image in gray."""
+    gray = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    colours = colorize((resize_maps(values, image.shape[:2]) + 1) / 2, DIVERGING)
+    return blend(gray, colours, alpha)
+
+
+def gate_range(maps: np.ndarray, scale: str) -> tuple[float, float]:
+    """The value range gate maps are coloured with, for `GATE_SCALES` "unit range" and "0–1"."""
+    if scale not in GATE_SCALES:
+        raise ValueError(f"scale must be one of {GATE_SCALES}")
+    if scale == "0–1":
+        return 0.0, 1.0
+    return float(np.min(maps)), float(np.max(maps))
+
+
+def to_unit(maps: np.ndarray, scale: str, value_range: tuple[float, float] | None = None):
+    """Map gate values to [0, 1] for colouring: over `value_range` (default: from `scale`), or
+    each map over its own min–max ("per group")."""
+    maps = np.asarray(maps, np.float32)
+    if scale == "per group":
+        low = maps.min(axis=(-2, -1), keepdims=True)
+        span = maps.max(axis=(-2, -1), keepdims=True) - low
+        return (maps - low) / np.where(span > 0, span, 1)
+    low, high = value_range or gate_range(maps, scale)
+    return (maps - low) / (high - low) if high > low else np.zeros_like(maps)
+
+
+def tile_size(image: np.ndarray, tile: int) -> tuple[int, int]:
+    """(height, width) of a tile whose shorter side is `tile`, with the image's aspect."""
+    h, w = image.shape[:2]
+    return (tile, round(w * tile / h)) if h <= w else (round(h * tile / w), tile)
+
+
+def mosaic(
+    image: np.ndarray,
+    maps: np.ndarray,
+    *,
+    colormap: str = DEFAULT_COLORMAP,
+    alpha: float = DEFAULT_ALPHA,
+    scale: str = "unit range",
+    value_range: tuple[float, float] | None = None,
+    columns: int = 8,
+    tile: int = 112,
+    labels: Sequence[str] | None = None,
+    highlight: int | None = None,
+) -> np.ndarray:
+    """Maps (N, h, w) as a grid of small overlays on the image, each tile labelled.
+
+    `tile` is a tile's shorter side in pixels; `highlight` frames one tile.
+    """
+    n = len(maps)
+    th, tw = tile_size(image, tile)
+    base = cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
+    tiles = blend(
+        base, colorize(resize_maps(to_unit(maps, scale, value_range), (th, tw)), colormap), alpha
+    )
+    rows, gap = -(-n // columns), 2
+    canvas = np.full((rows * (th + gap) - gap, columns * (tw + gap) - gap, 3), 255, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        y, x = r * (th + gap), c * (tw + gap)
+        canvas[y : y + th, x : x + tw] = tiles[i]
+        if highlight == i:
+            cv2.rectangle(canvas, (x, y), (x + tw - 1, y + th - 1), (255, 255, 255), 4)
+            cv2.rectangle(canvas, (x, y), (x + tw - 1, y + th - 1), (0, 0, 0), 1)
+    return draw_labels(
+        canvas,
+        [
+            (
+                labels[i] if labels is not None else str(i),
+                (i % columns) * (tw + gap) + 4,
+                (i // columns) * (th + gap) + 2,
+            )
+            for i in range(n)
+        ],
+    )
+
+
+def stamp_untrained(image: np.ndarray) -> np.ndarray:
+    """A red banner across the top of a picture made by an untrained model."""
+    return banner(image, UNTRAINED_STAMP, UNTRAINED_RED)

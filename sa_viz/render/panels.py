@@ -1,0 +1,313 @@
+"""Small charts drawn directly into NumPy pictures: a heatmap with a colour bar, bar charts, the
+per-group view and the per-unit summary.
+
+Drawn by hand with PIL because matplotlib needs 0.25–1 s per figure on this project's 2-core
+machines, and these are redrawn on every change of unit, group or colour; each takes a few
+milliseconds here. matplotlib (render.figures) still makes the figures people export for papers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from sa_viz.gates import UnitGates, gate_stats
+from sa_viz.render.overlays import (
+    DEFAULT_ALPHA,
+    DEFAULT_COLORMAP,
+    UNTRAINED_RED,
+    UNTRAINED_STAMP,
+    colorize,
+    gate_range,
+    mosaic,
+)
+from sa_viz.render.text import text_width, titled, write
+
+GRID = (225, 225, 225)
+AXIS = (90, 90, 90)
+BLUE = (59, 110, 168)
+ORANGE = (221, 132, 82)
+SIGMOID_1 = float(1 / (1 + np.exp(-1)))
+
+
+def _title(title: str, untrained: bool) -> tuple[str, tuple[int, int, int]]:
+    return (f"{UNTRAINED_STAMP} · {title}", UNTRAINED_RED) if untrained else (title, (0, 0, 0))
+
+
+def colorbar(
+    low: float, high: float, colormap: str, *, height: int, label: str, width: int = 14
+) -> np.ndarray:
+    """A vertical colour bar with its low, middle and high values and a label."""
+    ramp = colorize(np.linspace(1, 0, height)[:, None].repeat(width, 1), colormap)
+    margin_top, margin_bottom = 8, 8
+    pad = max(text_width(f"{v:.3f}", 11) for v in (low, high)) + 10
+    canvas = Image.new("RGB", (width + pad + 22, height + margin_top + margin_bottom), "white")
+    canvas.paste(Image.fromarray(ramp), (0, margin_top))
+    draw = ImageDraw.Draw(canvas)
+    for frac in (0.0, 0.5, 1.0):
+        y = margin_top + round((1 - frac) * (height - 1))
+        draw.line([(width, y), (width + 4, y)], fill=AXIS)
+        write(draw, (width + 6, y), f"{low + frac * (high - low):.3f}", 11, anchor="lm")
+    label_image = Image.new("RGB", (height, 16), "white")
+    write(ImageDraw.Draw(label_image), (height // 2, 8), label, 11, anchor="mm")
+    canvas.paste(label_image.rotate(90, expand=True), (width + pad + 4, margin_top))
+    return np.asarray(canvas)
+
+
+def heatmap_panel(
+    values: np.ndarray,
+    *,
+    colormap: str = "viridis",
+    value_range: tuple[float, float] | None = None,
+    highlight_row: int | None = None,
+    title: str = "",
+    row_label: str = "group",
+    col_label: str = "channel",
+    row_step: int = 8,
+    cell_height: int = 7,
+    width: int = 176,
+    colour_label: str = "",
+    untrained: bool = False,
+) -> np.ndarray:
+    """values (R, C) as coloured cells (rows top to bottom), axis ticks, a colour bar."""
+    rows, cols = values.shape
+    low, high = value_range or (float(values.min()), float(values.max()))
+    unit = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    cell_width = max(6, width // cols)
+    cells = colorize(unit, colormap).repeat(cell_height, 0).repeat(cell_width, 1)
+    left, bottom, top = 34, 34, 6
+    h, w = cells.shape[:2]
+    canvas = Image.new("RGB", (left + w + 4, top + h + bottom), "white")
+    canvas.paste(Image.fromarray(cells), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    for r in range(0, rows, row_step):
+        y = top + r * cell_height + cell_height // 2
+        draw.line([(left - 4, y), (left - 1, y)], fill=AXIS)
+        write(draw, (left - 6, y), str(r), 11, anchor="rm")
+    col_step = 1 if cols <= 8 else 2
+    for c in range(0, cols, col_step):
+        x = left + c * cell_width + cell_width // 2
+        write(draw, (x, top + h + 3), str(c), 11, anchor="mt")
+    write(draw, (left + w // 2, top + h + 18), col_label, 12, anchor="mt")
+    label = Image.new("RGB", (h, 16), "white")
+    write(ImageDraw.Draw(label), (h // 2, 8), row_label, 12, anchor="mm")
+    canvas.paste(label.rotate(90, expand=True), (0, top))
+    if highlight_row is not None:
+        y0 = top + highlight_row * cell_height
+        draw.rectangle(
+            [left - 2, y0 - 2, left + w + 1, y0 + cell_height + 1], outline="red", width=2
+        )
+    heat = np.asarray(canvas)
+    bar = colorbar(low, high, colormap, height=h, label=colour_label)
+    combined = _side_by_side([heat, bar[: heat.shape[0]]], gap=6)
+    text, colour = _title(title, untrained)
+    return titled(combined, text, colour=colour, size=14) if title else combined
+
+
+def bar_panel(
+    values: Sequence[float],
+    labels: Sequence[str],
+    *,
+    title: str = "",
+    y_label: str = "",
+    ylim: tuple[float, float] = (0.0, 1.0),
+    width: int = 560,
+    height: int = 200,
+    colour: tuple[int, int, int] = BLUE,
+    reference: float | None = None,
+) -> np.ndarray:
+    """A bar per value with its label under it and its value on top; y axis from `ylim`."""
+    left, right, top, bottom = 52, 10, 22 if title else 10, 40
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    plot_w, plot_h = width - left - right, height - top - bottom
+    low, high = ylim
+
+    def y_of(v: float) -> float:
+        return top + plot_h * (1 - (v - low) / (high - low))
+
+    for tick in np.linspace(low, high, 5):
+        y = y_of(tick)
+        draw.line([(left, y), (left + plot_w, y)], fill=GRID)
+        write(draw, (left - 5, y), f"{tick:.2f}", 11, anchor="rm")
+    if reference is not None:
+        y = y_of(reference)
+        for x in range(left, left + plot_w, 8):
+            draw.line([(x, y), (x + 4, y)], fill=(140, 140, 140))
+    n = len(values)
+    slot = plot_w / max(n, 1)
+    for i, (v, text) in enumerate(zip(values, labels, strict=True)):
+        x0, x1 = left + slot * (i + 0.18), left + slot * (i + 0.82)
+        draw.rectangle([x0, y_of(v), x1, y_of(low)], fill=colour)
+        if slot > 30:
+            write(draw, ((x0 + x1) / 2, y_of(v) - 2), f"{v:.2f}", 10, anchor="md")
+        write(draw, ((x0 + x1) / 2, top + plot_h + 4), text, 11, anchor="mt")
+    draw.line([(left, top), (left, top + plot_h), (left + plot_w, top + plot_h)], fill=AXIS)
+    if y_label:
+        label = Image.new("RGB", (plot_h, 16), "white")
+        write(ImageDraw.Draw(label), (plot_h // 2, 8), y_label, 11, anchor="mm")
+        canvas.paste(label.rotate(90, expand=True), (0, top))
+    if title:
+        write(draw, (left, 4), title, 12, bold=True)
+    return np.asarray(canvas)
+
+
+def group_panel(
+    image: np.ndarray,
+    gates: UnitGates,
+    unit: str,
+    group: int,
+    *,
+    colormap: str = DEFAULT_COLORMAP,
+    alpha: float = DEFAULT_ALPHA,
+    scale: str = "unit range",
+    untrained: bool = False,
+) -> np.ndarray:
+    """One group enlarged: the spatial gate of each of its c second-half channels over the image,
+    and the channel gate of each of its c first-half channels as bars.
+
+    Within a group of 2c channels, channels 0…c−1 pass the channel gate and c…2c−1 the spatial
+    gate, so the two rows describe different channels; labels say which.
+    """
+    spatial = gates.spatial[0, group].numpy()  # (c, h, w)
+    channel = gates.channel[0, group].numpy()  # (c,)
+    c = len(spatial)
+    unit_range = None if scale == "per group" else gate_range(gates.spatial[0].numpy(), scale)
+    maps = mosaic(
+        image,
+        spatial,
+        colormap=colormap,
+        alpha=alpha,
+        scale=scale,
+        value_range=unit_range,
+        columns=min(c, 8),
+        tile=128 if c <= 4 else 96,
+        labels=[f"ch {c + i}: {spatial[i].mean():.2f}" for i in range(c)],
+    )
+    maps = titled(maps, f"spatial gates (σ per pixel), channels {c}–{2 * c - 1}", size=12)
+    bars = bar_panel(
+        channel,
+        [str(j) for j in range(c)],
+        title=f"channel gates (one σ per channel), channels 0–{c - 1}",
+        y_label="gate value",
+        width=max(maps.shape[1], 360),
+        reference=SIGMOID_1,
+    )
+    range_text = (
+        "spatial colours: each map's own range"
+        if scale == "per group"
+        else f"spatial colours: {unit_range[0]:.3f}–{unit_range[1]:.3f} ({scale})"
+    )
+    body = _stacked([maps, bars], gap=8)
+    text, colour = _title(f"{unit}, group {group} · {range_text}", untrained)
+    return titled(body, text, colour=colour, size=14)
+
+
+def summary_panel(all_gates: dict[str, UnitGates], *, untrained: bool = False) -> np.ndarray:
+    """Per SA unit: mean ± std (within groups) of the channel and the spatial gates, and the
+    spread of the group means (shaded); the dotted line is σ(1), an untrained unit's value."""
+    names = list(all_gates)
+    stats = [gate_stats(all_gates[n]).summary() for n in names]
+    charts = [
+        _unit_chart(names, stats, kind, f"{kind} gates per SA unit")
+        for kind in ("channel", "spatial")
+    ]
+    body = _side_by_side(charts, gap=10)
+    legend = (
+        "dot: mean · bar: ± std within groups · shading: ± std of the group means · "
+        "dotted: σ(1) ≈ 0.731, the value of every gate of an untrained unit"
+    )
+    canvas = Image.new("RGB", (body.shape[1], body.shape[0] + 22), "white")
+    canvas.paste(Image.fromarray(body), (0, 0))
+    write(ImageDraw.Draw(canvas), (8, body.shape[0] + 4), legend, 11, fill=AXIS)
+    text, colour = _title("Gate statistics of all 16 SA units", untrained)
+    return titled(np.asarray(canvas), text, colour=colour, size=14)
+
+
+def _unit_chart(names, stats, kind: str, title: str, width: int = 470, height: int = 260):
+    left, right, top, bottom = 44, 8, 24, 42
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas, "RGBA")
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def y_of(v: float) -> float:
+        return top + plot_h * (1 - min(max(v, 0.0), 1.0))
+
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        draw.line([(left, y_of(tick)), (left + plot_w, y_of(tick))], fill=GRID)
+        write(draw, (left - 5, y_of(tick)), f"{tick:.2f}", 10, anchor="rm")
+    for x in range(left, left + plot_w, 8):
+        draw.line([(x, y_of(SIGMOID_1)), (x + 4, y_of(SIGMOID_1))], fill=(120, 120, 120))
+    slot = plot_w / len(names)
+    xs = [left + slot * (i + 0.5) for i in range(len(names))]
+    mean = [s[f"{kind}_mean"] for s in stats]
+    within = [s[f"{kind}_std"] for s in stats]
+    across = [s[f"{kind}_group_spread"] for s in stats]
+    band = [(x, y_of(m + a)) for x, m, a in zip(xs, mean, across, strict=True)]
+    band += [(x, y_of(m - a)) for x, m, a in reversed(list(zip(xs, mean, across, strict=True)))]
+    draw.polygon(band, fill=(*BLUE, 50))
+    for x, m, s in zip(xs, mean, within, strict=True):
+        draw.line([(x, y_of(m - s)), (x, y_of(m + s))], fill=BLUE, width=2)
+        draw.line([(x - 4, y_of(m - s)), (x + 4, y_of(m - s))], fill=BLUE)
+        draw.line([(x - 4, y_of(m + s)), (x + 4, y_of(m + s))], fill=BLUE)
+        draw.ellipse([x - 3.5, y_of(m) - 3.5, x + 3.5, y_of(m) + 3.5], fill=ORANGE)
+    for i, (x, name) in enumerate(zip(xs, names, strict=True)):
+        write(draw, (x, top + plot_h + 4), name.removeprefix("layer"), 10, anchor="mt")
+        if i and name[5] != names[i - 1][5]:  # a new stage: a separator
+            draw.line([(x - slot / 2, top), (x - slot / 2, top + plot_h)], fill=GRID)
+    write(draw, (left + plot_w / 2, top + plot_h + 20), "SA unit (stage.block)", 11, anchor="mt")
+    draw.line([(left, top), (left, top + plot_h), (left + plot_w, top + plot_h)], fill=AXIS)
+    write(draw, (left, 4), title, 12, bold=True)
+    return np.asarray(canvas)
+
+
+def _side_by_side(pictures: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
+    height = max(p.shape[0] for p in pictures)
+    width = sum(p.shape[1] for p in pictures) + gap * (len(pictures) - 1)
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    x = 0
+    for p in pictures:
+        canvas[: p.shape[0], x : x + p.shape[1]] = p
+        x += p.shape[1] + gap
+    return canvas
+
+
+def _stacked(pictures: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
+    width = max(p.shape[1] for p in pictures)
+    height = sum(p.shape[0] for p in pictures) + gap * (len(pictures) - 1)
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    y = 0
+    for p in pictures:
+        canvas[y : y + p.shape[0], : p.shape[1]] = p
+        y += p.shape[0] + gap
+    return canvas
+
+
+def gate_mosaic_panel(
+    image: np.ndarray,
+    gates: UnitGates,
+    unit: str,
+    *,
+    colormap: str = DEFAULT_COLORMAP,
+    alpha: float = DEFAULT_ALPHA,
+    scale: str = "unit range",
+    highlight: int | None = None,
+    untrained: bool = False,
+) -> np.ndarray:
+    """The 64 groups' spatial gates (each the mean over its c channels) over the image, as an
+    8 × 8 grid, with the colour bar of the scale in use."""
+    maps = gates.spatial_mean()[0].numpy()
+    grid = mosaic(image, maps, colormap=colormap, alpha=alpha, scale=scale, highlight=highlight)
+    if scale != "per group":
+        low, high = gate_range(maps, scale)
+        bar = colorbar(low, high, colormap, height=grid.shape[0] - 16, label="spatial gate")
+        grid = _side_by_side([grid, bar], gap=6)
+    text, colour = _title(
+        f"{unit}: spatial gates of the 64 groups, each averaged over its "
+        f"{gates.channels_per_half} channels"
+        + (" (colours: each tile's own range)" if scale == "per group" else ""),
+        untrained,
+    )
+    return titled(grid, text, colour=colour, size=14)

@@ -1,0 +1,415 @@
+"""The Gradio app: layout and event wiring only. The only module that imports gradio.
+
+Every computation goes through `sa_viz.engine` (models, cache) and every picture through
+`sa_viz.views`; the handlers translate between widgets and those calls and turn errors into
+messages for people. They are methods of `Handlers`, so tests call them directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from sa_viz import render, views
+from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
+from sa_viz.engine import Engine, ModelsUnavailable, Settings
+from sa_viz.explain import Explanation
+from sa_viz.export import write_zip
+from sa_viz.imagenet import labels
+from sa_viz.models import SA_UNIT_NAMES
+from sa_viz.preprocess import ImageError
+from sa_viz.weights import SPECS, WeightsStatus
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+EXAMPLES = ("chelsea.jpg", "coffee.jpg", "astronaut.jpg", "rocket.jpg")
+OWN_TOP1 = "each model's own top-1"
+CLASS_CHOICES = [OWN_TOP1] + [f"{i}: {name}" for i, name in enumerate(labels())]
+WHOLE, CROP = "whole image", "centre crop 224 (evaluation protocol)"
+DEFAULT_UNIT = "layer3.0"
+TABLE_HEADERS = ["class", "p", "in other top-5"]
+METHOD_CHOICES = [(f"{m.title}: {m.note}", key) for key, m in METHODS.items()]
+
+CSS = """
+.untrained-banner {border-left: 6px solid #b00020; padding-left: 10px;}
+.ok-banner {border-left: 6px solid #2e7d32; padding-left: 10px;}
+"""
+
+
+def bounded_image_input(**kwargs: Any) -> gr.Image:
+    """A gr.Image whose handler gets the upload's path, or a `data:` URL, undecoded.
+
+    gr.Image would decode a `data:` URL itself before any handler runs, without our size,
+    pixel-count and mode checks; here every image reaches `sa_viz.preprocess`, which bounds it.
+    The override is on this instance only: a gr.Image subclass would make gradio write a .pyi
+    stub next to this file at import time.
+    """
+    component = gr.Image(type="filepath", **kwargs)
+
+    def preprocess(payload: Any) -> str | None:
+        if payload is None:
+            return None
+        url = getattr(payload, "url", None)
+        if url and url.startswith("data:"):
+            return url
+        return payload.path
+
+    component.preprocess = preprocess
+    return component
+
+
+def parse_target(choice: str | None) -> int | None:
+    """The dropdown's "281: tabby" → 281; the default choice → None (each model's top-1)."""
+    if not choice or choice == OWN_TOP1:
+        return None
+    head = str(choice).split(":", 1)[0].strip()
+    if not head.isdigit() or int(head) >= len(labels()):
+        raise gr.Error(f"{choice!r} is not an ImageNet class; pick one from the list.")
+    return int(head)
+
+
+def status_markdown(statuses: list[WeightsStatus]) -> str:
+    lines = []
+    for status in statuses:
+        if status.untrained:
+            lines.append(
+                f"**UNTRAINED · {status.message}**  \nHow to get the weights: {status.how_to_get}"
+            )
+        elif status.verified:
+            lines.append(f"**Pretrained · {status.title}**: {status.source}, hash verified.")
+        else:
+            lines.append(f"**Loaded · {status.message}**")
+    return "\n\n".join(lines)
+
+
+def _error(message: str, title: str = "Error") -> gr.Error:
+    return gr.Error(message, title=title, print_exception=False)
+
+
+class Handlers:
+    """The app's event handlers around one `Engine`; no gradio layout here."""
+
+    def __init__(self, engine: Engine, export_dir: Path | None = None) -> None:
+        self.engine = engine
+        self.export_root = Path(export_dir or tempfile.mkdtemp(prefix="sa-viz-export-"))
+
+    def weights_status(self) -> gr.Markdown:
+        try:
+            statuses = self.engine.statuses(timeout=300)
+        except ModelsUnavailable as error:
+            return gr.Markdown(f"**{error}**", elem_classes=["untrained-banner"])
+        ok = not any(s.untrained for s in statuses)
+        return gr.Markdown(
+            status_markdown(statuses), elem_classes=["ok-banner" if ok else "untrained-banner"]
+        )
+
+    def explain(
+        self,
+        image: str | None,
+        crop_mode: str = WHOLE,
+        target: str = OWN_TOP1,
+        method: str = "gradcam",
+        layer: str = DEFAULT_LAYER,
+        colormap: str = render.DEFAULT_COLORMAP,
+        alpha: float = render.DEFAULT_ALPHA,
+        normalization: str = "per model",
+        unit: str = DEFAULT_UNIT,
+        group: int = 0,
+        scale: str = "unit range",
+        progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (gradio's idiom)
+    ) -> tuple:
+        """Run both models; return every output of the page and the result for later views."""
+        if not image:
+            raise _error("Upload an image first (or pick one of the examples).", "No image")
+        try:
+            settings = Settings(crop_mode == CROP, parse_target(target), layer, method)
+            result = self.engine.explain(image, settings, lambda f, text: progress(f, desc=text))
+        except ImageError as error:
+            raise _error(str(error), "This image can't be used") from None
+        except (ModelsUnavailable, ValueError) as error:
+            raise _error(str(error)) from None
+        except gr.Error:
+            raise
+        except Exception as error:
+            log.exception("explain failed")
+            raise _error(
+                f"Explaining this image failed ({type(error).__name__}). The server is still "
+                "running: try again, or try another image."
+            ) from None
+        return (
+            views.prediction_summary(result),
+            *self._tables(result),
+            *self._cams(result, colormap, alpha, normalization),
+            *self._gates(result, unit, group, colormap, alpha, scale),
+            views.summary_picture(result),
+            result,
+        )
+
+    def update_cams(
+        self, result: Explanation | None, colormap: str, alpha: float, normalization: str
+    ) -> tuple:
+        return self._cams(self._need(result), colormap, alpha, normalization)
+
+    def update_gates(
+        self,
+        result: Explanation | None,
+        unit: str,
+        group: int,
+        colormap: str,
+        alpha: float,
+        scale: str,
+    ) -> tuple:
+        return self._gates(self._need(result), unit, group, colormap, alpha, scale)
+
+    def export(
+        self,
+        result: Explanation | None,
+        colormap: str,
+        alpha: float,
+        normalization: str,
+        unit: str,
+        group: int,
+        scale: str,
+    ) -> str:
+        result = self._need(result)
+        folder = Path(tempfile.mkdtemp(dir=self.export_root))
+        path = write_zip(
+            result,
+            folder / "sa-viz-export.zip",
+            unit=unit,
+            group=int(group),
+            colormap=colormap,
+            alpha=alpha,
+            normalization=normalization,
+            scale=scale,
+        )
+        return str(path)
+
+    def choose_prediction(self, table: Any, evt: gr.SelectData) -> str:
+        """A click on a prediction makes its class the CAM target of both models."""
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        rows = table.values.tolist() if hasattr(table, "values") else table
+        index = int(str(rows[row][0]).split("·", 1)[0])
+        return CLASS_CHOICES[index + 1]
+
+    # --- pieces -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _need(result: Explanation | None) -> Explanation:
+        if result is None:
+            raise _error("Explain an image first.", "Nothing to show yet")
+        return result
+
+    @staticmethod
+    def _tables(result: Explanation) -> list[dict]:
+        # gr.update rather than gr.Dataframe(...): a component built here would postprocess
+        # (and for images encode and write) its value once more, for nothing.
+        return [
+            gr.update(
+                value={"data": views.prediction_rows(result, name), "headers": TABLE_HEADERS},
+                label=f"{views.model_caption(m)}: top-5",
+            )
+            for name, m in result.models.items()
+        ]
+
+    @staticmethod
+    def _cams(result: Explanation, colormap: str, alpha: float, normalization: str) -> tuple:
+        view = views.cam_view(result, colormap=colormap, alpha=alpha, normalization=normalization)
+        images = [
+            gr.update(value=view.overlays[name], label=views.model_caption(m))
+            for name, m in result.models.items()
+        ]
+        text = views.targets_text(result) + "  \n" + views.agreement_text(view)
+        return (*images, view.difference, text)
+
+    @staticmethod
+    def _gates(result, unit, group, colormap, alpha, scale) -> tuple:
+        if unit not in SA_UNIT_NAMES:
+            raise _error(f"{unit!r} is not an SA unit; choose one of layer1.0 … layer4.2.")
+        if not 0 <= int(group) < 64:
+            raise _error(f"Group {group} does not exist; groups are numbered 0–63.")
+        grid, heat, detail = views.gate_views(
+            result, unit, int(group), colormap=colormap, alpha=alpha, scale=scale
+        )
+        return grid, heat, detail, views.gate_range_text(result, unit, scale)
+
+
+def build_app(engine: Engine, *, export_dir: Path | None = None) -> gr.Blocks:
+    """The whole app around an `Engine` (which may still be loading its models)."""
+    handlers = Handlers(engine, export_dir)
+    picture = {"format": "png", "interactive": False, "buttons": ["download", "fullscreen"]}
+
+    with gr.Blocks(title="SA-Viz: ResNet-50 vs SA-ResNet-50") as demo:
+        gr.Markdown(
+            "# SA-Viz · where ResNet-50 and SA-ResNet-50 look, and what Shuffle Attention gates\n"
+            "Upload an image: both models classify it, **Grad-CAM** shows where each looks, and "
+            "the **gate explorer** shows the channel and spatial gates of all 64 groups in every "
+            "one of SA-ResNet-50's 16 Shuffle Attention units (Zhang & Yang, ICASSP 2021)."
+        )
+        banner = gr.Markdown("Loading the models…", elem_classes=["untrained-banner"])
+        result_state = gr.State(None)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=320):
+                image = bounded_image_input(
+                    label="Image (upload, drop, paste or webcam)",
+                    sources=["upload", "webcam", "clipboard"],
+                    height=300,
+                )
+                gr.Examples(
+                    examples=[[str(ASSETS / n)] for n in EXAMPLES if (ASSETS / n).exists()],
+                    inputs=[image],
+                    label="Examples (scikit-image sample photos: CC0 / public domain)",
+                )
+                run = gr.Button("Explain", variant="primary")
+                with gr.Accordion("What to explain", open=True):
+                    crop_mode = gr.Radio(
+                        [WHOLE, CROP],
+                        value=WHOLE,
+                        label="Input",
+                        info="Whole image: shorter side 224, nothing cut off. Centre crop: as in "
+                        "ImageNet evaluation.",
+                    )
+                    target = gr.Dropdown(
+                        CLASS_CHOICES,
+                        value=OWN_TOP1,
+                        filterable=True,
+                        label="CAM target class",
+                        info="Type to search the 1000 ImageNet classes, or click a prediction.",
+                    )
+                    method = gr.Dropdown(METHOD_CHOICES, value="gradcam", label="CAM method")
+                    layer = gr.Radio(
+                        list(LAYERS),
+                        value=DEFAULT_LAYER,
+                        label="CAM layer",
+                        info="The output of the stage's last bottleneck.",
+                    )
+            with gr.Column(scale=2):
+                summary = gr.Markdown()
+                with gr.Row():
+                    tables = [
+                        gr.Dataframe(
+                            headers=TABLE_HEADERS,
+                            label=f"{SPECS[name].title}: top-5",
+                            interactive=False,
+                            wrap=True,
+                            column_widths=["62%", "16%", "22%"],
+                        )
+                        for name in SPECS
+                    ]
+                with gr.Row():
+                    colormap = gr.Dropdown(
+                        list(render.COLORMAPS), value=render.DEFAULT_COLORMAP, label="Colormap"
+                    )
+                    alpha = gr.Slider(
+                        0.0, 1.0, value=render.DEFAULT_ALPHA, step=0.05, label="Overlay opacity"
+                    )
+                with gr.Tabs():
+                    with gr.Tab("Grad-CAM"):
+                        normalization = gr.Radio(
+                            list(views.NORMALIZATIONS),
+                            value="per model",
+                            label="CAM scale",
+                            info="Per model: each map stretched to its own range. Joint: one "
+                            "scale for both (from the raw maps), so magnitudes compare.",
+                        )
+                        with gr.Row():
+                            cams = [gr.Image(label=SPECS[name].title, **picture) for name in SPECS]
+                            difference = gr.Image(
+                                label="Difference: SA-ResNet-50 − ResNet-50", **picture
+                            )
+                        cam_text = gr.Markdown()
+                    with gr.Tab("Gate explorer (SA-ResNet-50)"):
+                        with gr.Row():
+                            unit = gr.Dropdown(
+                                list(SA_UNIT_NAMES), value=DEFAULT_UNIT, label="SA unit"
+                            )
+                            group = gr.Slider(0, 63, value=0, step=1, label="Group")
+                            scale = gr.Radio(
+                                list(render.GATE_SCALES),
+                                value="unit range",
+                                label="Spatial-gate colours",
+                            )
+                        gate_text = gr.Markdown()
+                        with gr.Row(equal_height=False):
+                            mosaic = gr.Image(
+                                label="Spatial gates of the 64 groups", scale=3, **picture
+                            )
+                            channel = gr.Image(label="Channel gates (64 × c)", scale=1, **picture)
+                        detail = gr.Image(label="The chosen group", **picture)
+                        overview = gr.Image(label="All 16 units: gate statistics", **picture)
+                    with gr.Tab("Export"):
+                        gr.Markdown(
+                            "Everything for the current image in one ZIP: the pictures as shown "
+                            "(PNG), predictions, settings and weights status (JSON), and the raw "
+                            "CAMs and all gate arrays (NPZ). Each picture also has its own "
+                            "download button."
+                        )
+                        export_button = gr.Button("Build ZIP")
+                        export_file = gr.File(label="ZIP", interactive=False)
+
+        # --- events ---------------------------------------------------------------------------
+        demo.load(handlers.weights_status, outputs=banner, api_name="weights_status")
+        view_inputs = [colormap, alpha, normalization]
+        gate_inputs = [unit, group, colormap, alpha, scale]
+        gr.on(
+            [run.click, image.change, crop_mode.change, target.change, method.change, layer.change],
+            handlers.explain,
+            inputs=[image, crop_mode, target, method, layer, *view_inputs, unit, group, scale],
+            outputs=[
+                summary,
+                *tables,
+                *cams,
+                difference,
+                cam_text,
+                mosaic,
+                channel,
+                detail,
+                gate_text,
+                overview,
+                result_state,
+            ],
+            api_name="explain",
+            trigger_mode="always_last",
+            concurrency_id="models",
+        )
+        gr.on(
+            [colormap.change, alpha.release, normalization.change],
+            handlers.update_cams,
+            inputs=[result_state, *view_inputs],
+            outputs=[*cams, difference, cam_text],
+            api_name="cam_view",
+            trigger_mode="always_last",
+            show_progress="hidden",
+            concurrency_id="views",
+        )
+        gr.on(
+            [unit.change, group.release, scale.change, colormap.change, alpha.release],
+            handlers.update_gates,
+            inputs=[result_state, *gate_inputs],
+            outputs=[mosaic, channel, detail, gate_text],
+            api_name="gate_view",
+            trigger_mode="always_last",
+            show_progress="hidden",
+            concurrency_id="views",
+        )
+        export_button.click(
+            handlers.export,
+            inputs=[result_state, *view_inputs, unit, group, scale],
+            outputs=export_file,
+            api_name="export_zip",
+            concurrency_id="views",
+        )
+        for name, table in zip(SPECS, tables, strict=True):
+            table.select(
+                handlers.choose_prediction,
+                inputs=table,
+                outputs=target,
+                api_name=f"choose_prediction_{name}",
+                concurrency_id="views",
+            )
+    return demo

@@ -1,0 +1,222 @@
+"""The app's handlers called directly: outputs, cached re-rendering, errors, export."""
+
+from __future__ import annotations
+
+import base64
+import json
+import zipfile
+
+import gradio as gr
+import numpy as np
+import pytest
+from conftest import ASSETS
+
+from sa_viz.engine import Engine, ModelsUnavailable, Settings
+from sa_viz.explain import Explanation
+from sa_viz.ui import CLASS_CHOICES, CROP, Handlers, build_app, parse_target
+from sa_viz.weights import load_models
+
+
+@pytest.fixture(scope="module")
+def engine(loaded_models):
+    return Engine(lambda: loaded_models).start()
+
+
+@pytest.fixture(scope="module")
+def handlers(engine, tmp_path_factory):
+    return Handlers(engine, tmp_path_factory.mktemp("exports"))
+
+
+@pytest.fixture(scope="module")
+def outputs(handlers):
+    return handlers.explain(str(ASSETS / "chelsea.jpg"))
+
+
+def value(output):
+    """A handler's output: an update carries its value in ["value"] (a table's rows in "data")."""
+    if isinstance(output, dict) and output.get("__type__") == "update":
+        output = output["value"]
+    return output["data"] if isinstance(output, dict) and "data" in output else output
+
+
+def forward_counter(engine):
+    counts = {"n": 0}
+    handles = [
+        loaded.module.conv1.register_forward_hook(
+            lambda *_: counts.__setitem__("n", counts["n"] + 1)
+        )
+        for loaded in engine.models().values()
+    ]
+    return counts, handles
+
+
+def test_explain_fills_every_output(outputs):
+    (
+        summary,
+        table_r,
+        table_sa,
+        cam_r,
+        cam_sa,
+        diff,
+        cam_text,
+        grid,
+        heat,
+        detail,
+        gate_text,
+        overview,
+        state,
+    ) = outputs
+    assert isinstance(state, Explanation)
+    assert "Persian cat" in summary or "predict" in summary
+    for table in (table_r, table_sa):
+        rows = value(table)
+        assert len(rows) == 5 and all(len(row) == 3 for row in rows)
+        assert table["value"]["headers"] == ["class", "p", "in other top-5"]
+    size = state.image.size
+    for picture in (value(cam_r), value(cam_sa), diff):
+        assert picture.shape == (*size, 3) and picture.dtype == np.uint8
+    assert "Pearson r" in cam_text and "explains" in cam_text
+    assert grid.shape[0] > 500 and heat.ndim == 3 and detail.ndim == 3 and overview.ndim == 3
+    assert "layer3.0" in gate_text
+
+
+def test_view_changes_rerender_without_running_the_models(handlers, outputs, engine):
+    state = outputs[-1]
+    counts, hooks = forward_counter(engine)
+    try:
+        per_model = handlers.update_cams(state, "jet", 0.5, "per model")
+        joint = handlers.update_cams(state, "viridis", 0.8, "joint")
+        gates_a = handlers.update_gates(state, "layer3.0", 0, "jet", 0.5, "unit range")
+        gates_b = handlers.update_gates(state, "layer1.2", 17, "jet", 0.5, "per group")
+    finally:
+        for h in hooks:
+            h.remove()
+    assert counts["n"] == 0
+    assert not np.array_equal(value(per_model[0]), value(joint[0]))
+    for a, b in zip(gates_a[:3], gates_b[:3], strict=True):
+        assert a.shape != b.shape or not np.array_equal(a, b)
+    assert "layer1.2" in gates_b[3]
+
+
+def test_the_same_image_again_comes_from_the_cache(handlers, engine, outputs):
+    counts, hooks = forward_counter(engine)
+    try:
+        again = handlers.explain(str(ASSETS / "chelsea.jpg"))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert counts["n"] == 0 and again[-1] is outputs[-1]
+
+
+def test_settings_change_the_result(handlers):
+    result = handlers.explain(
+        str(ASSETS / "coffee.jpg"), CROP, CLASS_CHOICES[968], "layercam", "layer3"
+    )[-1]
+    assert result.image.size == (224, 224) and result.method == "layercam"
+    assert {m.target.index for m in result.models.values()} == {967}
+
+
+def test_data_url_input(handlers):
+    data = (ASSETS / "rocket.jpg").read_bytes()
+    url = "data:image/jpeg;base64," + base64.b64encode(data).decode()
+    state = handlers.explain(url)[-1]
+    assert state.image.original_size == (640, 427)
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [(None, "Upload an image first"), ("data:image/png;base64,aGVsbG8=", "not an image")],
+)
+def test_bad_input_gives_a_message(handlers, image, message):
+    with pytest.raises(gr.Error, match=message):
+        handlers.explain(image)
+
+
+def test_bad_file_then_the_next_request_works(handlers, tmp_path):
+    bad = tmp_path / "x.jpg"
+    bad.write_text("not really a jpeg")
+    with pytest.raises(gr.Error) as caught:
+        handlers.explain(str(bad))
+    assert str(tmp_path) not in str(caught.value)  # no server paths in messages
+    assert isinstance(handlers.explain(str(ASSETS / "astronaut.jpg"))[-1], Explanation)
+
+
+def test_views_need_a_result(handlers):
+    with pytest.raises(gr.Error, match="Explain an image first"):
+        handlers.update_cams(None, "jet", 0.5, "per model")
+    with pytest.raises(gr.Error, match="not an SA unit"):
+        handlers.update_gates(
+            handlers.explain(str(ASSETS / "chelsea.jpg"))[-1],
+            "layer9.9",
+            0,
+            "jet",
+            0.5,
+            "unit range",
+        )
+
+
+def test_export_zip(handlers, outputs):
+    path = handlers.export(outputs[-1], "jet", 0.5, "joint", "layer2.1", 7, "0–1")
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        assert {
+            "cam_resnet50.png",
+            "cam_sa_resnet50.png",
+            "cam_difference.png",
+            "gates_layer2.1_spatial.png",
+            "gates_layer2.1_channel.png",
+            "gates_layer2.1_group7.png",
+            "gates_summary.png",
+            "explanation.json",
+            "arrays.npz",
+            "README.txt",
+        } <= names
+        report = json.loads(archive.read("explanation.json"))
+        assert (
+            report["view"]["gate_unit"] == "layer2.1"
+            and report["view"]["cam_normalization"] == "joint"
+        )
+        assert len(report["models"]["sa_resnet50"]["top5"]) == 5
+        with archive.open("arrays.npz") as f:
+            arrays = np.load(f)
+            assert arrays["sa_resnet50/layer2.1/spatial_gate"].shape == (64, 4, 28, 43)
+            assert arrays["sa_resnet50/layer2.1/channel_gate"].shape == (64, 4)
+            assert arrays["resnet50/cam"].shape == (224, 337)
+            assert len([k for k in arrays.files if k.endswith("spatial_gate")]) == 16
+
+
+def test_choosing_a_prediction_sets_the_target(handlers, outputs):
+    rows = value(outputs[2])
+    event = gr.SelectData(None, {"index": [1, 0], "value": rows[1][0]})
+    choice = handlers.choose_prediction(rows, event)
+    assert parse_target(choice) == int(str(rows[1][0]).split("·")[0])
+
+
+def test_untrained_models_are_labelled(tmp_path):
+    engine = Engine(lambda: load_models(tmp_path, allow_download=False)).start()
+    handlers = Handlers(engine, tmp_path)
+    out = handlers.explain(str(ASSETS / "chelsea.jpg"))
+    banner = handlers.weights_status()
+    assert "UNTRAINED" in banner.value and "474p" in banner.value
+    assert "UNTRAINED" in out[3]["label"] and "UNTRAINED" in out[4]["label"]
+    assert "UNTRAINED" in out[1]["label"]
+    top = value(out[3])[:10].reshape(-1, 3).mean(0)  # the red banner across the overlay
+    assert top[0] > 150 and top[1] < 80
+
+
+def test_engine_reports_loading_failures():
+    def broken():
+        raise OSError("disk on fire")
+
+    engine = Engine(broken).start()
+    with pytest.raises(ModelsUnavailable, match="disk on fire"):
+        engine.models(timeout=10)
+    with pytest.raises(ValueError, match="unknown layer"):
+        Settings(layer="fc")
+
+
+def test_every_event_has_an_api_name(engine):
+    demo = build_app(engine)
+    names = [fn.api_name for fn in demo.fns.values()]
+    assert all(names), names
+    assert {"explain", "cam_view", "gate_view", "export_zip", "weights_status"} <= set(names)
