@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sa_viz.imagenet import class_index
 from sa_viz.models import SA_UNIT_NAMES
 
 
@@ -50,28 +51,6 @@ def models_from_args(args: argparse.Namespace):
     )
 
 
-def parse_class(text: str | None) -> int | None:
-    """An ImageNet class from an index ("281") or a name ("tabby", "tiger cat")."""
-    from sa_viz.imagenet import NUM_CLASSES, labels
-
-    if text is None:
-        return None
-    if text.isdigit():
-        index = int(text)
-        if index >= NUM_CLASSES:
-            raise ValueError(f"class index {index} is outside 0..{NUM_CLASSES - 1}")
-        return index
-    wanted = text.strip().lower()
-    names = [name.lower() for name in labels()]
-    if wanted in names:
-        return names.index(wanted)
-    matches = [i for i, name in enumerate(names) if wanted in name]
-    if len(matches) == 1:
-        return matches[0]
-    found = ", ".join(f"{i} {labels()[i]}" for i in matches[:8]) if matches else "none"
-    raise ValueError(f"class {text!r} is not one ImageNet class name (matches: {found})")
-
-
 # python -m sa_viz explain -------------------------------------------------------------------
 
 
@@ -102,7 +81,7 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
     add_weights_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        class_idx = parse_class(args.class_)
+        class_idx = None if args.class_ is None else class_index(args.class_)
     except ValueError as error:
         parser.error(str(error))
 

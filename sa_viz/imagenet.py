@@ -25,3 +25,24 @@ def labels() -> tuple[str, ...]:
 
 def label(index: int) -> str:
     return labels()[index]
+
+
+def class_index(text: str | int) -> int:
+    """An ImageNet class from an index (281), "281: tabby", or a name ("tabby", "Tiger Cat",
+    or a part of exactly one name). Raises ValueError with the candidates otherwise."""
+    text = str(text).strip()
+    head = text.split(":", 1)[0].strip()
+    if head.isdigit():
+        index = int(head)
+        if index >= NUM_CLASSES:
+            raise ValueError(f"class index {index} is outside 0..{NUM_CLASSES - 1}")
+        return index
+    wanted = text.lower()
+    names = [name.lower() for name in labels()]
+    if wanted in names:
+        return names.index(wanted)
+    matches = [i for i, name in enumerate(names) if wanted and wanted in name]
+    if len(matches) == 1:
+        return matches[0]
+    found = ", ".join(f"{i}: {labels()[i]}" for i in matches[:8]) if matches else "none"
+    raise ValueError(f"{text!r} is not one ImageNet class name (matches: {found})")

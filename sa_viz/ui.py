@@ -8,7 +8,6 @@ messages for people. They are methods of `Handlers`, so tests call them directly
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,10 @@ from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
 from sa_viz.engine import Engine, ModelsUnavailable, Settings
 from sa_viz.explain import Explanation
 from sa_viz.export import write_zip
-from sa_viz.imagenet import labels
+from sa_viz.imagenet import class_index, labels
 from sa_viz.models import SA_UNIT_NAMES
 from sa_viz.preprocess import ImageError
+from sa_viz.tempspace import TempSpace
 from sa_viz.weights import SPECS, WeightsStatus
 
 log = logging.getLogger(__name__)
@@ -63,14 +63,14 @@ def bounded_image_input(**kwargs: Any) -> gr.Image:
     return component
 
 
-def parse_target(choice: str | None) -> int | None:
-    """The dropdown's "281: tabby" → 281; the default choice → None (each model's top-1)."""
-    if not choice or choice == OWN_TOP1:
+def parse_target(choice: str | int | None) -> int | None:
+    """ "281: tabby", "281", "tabby" → 281; the default choice → None (each model's top-1)."""
+    if choice is None or str(choice).strip() in ("", OWN_TOP1):
         return None
-    head = str(choice).split(":", 1)[0].strip()
-    if not head.isdigit() or int(head) >= len(labels()):
-        raise gr.Error(f"{choice!r} is not an ImageNet class; pick one from the list.")
-    return int(head)
+    try:
+        return class_index(choice)
+    except ValueError as error:
+        raise _error(f"{error}. Pick a class from the list.", "Unknown class") from None
 
 
 def status_markdown(statuses: list[WeightsStatus]) -> str:
@@ -94,9 +94,9 @@ def _error(message: str, title: str = "Error") -> gr.Error:
 class Handlers:
     """The app's event handlers around one `Engine`; no gradio layout here."""
 
-    def __init__(self, engine: Engine, export_dir: Path | None = None) -> None:
+    def __init__(self, engine: Engine, space: TempSpace | None = None) -> None:
         self.engine = engine
-        self.export_root = Path(export_dir or tempfile.mkdtemp(prefix="sa-viz-export-"))
+        self.space = space or TempSpace()
 
     def weights_status(self) -> gr.Markdown:
         try:
@@ -146,7 +146,7 @@ class Handlers:
             *self._tables(result),
             *self._cams(result, colormap, alpha, normalization),
             *self._gates(result, unit, group, colormap, alpha, scale),
-            views.summary_picture(result),
+            self.space.picture(views.summary_picture(result), lossless=True),
             result,
         )
 
@@ -177,7 +177,7 @@ class Handlers:
         scale: str,
     ) -> str:
         result = self._need(result)
-        folder = Path(tempfile.mkdtemp(dir=self.export_root))
+        folder = self.space.folder()
         path = write_zip(
             result,
             folder / "sa-viz-export.zip",
@@ -217,18 +217,16 @@ class Handlers:
             for name, m in result.models.items()
         ]
 
-    @staticmethod
-    def _cams(result: Explanation, colormap: str, alpha: float, normalization: str) -> tuple:
+    def _cams(self, result: Explanation, colormap: str, alpha: float, normalization: str) -> tuple:
         view = views.cam_view(result, colormap=colormap, alpha=alpha, normalization=normalization)
         images = [
-            gr.update(value=view.overlays[name], label=views.model_caption(m))
+            gr.update(value=self.space.picture(view.overlays[name]), label=views.model_caption(m))
             for name, m in result.models.items()
         ]
         text = views.targets_text(result) + "  \n" + views.agreement_text(view)
-        return (*images, view.difference, text)
+        return (*images, self.space.picture(view.difference), text)
 
-    @staticmethod
-    def _gates(result, unit, group, colormap, alpha, scale) -> tuple:
+    def _gates(self, result, unit, group, colormap, alpha, scale) -> tuple:
         if unit not in SA_UNIT_NAMES:
             raise _error(f"{unit!r} is not an SA unit; choose one of layer1.0 … layer4.2.")
         if not 0 <= int(group) < 64:
@@ -236,27 +234,37 @@ class Handlers:
         grid, heat, detail = views.gate_views(
             result, unit, int(group), colormap=colormap, alpha=alpha, scale=scale
         )
-        return grid, heat, detail, views.gate_range_text(result, unit, scale)
+        return (
+            self.space.picture(grid),
+            self.space.picture(heat, lossless=True),
+            self.space.picture(detail),
+            views.gate_range_text(result, unit, scale),
+        )
 
 
-def build_app(engine: Engine, *, export_dir: Path | None = None) -> gr.Blocks:
+def build_app(engine: Engine, *, space: TempSpace | None = None) -> gr.Blocks:
     """The whole app around an `Engine` (which may still be loading its models)."""
-    handlers = Handlers(engine, export_dir)
-    picture = {"format": "png", "interactive": False, "buttons": ["download", "fullscreen"]}
+    handlers = Handlers(engine, space)
+    # Pictures arrive as files the handlers encoded (JPEG for photos, PNG for charts).
+    picture = {"type": "filepath", "interactive": False, "buttons": ["download", "fullscreen"]}
 
-    with gr.Blocks(title="SA-Viz: ResNet-50 vs SA-ResNet-50") as demo:
+    # delete_cache: gradio's copies of served files older than an hour go, checked every 10 min.
+    with gr.Blocks(title="SA-Viz: ResNet-50 vs SA-ResNet-50", delete_cache=(600, 3600)) as demo:
         gr.Markdown(
             "# SA-Viz · where ResNet-50 and SA-ResNet-50 look, and what Shuffle Attention gates\n"
             "Upload an image: both models classify it, **Grad-CAM** shows where each looks, and "
             "the **gate explorer** shows the channel and spatial gates of all 64 groups in every "
             "one of SA-ResNet-50's 16 Shuffle Attention units (Zhang & Yang, ICASSP 2021)."
         )
-        banner = gr.Markdown("Loading the models…", elem_classes=["untrained-banner"])
+        banner = gr.Markdown(
+            "Loading the models…", elem_classes=["untrained-banner"], elem_id="weights-status"
+        )
         result_state = gr.State(None)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=320):
                 image = bounded_image_input(
                     label="Image (upload, drop, paste or webcam)",
+                    elem_id="input-image",
                     sources=["upload", "webcam", "clipboard"],
                     height=300,
                 )
@@ -265,7 +273,7 @@ def build_app(engine: Engine, *, export_dir: Path | None = None) -> gr.Blocks:
                     inputs=[image],
                     label="Examples (scikit-image sample photos: CC0 / public domain)",
                 )
-                run = gr.Button("Explain", variant="primary")
+                run = gr.Button("Explain", variant="primary", elem_id="explain")
                 with gr.Accordion("What to explain", open=True):
                     crop_mode = gr.Radio(
                         [WHOLE, CROP],
@@ -278,10 +286,13 @@ def build_app(engine: Engine, *, export_dir: Path | None = None) -> gr.Blocks:
                         CLASS_CHOICES,
                         value=OWN_TOP1,
                         filterable=True,
+                        allow_custom_value=True,  # API callers may send "281" or "tabby"
                         label="CAM target class",
                         info="Type to search the 1000 ImageNet classes, or click a prediction.",
                     )
-                    method = gr.Dropdown(METHOD_CHOICES, value="gradcam", label="CAM method")
+                    method = gr.Dropdown(
+                        METHOD_CHOICES, value="gradcam", label="CAM method", elem_id="cam-method"
+                    )
                     layer = gr.Radio(
                         list(LAYERS),
                         value=DEFAULT_LAYER,
@@ -289,7 +300,7 @@ def build_app(engine: Engine, *, export_dir: Path | None = None) -> gr.Blocks:
                         info="The output of the stage's last bottleneck.",
                     )
             with gr.Column(scale=2):
-                summary = gr.Markdown()
+                summary = gr.Markdown(elem_id="summary")
                 with gr.Row():
                     tables = [
                         gr.Dataframe(
@@ -298,6 +309,7 @@ def build_app(engine: Engine, *, export_dir: Path | None = None) -> gr.Blocks:
                             interactive=False,
                             wrap=True,
                             column_widths=["62%", "16%", "22%"],
+                            elem_id=f"top5-{name}",
                         )
                         for name in SPECS
                     ]
@@ -318,39 +330,70 @@ def build_app(engine: Engine, *, export_dir: Path | None = None) -> gr.Blocks:
                             "scale for both (from the raw maps), so magnitudes compare.",
                         )
                         with gr.Row():
-                            cams = [gr.Image(label=SPECS[name].title, **picture) for name in SPECS]
+                            cams = [
+                                gr.Image(label=SPECS[name].title, elem_id=f"cam-{name}", **picture)
+                                for name in SPECS
+                            ]
                             difference = gr.Image(
-                                label="Difference: SA-ResNet-50 − ResNet-50", **picture
+                                label="Difference: SA-ResNet-50 − ResNet-50",
+                                elem_id="cam-difference",
+                                **picture,
                             )
-                        cam_text = gr.Markdown()
+                        cam_text = gr.Markdown(elem_id="cam-text")
                     with gr.Tab("Gate explorer (SA-ResNet-50)"):
                         with gr.Row():
                             unit = gr.Dropdown(
-                                list(SA_UNIT_NAMES), value=DEFAULT_UNIT, label="SA unit"
+                                list(SA_UNIT_NAMES),
+                                value=DEFAULT_UNIT,
+                                label="SA unit",
+                                elem_id="gate-unit",
                             )
-                            group = gr.Slider(0, 63, value=0, step=1, label="Group")
+                            group = gr.Slider(
+                                0, 63, value=0, step=1, label="Group", elem_id="gate-group"
+                            )
                             scale = gr.Radio(
                                 list(render.GATE_SCALES),
                                 value="unit range",
                                 label="Spatial-gate colours",
                             )
-                        gate_text = gr.Markdown()
+                        gate_text = gr.Markdown(elem_id="gate-text")
+                        mosaic = gr.Image(
+                            label="Spatial gates of the 64 groups",
+                            show_label=False,
+                            elem_id="gate-mosaic",
+                            **picture,
+                        )
                         with gr.Row(equal_height=False):
-                            mosaic = gr.Image(
-                                label="Spatial gates of the 64 groups", scale=3, **picture
+                            channel = gr.Image(
+                                label="Channel gates (64 × c)",
+                                show_label=False,
+                                scale=1,
+                                elem_id="gate-channel",
+                                **picture,
                             )
-                            channel = gr.Image(label="Channel gates (64 × c)", scale=1, **picture)
-                        detail = gr.Image(label="The chosen group", **picture)
-                        overview = gr.Image(label="All 16 units: gate statistics", **picture)
+                            detail = gr.Image(
+                                label="The chosen group",
+                                show_label=False,
+                                scale=3,
+                                elem_id="gate-detail",
+                                **picture,
+                            )
+                        overview = gr.Image(
+                            label="All 16 units: gate statistics",
+                            show_label=False,
+                            elem_id="gate-summary",
+                            **picture,
+                        )
                     with gr.Tab("Export"):
                         gr.Markdown(
-                            "Everything for the current image in one ZIP: the pictures as shown "
-                            "(PNG), predictions, settings and weights status (JSON), and the raw "
-                            "CAMs and all gate arrays (NPZ). Each picture also has its own "
-                            "download button."
+                            "Everything for the current image in one ZIP: every picture as a "
+                            "lossless PNG with the current view settings, predictions, settings "
+                            "and weights status (JSON), and the raw CAMs and all gate arrays "
+                            "(NPZ). (On screen, photo-like pictures are JPEG for speed; their "
+                            "download buttons give that JPEG.)"
                         )
-                        export_button = gr.Button("Build ZIP")
-                        export_file = gr.File(label="ZIP", interactive=False)
+                        export_button = gr.Button("Build ZIP", elem_id="export")
+                        export_file = gr.File(label="ZIP", interactive=False, elem_id="export-file")
 
         # --- events ---------------------------------------------------------------------------
         demo.load(handlers.weights_status, outputs=banner, api_name="weights_status")
@@ -388,7 +431,7 @@ def build_app(engine: Engine, *, export_dir: Path | None = None) -> gr.Blocks:
             concurrency_id="views",
         )
         gr.on(
-            [unit.change, group.release, scale.change, colormap.change, alpha.release],
+            [unit.change, group.change, scale.change, colormap.change, alpha.release],
             handlers.update_gates,
             inputs=[result_state, *gate_inputs],
             outputs=[mosaic, channel, detail, gate_text],

@@ -1,0 +1,152 @@
+"""End to end in a real browser: Debian's headless Chromium driven by Playwright.
+
+Uploads a photo, waits for both CAM overlays and the gate grid, changes the CAM method, the SA
+unit and the group, checks that the pictures changed, and saves screenshots (the README's come
+from here: `SA_VIZ_SCREENSHOTS=assets/screenshots pytest tests/test_browser.py`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import ASSETS, REPO
+
+pytestmark = [pytest.mark.browser, pytest.mark.server]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def page(app_server):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("no Chromium here (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(app_server)
+        yield page
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def shots():
+    """Screenshots as PNG in tests/artifacts; also as JPEG in $SA_VIZ_SCREENSHOTS if set (that is
+    how the README's pictures in assets/screenshots are made)."""
+    artifacts = REPO / "tests" / "artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    readme = os.environ.get("SA_VIZ_SCREENSHOTS")
+
+    def take(page, name: str, full_page: bool = True) -> None:
+        page.screenshot(path=str(artifacts / f"{name}.png"), full_page=full_page)
+        if readme:
+            Path(readme).mkdir(parents=True, exist_ok=True)
+            page.screenshot(
+                path=str(Path(readme) / f"{name}.jpg"),
+                full_page=full_page,
+                type="jpeg",
+                quality=80,
+            )
+
+    return take
+
+
+def image_src(page, elem_id: str) -> str:
+    """The src of the picture shown in a gr.Image, once it has one."""
+    locator = page.locator(f"#{elem_id} img")
+    locator.first.wait_for(state="visible")
+    return locator.first.get_attribute("src")
+
+
+def wait_for_new_src(page, elem_id: str, old: str) -> str:
+    page.wait_for_function(
+        """([id, old]) => {
+            const img = document.querySelector(`#${id} img`);
+            return img && img.src && img.complete && img.naturalWidth > 0 && img.src !== old;
+        }""",
+        arg=[elem_id, old],
+    )
+    return image_src(page, elem_id)
+
+
+def upload(page, path: Path) -> None:
+    clear = page.locator("#input-image button[aria-label='Clear']")
+    if clear.count():
+        clear.first.click()
+    page.locator("#input-image input[type=file]").set_input_files(str(path))
+
+
+def pick(page, elem_id: str, text: str) -> None:
+    """Choose an option of a gr.Dropdown by typing part of it."""
+    box = page.locator(f"#{elem_id} input")
+    box.click()
+    box.fill(text)
+    page.locator("ul[role='listbox'] li", has_text=text).first.click()
+
+
+def test_upload_explain_and_explore(page, shots):
+    page.locator("#weights-status").get_by_text("SA-ResNet-50").first.wait_for()
+    upload(page, ASSETS / "chelsea.jpg")
+
+    cams = {name: wait_for_new_src(page, f"cam-{name}", "") for name in ("resnet50", "sa_resnet50")}
+    for table in ("top5-resnet50", "top5-sa_resnet50"):  # "283 · Persian cat", ...
+        page.wait_for_function(f"document.querySelector('#{table}').innerText.includes('·')")
+    assert "Pearson r" in page.locator("#cam-text").inner_text()
+    sizes = page.evaluate(
+        """() => ['resnet50', 'sa_resnet50'].map(
+            n => [document.querySelector(`#cam-${n} img`).naturalWidth,
+                  document.querySelector(`#cam-${n} img`).naturalHeight])"""
+    )
+    assert sizes[0] == sizes[1] == [337, 224]  # same size, the whole uploaded image
+    shots(page, "gradcam")
+
+    pick(page, "cam-method", "Grad-CAM++")
+    for name, old in cams.items():
+        cams[name] = wait_for_new_src(page, f"cam-{name}", old)
+    assert "Grad-CAM++ at layer4" in page.locator("#cam-text").inner_text()
+
+    page.get_by_role("tab", name="Gate explorer (SA-ResNet-50)").click()
+    mosaic = wait_for_new_src(page, "gate-mosaic", "")
+    detail = image_src(page, "gate-detail")
+    shots(page, "gate-explorer")
+
+    pick(page, "gate-unit", "layer1.0")
+    mosaic = wait_for_new_src(page, "gate-mosaic", mosaic)
+    detail = wait_for_new_src(page, "gate-detail", detail)
+    assert "layer1.0" in page.locator("#gate-text").inner_text()
+
+    number = page.locator("#gate-group input[type=number]")
+    number.fill("17")
+    number.press("Enter")
+    detail = wait_for_new_src(page, "gate-detail", detail)
+    mosaic = wait_for_new_src(page, "gate-mosaic", mosaic)  # the frame moved to group 17
+    shots(page, "gate-group")
+
+
+def test_a_bad_file_shows_a_message_and_the_page_keeps_working(page, tmp_path, shots):
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("these are notes, not a photo")
+    page.get_by_role("tab", name="Grad-CAM").click()
+    upload(page, ASSETS / "astronaut.jpg")
+    old = wait_for_new_src(page, "cam-resnet50", "")
+    upload(page, bad)
+    page.get_by_text("not an image SA-Viz can read").first.wait_for()
+    shots(page, "bad-file", full_page=False)
+    upload(page, ASSETS / "coffee.jpg")
+    wait_for_new_src(page, "cam-resnet50", old)

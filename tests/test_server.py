@@ -1,0 +1,84 @@
+"""The app as users run it: `python app.py` on loopback, called with gradio_client."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import ASSETS
+from gradio_client import Client, handle_file
+from PIL import Image
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="module")
+def client(app_server):
+    return Client(app_server, verbose=False)
+
+
+def read(path: str) -> np.ndarray:
+    with Image.open(path) as picture:
+        return np.asarray(picture.convert("RGB"))
+
+
+def test_page_and_weights_status(app_server, client):
+    with urllib.request.urlopen(app_server, timeout=30) as response:
+        assert response.status == 200
+        assert b"SA-Viz" in response.read()
+    status = client.predict(api_name="/weights_status")
+    text = status["value"] if isinstance(status, dict) else status
+    assert "ResNet-50" in text and "SA-ResNet-50" in text
+
+
+def test_every_endpoint(client):
+    out = client.predict(handle_file(str(ASSETS / "chelsea.jpg")), api_name="/explain")
+    summary, table_r, table_sa, cam_r, cam_sa, diff, cam_text, grid = out[:8]
+    gate_text = out[10]
+    for picture in (out[8], out[9], out[11]):  # channel heatmap, group, summary
+        assert read(picture).ndim == 3
+    assert "predict" in summary or "disagree" in summary
+    for table in (table_r, table_sa):
+        assert len(table["value"]["data"]) == 5
+    cams = [read(p["value"] if isinstance(p, dict) else p) for p in (cam_r, cam_sa)]
+    assert cams[0].shape == cams[1].shape == (224, 337, 3)
+    assert read(diff).shape == (224, 337, 3)
+    assert "Pearson r" in cam_text and "layer3.0" in gate_text
+
+    views = client.predict("layer1.2", 17, "viridis", 0.7, "per group", api_name="/gate_view")
+    assert "layer1.2" in views[3]
+    assert not np.array_equal(read(views[0]), read(grid))
+
+    cams_again = client.predict("viridis", 0.8, "joint", api_name="/cam_view")
+    assert not np.array_equal(read(cams_again[0]["value"]), cams[0])
+
+    archive = client.predict("jet", 0.5, "per model", "layer4.0", 5, "0–1", api_name="/export_zip")
+    with zipfile.ZipFile(archive) as z:
+        assert "gates_layer4.0_group5.png" in z.namelist()
+        assert json.loads(z.read("explanation.json"))["view"]["gate_group"] == 5
+
+
+def test_class_by_name_and_settings(client):
+    out = client.predict(
+        handle_file(str(ASSETS / "rocket.jpg")),
+        "centre crop 224 (evaluation protocol)",
+        "space shuttle",
+        "gradcam++",
+        "layer3",
+        api_name="/explain",
+    )
+    assert "space shuttle* (812" in out[6] and "Grad-CAM++ at layer3" in out[6]
+    assert read(out[3]["value"]).shape == (224, 224, 3)
+
+
+def test_bad_image_gets_a_message_and_the_server_keeps_serving(client, tmp_path):
+    bad = tmp_path / "photo.jpg"
+    bad.write_text("this is text, not a JPEG")
+    with pytest.raises(Exception, match="not an image SA-Viz can read") as caught:
+        client.predict(handle_file(str(bad)), api_name="/explain")
+    assert str(tmp_path) not in str(caught.value)
+    out = client.predict(handle_file(str(ASSETS / "coffee.jpg")), api_name="/explain")
+    assert len(out[1]["value"]["data"]) == 5
