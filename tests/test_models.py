@@ -110,3 +110,73 @@ def test_every_parameter_gets_a_gradient():
     model(torch.randn(2, 3, 64, 64)).sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert missing == []
+
+
+def functional_sa_resnet50(state: dict[str, torch.Tensor], x: torch.Tensor):
+    """SA-ResNet-50 written from DESIGN.md with torch.nn.functional only, straight from a state
+    dict: an implementation independent of our modules. Returns logits and every unit's gates."""
+    import torch.nn.functional as F
+
+    def bn(t, name):
+        return F.batch_norm(
+            t,
+            state[f"{name}.running_mean"],
+            state[f"{name}.running_var"],
+            state[f"{name}.weight"],
+            state[f"{name}.bias"],
+            training=False,
+            eps=1e-5,
+        )
+
+    def sa(t, name, gates):
+        b, ch, h, w = t.shape
+        p = {k: state[f"{name}.{k}"] for k in ("cweight", "cbias", "sweight", "sbias")}
+        groups = t.reshape(b * 64, ch // 64, h, w)
+        x1, x2 = groups[:, : ch // 128], groups[:, ch // 128 :]
+        gc = torch.sigmoid(p["cweight"] * x1.mean((2, 3), keepdim=True) + p["cbias"])
+        normed = F.group_norm(x2, x2.shape[1], state[f"{name}.gn.weight"], state[f"{name}.gn.bias"])
+        gs = torch.sigmoid(p["sweight"] * normed + p["sbias"])
+        gates[name.removesuffix(".sa")] = (gc.reshape(b, 64, -1), gs.reshape(b, 64, *gs.shape[1:]))
+        out = torch.cat([x1 * gc, x2 * gs], 1).reshape(b, ch, h, w)
+        return out.reshape(b, 2, ch // 2, h, w).transpose(1, 2).reshape(b, ch, h, w)
+
+    gates: dict = {}
+    t = F.relu(bn(F.conv2d(x, state["conv1.weight"], stride=2, padding=3), "bn1"))
+    t = F.max_pool2d(t, 3, 2, 1)
+    for stage, depth in enumerate((3, 4, 6, 3), 1):
+        for block in range(depth):
+            n = f"layer{stage}.{block}"
+            stride = 2 if block == 0 and stage > 1 else 1
+            out = F.relu(bn(F.conv2d(t, state[f"{n}.conv1.weight"]), f"{n}.bn1"))
+            out = F.conv2d(out, state[f"{n}.conv2.weight"], stride=stride, padding=1)
+            out = F.relu(bn(out, f"{n}.bn2"))
+            out = sa(bn(F.conv2d(out, state[f"{n}.conv3.weight"]), f"{n}.bn3"), f"{n}.sa", gates)
+            if f"{n}.downsample.0.weight" in state:
+                t = bn(
+                    F.conv2d(t, state[f"{n}.downsample.0.weight"], stride=stride),
+                    f"{n}.downsample.1",
+                )
+            t = F.relu(out + t)
+    logits = F.linear(t.mean((2, 3)), state["fc.weight"], state["fc.bias"])
+    return logits, gates
+
+
+def test_official_checkpoint_reproduces_an_independent_implementation(weights_folder):
+    """Logits and gates of our model, loaded from the official-format file, equal those of a
+    functional implementation fed the same file's tensors."""
+    from sa_viz.gates import record_gates
+    from sa_viz.weights import load_checkpoint, read_checkpoint
+
+    path = weights_folder / "sa_resnet50.pth.tar"
+    model = sa_resnet50().eval()
+    load_checkpoint(model, path)
+    state, _ = read_checkpoint(path)
+    x = torch.randn(2, 3, 160, 192, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad(), record_gates(model) as gates:
+        logits = model(x)
+        expected_logits, expected_gates = functional_sa_resnet50(state, x)
+    torch.testing.assert_close(logits, expected_logits, rtol=1e-4, atol=1e-4)
+    assert set(gates) == set(expected_gates) == set(SA_UNIT_NAMES)
+    for name, (channel, spatial) in expected_gates.items():
+        torch.testing.assert_close(gates[name].channel, channel, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(gates[name].spatial, spatial, rtol=1e-5, atol=1e-5)
