@@ -8,7 +8,10 @@ once per forward, so a forward hook on `channel_gate` or `spatial_gate` reads th
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from sa_viz.fast import fast_path_applies, no_observers
 
 
 class ShuffleAttention(nn.Module):
@@ -18,6 +21,8 @@ class ShuffleAttention(nn.Module):
     c = C/(2G): the first half is gated per channel from its spatial mean, the second per pixel
     from its GroupNorm-ed values. Gate outputs have shape (B·G, c, 1, 1) and (B·G, c, H, W).
     """
+
+    fast_inference = False  # see sa_viz.fast.set_fast_inference
 
     def __init__(self, channels: int, groups: int = 64) -> None:
         super().__init__()
@@ -43,13 +48,36 @@ class ShuffleAttention(nn.Module):
         return self.cweight.shape[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, ch, h, w = x.shape
-        grouped = x.reshape(b * self.groups, ch // self.groups, h, w)
+        b, _, h, w = x.shape
+        g, c = self.groups, self.channels_per_half
+        grouped = x.reshape(b * g, 2 * c, h, w)
         x1, x2 = grouped.chunk(2, dim=1)
         channel_gate = self.channel_gate(self.cweight * x1.mean((2, 3), keepdim=True) + self.cbias)
-        spatial_gate = self.spatial_gate(self.sweight * self.gn(x2) + self.sbias)
-        out = torch.cat([x1 * channel_gate, x2 * spatial_gate], dim=1).reshape(b, ch, h, w)
-        return self.shuffle(out)
+        spatial_gate = self.spatial_gate(self._spatial_logits(x2))
+        if torch.is_grad_enabled() or g % 2:
+            out = torch.cat([x1 * channel_gate, x2 * spatial_gate], dim=1)
+            return self.shuffle(out.reshape(b, 2 * g * c, h, w))
+        # Without autograd (and with G even), the products are written straight to where the
+        # concatenation and the 2-group shuffle would put them (half `half`, channel j of group
+        # t·G/2 + k lands on channel 4c·k + 2c·half + 2j + t): the same values, two copies fewer.
+        out = torch.empty_like(x, memory_format=torch.contiguous_format)
+        slots = out.view(b, g // 2, 2, c, 2, h, w).permute(0, 4, 1, 2, 3, 5, 6)
+        grid = (b, 2, g // 2, c)
+        torch.mul(x1.view(*grid, h, w), channel_gate.view(*grid, 1, 1), out=slots[:, :, :, 0])
+        torch.mul(x2.view(*grid, h, w), spatial_gate.view(*grid, h, w), out=slots[:, :, :, 1])
+        return out
+
+    def _spatial_logits(self, x2: torch.Tensor) -> torch.Tensor:
+        """sweight · GN(x2) + sbias. On the fast inference path (`sa_viz.fast`) the outer affine
+        is folded into GroupNorm's own (two passes over half the activation fewer); that path
+        skips `gn` as a module, so it is taken only when nothing hooks `gn`."""
+        if fast_path_applies(self) and no_observers([self.gn], allowed=set()):
+            c = self.channels_per_half
+            sweight = self.sweight.view(c)
+            weight = sweight * self.gn.weight
+            bias = torch.addcmul(self.sbias.view(c), sweight, self.gn.bias)
+            return F.group_norm(x2, c, weight, bias, self.gn.eps)
+        return self.sweight * self.gn(x2) + self.sbias
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}, c={self.channels_per_half}"

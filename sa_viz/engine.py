@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sa_viz.explain import Explanation, check_settings, explain_model
+from sa_viz.explain import Explanation, check_settings, explain_models
 from sa_viz.preprocess import DEFAULT_LIMITS, ImageSource, Limits, prepare_image
 from sa_viz.weights import LoadedModel, WeightsStatus
 
@@ -106,16 +106,14 @@ class Engine:
         report(0.05, "Waiting for the models")
         models = self.models(timeout=300)
         with self._compute:
-            per_model = {}
-            for i, (name, loaded) in enumerate(models.items()):
-                report(0.1 + 0.8 * i / len(models), f"{loaded.title}: predictions, CAM and gates")
-                per_model[name] = explain_model(
-                    loaded,
-                    prepared,
-                    class_idx=settings.class_idx,
-                    layer=settings.layer,
-                    method=settings.method,
-                )
+            report(0.1, "Both models: predictions, CAM and gates")
+            per_model = explain_models(
+                models,
+                prepared,
+                class_idx=settings.class_idx,
+                layer=settings.layer,
+                method=settings.method,
+            )
         result = Explanation(
             prepared, per_model, settings.layer, settings.method, settings.class_idx
         )

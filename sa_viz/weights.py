@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torchvision.models import ResNet50_Weights
 
+from sa_viz.fast import set_fast_inference
 from sa_viz.models import BUILDERS, TITLES, untrained_sa_units
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -328,13 +329,14 @@ def load_model(
     path: str | Path | None = None,
     allow_download: bool = True,
 ) -> LoadedModel:
-    """A model in eval mode with the best weights available, and a status saying which.
+    """A model ready for inference (eval mode, folded fast path on) with the best weights
+    available, and a status saying which.
 
     Never raises for missing or broken weights: it falls back to the fixed-seed untrained model
     and says why in the status.
     """
     spec = SPECS[name]
-    model = BUILDERS[name]().eval()
+    model = _for_inference(BUILDERS[name]())
     file = find_weights(name, folder, path)
     problem = None
     if file is None and spec.url and allow_download and not _offline_requested():
@@ -349,7 +351,14 @@ def load_model(
         except CheckpointError as error:
             # Statuses are shown in the app: name the file, not where it lives on the server.
             problem = str(error).replace(str(file), Path(file).name)
-    return LoadedModel(name, build_untrained(name), _untrained_status(spec, problem))
+    return LoadedModel(
+        name, _for_inference(build_untrained(name)), _untrained_status(spec, problem)
+    )
+
+
+def _for_inference(model: nn.Module) -> nn.Module:
+    """eval mode and the folded inference path (`sa_viz.fast`): what the app and CLI run."""
+    return set_fast_inference(model.eval(), True)
 
 
 def _offline_requested() -> bool:

@@ -98,6 +98,29 @@ def test_sa_unit_matches_hand_computation():
     torch.testing.assert_close(unit(x), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_sa_unit_without_autograd_is_bit_identical():
+    """Inference writes the gated halves straight into their shuffled places; same values."""
+    torch.manual_seed(1)
+    unit = ShuffleAttention(channels=32, groups=4)  # c = 4, an even number of groups
+    with torch.no_grad():
+        for p in unit.parameters():
+            p.copy_(torch.randn_like(p))
+        x = torch.randn(2, 32, 6, 5)
+        fast = unit(x)
+    expected = hand_computed_sa(
+        x,
+        unit.cweight.flatten(),
+        unit.cbias.flatten(),
+        unit.sweight.flatten(),
+        unit.sbias.flatten(),
+        unit.gn.weight,
+        unit.gn.bias,
+        groups=4,
+    )
+    torch.testing.assert_close(fast, expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(fast, unit(x).detach())  # the autograd path: cat + ChannelShuffle
+
+
 def test_untrained_units_are_detected():
     model = sa_resnet50()
     assert untrained_sa_units(model) == list(SA_UNIT_NAMES)

@@ -1,0 +1,175 @@
+"""Speed of the explanation against the floor and the peers, measured in one process.
+
+    python benchmarks/bench_explain.py [--runs 9] [--warmup 3] [--size 224] [--no-tuning]
+
+Batch 1, a 224×224 input, medians of `--runs` interleaved rounds after `--warmup` rounds (each
+round times every candidate once, so machine noise spreads over all of them):
+
+- floor: plain inference-mode forwards of torchvision's ResNet-50 and of SA-ResNet-50 with the
+  official eager SA unit (the op sequence of SA-Net's `sa_layer`: reshape, chunk, pooled
+  channel gate, GroupNorm spatial gate, cat, reshape-permute shuffle), no hooks;
+- ours: `explain_models` for both models as the app runs them (folded fast path, the two models
+  side by side on the two cores): top-5, Grad-CAM at layer4 and all 16 units' gates; also
+  one after the other (`explain_model` twice) for comparison;
+- peers: pytorch-grad-cam's GradCAM and Captum's LayerGradCam for both models (on the eager
+  models), each with its target layer `layer4[-1]` and each model's top-1.
+
+Prints each median and the ratios. Weights are fixed-seed random: speed does not depend on their
+values. Captum is a benchmark-only dependency (benchmarks/requirements.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from torchvision.models import resnet50 as torchvision_resnet50
+
+from sa_viz.explain import explain_model, explain_models
+from sa_viz.fast import set_fast_inference
+from sa_viz.models import resnet50, sa_resnet50, sa_units
+from sa_viz.preprocess import prepare_image
+from sa_viz.runtime import tune_allocator
+from sa_viz.weights import LoadedModel, WeightsStatus
+
+
+def seeded(builder, seed: int) -> torch.nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = builder().eval()
+        for _, unit in sa_units(model):  # trained-looking gates: speed must not depend on it
+            for p in (unit.cweight, unit.sweight):
+                p.data.normal_(0, 0.5)
+    return model
+
+
+def official_sa_forward(unit, x: torch.Tensor) -> torch.Tensor:
+    """DESIGN.md's SA formulas in the eager op sequence of the official unit: grouped reshape,
+    chunk, pooled channel gate, GroupNorm spatial gate, cat, then the 2-group shuffle as a
+    reshape-permute-reshape. The "official eager" SA-ResNet-50 of the floor."""
+    b, _, h, w = x.shape
+    halves = x.reshape(b * unit.groups, -1, h, w).chunk(2, dim=1)
+    pooled = torch.nn.functional.adaptive_avg_pool2d(halves[0], 1)
+    by_channel = halves[0] * torch.sigmoid(unit.cweight * pooled + unit.cbias)
+    by_pixel = halves[1] * torch.sigmoid(unit.sweight * unit.gn(halves[1]) + unit.sbias)
+    joined = torch.cat([by_channel, by_pixel], dim=1).reshape(b, -1, h, w)
+    return joined.reshape(b, 2, -1, h, w).permute(0, 2, 1, 3, 4).reshape(b, -1, h, w)
+
+
+def official_eager_sa_resnet50(seed: int) -> torch.nn.Module:
+    model = seeded(sa_resnet50, seed)
+    for _, unit in sa_units(model):
+        unit.forward = types.MethodType(official_sa_forward, unit)
+    return model
+
+
+def median_rounds(candidates: dict, runs: int, warmup: int) -> dict[str, float]:
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for round_index in range(warmup + runs):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            elapsed = time.perf_counter() - start
+            if round_index >= warmup:
+                times[name].append(elapsed)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--no-tuning", action="store_true", help="skip sa_viz.runtime tuning")
+    parser.add_argument("--no-peers", action="store_true", help="skip pytorch-grad-cam, Captum")
+    args = parser.parse_args()
+    tuned = False if args.no_tuning else tune_allocator()
+
+    eager = {
+        "resnet50": seeded(torchvision_resnet50, 0),
+        "sa_resnet50": official_eager_sa_resnet50(1),
+    }
+    fast = {
+        "resnet50": set_fast_inference(seeded(resnet50, 0), True),
+        "sa_resnet50": set_fast_inference(seeded(sa_resnet50, 1), True),
+    }
+    status = WeightsStatus("bench", "bench", True, "random", "random")
+    loaded = {name: LoadedModel(name, model, status) for name, model in fast.items()}
+    rng = np.random.default_rng(0)
+    image = prepare_image(rng.integers(0, 256, (args.size, args.size, 3), dtype=np.uint8))
+    x = image.tensor
+
+    def forward(model):
+        with torch.inference_mode():
+            model(x)
+
+    candidates = {
+        "resnet50 eager": lambda: forward(eager["resnet50"]),
+        "sa_resnet50 eager": lambda: forward(eager["sa_resnet50"]),
+        "resnet50 fast": lambda: forward(fast["resnet50"]),
+        "sa_resnet50 fast": lambda: forward(fast["sa_resnet50"]),
+        "ours: explain both": lambda: explain_models(loaded, image),
+        "ours, one model after the other": lambda: [
+            explain_model(m, image) for m in loaded.values()
+        ],
+    }
+    if not args.no_peers:
+        from captum.attr import LayerGradCam
+        from pytorch_grad_cam import GradCAM
+
+        grad_cams = {n: GradCAM(model=m, target_layers=[m.layer4[-1]]) for n, m in eager.items()}
+        captums = {n: LayerGradCam(m, m.layer4[-1]) for n, m in eager.items()}
+
+        def pytorch_grad_cam_both():
+            for model in grad_cams.values():
+                model(input_tensor=x, targets=None)  # targets None: the top-1
+                model.model.zero_grad(set_to_none=True)
+
+        def captum_both():
+            for name, attribution in captums.items():
+                with torch.no_grad():
+                    top1 = int(eager[name](x).argmax())
+                attribution.attribute(x, target=top1)
+
+        candidates["pytorch-grad-cam GradCAM both"] = pytorch_grad_cam_both
+        candidates["captum LayerGradCam both"] = captum_both
+
+    medians = median_rounds(candidates, args.runs, args.warmup)
+    floor = medians["resnet50 eager"] + medians["sa_resnet50 eager"]
+    ours = medians["ours: explain both"]
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, input {args.size}², "
+        f"batch 1, medians of {args.runs} rounds after {args.warmup}, "
+        f"allocator tuning {'on' if tuned else 'off'}"
+    )
+    for name, value in medians.items():
+        print(f"  {name:32s} {value * 1000:8.1f} ms")
+    print(f"  {'floor (both eager forwards)':32s} {floor * 1000:8.1f} ms")
+    ratios = {
+        "ours / floor": ours / floor,
+        "SA fast / ResNet-50 eager": medians["sa_resnet50 fast"] / medians["resnet50 eager"],
+        "SA fast / ResNet-50 fast": medians["sa_resnet50 fast"] / medians["resnet50 fast"],
+        "SA eager / ResNet-50 eager": medians["sa_resnet50 eager"] / medians["resnet50 eager"],
+        "ours one after the other / floor": medians["ours, one model after the other"] / floor,
+    }
+    if not args.no_peers:
+        ratios["pytorch-grad-cam / ours"] = medians["pytorch-grad-cam GradCAM both"] / ours
+        ratios["captum / ours"] = medians["captum LayerGradCam both"] / ours
+        ratios["pytorch-grad-cam / floor"] = medians["pytorch-grad-cam GradCAM both"] / floor
+        ratios["captum / floor"] = medians["captum LayerGradCam both"] / floor
+    for name, value in ratios.items():
+        print(f"  {name:40s} {value:6.3f}")
+    print("targets: ours/floor ≤ 1.15; SA fast / ResNet-50 eager ≤ 1.10; stretch ours/floor ≤ 0.9")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""The folded inference path (sa_viz.fast) computes what the reference forward computes.
+
+Tolerances: the fast path reorders float32 arithmetic (BatchNorm folded into the weights, the SA
+statistics from other reductions), and the differences compound over 16 units; 1e-4 bounds them
+with margin (observed: ~2e-5 on the deepest gates, ~1e-6 relative on the logits).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from conftest import seeded, trained_like_sa
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from test_models import functional_sa_resnet50
+
+from sa_viz.cam import grad_cam
+from sa_viz.fast import set_fast_inference
+from sa_viz.gates import record_gates
+from sa_viz.models import resnet50, sa_resnet50
+from sa_viz.weights import load_checkpoint, load_model, read_checkpoint
+
+
+def pair(model):
+    """(fast, reference) copies of one model."""
+    fast = set_fast_inference(copy.deepcopy(model), True)
+    return fast, set_fast_inference(copy.deepcopy(model), False)
+
+
+def folded(model) -> int:
+    return sum("_folded_cache" in m.__dict__ for m in model.modules())
+
+
+@pytest.fixture(scope="module", params=["resnet50", "sa_resnet50"])
+def models(request):
+    return pair(seeded(resnet50) if request.param == "resnet50" else trained_like_sa())
+
+
+@pytest.mark.parametrize("shape", [(1, 224, 224), (2, 160, 192), (1, 97, 131)])
+def test_same_logits_and_gates(models, shape):
+    fast, reference = models
+    b, h, w = shape
+    x = torch.randn(b, 3, h, w, generator=torch.Generator().manual_seed(h))
+    with torch.inference_mode(), record_gates(fast) as got, record_gates(reference) as want:
+        logits, expected = fast(x), reference(x)
+    scale = expected.abs().max()
+    torch.testing.assert_close(logits / scale, expected / scale, rtol=0, atol=1e-5)
+    assert set(got) == set(want)
+    for name in want:
+        torch.testing.assert_close(got[name].channel, want[name].channel, rtol=0, atol=1e-4)
+        torch.testing.assert_close(got[name].spatial, want[name].spatial, rtol=0, atol=1e-4)
+    assert folded(fast) == 16 and folded(reference) == 0  # the fast path really ran
+
+
+def test_fast_path_matches_the_independent_implementation(weights_folder):
+    path = weights_folder / "sa_resnet50.pth.tar"
+    model = set_fast_inference(sa_resnet50().eval(), True)
+    load_checkpoint(model, path)
+    state, _ = read_checkpoint(path)
+    x = torch.randn(2, 3, 160, 192, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad(), record_gates(model) as gates:
+        logits = model(x)
+        expected_logits, expected_gates = functional_sa_resnet50(state, x)
+    torch.testing.assert_close(logits, expected_logits, rtol=1e-4, atol=1e-4)
+    for name, (channel, spatial) in expected_gates.items():
+        torch.testing.assert_close(gates[name].channel, channel, rtol=0, atol=1e-4)
+        torch.testing.assert_close(gates[name].spatial, spatial, rtol=0, atol=1e-4)
+
+
+def test_hooks_inside_a_block_switch_to_the_reference_path(models):
+    fast, reference = models
+    x = torch.randn(1, 3, 96, 96)
+    seen = []
+    handle = fast.layer2[1].bn2.register_forward_hook(lambda *_: seen.append(1))
+    try:
+        with torch.no_grad():
+            out = fast(x)
+    finally:
+        handle.remove()
+    assert seen == [1]  # the hooked BatchNorm ran, so its block took the reference path
+    with torch.no_grad():
+        torch.testing.assert_close(out, reference(x), rtol=1e-4, atol=1e-4)
+
+
+def test_gradients_take_the_reference_path(models):
+    fast, _ = models
+    fast.zero_grad(set_to_none=True)
+    fast(torch.randn(1, 3, 64, 64)).sum().backward()
+    assert all(p.grad is not None for p in fast.parameters())
+    fast.zero_grad(set_to_none=True)
+
+
+def test_new_weights_refresh_the_folded_cache():
+    fast, reference = pair(trained_like_sa(seed=5))
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        before = fast(x)
+        new = trained_like_sa(seed=6).state_dict()
+        fast.load_state_dict(new)
+        reference.load_state_dict(new)
+        after = fast(x)
+        torch.testing.assert_close(after, reference(x), rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(before, after)
+
+
+def test_state_dict_is_untouched(models):
+    fast, reference = models
+    with torch.no_grad():
+        fast(torch.randn(1, 3, 64, 64))
+    assert list(fast.state_dict()) == list(reference.state_dict())
+
+
+def test_grad_cam_on_the_fast_path_equals_pytorch_grad_cam(models):
+    fast, reference = models
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(11))
+    ours = grad_cam(fast, x, [281], "layer4")
+    assert folded(fast) == 16
+    with GradCAM(model=reference, target_layers=[reference.layer4[-1]]) as cam:
+        theirs = cam(input_tensor=x, targets=[ClassifierOutputTarget(281)])
+    reference.zero_grad(set_to_none=True)
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_loaded_models_use_the_fast_path(tmp_path):
+    loaded = load_model("sa_resnet50", folder=tmp_path, allow_download=False)
+    assert all(m.fast_inference for m in loaded.module.modules() if hasattr(m, "fast_inference"))
+    assert not any(
+        m.fast_inference for m in sa_resnet50().modules() if hasattr(m, "fast_inference")
+    )
