@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from sa_viz.cli import models_from_args
     from sa_viz.engine import Engine
+    from sa_viz.runtime import tune_allocator
     from sa_viz.ui import CSS, build_app
+
+    tune_allocator()
 
     engine = Engine(lambda: models_from_args(args)).start()
     demo = build_app(engine)

@@ -104,6 +104,10 @@ def main() -> None:
     }
     status = WeightsStatus("bench", "bench", True, "random", "random")
     loaded = {name: LoadedModel(name, model, status) for name, model in fast.items()}
+    reference = {  # the engine before this work: reference forwards, one model after the other
+        "resnet50": LoadedModel("resnet50", seeded(resnet50, 0), status),
+        "sa_resnet50": LoadedModel("sa_resnet50", seeded(sa_resnet50, 1), status),
+    }
     rng = np.random.default_rng(0)
     image = prepare_image(rng.integers(0, 256, (args.size, args.size, 3), dtype=np.uint8))
     x = image.tensor
@@ -120,6 +124,9 @@ def main() -> None:
         "ours: explain both": lambda: explain_models(loaded, image),
         "ours, one model after the other": lambda: [
             explain_model(m, image) for m in loaded.values()
+        ],
+        "before: reference path, in turn": lambda: [
+            explain_model(m, image) for m in reference.values()
         ],
     }
     if not args.no_peers:
@@ -160,6 +167,7 @@ def main() -> None:
         "SA fast / ResNet-50 fast": medians["sa_resnet50 fast"] / medians["resnet50 fast"],
         "SA eager / ResNet-50 eager": medians["sa_resnet50 eager"] / medians["resnet50 eager"],
         "ours one after the other / floor": medians["ours, one model after the other"] / floor,
+        "before / floor": medians["before: reference path, in turn"] / floor,
     }
     if not args.no_peers:
         ratios["pytorch-grad-cam / ours"] = medians["pytorch-grad-cam GradCAM both"] / ours

@@ -87,6 +87,9 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
 
     from sa_viz.explain import explain
     from sa_viz.preprocess import ImageError
+    from sa_viz.runtime import tune_allocator
+
+    tune_allocator()
 
     models = models_from_args(args)
     for loaded in models.values():

@@ -3,7 +3,8 @@
 The app answers HTTP while the models load (torch's imports and two checkpoints take seconds);
 requests that need them wait. Explanations are kept in a small LRU cache keyed by the input's
 pixels and the settings that change the numbers, so a repeated image or a back-and-forth between
-settings does not run the models again. No gradio in this module.
+settings does not run the models again (an entry holds every gate map: ~17 MB for a 224×337
+input, hence only 4 entries). No gradio in this module.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+import numpy as np
 
 from sa_viz.explain import Explanation, check_settings, explain_models
 from sa_viz.preprocess import DEFAULT_LIMITS, ImageSource, Limits, prepare_image
+from sa_viz.runtime import release_free_memory
 from sa_viz.weights import LoadedModel, WeightsStatus
 
 log = logging.getLogger(__name__)
@@ -47,7 +52,7 @@ class Engine:
         loader: Callable[[], Mapping[str, LoadedModel]],
         *,
         limits: Limits = DEFAULT_LIMITS,
-        cache_size: int = 16,
+        cache_size: int = 4,
     ) -> None:
         self._loader = loader
         self.limits = limits
@@ -58,6 +63,7 @@ class Engine:
         self._cache: OrderedDict[tuple, Explanation] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
+        self._workers = ThreadPoolExecutor(2, thread_name_prefix="sa-viz-model")
 
     def start(self) -> Engine:
         """Load the models in a background thread; returns at once."""
@@ -66,12 +72,21 @@ class Engine:
 
     def _load(self) -> None:
         try:
-            self._models = dict(self._loader())
+            models = dict(self._loader())
+            release_free_memory()  # what loading the checkpoints allocated and freed
+            self._warm_up(models)
+            self._models = models
         except Exception as error:  # reported on the page; the server keeps serving
             log.exception("loading the models failed")
             self._failure = f"{type(error).__name__}: {error}"
         finally:
             self._ready.set()
+
+    def _warm_up(self, models: Mapping[str, LoadedModel]) -> None:
+        """One explanation of a blank image before the first request: folds the weights and
+        grows the heap to its working size, so neither lands on the first user."""
+        blank = prepare_image(np.full((224, 224, 3), 128, np.uint8))
+        explain_models(models, blank, executor=self._workers)
 
     @property
     def ready(self) -> bool:
@@ -110,6 +125,7 @@ class Engine:
             per_model = explain_models(
                 models,
                 prepared,
+                executor=self._workers,
                 class_idx=settings.class_idx,
                 layer=settings.layer,
                 method=settings.method,

@@ -7,7 +7,8 @@ activation kept) and one backward through the layers after the target only.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -129,22 +130,29 @@ def explain(
 
 
 def explain_models(
-    models: Mapping[str, LoadedModel], image: PreparedImage, **settings: Any
+    models: Mapping[str, LoadedModel],
+    image: PreparedImage,
+    *,
+    executor: Executor | None = None,
+    **settings: Any,
 ) -> dict[str, ModelExplanation]:
     """`explain_model` for every model, the models side by side on the CPU's cores.
 
     Two small-batch CNNs run faster as two single-threaded passes at once than one after the
     other with two threads each (measured in benchmarks/bench_explain.py). Hooks and grad mode
-    are per thread, so the two passes cannot see each other.
+    are per thread, so the two passes cannot see each other. A long-running caller passes its
+    own `executor` (threads that live on: new threads each call grow the process's memory).
     """
     threads = torch.get_num_threads()
     if len(models) < 2 or threads < len(models):
         return {n: explain_model(m, image, **settings) for n, m in models.items()}
     torch.set_num_threads(threads // len(models))
     try:
-        with ThreadPoolExecutor(len(models), thread_name_prefix="sa-viz-model") as pool:
+        with ExitStack() as stack:
+            if executor is None:
+                executor = stack.enter_context(ThreadPoolExecutor(len(models)))
             futures = {
-                n: pool.submit(explain_model, m, image, **settings) for n, m in models.items()
+                n: executor.submit(explain_model, m, image, **settings) for n, m in models.items()
             }
             return {name: future.result() for name, future in futures.items()}
     finally:

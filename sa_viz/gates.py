@@ -93,13 +93,13 @@ class GateStats:
 
 def gate_stats(gates: UnitGates, index: int = 0) -> GateStats:
     """Per-group mean and standard deviation of both gates for image `index` of the batch."""
-    channel = gates.channel[index].double()
-    spatial = gates.spatial[index].flatten(1).double()
+    channel = gates.channel[index].numpy().astype(np.float64)
+    spatial = gates.spatial[index].flatten(1).numpy()  # (G, c·h·w)
     return GateStats(
-        channel_mean=channel.mean(1).numpy(),
-        channel_std=channel.std(1, correction=0).numpy(),
-        spatial_mean=spatial.mean(1).numpy(),
-        spatial_std=spatial.std(1, correction=0).numpy(),
+        channel_mean=channel.mean(1),
+        channel_std=channel.std(1),
+        spatial_mean=spatial.mean(1, dtype=np.float64),
+        spatial_std=spatial.std(1, dtype=np.float64),
     )
 
 

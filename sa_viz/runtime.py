@@ -3,38 +3,52 @@
 glibc's malloc returns every large freed block to the kernel (mmap/munmap), so each of the
 ~200 activations of a forward pass is a fresh mapping whose pages fault in on first touch; on
 this project's 2-core machines that alone made elementwise ops 2–4x slower. Raising the mmap and
-trim thresholds keeps freed activations in the heap for reuse (resident memory stays bounded by
-the peak of one request, measured in benchmarks/bench_app.py).
+trim thresholds keeps freed activations in the heap for reuse. Arenas are capped at two (the
+two models' threads): each arena keeps its own free memory, and a server's worker threads would
+otherwise each grow one (resident memory measured in benchmarks/bench_app.py).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 import os
-
-log = logging.getLogger(__name__)
+from functools import cache
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's maximum on 64-bit: every activation of a request
-TRIM_THRESHOLD = 256 * 1024 * 1024
+TRIM_THRESHOLD = 128 * 1024 * 1024
+ARENAS = 2
+
+
+@cache
+def _glibc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        return libc if libc is not None and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
 
 
 def tune_allocator() -> bool:
-    """Ask glibc malloc to keep large freed blocks; False where that is not glibc."""
-    if os.environ.get("SA_VIZ_NO_MALLOC_TUNING"):
+    """Ask glibc malloc to keep large freed blocks; False where that is not glibc, or when
+    SA_VIZ_NO_MALLOC_TUNING is set."""
+    libc = _glibc()
+    if libc is None or os.environ.get("SA_VIZ_NO_MALLOC_TUNING"):
         return False
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    ok = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-    ok = mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
-    log.debug("malloc tuning %s", "applied" if ok else "refused")
-    return ok
+    settings = (
+        (M_ARENA_MAX, ARENAS),
+        (M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+        (M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+    )
+    return all([libc.mallopt(option, value) == 1 for option, value in settings])
+
+
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the kernel (after loading models, say)."""
+    libc = _glibc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)

@@ -9,6 +9,7 @@ import hashlib
 import shutil
 import tempfile
 import threading
+from collections import deque
 from pathlib import Path
 
 import cv2
@@ -24,10 +25,11 @@ class TempSpace:
         self.root = Path(self._owner.name)
         self.keep = keep
         self._lock = threading.Lock()
+        self._entries: deque[Path] = deque()  # oldest first
 
     def picture(self, picture: np.ndarray, *, lossless: bool = False) -> str:
         """Write an RGB picture as JPEG (or PNG if `lossless`); return its path."""
-        bgr = np.ascontiguousarray(picture[:, :, ::-1])
+        bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
         if lossless:
             ok, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
             suffix = ".png"
@@ -41,6 +43,7 @@ class TempSpace:
         with self._lock:
             if not path.exists():
                 path.write_bytes(blob)
+                self._entries.append(path)
                 self._prune()
         return str(path)
 
@@ -48,12 +51,13 @@ class TempSpace:
         """A new empty folder inside the space (for an export)."""
         with self._lock:
             folder = Path(tempfile.mkdtemp(dir=self.root))
+            self._entries.append(folder)
             self._prune()
         return folder
 
     def _prune(self) -> None:
-        entries = sorted(self.root.iterdir(), key=lambda p: p.stat().st_mtime)
-        for old in entries[: max(0, len(entries) - self.keep)]:
+        while len(self._entries) > self.keep:
+            old = self._entries.popleft()
             if old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
             else:

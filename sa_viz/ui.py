@@ -7,7 +7,9 @@ messages for people. They are methods of `Handlers`, so tests call them directly
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,21 @@ def status_markdown(statuses: list[WeightsStatus]) -> str:
     return "\n\n".join(lines)
 
 
+def timed(handler):
+    """Log each call's server time ("handler <name> took <s> s"); benchmarks/bench_app.py reads
+    these lines to report server time apart from the client's round trip."""
+
+    @functools.wraps(handler)
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return handler(*args, **kwargs)
+        finally:
+            log.info("handler %s took %.4f s", handler.__name__, time.perf_counter() - start)
+
+    return wrapper
+
+
 def _error(message: str, title: str = "Error") -> gr.Error:
     return gr.Error(message, title=title, print_exception=False)
 
@@ -108,6 +125,7 @@ class Handlers:
             status_markdown(statuses), elem_classes=["ok-banner" if ok else "untrained-banner"]
         )
 
+    @timed
     def explain(
         self,
         image: str | None,
@@ -150,11 +168,13 @@ class Handlers:
             result,
         )
 
+    @timed
     def update_cams(
         self, result: Explanation | None, colormap: str, alpha: float, normalization: str
     ) -> tuple:
         return self._cams(self._need(result), colormap, alpha, normalization)
 
+    @timed
     def update_gates(
         self,
         result: Explanation | None,
@@ -166,6 +186,7 @@ class Handlers:
     ) -> tuple:
         return self._gates(self._need(result), unit, group, colormap, alpha, scale)
 
+    @timed
     def export(
         self,
         result: Explanation | None,

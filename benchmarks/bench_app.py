@@ -1,0 +1,248 @@
+"""The app as users meet it, measured through gradio_client on loopback.
+
+    python benchmarks/bench_app.py [--requests 100] [--runs 15] [--weights-dir DIR]
+
+In one run:
+- cold start: seconds from `python app.py` to the first HTTP 200, against the seconds that
+  `python -c "import torch, torchvision, gradio"` takes, both measured here (median of 3 each);
+- a full request (upload → every output of /explain), median over distinct images (so the
+  app's cache never answers), against `ours` (the explanation of both models, measured in this
+  process just before, as in bench_explain.py);
+- a view-only update (/gate_view with a new unit or group, /cam_view with a new opacity), median,
+  both as the client's round trip and as server time (the handlers' own timing lines);
+- the server's resident memory: peak (VmHWM) after `--requests` full requests, and its growth
+  from after the first 10 requests to the end.
+
+The server runs with the weights it finds (untrained fallback otherwise: speed does not depend
+on weight values) and never downloads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def import_seconds() -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch, torchvision, gradio"], check=True)
+    return time.perf_counter() - start
+
+
+def start_server(port: int, log_path: Path, env: dict) -> tuple[subprocess.Popen, float]:
+    url = f"http://127.0.0.1:{port}/"
+    with open(log_path, "w") as log:
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "app.py", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return process, time.perf_counter() - start
+        except OSError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"the app exited:\n{log_path.read_text()[-2000:]}")
+        time.sleep(0.05)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def memory_kb(pid: int) -> dict[str, int]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0])
+    return fields
+
+
+def distinct_images(folder: Path, count: int) -> list[Path]:
+    """`count` different square photos (random crops of the example photos, 256×256), so each
+    request runs the models at 224×224, as `ours` does."""
+    rng = np.random.default_rng(0)
+    sources = [Image.open(p).convert("RGB") for p in sorted((REPO / "assets").glob("*.jpg"))]
+    paths = []
+    for i in range(count):
+        image = sources[i % len(sources)]
+        w, h = image.size
+        side = int(min(w, h) * rng.uniform(0.6, 1.0))
+        x, y = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+        path = folder / f"img{i:03d}.jpg"
+        image.crop((x, y, x + side, y + side)).resize((256, 256)).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def server_times(log_path: Path, handler: str) -> list[float]:
+    pattern = re.compile(rf"handler {handler} took ([0-9.]+) s")
+    return [float(m.group(1)) for m in pattern.finditer(log_path.read_text())]
+
+
+def ours_seconds(runs: int) -> float:
+    """The explanation of both models in this process (as bench_explain.py's "ours")."""
+    import torch  # noqa: F401  (imported here: the cold-start numbers above must not include it)
+
+    from sa_viz.explain import explain_models
+    from sa_viz.preprocess import prepare_image
+    from sa_viz.runtime import tune_allocator
+    from sa_viz.weights import load_models
+
+    tune_allocator()
+    models = load_models(allow_download=False)
+    rng = np.random.default_rng(1)
+    image = prepare_image(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8))
+    times = []
+    for i in range(runs + 3):
+        start = time.perf_counter()
+        explain_models(models, image)
+        if i >= 3:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=15, help="view updates of each kind")
+    parser.add_argument("--weights-dir", default=os.environ.get("SA_VIZ_WEIGHTS_DIR"))
+    args = parser.parse_args()
+    env = {**os.environ, "SA_VIZ_NO_DOWNLOAD": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    if args.weights_dir:
+        env["SA_VIZ_WEIGHTS_DIR"] = args.weights_dir
+    work = Path(tempfile.mkdtemp(prefix="sa-viz-bench-"))
+    try:
+        imports, starts = [], []
+        for i in range(3):
+            imports.append(import_seconds())
+            process, seconds = start_server(free_port(), work / f"cold{i}.log", env)
+            starts.append(seconds)
+            stop(process)
+        cold, baseline = statistics.median(starts), statistics.median(imports)
+
+        ours = ours_seconds(args.runs)
+
+        from gradio_client import Client, handle_file
+
+        log_path = work / "server.log"
+        port = free_port()
+        process, _ = start_server(port, log_path, env)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client.predict(api_name="/weights_status")  # waits until the models are loaded
+        images = distinct_images(work, args.requests)
+        full, series = [], []
+        for i, path in enumerate(images):
+            start = time.perf_counter()
+            client.predict(handle_file(str(path)), api_name="/explain")
+            full.append(time.perf_counter() - start)
+            if i == 9:
+                after_warmup = memory_kb(process.pid)
+            if i % 10 == 9:
+                series.append(memory_kb(process.pid)["VmRSS"] // 1024)
+        end_memory = memory_kb(process.pid)
+
+        units = ["layer1.0", "layer2.3", "layer3.5", "layer4.2", "layer3.0"]
+        gate_round_trips, cam_round_trips = [], []
+        for i in range(args.runs):
+            start = time.perf_counter()
+            client.predict(
+                units[i % len(units)], i % 64, "jet", 0.5, "unit range", api_name="/gate_view"
+            )
+            gate_round_trips.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            client.predict("jet", 0.3 + 0.04 * i, "per model", api_name="/cam_view")
+            cam_round_trips.append(time.perf_counter() - start)
+        stop(process)
+        gate_server = server_times(log_path, "update_gates")
+        cam_server = server_times(log_path, "update_cams")
+        explain_server = server_times(log_path, "explain")
+
+        full_median = statistics.median(full[3:])
+        print(
+            f"{os.cpu_count()} CPUs; {args.requests} full requests, {args.runs} view updates "
+            "of each kind; medians"
+        )
+        print(f"  import torch, torchvision, gradio       {baseline:7.2f} s")
+        print(
+            f"  cold start to first HTTP 200            {cold:7.2f} s   ratio {cold / baseline:.2f}"
+            "  (target ≤ 1.3)"
+        )
+        print(f"  ours (both models, in process)          {ours * 1000:7.1f} ms")
+        print(
+            f"  full request, client round trip         {full_median * 1000:7.1f} ms  ratio "
+            f"{full_median / ours:.2f} × ours (target ≤ 1.5)"
+        )
+        print(
+            f"  full request, server time               "
+            f"{statistics.median(explain_server[3:]) * 1000:7.1f} ms"
+        )
+        print(
+            f"  view update /gate_view round trip       "
+            f"{statistics.median(gate_round_trips) * 1000:7.1f} ms, server "
+            f"{statistics.median(gate_server) * 1000:6.1f} ms (target ≤ 150)"
+        )
+        print(
+            f"  view update /cam_view round trip        "
+            f"{statistics.median(cam_round_trips) * 1000:7.1f} ms, server "
+            f"{statistics.median(cam_server) * 1000:6.1f} ms (target ≤ 150)"
+        )
+        growth = (end_memory["VmRSS"] - after_warmup["VmRSS"]) / 1024
+        print(
+            f"  peak RSS after {args.requests} requests           "
+            f"{end_memory['VmHWM'] / 1024:7.0f} MB (target ≤ 1536)"
+        )
+        print(f"  RSS growth, request 10 → {args.requests}          {growth:7.1f} MB (target ≤ 50)")
+        print(f"  RSS every 10 requests (MB): {series}")
+        trivial = []
+        process, _ = start_server(port, work / "trivial.log", env)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            client.predict(api_name="/weights_status")
+            trivial.append(time.perf_counter() - start)
+        stop(process)
+        print(
+            f"  gradio_client round trip of a trivial endpoint (/weights_status): "
+            f"{statistics.median(trivial) * 1000:.0f} ms (protocol overhead in every call)"
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
