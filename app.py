@@ -1,10 +1,17 @@
-"""SA-Viz web app: `python app.py`, then open http://127.0.0.1:7860."""
+"""SA-Viz web app: `python app.py`, then open http://127.0.0.1:7860.
+
+Every limit has a flag and an environment variable (`python app.py --help`); README.md, "Security
+and limits", says what each protects.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import signal
+from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # never needs the network to start
 
@@ -28,8 +35,55 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=env("SA_VIZ_SHARE", "").lower() in {"1", "true", "yes"},
         help="also open a public gradio.live link (env SA_VIZ_SHARE=1; needs internet)",
     )
+    parser.add_argument(
+        "--auth",
+        default=env("SA_VIZ_AUTH"),
+        metavar="USER:PASSWORD",
+        help="ask for this user name and password before anything is served (env SA_VIZ_AUTH)",
+    )
+    limits = parser.add_argument_group("limits")
+    limits.add_argument(
+        "--max-upload-mb",
+        type=positive(float),
+        default=float(env("SA_VIZ_MAX_UPLOAD_MB", "50")),
+        help="largest upload or data: URL image, in MB (env SA_VIZ_MAX_UPLOAD_MB; default 50)",
+    )
+    limits.add_argument(
+        "--max-megapixels",
+        type=positive(float),
+        default=float(env("SA_VIZ_MAX_MEGAPIXELS", "50")),
+        help="largest image, in megapixels (env SA_VIZ_MAX_MEGAPIXELS; default 50)",
+    )
+    limits.add_argument(
+        "--max-queue",
+        type=positive(int),
+        default=int(env("SA_VIZ_MAX_QUEUE", "32")),
+        help="requests that may wait; more are answered 'queue is full, try again' "
+        "(env SA_VIZ_MAX_QUEUE; default 32)",
+    )
+    limits.add_argument(
+        "--time-limit",
+        type=positive(float),
+        default=float(env("SA_VIZ_TIME_LIMIT", "30")),
+        help="seconds one explanation may compute before it is stopped "
+        "(env SA_VIZ_TIME_LIMIT; default 30)",
+    )
     add_weights_arguments(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.auth is not None and ":" not in args.auth[1:-1]:
+        parser.error("--auth takes USER:PASSWORD, both non-empty")
+    return args
+
+
+def positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error messages
+    return parse
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,24 +92,43 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    from sa_viz.cli import models_from_args
-    from sa_viz.engine import Engine
     from sa_viz.runtime import tune_allocator
-    from sa_viz.ui import CSS, build_app
+    from sa_viz.tempspace import TempSpace
 
     tune_allocator()
+    # Everything the app writes (rendered pictures, exports, and gradio's copies of uploads and
+    # outputs) goes into one folder of its own, removed when the server stops.
+    space = TempSpace()
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(space.root / "gradio"))
+    # `kill` (SIGTERM) stops the server the way Ctrl+C does, so that folder is removed then too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
-    engine = Engine(lambda: models_from_args(args)).start()
-    demo = build_app(engine)
-    demo.queue(max_size=32, default_concurrency_limit=1)
-    demo.launch(
-        server_name=args.host,
-        server_port=args.port,
-        share=args.share,
-        css=CSS,
-        ssr_mode=False,
-        show_error=True,
+    from sa_viz.cli import models_from_args
+    from sa_viz.engine import Engine
+    from sa_viz.preprocess import Limits
+    from sa_viz.ui import CSS, build_app
+
+    limits = Limits(
+        max_bytes=int(args.max_upload_mb * 2**20), max_pixels=int(args.max_megapixels * 1e6)
     )
+    engine = Engine(lambda: models_from_args(args), limits=limits, time_limit=args.time_limit)
+    demo = build_app(engine.start(), space=space)
+    demo.queue(max_size=args.max_queue, default_concurrency_limit=1)
+    try:
+        demo.launch(
+            server_name=args.host,
+            server_port=args.port,
+            share=args.share,
+            auth=tuple(args.auth.split(":", 1)) if args.auth else None,
+            css=CSS,
+            ssr_mode=False,
+            max_file_size=limits.max_bytes,
+            enable_monitoring=False,  # no /monitoring route
+            show_error=False,  # only the handlers' own messages reach the page (no paths)
+            state_session_capacity=1000,
+        )
+    finally:
+        space.cleanup()
 
 
 if __name__ == "__main__":

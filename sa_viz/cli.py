@@ -103,7 +103,7 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
         print(f"error: can't create {args.out}: {error.strerror}", file=sys.stderr)
         return 2
     failures = 0
-    for path in args.images:
+    for path, stem in zip(args.images, output_stems(args.images), strict=True):
         try:
             result = explain(
                 path,
@@ -117,9 +117,25 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {path}: {error}", file=sys.stderr)
             failures += 1
             continue
-        written = write_outputs(result, args.out, path.stem, args.unit, args.colormap, args.alpha)
+        written = write_outputs(result, args.out, stem, args.unit, args.colormap, args.alpha)
         print(f"{path}: " + ", ".join(str(p) for p in written))
     return 1 if failures else 0
+
+
+def output_stems(paths: Sequence[Path]) -> list[str]:
+    """A distinct file-name stem per image: its own, or with its extension (and a number) added
+    when images share a stem (cat.jpg, cat.png, other/cat.jpg → cat, cat_png, cat_jpg_2)."""
+    stems: list[str] = []
+    for path in paths:
+        suffix = path.suffix.lstrip(".")
+        stem = path.stem
+        if stem in stems and suffix:
+            stem = f"{path.stem}_{suffix}"
+        base, number = stem, 2
+        while stem in stems:
+            stem, number = f"{base}_{number}", number + 1
+        stems.append(stem)
+    return stems
 
 
 def write_outputs(result, out: Path, stem: str, unit: str, colormap: str, alpha: float):

@@ -3,8 +3,10 @@
 The app answers HTTP while the models load (torch's imports and two checkpoints take seconds);
 requests that need them wait. Explanations are kept in a small LRU cache keyed by the input's
 pixels and the settings that change the numbers, so a repeated image or a back-and-forth between
-settings does not run the models again (an entry holds every gate map: ~17 MB for a 224×337
-input, hence only 4 entries). No gradio in this module.
+settings does not run the models again. An entry holds every gate map (~17 MB for a 224×337
+input), so the cache is what bounds the memory results take: sessions hold weak references
+(`Engine.remember` / `Engine.recall`), never results of their own. Each computation has a time
+limit. No gradio in this module.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +37,10 @@ class ModelsUnavailable(RuntimeError):
     """The models could not be loaded (or not in time); the message says why."""
 
 
+class ResultExpired(LookupError):
+    """A session's result was dropped from the cache; explaining the image again restores it."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything that changes the computed numbers (not the view)."""
@@ -52,10 +60,12 @@ class Engine:
         loader: Callable[[], Mapping[str, LoadedModel]],
         *,
         limits: Limits = DEFAULT_LIMITS,
-        cache_size: int = 4,
+        cache_size: int = 8,
+        time_limit: float | None = 30.0,
     ) -> None:
         self._loader = loader
         self.limits = limits
+        self.time_limit = time_limit
         self._models: Mapping[str, LoadedModel] | None = None
         self._failure: str | None = None
         self._ready = threading.Event()
@@ -122,6 +132,7 @@ class Engine:
         models = self.models(timeout=300)
         with self._compute:
             report(0.1, "Both models: predictions, CAM and gates")
+            start = time.monotonic()
             per_model = explain_models(
                 models,
                 prepared,
@@ -129,6 +140,7 @@ class Engine:
                 class_idx=settings.class_idx,
                 layer=settings.layer,
                 method=settings.method,
+                deadline=None if self.time_limit is None else start + self.time_limit,
             )
         result = Explanation(
             prepared, per_model, settings.layer, settings.method, settings.class_idx
@@ -138,4 +150,20 @@ class Engine:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         report(0.95, "Rendering")
+        return result
+
+    @staticmethod
+    def remember(result: Explanation) -> weakref.ref[Explanation]:
+        """What a session keeps of a result: a weak reference, alive while the cache (or a
+        request being served) holds the result, so sessions never hold memory of their own."""
+        return weakref.ref(result)
+
+    @staticmethod
+    def recall(reference: weakref.ref[Explanation] | Explanation) -> Explanation:
+        result = reference() if isinstance(reference, weakref.ref) else reference
+        if result is None:
+            raise ResultExpired(
+                "This result is no longer in memory (the server keeps the most recent "
+                "explanations of all its users). Press Explain to compute it again."
+            )
         return result

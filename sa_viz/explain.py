@@ -6,8 +6,9 @@ activation kept) and one backward through the layers after the target only.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import cache
@@ -26,6 +27,7 @@ from sa_viz.cam import (
     scale_cams,
 )
 from sa_viz.gates import UnitGates, record_gates
+from sa_viz.hooks import time_limit
 from sa_viz.imagenet import label
 from sa_viz.preprocess import DEFAULT_LIMITS, ImageSource, Limits, PreparedImage, prepare_image
 from sa_viz.weights import LoadedModel, WeightsStatus, load_models
@@ -111,12 +113,14 @@ def explain(
     method: str = "gradcam",
     crop: bool = False,
     limits: Limits = DEFAULT_LIMITS,
+    timeout: float | None = None,
 ) -> Explanation:
     """Explain one image with each model.
 
     `class_idx`: None to explain each model's own top-1, or one ImageNet class for both.
     `method`: a key of `sa_viz.cam.METHODS`; `layer`: one of `sa_viz.cam.LAYERS`.
     `image`: a path, bytes, PIL image, array or an already `PreparedImage`.
+    `timeout`: seconds after which the models stop (`sa_viz.hooks.TimeLimitExceeded`).
     """
     check_settings(layer, method)
     prepared = (
@@ -125,7 +129,10 @@ def explain(
         else prepare_image(image, crop=crop, limits=limits)
     )
     models = default_models() if models is None else models
-    results = explain_models(models, prepared, class_idx=class_idx, layer=layer, method=method)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    results = explain_models(
+        models, prepared, class_idx=class_idx, layer=layer, method=method, deadline=deadline
+    )
     return Explanation(prepared, results, layer, method, class_idx)
 
 
@@ -154,6 +161,7 @@ def explain_models(
             futures = {
                 n: executor.submit(explain_model, m, image, **settings) for n, m in models.items()
             }
+            wait(futures.values())  # both done (or failed) before the caller goes on
             return {name: future.result() for name, future in futures.items()}
     finally:
         torch.set_num_threads(threads)
@@ -173,8 +181,20 @@ def explain_model(
     class_idx: int | None = None,
     layer: str = DEFAULT_LAYER,
     method: str = "gradcam",
+    deadline: float | None = None,
 ) -> ModelExplanation:
-    """One model's predictions, CAM and gates for a prepared image."""
+    """One model's predictions, CAM and gates for a prepared image.
+
+    `deadline`: a `time.monotonic()` value after which the computation stops with
+    `sa_viz.hooks.TimeLimitExceeded` (None: no limit).
+    """
+    with time_limit(loaded.module, deadline):
+        return _explain_model(loaded, image, class_idx, layer, method)
+
+
+def _explain_model(
+    loaded: LoadedModel, image: PreparedImage, class_idx: int | None, layer: str, method: str
+) -> ModelExplanation:
     model, x = loaded.module, image.tensor
     with record_gates(model) as gates:
         if method == "gradcam":

@@ -22,6 +22,7 @@ import base64
 import binascii
 import io
 import math
+import re
 import struct
 import warnings
 from dataclasses import dataclass, field
@@ -207,12 +208,17 @@ def _open(data: bytes, limits: Limits, notes: list[str]) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             _check_pixels(image.size, limits, image, notes)
-            frames = getattr(image, "n_frames", 1)
-            if frames > 1:
-                notes.append(f"animated image: the first of its {frames} frames is shown")
+            # is_animated, not n_frames: counting a GIF's frames decodes every one of them.
+            if getattr(image, "is_animated", False):
+                notes.append("animated image: its first frame is shown")
             image.load()
     except Image.DecompressionBombError as error:
-        raise ImageError(_too_many_pixels_message(None, limits)) from error
+        # Pillow refuses beyond 2 × Image.MAX_IMAGE_PIXELS before our check; its text has the
+        # pixel count ("Image size (400000000 pixels) exceeds limit of ...").
+        counted = re.search(r"\((\d+) pixels\)", str(error))
+        raise ImageError(
+            _too_many_pixels_message(None, limits, int(counted[1]) if counted else None)
+        ) from error
     except UnidentifiedImageError as error:
         raise ImageError(_unidentified_message(data)) from error
     except ImageError:
@@ -239,12 +245,15 @@ def _unidentified_message(data: bytes) -> str:
     return f"This file is not an image SA-Viz can read ({kind}). Upload a {SUPPORTED} file."
 
 
-def _too_many_pixels_message(size: tuple[int, int] | None, limits: Limits) -> str:
-    described = (
-        f"{size[0]}×{size[1]} = {size[0] * size[1] / 1e6:.0f} megapixels"
-        if size
-        else ("hundreds of megapixels")
-    )
+def _too_many_pixels_message(
+    size: tuple[int, int] | None, limits: Limits, pixels: int | None = None
+) -> str:
+    if size:
+        described = f"{size[0]}×{size[1]} = {size[0] * size[1] / 1e6:.0f} megapixels"
+    elif pixels:
+        described = f"{pixels / 1e6:.0f} megapixels"
+    else:
+        described = "hundreds of megapixels"
     return (
         f"The image is {described}; the limit is {limits.max_pixels / 1e6:.0f} megapixels. "
         "Scale it down (a few megapixels is plenty: the models see 224 pixels on the short side)."

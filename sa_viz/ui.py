@@ -10,16 +10,19 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio import utils as gradio_utils
 
 from sa_viz import render, views
 from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
-from sa_viz.engine import Engine, ModelsUnavailable, Settings
+from sa_viz.engine import Engine, ModelsUnavailable, ResultExpired, Settings
 from sa_viz.explain import Explanation
 from sa_viz.export import write_zip
+from sa_viz.hooks import TimeLimitExceeded
 from sa_viz.imagenet import class_index, labels
 from sa_viz.models import SA_UNIT_NAMES
 from sa_viz.preprocess import ImageError
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 EXAMPLES = ("chelsea.jpg", "coffee.jpg", "astronaut.jpg", "rocket.jpg")
+LAYER_CHANNELS = {"layer1": 256, "layer2": 512, "layer3": 1024, "layer4": 2048}
 OWN_TOP1 = "each model's own top-1"
 CLASS_CHOICES = [OWN_TOP1] + [f"{i}: {name}" for i, name in enumerate(labels())]
 WHOLE, CROP = "whole image", "centre crop 224 (evaluation protocol)"
@@ -44,12 +48,14 @@ CSS = """
 
 
 def bounded_image_input(**kwargs: Any) -> gr.Image:
-    """A gr.Image whose handler gets the upload's path, or a `data:` URL, undecoded.
+    """A gr.Image whose handler gets an uploaded file's path, or a `data:` URL, undecoded.
 
     gr.Image would decode a `data:` URL itself before any handler runs, without our size,
     pixel-count and mode checks; here every image reaches `sa_viz.preprocess`, which bounds it.
-    The override is on this instance only: a gr.Image subclass would make gradio write a .pyi
-    stub next to this file at import time.
+    A payload that names a file must name one in gradio's upload folder: gradio checks that
+    only for payloads tagged as files, and an untagged `{"path": "/any/file"}` would otherwise
+    reach the handler. The override is on this instance only: a gr.Image subclass would make
+    gradio write a .pyi stub next to this file at import time.
     """
     component = gr.Image(type="filepath", **kwargs)
 
@@ -59,10 +65,32 @@ def bounded_image_input(**kwargs: Any) -> gr.Image:
         url = getattr(payload, "url", None)
         if url and url.startswith("data:"):
             return url
-        return payload.path
+        path = getattr(payload, "path", None)
+        if not path:
+            raise _error(
+                "Send the image itself: upload the file, or send it as a data: URL. "
+                "Links to other servers are not fetched.",
+                "No image",
+            )
+        if not is_upload(path):
+            raise _error(
+                "Only files uploaded to this app can be explained. Upload the image (or send "
+                "it as a data: URL) instead of naming a file on the server.",
+                "File not allowed",
+            )
+        return path
 
     component.preprocess = preprocess
     return component
+
+
+def is_upload(path: str | Path) -> bool:
+    """True if `path` (symlinks resolved) lies in gradio's upload folder."""
+    uploads = Path(gradio_utils.get_upload_folder()).resolve()
+    try:
+        return Path(path).resolve().is_relative_to(uploads)
+    except (OSError, ValueError):
+        return False
 
 
 def parse_target(choice: str | int | None) -> int | None:
@@ -89,19 +117,49 @@ def status_markdown(statuses: list[WeightsStatus]) -> str:
     return "\n\n".join(lines)
 
 
-def timed(handler):
-    """Log each call's server time ("handler <name> took <s> s"); benchmarks/bench_app.py reads
-    these lines to report server time apart from the client's round trip."""
+def handler(method):
+    """Wrap an event handler: log its server time ("handler <name> took <s> s";
+    benchmarks/bench_app.py reads these lines) and turn every failure into a message for people.
 
-    @functools.wraps(handler)
-    def wrapper(*args, **kwargs):
+    Expected problems (a bad image, a busy or loading server, a result no longer kept, the time
+    limit) get their own words; anything else is logged here and answered with a generic message
+    that names no file or path (the app runs with show_error=False, so gradio shows only these).
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Handlers, *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         try:
-            return handler(*args, **kwargs)
+            return method(self, *args, **kwargs)
+        except gr.Error:
+            raise
+        except ImageError as error:
+            raise _error(str(error), "This image can't be used") from None
+        except TimeLimitExceeded:
+            raise _error(time_limit_message(self.engine.time_limit), "Too slow") from None
+        except (ModelsUnavailable, ResultExpired, ValueError) as error:
+            raise _error(str(error)) from None
+        except Exception as error:
+            log.exception("handler %s failed", method.__name__)
+            raise _error(
+                f"Something went wrong on the server ({type(error).__name__}). It is still "
+                "running: try again, or try another image."
+            ) from None
         finally:
-            log.info("handler %s took %.4f s", handler.__name__, time.perf_counter() - start)
+            log.info("handler %s took %.4f s", method.__name__, time.perf_counter() - start)
 
     return wrapper
+
+
+def time_limit_message(limit: float | None, method: str = "gradcam", layer: str = "") -> str:
+    message = f"Explaining took longer than this server's limit of {limit:g} s and was stopped."
+    if method == "scorecam":
+        return (
+            f"{message} ScoreCAM runs each model once per channel of the layer "
+            f"({LAYER_CHANNELS.get(layer, 'thousands of')} at {layer or 'this layer'}): choose "
+            "layer1 or a gradient method such as GradCAM, which needs one pass."
+        )
+    return f"{message} Try a smaller image or GradCAM; the server's operator can raise the limit."
 
 
 def _error(message: str, title: str = "Error") -> gr.Error:
@@ -115,6 +173,7 @@ class Handlers:
         self.engine = engine
         self.space = space or TempSpace()
 
+    @handler
     def weights_status(self) -> gr.Markdown:
         try:
             statuses = self.engine.statuses(timeout=300)
@@ -125,7 +184,7 @@ class Handlers:
             status_markdown(statuses), elem_classes=["ok-banner" if ok else "untrained-banner"]
         )
 
-    @timed
+    @handler
     def explain(
         self,
         image: str | None,
@@ -144,20 +203,12 @@ class Handlers:
         """Run both models; return every output of the page and the result for later views."""
         if not image:
             raise _error("Upload an image first (or pick one of the examples).", "No image")
+        settings = Settings(crop_mode == CROP, parse_target(target), layer, method)
         try:
-            settings = Settings(crop_mode == CROP, parse_target(target), layer, method)
             result = self.engine.explain(image, settings, lambda f, text: progress(f, desc=text))
-        except ImageError as error:
-            raise _error(str(error), "This image can't be used") from None
-        except (ModelsUnavailable, ValueError) as error:
-            raise _error(str(error)) from None
-        except gr.Error:
-            raise
-        except Exception as error:
-            log.exception("explain failed")
+        except TimeLimitExceeded:
             raise _error(
-                f"Explaining this image failed ({type(error).__name__}). The server is still "
-                "running: try again, or try another image."
+                time_limit_message(self.engine.time_limit, method, layer), "Too slow"
             ) from None
         return (
             views.prediction_summary(result),
@@ -165,19 +216,23 @@ class Handlers:
             *self._cams(result, colormap, alpha, normalization),
             *self._gates(result, unit, group, colormap, alpha, scale),
             self.space.picture(views.summary_picture(result), lossless=True),
-            result,
+            self.engine.remember(result),
         )
 
-    @timed
+    @handler
     def update_cams(
-        self, result: Explanation | None, colormap: str, alpha: float, normalization: str
+        self,
+        result: weakref.ref[Explanation] | None,
+        colormap: str,
+        alpha: float,
+        normalization: str,
     ) -> tuple:
         return self._cams(self._need(result), colormap, alpha, normalization)
 
-    @timed
+    @handler
     def update_gates(
         self,
-        result: Explanation | None,
+        result: weakref.ref[Explanation] | None,
         unit: str,
         group: int,
         colormap: str,
@@ -186,10 +241,10 @@ class Handlers:
     ) -> tuple:
         return self._gates(self._need(result), unit, group, colormap, alpha, scale)
 
-    @timed
+    @handler
     def export(
         self,
-        result: Explanation | None,
+        result: weakref.ref[Explanation] | None,
         colormap: str,
         alpha: float,
         normalization: str,
@@ -211,6 +266,7 @@ class Handlers:
         )
         return str(path)
 
+    @handler
     def choose_prediction(self, table: Any, evt: gr.SelectData) -> str:
         """A click on a prediction makes its class the CAM target of both models."""
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
@@ -220,11 +276,10 @@ class Handlers:
 
     # --- pieces -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _need(result: Explanation | None) -> Explanation:
+    def _need(self, result: weakref.ref[Explanation] | Explanation | None) -> Explanation:
         if result is None:
             raise _error("Explain an image first.", "Nothing to show yet")
-        return result
+        return self.engine.recall(result)
 
     @staticmethod
     def _tables(result: Explanation) -> list[dict]:

@@ -8,6 +8,13 @@ way torchvision and the official SA-Net training script save theirs.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -120,27 +127,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_server(weights_folder, tmp_path_factory):
-    """`python app.py` as a user starts it, on a free loopback port, with the test weights."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
+@contextmanager
+def running_app(
+    weights: Path, log: Path, *flags: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`python app.py` as a user starts it, on a free loopback port; yields its URL and process
+    once it answers HTTP 200, and stops it (SIGTERM, as `kill` does) afterwards."""
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "app.log"
-    env = {
+    environment = {
         **os.environ,
-        "SA_VIZ_WEIGHTS_DIR": str(weights_folder),
+        "SA_VIZ_WEIGHTS_DIR": str(weights),
         "SA_VIZ_NO_DOWNLOAD": "1",
         "GRADIO_ANALYTICS_ENABLED": "False",
+        **(env or {}),
     }
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "app.py", "--port", str(port)],
+            [sys.executable, "app.py", "--port", str(port), *flags],
             cwd=REPO,
-            env=env,
+            env=environment,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -151,15 +156,27 @@ def app_server(weights_folder, tmp_path_factory):
             with urllib.request.urlopen(url, timeout=5) as response:
                 if response.status == 200:
                     break
+        except urllib.error.HTTPError:
+            break  # it answers (a password-protected app answers 401 until one logs in)
         except OSError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise RuntimeError(f"the app did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.5)
-    yield url
-    process.terminate()
     try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def app_server(weights_folder, tmp_path_factory):
+    """The app with the test weights and default settings, shared by the server tests."""
+    log = tmp_path_factory.mktemp("server") / "app.log"
+    with running_app(weights_folder, log) as (url, _process):
+        yield url

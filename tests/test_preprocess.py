@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
-import struct
 import time
 import tracemalloc
-import zlib
 
 import numpy as np
 import pytest
 import torch
 from conftest import ASSETS
+from hostile import png_bomb
 from PIL import Image
 from torchvision.models import ResNet50_Weights
 
@@ -30,22 +29,6 @@ def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
 
 def photo(width: int = 400, height: int = 300) -> Image.Image:
     return Image.fromarray(RNG.integers(0, 256, (height, width, 3), dtype=np.uint8))
-
-
-def png_bomb(width: int, height: int) -> bytes:
-    """A valid grayscale PNG of width × height zero pixels: under 1 MB on disk."""
-    compressor = zlib.compressobj(9)
-    row = b"\x00" * (width + 1)
-    body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-    )
 
 
 @pytest.fixture(scope="module")
@@ -150,14 +133,14 @@ def test_animations_use_the_first_frame(fmt):
     data = encode(frames[0], fmt, save_all=True, append_images=frames[1:], lossless=True)
     rgb, notes = load_image(data)
     assert np.asarray(rgb)[10, 10].tolist() == [255, 0, 0]
-    assert "first of its 3 frames" in notes[0]
+    assert "its first frame is shown" in notes[0]
 
 
 def test_a_decompression_bomb_is_refused_cheaply(bomb):
     assert len(bomb) < 1_000_000
     tracemalloc.start()
     started = time.perf_counter()
-    with pytest.raises(ImageError, match="megapixels"):
+    with pytest.raises(ImageError, match="900 megapixels; the limit is 50"):
         prepare_image(bomb)
     elapsed = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1]

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import base64
+import gc
 import json
+import time
+import weakref
 import zipfile
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import pytest
 from conftest import ASSETS
+from gradio import utils as gradio_utils
+from gradio.data_classes import ImageData
 from PIL import Image
 
 from sa_viz.engine import Engine, ModelsUnavailable, Settings
 from sa_viz.explain import Explanation
-from sa_viz.ui import CLASS_CHOICES, CROP, Handlers, build_app, parse_target
+from sa_viz.ui import (
+    CLASS_CHOICES,
+    CROP,
+    Handlers,
+    bounded_image_input,
+    build_app,
+    parse_target,
+)
 from sa_viz.weights import load_models
 
 
@@ -30,7 +43,10 @@ def handlers(engine):
 
 @pytest.fixture(scope="module")
 def outputs(handlers):
-    return handlers.explain(str(ASSETS / "chelsea.jpg"))
+    outputs = handlers.explain(str(ASSETS / "chelsea.jpg"))
+    result = outputs[-1]()  # the session keeps a weak reference; the tests keep the result
+    yield outputs
+    del result
 
 
 def value(output):
@@ -70,13 +86,13 @@ def test_explain_fills_every_output(outputs):
         overview,
         state,
     ) = outputs
-    assert isinstance(state, Explanation)
+    assert isinstance(state, weakref.ref) and isinstance(state(), Explanation)
     assert "Persian cat" in summary or "predict" in summary
     for table in (table_r, table_sa):
         rows = value(table)
         assert len(rows) == 5 and all(len(row) == 3 for row in rows)
         assert table["value"]["headers"] == ["class", "p", "in other top-5"]
-    size = state.image.size
+    size = state().image.size
     for picture in (value(cam_r), value(cam_sa), value(diff)):
         assert picture.shape == (*size, 3) and picture.dtype == np.uint8
     assert "Pearson r" in cam_text and "explains" in cam_text
@@ -112,13 +128,13 @@ def test_the_same_image_again_comes_from_the_cache(handlers, engine, outputs):
     finally:
         for h in hooks:
             h.remove()
-    assert counts["n"] == 0 and again[-1] is outputs[-1]
+    assert counts["n"] == 0 and again[-1]() is outputs[-1]()
 
 
 def test_settings_change_the_result(handlers):
     result = handlers.explain(
         str(ASSETS / "coffee.jpg"), CROP, CLASS_CHOICES[968], "layercam", "layer3"
-    )[-1]
+    )[-1]()
     assert result.image.size == (224, 224) and result.method == "layercam"
     assert {m.target.index for m in result.models.values()} == {967}
 
@@ -126,7 +142,7 @@ def test_settings_change_the_result(handlers):
 def test_data_url_input(handlers):
     data = (ASSETS / "rocket.jpg").read_bytes()
     url = "data:image/jpeg;base64," + base64.b64encode(data).decode()
-    state = handlers.explain(url)[-1]
+    state = handlers.explain(url)[-1]()
     assert state.image.original_size == (640, 427)
 
 
@@ -145,7 +161,7 @@ def test_bad_file_then_the_next_request_works(handlers, tmp_path):
     with pytest.raises(gr.Error) as caught:
         handlers.explain(str(bad))
     assert str(tmp_path) not in str(caught.value)  # no server paths in messages
-    assert isinstance(handlers.explain(str(ASSETS / "astronaut.jpg"))[-1], Explanation)
+    assert isinstance(handlers.explain(str(ASSETS / "astronaut.jpg"))[-1](), Explanation)
 
 
 def test_views_need_a_result(handlers):
@@ -227,3 +243,60 @@ def test_every_event_has_an_api_name(engine):
     names = [fn.api_name for fn in demo.fns.values()]
     assert all(names), names
     assert {"explain", "cam_view", "gate_view", "export_zip", "weights_status"} <= set(names)
+
+
+def test_a_result_dropped_from_the_cache_asks_to_explain_again(loaded_models):
+    handlers = Handlers(Engine(lambda: loaded_models, cache_size=1).start())
+    first = handlers.explain(str(ASSETS / "chelsea.jpg"))[-1]
+    handlers.explain(str(ASSETS / "coffee.jpg"))  # pushes the first result out
+    gc.collect()
+    assert first() is None
+    with pytest.raises(gr.Error, match=r"no longer in memory.*Press Explain"):
+        handlers.update_gates(first, "layer3.0", 0, "jet", 0.5, "unit range")
+
+
+def test_the_time_limit_stops_a_request_and_the_next_one_works(loaded_models):
+    engine = Engine(lambda: loaded_models, time_limit=0.0).start()
+    handlers = Handlers(engine)
+    with pytest.raises(gr.Error, match="limit of 0 s"):
+        handlers.explain(str(ASSETS / "chelsea.jpg"))
+    with pytest.raises(gr.Error, match=r"ScoreCAM runs each model once per channel.*2048"):
+        handlers.explain(str(ASSETS / "chelsea.jpg"), method="scorecam", layer="layer4")
+    for loaded in loaded_models.values():  # the stopped passes left no hooks behind
+        assert not any(m._forward_pre_hooks or m._forward_hooks for m in loaded.module.modules())
+    engine.time_limit = 30.0
+    assert isinstance(handlers.explain(str(ASSETS / "chelsea.jpg"))[-1](), Explanation)
+
+
+def test_scorecam_is_stopped_soon_after_its_time_limit(loaded_models):
+    engine = Engine(lambda: loaded_models, time_limit=1.0).start()
+    engine.models(timeout=60)
+    start = time.monotonic()
+    with pytest.raises(gr.Error, match="ScoreCAM"):
+        Handlers(engine).explain(str(ASSETS / "chelsea.jpg"), method="scorecam")
+    assert time.monotonic() - start < 10  # unbounded, ScoreCAM at layer4 takes minutes here
+
+
+def test_unexpected_failures_name_no_server_paths(handlers, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("cannot open /srv/secret/model.bin")
+
+    monkeypatch.setattr(handlers.engine, "explain", broken)
+    with pytest.raises(gr.Error) as caught:
+        handlers.explain(str(ASSETS / "chelsea.jpg"))
+    assert "RuntimeError" in caught.value.message and "/srv" not in caught.value.message
+
+
+def test_the_image_input_takes_only_uploads_and_data_urls(tmp_path):
+    preprocess = bounded_image_input().preprocess
+    uploaded = Path(gradio_utils.get_upload_folder()) / "sa-viz-test" / "x.png"
+    assert preprocess(ImageData(path=str(uploaded))) == str(uploaded)
+    assert preprocess(ImageData(url="data:image/png;base64,AAAA")).startswith("data:")
+    for path in ("/etc/passwd", str(ASSETS / "chelsea.jpg"), f"{uploaded}/../../../etc/passwd"):
+        with pytest.raises(gr.Error, match="Only files uploaded to this app"):
+            preprocess(ImageData(path=path))
+    (tmp_path / "link.png").symlink_to("/etc/passwd")
+    with pytest.raises(gr.Error, match="Only files uploaded"):
+        preprocess(ImageData(path=str(tmp_path / "link.png")))
+    with pytest.raises(gr.Error, match="not fetched"):
+        preprocess(ImageData(url="http://169.254.169.254/latest"))
