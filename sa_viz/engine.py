@@ -11,6 +11,7 @@ limit. No gradio in this module.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import threading
@@ -142,6 +143,12 @@ class Engine:
                 method=settings.method,
                 deadline=None if self.time_limit is None else start + self.time_limit,
             )
+            if settings.method != "gradcam":
+                # The other methods run full backward passes (or one pass per channel): ~1 GB of
+                # activations and gradients that glibc would otherwise keep (measured: 2.4 GB
+                # RSS after 30 Grad-CAM++ requests without this, 1.4 GB with it; ~70 ms).
+                gc.collect()  # pytorch-grad-cam's objects hold tensors in reference cycles
+                release_free_memory()
         result = Explanation(
             prepared, per_model, settings.layer, settings.method, settings.class_idx
         )

@@ -63,9 +63,9 @@ def bounded_image_input(**kwargs: Any) -> gr.Image:
         if payload is None:
             return None
         url = getattr(payload, "url", None)
-        if url and url.startswith("data:"):
-            return url
         path = getattr(payload, "path", None)
+        if not path and url and url.startswith("data:"):
+            return url  # the browser sends an uploaded SVG as both; the file is what counts
         if not path:
             raise _error(
                 "Send the image itself: upload the file, or send it as a data: URL. "
@@ -199,9 +199,13 @@ class Handlers:
         group: int = 0,
         scale: str = "unit range",
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (gradio's idiom)
+        event: gr.EventData = None,  # gradio fills it in for events from the page
     ) -> tuple:
         """Run both models; return every output of the page and the result for later views."""
         if not image:
+            if event is not None and event.target is not None:
+                return gr.skip()  # the page's image was cleared (or a control changed before
+                # any upload): nothing to explain, and nothing wrong either
             raise _error("Upload an image first (or pick one of the examples).", "No image")
         settings = Settings(crop_mode == CROP, parse_target(target), layer, method)
         try:

@@ -8,11 +8,13 @@ from here: `SA_VIZ_SCREENSHOTS=assets/screenshots pytest tests/test_browser.py`)
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 from conftest import ASSETS, REPO
+from hostile import write_all
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -86,9 +88,10 @@ def wait_for_new_src(page, elem_id: str, old: str) -> str:
 
 
 def upload(page, path: Path) -> None:
-    clear = page.locator("#input-image button[aria-label='Clear']")
+    clear = page.locator("#input-image button[aria-label='Remove Image']")
     if clear.count():
         clear.first.click()
+        clear.first.wait_for(state="detached")
     page.locator("#input-image input[type=file]").set_input_files(str(path))
 
 
@@ -150,3 +153,26 @@ def test_a_bad_file_shows_a_message_and_the_page_keeps_working(page, tmp_path, s
     shots(page, "bad-file", full_page=False)
     upload(page, ASSETS / "coffee.jpg")
     wait_for_new_src(page, "cam-resnet50", old)
+
+
+def test_every_hostile_file_through_the_page(page, tmp_path, shots):
+    """tests/hostile.py's files, uploaded as a user would: each is explained (its note shown) or
+    refused with its message in the page, and the page goes on working."""
+    page.get_by_role("tab", name="Grad-CAM").click()
+    cam = page.evaluate("document.querySelector('#cam-resnet50 img')?.src || ''")
+    upload(page, ASSETS / "rocket.jpg")
+    cam = wait_for_new_src(page, "cam-resnet50", cam)
+    for path, item in write_all(tmp_path).items():
+        upload(page, Path(path))
+        if item.expected is None:
+            cam = wait_for_new_src(page, "cam-resnet50", cam)
+            page.wait_for_function(
+                "note => document.querySelector('#summary').innerText.includes(note)",
+                arg=item.note,
+            )
+        else:
+            page.get_by_text(re.compile(item.expected)).first.wait_for(timeout=30_000)
+    shots(page, "hostile-last", full_page=False)
+    upload(page, ASSETS / "chelsea.jpg")
+    wait_for_new_src(page, "cam-resnet50", cam)
+
