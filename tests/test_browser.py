@@ -175,4 +175,3 @@ def test_every_hostile_file_through_the_page(page, tmp_path, shots):
     shots(page, "hostile-last", full_page=False)
     upload(page, ASSETS / "chelsea.jpg")
     wait_for_new_src(page, "cam-resnet50", cam)
-
