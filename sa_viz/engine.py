@@ -5,7 +5,8 @@ requests that need them wait. Explanations are kept in a small LRU cache keyed b
 pixels and the settings that change the numbers, so a repeated image or a back-and-forth between
 settings does not run the models again. An entry holds every gate map (~17 MB for a 224×337
 input), so the cache is what bounds the memory results take: sessions hold weak references
-(`Engine.remember` / `Engine.recall`), never results of their own. Each computation has a time
+and the file to compute a dropped result again from (`Engine.remember` / `Engine.recall`),
+never results of their own. Each computation has a time
 limit. No gradio in this module.
 """
 
@@ -21,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -55,13 +57,22 @@ class Settings:
         check_settings(self.layer, self.method)
 
 
+@dataclass(frozen=True)
+class Kept:
+    """A session's hold on its result; see `Engine.remember`."""
+
+    result: weakref.ref[Explanation]
+    source: str | None  # the uploaded file the result came from (None: not kept)
+    settings: Settings
+
+
 class Engine:
     def __init__(
         self,
         loader: Callable[[], Mapping[str, LoadedModel]],
         *,
         limits: Limits = DEFAULT_LIMITS,
-        cache_size: int = 8,
+        cache_size: int = 4,
         time_limit: float | None = 30.0,
     ) -> None:
         self._loader = loader
@@ -159,18 +170,27 @@ class Engine:
         report(0.95, "Rendering")
         return result
 
-    @staticmethod
-    def remember(result: Explanation) -> weakref.ref[Explanation]:
-        """What a session keeps of a result: a weak reference, alive while the cache (or a
-        request being served) holds the result, so sessions never hold memory of their own."""
-        return weakref.ref(result)
+    def remember(self, result: Explanation, source: ImageSource, settings: Settings) -> Kept:
+        """What a session keeps of a result: a weak reference (alive while the cache, or a request
+        being served, holds the result) and, for an uploaded file, how to compute it again."""
+        again = (
+            source
+            if isinstance(source, (str, Path)) and not str(source).startswith("data:")
+            else None
+        )
+        return Kept(weakref.ref(result), None if again is None else str(again), settings)
 
-    @staticmethod
-    def recall(reference: weakref.ref[Explanation] | Explanation) -> Explanation:
-        result = reference() if isinstance(reference, weakref.ref) else reference
-        if result is None:
+    def recall(self, kept: Kept | Explanation) -> Explanation:
+        """The session's result: from memory, or computed again from its file if the cache
+        dropped it (the file stays in gradio's upload folder for an hour)."""
+        if isinstance(kept, Explanation):
+            return kept
+        result = kept.result()
+        if result is not None:
+            return result
+        if kept.source is None or not Path(kept.source).is_file():
             raise ResultExpired(
                 "This result is no longer in memory (the server keeps the most recent "
                 "explanations of all its users). Press Explain to compute it again."
             )
-        return result
+        return self.explain(kept.source, kept.settings)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import logging
 import time
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from gradio import utils as gradio_utils
 
 from sa_viz import render, views
 from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
-from sa_viz.engine import Engine, ModelsUnavailable, ResultExpired, Settings
+from sa_viz.engine import Engine, Kept, ModelsUnavailable, ResultExpired, Settings
 from sa_viz.explain import Explanation
 from sa_viz.export import write_zip
 from sa_viz.hooks import TimeLimitExceeded
@@ -220,13 +219,13 @@ class Handlers:
             *self._cams(result, colormap, alpha, normalization),
             *self._gates(result, unit, group, colormap, alpha, scale),
             self.space.picture(views.summary_picture(result), lossless=True),
-            self.engine.remember(result),
+            self.engine.remember(result, image, settings),
         )
 
     @handler
     def update_cams(
         self,
-        result: weakref.ref[Explanation] | None,
+        result: Kept | None,
         colormap: str,
         alpha: float,
         normalization: str,
@@ -236,7 +235,7 @@ class Handlers:
     @handler
     def update_gates(
         self,
-        result: weakref.ref[Explanation] | None,
+        result: Kept | None,
         unit: str,
         group: int,
         colormap: str,
@@ -248,7 +247,7 @@ class Handlers:
     @handler
     def export(
         self,
-        result: weakref.ref[Explanation] | None,
+        result: Kept | None,
         colormap: str,
         alpha: float,
         normalization: str,
@@ -280,7 +279,7 @@ class Handlers:
 
     # --- pieces -------------------------------------------------------------------------------
 
-    def _need(self, result: weakref.ref[Explanation] | Explanation | None) -> Explanation:
+    def _need(self, result: Kept | Explanation | None) -> Explanation:
         if result is None:
             raise _error("Explain an image first.", "Nothing to show yet")
         return self.engine.recall(result)

@@ -6,7 +6,6 @@ import base64
 import gc
 import json
 import time
-import weakref
 import zipfile
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from gradio import utils as gradio_utils
 from gradio.data_classes import ImageData
 from PIL import Image
 
-from sa_viz.engine import Engine, ModelsUnavailable, Settings
+from sa_viz.engine import Engine, Kept, ModelsUnavailable, Settings
 from sa_viz.explain import Explanation
 from sa_viz.ui import (
     CLASS_CHOICES,
@@ -44,7 +43,7 @@ def handlers(engine):
 @pytest.fixture(scope="module")
 def outputs(handlers):
     outputs = handlers.explain(str(ASSETS / "chelsea.jpg"))
-    result = outputs[-1]()  # the session keeps a weak reference; the tests keep the result
+    result = outputs[-1].result()  # the session keeps a weak reference; the tests keep the result
     yield outputs
     del result
 
@@ -86,13 +85,14 @@ def test_explain_fills_every_output(outputs):
         overview,
         state,
     ) = outputs
-    assert isinstance(state, weakref.ref) and isinstance(state(), Explanation)
+    assert isinstance(state, Kept) and isinstance(state.result(), Explanation)
+    assert state.source == str(ASSETS / "chelsea.jpg")  # to compute it again if dropped
     assert "Persian cat" in summary or "predict" in summary
     for table in (table_r, table_sa):
         rows = value(table)
         assert len(rows) == 5 and all(len(row) == 3 for row in rows)
         assert table["value"]["headers"] == ["class", "p", "in other top-5"]
-    size = state().image.size
+    size = state.result().image.size
     for picture in (value(cam_r), value(cam_sa), value(diff)):
         assert picture.shape == (*size, 3) and picture.dtype == np.uint8
     assert "Pearson r" in cam_text and "explains" in cam_text
@@ -128,13 +128,13 @@ def test_the_same_image_again_comes_from_the_cache(handlers, engine, outputs):
     finally:
         for h in hooks:
             h.remove()
-    assert counts["n"] == 0 and again[-1]() is outputs[-1]()
+    assert counts["n"] == 0 and again[-1].result() is outputs[-1].result()
 
 
 def test_settings_change_the_result(handlers):
     result = handlers.explain(
         str(ASSETS / "coffee.jpg"), CROP, CLASS_CHOICES[968], "layercam", "layer3"
-    )[-1]()
+    )[-1].result()
     assert result.image.size == (224, 224) and result.method == "layercam"
     assert {m.target.index for m in result.models.values()} == {967}
 
@@ -142,7 +142,7 @@ def test_settings_change_the_result(handlers):
 def test_data_url_input(handlers):
     data = (ASSETS / "rocket.jpg").read_bytes()
     url = "data:image/jpeg;base64," + base64.b64encode(data).decode()
-    state = handlers.explain(url)[-1]()
+    state = handlers.explain(url)[-1].result()
     assert state.image.original_size == (640, 427)
 
 
@@ -161,7 +161,7 @@ def test_bad_file_then_the_next_request_works(handlers, tmp_path):
     with pytest.raises(gr.Error) as caught:
         handlers.explain(str(bad))
     assert str(tmp_path) not in str(caught.value)  # no server paths in messages
-    assert isinstance(handlers.explain(str(ASSETS / "astronaut.jpg"))[-1](), Explanation)
+    assert isinstance(handlers.explain(str(ASSETS / "astronaut.jpg"))[-1].result(), Explanation)
 
 
 def test_views_need_a_result(handlers):
@@ -245,14 +245,22 @@ def test_every_event_has_an_api_name(engine):
     assert {"explain", "cam_view", "gate_view", "export_zip", "weights_status"} <= set(names)
 
 
-def test_a_result_dropped_from_the_cache_asks_to_explain_again(loaded_models):
+def test_a_result_dropped_from_the_cache_is_computed_again_or_asked_for(loaded_models):
     handlers = Handlers(Engine(lambda: loaded_models, cache_size=1).start())
     first = handlers.explain(str(ASSETS / "chelsea.jpg"))[-1]
     handlers.explain(str(ASSETS / "coffee.jpg"))  # pushes the first result out
     gc.collect()
-    assert first() is None
+    assert first.result() is None
+    grid = handlers.update_gates(first, "layer3.0", 0, "jet", 0.5, "unit range")[0]
+    again = handlers.explain(str(ASSETS / "chelsea.jpg"))[-1]
+    assert grid == handlers.update_gates(again, "layer3.0", 0, "jet", 0.5, "unit range")[0]
+
+    data = base64.b64encode((ASSETS / "rocket.jpg").read_bytes()).decode()
+    sent = handlers.explain("data:image/jpeg;base64," + data)[-1]  # no file to go back to
+    handlers.explain(str(ASSETS / "coffee.jpg"))
+    gc.collect()
     with pytest.raises(gr.Error, match=r"no longer in memory.*Press Explain"):
-        handlers.update_gates(first, "layer3.0", 0, "jet", 0.5, "unit range")
+        handlers.update_gates(sent, "layer3.0", 0, "jet", 0.5, "unit range")
 
 
 def test_the_time_limit_stops_a_request_and_the_next_one_works(loaded_models):
@@ -265,7 +273,7 @@ def test_the_time_limit_stops_a_request_and_the_next_one_works(loaded_models):
     for loaded in loaded_models.values():  # the stopped passes left no hooks behind
         assert not any(m._forward_pre_hooks or m._forward_hooks for m in loaded.module.modules())
     engine.time_limit = 30.0
-    assert isinstance(handlers.explain(str(ASSETS / "chelsea.jpg"))[-1](), Explanation)
+    assert isinstance(handlers.explain(str(ASSETS / "chelsea.jpg"))[-1].result(), Explanation)
 
 
 def test_scorecam_is_stopped_soon_after_its_time_limit(loaded_models):
