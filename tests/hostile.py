@@ -120,6 +120,8 @@ def catalogue() -> list[Hostile]:
             "SVG is a vector format",
         ),
         Hostile("photo.heic", heic_like(), "HEIC/HEIF"),
+        # Pillow would hand EPS to Ghostscript; only photo formats are ever decoded
+        Hostile("drawing.eps", encode(base, "EPS"), "not an image SA-Viz can read"),
     ]
 
 
