@@ -286,7 +286,8 @@ def main() -> int:
         print(
             f"  {args.requests} /explain requests from {args.clients} client(s) over "
             f"{len(images)} images × {len(methods)} method(s); {distinct} distinct inputs "
-            f"({distinct / args.requests:.0%}), the rest repeats (the server keeps 8 results)"
+            f"({distinct / args.requests:.0%}), the rest repeats (the server caches its "
+            "most recent results)"
         )
         print(
             f"  duration {duration:.1f} s; throughput {len(tally.explain) / duration:.2f} "
