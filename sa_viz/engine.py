@@ -180,11 +180,9 @@ class Engine:
         )
         return Kept(weakref.ref(result), None if again is None else str(again), settings)
 
-    def recall(self, kept: Kept | Explanation) -> Explanation:
+    def recall(self, kept: Kept) -> Explanation:
         """The session's result: from memory, or computed again from its file if the cache
         dropped it (the file stays in gradio's upload folder for an hour)."""
-        if isinstance(kept, Explanation):
-            return kept
         result = kept.result()
         if result is not None:
             return result

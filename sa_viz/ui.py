@@ -279,7 +279,7 @@ class Handlers:
 
     # --- pieces -------------------------------------------------------------------------------
 
-    def _need(self, result: Kept | Explanation | None) -> Explanation:
+    def _need(self, result: Kept | None) -> Explanation:
         if result is None:
             raise _error("Explain an image first.", "Nothing to show yet")
         return self.engine.recall(result)

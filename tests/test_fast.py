@@ -15,13 +15,13 @@ import torch
 from conftest import seeded, trained_like_sa
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-from test_models import functional_sa_resnet50
+from test_models import matches_functional
 
 from sa_viz.cam import grad_cam
 from sa_viz.fast import set_fast_inference
 from sa_viz.gates import record_gates
 from sa_viz.models import resnet50, sa_resnet50
-from sa_viz.weights import load_checkpoint, load_model, read_checkpoint
+from sa_viz.weights import load_model
 
 
 def pair(model):
@@ -56,18 +56,8 @@ def test_same_logits_and_gates(models, shape):
 
 
 def test_fast_path_matches_the_independent_implementation(weights_folder):
-    path = weights_folder / "sa_resnet50.pth.tar"
     model = set_fast_inference(sa_resnet50().eval(), True)
-    load_checkpoint(model, path)
-    state, _ = read_checkpoint(path)
-    x = torch.randn(2, 3, 160, 192, generator=torch.Generator().manual_seed(3))
-    with torch.no_grad(), record_gates(model) as gates:
-        logits = model(x)
-        expected_logits, expected_gates = functional_sa_resnet50(state, x)
-    torch.testing.assert_close(logits, expected_logits, rtol=1e-4, atol=1e-4)
-    for name, (channel, spatial) in expected_gates.items():
-        torch.testing.assert_close(gates[name].channel, channel, rtol=0, atol=1e-4)
-        torch.testing.assert_close(gates[name].spatial, spatial, rtol=0, atol=1e-4)
+    matches_functional(model, weights_folder / "sa_resnet50.pth.tar", gate_rtol=0, gate_atol=1e-4)
 
 
 def test_hooks_inside_a_block_switch_to_the_reference_path(models):
