@@ -106,14 +106,14 @@ def main(argv: list[str] | None = None) -> None:
     from sa_viz.cli import models_from_args
     from sa_viz.engine import Engine
     from sa_viz.preprocess import Limits
-    from sa_viz.ui import CSS, build_app
+    from sa_viz.ui import CSS, build_app, configure_queue
 
     limits = Limits(
         max_bytes=int(args.max_upload_mb * 2**20), max_pixels=int(args.max_megapixels * 1e6)
     )
     engine = Engine(lambda: models_from_args(args), limits=limits, time_limit=args.time_limit)
     demo = build_app(engine.start(), space=space)
-    demo.queue(max_size=args.max_queue, default_concurrency_limit=1)
+    configure_queue(demo, max_size=args.max_queue)
     try:
         demo.launch(
             server_name=args.host,

@@ -16,7 +16,10 @@ import cv2
 import numpy as np
 
 JPEG_QUALITY = 92  # photo-like pictures: 20 ms for 1.4 MP, where PNG takes 160–500 ms
-PNG_COMPRESSION = 1  # charts: flat colours compress well even at the fastest level
+# Charts: flat colours compress well at zlib's fastest level without PNG's row filters, which
+# cost more time than they save bytes here (measured: 3 ms instead of 8 ms for the gate summary,
+# 27 KB instead of 22 KB).
+PNG_OPTIONS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
 
 
 class TempSpace:
@@ -31,7 +34,7 @@ class TempSpace:
         """Write an RGB picture as JPEG (or PNG if `lossless`); return its path."""
         bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
         if lossless:
-            ok, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+            ok, data = cv2.imencode(".png", bgr, PNG_OPTIONS)
             suffix = ".png"
         else:
             ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ CLASS_CHOICES = [OWN_TOP1] + [f"{i}: {name}" for i, name in enumerate(labels())]
 WHOLE, CROP = "whole image", "centre crop 224 (evaluation protocol)"
 DEFAULT_UNIT = "layer3.0"
 TABLE_HEADERS = ["class", "p", "in other top-5"]
+QUEUE_IDLE_POLL_S = 0.01
 METHOD_CHOICES = [(f"{m.title}: {m.note}", key) for key, m in METHODS.items()]
 
 CSS = """
@@ -171,6 +173,11 @@ class Handlers:
     def __init__(self, engine: Engine, space: TempSpace | None = None) -> None:
         self.engine = engine
         self.space = space or TempSpace()
+        # The gate summary and the gate mosaic are drawn while the handler's thread draws the
+        # other pictures: numpy, cv2 and PIL release the GIL for most of it, so both cores share
+        # the work (measured with benchmarks/bench_app.py: a full request's server time fell by
+        # about 40 ms). Threads that live on, shared by all requests.
+        self._render = ThreadPoolExecutor(2, thread_name_prefix="sa-viz-render")
 
     @handler
     def weights_status(self) -> gr.Markdown:
@@ -213,12 +220,13 @@ class Handlers:
             raise _error(
                 time_limit_message(self.engine.time_limit, method, layer), "Too slow"
             ) from None
+        overview = self._render.submit(self._overview, result)
         return (
             views.prediction_summary(result),
             *self._tables(result),
             *self._cams(result, colormap, alpha, normalization),
             *self._gates(result, unit, group, colormap, alpha, scale),
-            self.space.picture(views.summary_picture(result), lossless=True),
+            overview.result(),
             self.engine.remember(result, image, settings),
         )
 
@@ -305,20 +313,37 @@ class Handlers:
         text = views.targets_text(result) + "  \n" + views.agreement_text(view)
         return (*images, self.space.picture(view.difference), text)
 
+    def _overview(self, result: Explanation) -> str:
+        return self.space.picture(views.summary_picture(result), lossless=True)
+
     def _gates(self, result, unit, group, colormap, alpha, scale) -> tuple:
         if unit not in SA_UNIT_NAMES:
             raise _error(f"{unit!r} is not an SA unit; choose one of layer1.0 … layer4.2.")
         if not 0 <= int(group) < 64:
             raise _error(f"Group {group} does not exist; groups are numbered 0–63.")
-        grid, heat, detail = views.gate_views(
-            result, unit, int(group), colormap=colormap, alpha=alpha, scale=scale
+        group, look = int(group), {"colormap": colormap, "alpha": alpha, "scale": scale}
+        mosaic = self._render.submit(
+            lambda: self.space.picture(views.gate_mosaic(result, unit, group, **look))
         )
-        return (
-            self.space.picture(grid),
-            self.space.picture(heat, lossless=True),
-            self.space.picture(detail),
-            views.gate_range_text(result, unit, scale),
-        )
+        heat = self.space.picture(views.channel_gates(result, unit, group), lossless=True)
+        detail = self.space.picture(views.group_detail(result, unit, group, **look))
+        return (mosaic.result(), heat, detail, views.gate_range_text(result, unit, scale))
+
+
+def configure_queue(demo: gr.Blocks, *, max_size: int | None) -> gr.Blocks:
+    """One explanation at a time, at most `max_size` waiting (None: no bound).
+
+    gradio's queue looks for new work every millisecond while it has none: 11% of a core on an
+    idle server here, and GIL hand-offs taken from the models while they run (measured: 115 CPU
+    ticks in 10 idle seconds, 32 at 10 ms). gradio has no setting for it, so the attribute is
+    set where this gradio has it (tests/test_ui.py checks that it does); a queued request then
+    starts at most 10 ms later.
+    """
+    demo.queue(max_size=max_size, default_concurrency_limit=1)
+    queue = getattr(demo, "_queue", None)
+    if hasattr(queue, "sleep_when_free"):
+        queue.sleep_when_free = max(queue.sleep_when_free, QUEUE_IDLE_POLL_S)
+    return demo
 
 
 def build_app(engine: Engine, *, space: TempSpace | None = None) -> gr.Blocks:

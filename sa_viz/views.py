@@ -135,12 +135,28 @@ def gate_views(
     scale: str = "unit range",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For one SA unit: the 64-group spatial-gate mosaic, the channel-gate heatmap, one group."""
+    look = {"colormap": colormap, "alpha": alpha, "scale": scale}
+    return (
+        gate_mosaic(result, unit, group, **look),
+        channel_gates(result, unit, group),
+        group_detail(result, unit, group, **look),
+    )
+
+
+def gate_mosaic(
+    result: Explanation,
+    unit: str,
+    group: int,
+    *,
+    colormap: str = render.DEFAULT_COLORMAP,
+    alpha: float = render.DEFAULT_ALPHA,
+    scale: str = "unit range",
+) -> np.ndarray:
+    """One SA unit's 64 spatial gates (each averaged over its channels) over the image."""
     sa = _sa(result)
-    gates = sa.gates[unit]
-    image = result.image.display
-    grid = render.gate_mosaic_panel(
-        image,
-        gates,
+    return render.gate_mosaic_panel(
+        result.image.display,
+        sa.gates[unit],
         unit,
         colormap=colormap,
         alpha=alpha,
@@ -148,18 +164,36 @@ def gate_views(
         highlight=group,
         untrained=sa.untrained,
     )
-    c = gates.channels_per_half
-    heat = render.heatmap_panel(
+
+
+def channel_gates(result: Explanation, unit: str, group: int) -> np.ndarray:
+    """One SA unit's channel gates as a groups × channels heatmap, `group`'s row marked."""
+    sa = _sa(result)
+    gates = sa.gates[unit]
+    return render.heatmap_panel(
         gates.channel[0].numpy(),
         highlight_row=group,
         title=f"{unit}: channel gates",
-        col_label=f"channel 0–{c - 1} of the group",
+        col_label=f"channel 0–{gates.channels_per_half - 1} of the group",
         colour_label="channel gate",
         untrained=sa.untrained,
     )
-    detail = render.group_panel(
-        image,
-        gates,
+
+
+def group_detail(
+    result: Explanation,
+    unit: str,
+    group: int,
+    *,
+    colormap: str = render.DEFAULT_COLORMAP,
+    alpha: float = render.DEFAULT_ALPHA,
+    scale: str = "unit range",
+) -> np.ndarray:
+    """One group of one SA unit: its spatial gates channel by channel and its channel gates."""
+    sa = _sa(result)
+    return render.group_panel(
+        result.image.display,
+        sa.gates[unit],
         unit,
         group,
         colormap=colormap,
@@ -167,7 +201,6 @@ def gate_views(
         scale=scale,
         untrained=sa.untrained,
     )
-    return grid, heat, detail
 
 
 def gate_range_text(result: Explanation, unit: str, scale: str) -> str:

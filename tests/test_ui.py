@@ -22,9 +22,11 @@ from sa_viz.explain import Explanation
 from sa_viz.ui import (
     CLASS_CHOICES,
     CROP,
+    QUEUE_IDLE_POLL_S,
     Handlers,
     bounded_image_input,
     build_app,
+    configure_queue,
     parse_target,
 )
 from sa_viz.weights import load_models
@@ -243,6 +245,14 @@ def test_every_event_has_an_api_name(engine):
     names = [fn.api_name for fn in demo.fns.values()]
     assert all(names), names
     assert {"explain", "cam_view", "gate_view", "export_zip", "weights_status"} <= set(names)
+
+
+def test_the_queue_polls_less_often_when_idle(engine):
+    # configure_queue sets a private attribute of gradio's queue; this fails when a gradio
+    # release renames it, instead of the setting silently doing nothing.
+    demo = configure_queue(build_app(engine), max_size=3)
+    assert demo._queue.max_size == 3
+    assert demo._queue.sleep_when_free == pytest.approx(QUEUE_IDLE_POLL_S)
 
 
 def test_a_result_dropped_from_the_cache_is_computed_again_or_asked_for(loaded_models):
