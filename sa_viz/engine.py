@@ -28,7 +28,7 @@ import numpy as np
 
 from sa_viz.explain import Explanation, check_settings, explain_models
 from sa_viz.preprocess import DEFAULT_LIMITS, ImageSource, Limits, prepare_image
-from sa_viz.runtime import release_free_memory
+from sa_viz.runtime import HeapBudget, release_free_memory
 from sa_viz.weights import LoadedModel, WeightsStatus
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ class Engine:
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
         self._workers = ThreadPoolExecutor(2, thread_name_prefix="sa-viz-model")
+        self.heap = HeapBudget()
 
     def start(self) -> Engine:
         """Load the models in a background thread; returns at once."""
@@ -97,6 +98,7 @@ class Engine:
             models = dict(self._loader())
             release_free_memory()  # what loading the checkpoints allocated and freed
             self._warm_up(models)
+            self.heap.start()
             self._models = models
         except Exception as error:  # reported on the page; the server keeps serving
             log.exception("loading the models failed")
@@ -159,7 +161,7 @@ class Engine:
                 # activations and gradients that glibc would otherwise keep (measured: 2.4 GB
                 # RSS after 30 Grad-CAM++ requests without this, 1.4 GB with it; ~70 ms).
                 gc.collect()  # pytorch-grad-cam's objects hold tensors in reference cycles
-                release_free_memory()
+            self.heap.enforce(force=settings.method != "gradcam")
         result = Explanation(
             prepared, per_model, settings.layer, settings.method, settings.class_idx
         )
