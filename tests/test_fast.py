@@ -20,7 +20,8 @@ from test_models import matches_functional
 from sa_viz.cam import grad_cam
 from sa_viz.fast import set_fast_inference
 from sa_viz.gates import record_gates
-from sa_viz.models import resnet50, sa_resnet50
+from sa_viz.hooks import thread_local_hooks
+from sa_viz.models import resnet50, sa_resnet50, sa_units
 from sa_viz.weights import load_model
 
 
@@ -53,6 +54,23 @@ def test_same_logits_and_gates(models, shape):
         torch.testing.assert_close(got[name].channel, want[name].channel, rtol=0, atol=1e-4)
         torch.testing.assert_close(got[name].spatial, want[name].spatial, rtol=0, atol=1e-4)
     assert folded(fast) == 16 and folded(reference) == 0  # the fast path really ran
+
+
+def test_sa_units_take_their_own_folded_path_unless_gn_is_hooked():
+    fast, reference = pair(trained_like_sa())
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        reference(x)
+        fast(x)
+    units = [m for _, m in sa_units(fast)]
+    assert all("_folded_affine" in u.__dict__ for u in units)
+    assert not any("_folded_affine" in m.__dict__ for m in reference.modules())
+    unit = units[0]
+    del unit.__dict__["_folded_affine"]
+    seen = []
+    with torch.inference_mode(), thread_local_hooks([(unit.gn, lambda *a: seen.append(1))]):
+        fast(x)  # a hook on gn: the unit runs gn as a module, and the hook fires
+    assert seen == [1] and "_folded_affine" not in unit.__dict__
 
 
 def test_fast_path_matches_the_independent_implementation(weights_folder):
