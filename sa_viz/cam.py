@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 
 import cv2
 import numpy as np
@@ -214,14 +215,17 @@ def compute_cam(
         logits = model(x)
     classes = resolve_classes(logits, class_idx)
     targets = [ClassifierOutputTarget(c) for c in classes]
+    method_class = (
+        bounded_score_cam()
+        if method == "scorecam"
+        else getattr(pytorch_grad_cam, spec.grad_cam_class)
+    )
     raw_maps: list[np.ndarray] = []
     try:
         with (
             torch.inference_mode(False),
             torch.enable_grad(),
-            getattr(pytorch_grad_cam, spec.grad_cam_class)(
-                model, [target_layer(model, layer)]
-            ) as cam,
+            method_class(model, [target_layer(model, layer)]) as cam,
         ):
             original = cam.get_cam_image
 
@@ -238,6 +242,41 @@ def compute_cam(
         # Its full backward leaves a gradient on every parameter: 100 MB per model, never used.
         model.zero_grad(set_to_none=True)
     return CamResult(np.float32(maps), np.float32(raw_maps[0]), logits, classes)
+
+
+@cache
+def bounded_score_cam() -> type:
+    """pytorch-grad-cam's ScoreCAM, with each batch of masked inputs made when it is needed.
+
+    Why by hand: the library multiplies the input by every upsampled channel at once, channels ×
+    3 × H × W floats (1.9 GB per model for layer4's 2048 channels at 224×337) allocated before
+    the first forward pass, where no time limit can stop it. Each channel's upsampling and
+    min-max scaling is its own, so doing them per batch gives the same scores (tested).
+    """
+    import tqdm
+    from pytorch_grad_cam import ScoreCAM
+
+    class BoundedScoreCAM(ScoreCAM):
+        def get_cam_weights(self, input_tensor, target_layer, targets, activations, grads):
+            upsample = nn.UpsamplingBilinear2d(size=input_tensor.shape[-2:])
+            batch_size = getattr(self, "batch_size", 16)
+            scores = []
+            with torch.no_grad():
+                for target, image, maps in zip(
+                    targets, input_tensor, torch.from_numpy(activations), strict=True
+                ):
+                    for i in tqdm.tqdm(range(0, maps.shape[0], batch_size)):
+                        masks = upsample(maps[None, i : i + batch_size].to(self.device))[0]
+                        flat = masks.flatten(1)
+                        low = flat.min(-1)[0][:, None, None]
+                        high = flat.max(-1)[0][:, None, None]
+                        masks = (masks - low) / (high - low + 1e-8)
+                        batch = image[None] * masks[:, None]
+                        scores.extend(target(o).cpu().item() for o in self.model(batch))
+            scores = torch.tensor(scores).view(activations.shape[0], activations.shape[1])
+            return torch.softmax(scores, dim=-1).numpy()
+
+    return BoundedScoreCAM
 
 
 def joint_scale(raw_maps: Sequence[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:

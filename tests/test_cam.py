@@ -11,6 +11,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from sa_viz.cam import (
     METHODS,
+    bounded_score_cam,
     cam_agreement,
     cam_difference,
     compute_cam,
@@ -139,6 +140,23 @@ def test_scorecam_runs_by_name():
     model = seeded(resnet50)
     result = compute_cam(model, torch.randn(1, 3, 32, 32), None, "layer4", "scorecam")
     assert result.maps.shape == (1, 32, 32)
+
+
+def test_bounded_scorecam_scores_as_the_library_does():
+    """Our ScoreCAM makes each batch of masked inputs when needed instead of all 2048 at once."""
+    from pytorch_grad_cam import ScoreCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model = seeded(resnet50)
+    x = torch.randn(1, 3, 40, 48, generator=torch.Generator().manual_seed(5))
+    targets = [ClassifierOutputTarget(7)]
+    maps = []
+    for method in (ScoreCAM, bounded_score_cam()):
+        with method(model, [model.layer1]) as cam:  # 256 channels: 3 batches, the last short
+            cam.batch_size = 100
+            maps.append(cam(input_tensor=x, targets=targets))
+    np.testing.assert_allclose(maps[1], maps[0], rtol=1e-5, atol=1e-6)
+    assert maps[0].std() > 0
 
 
 def test_comparison_figures():
