@@ -211,9 +211,9 @@ def main() -> None:
         process, _ = start_server(port, log_path, env)
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         client.predict(api_name="/weights_status")  # waits until the models are loaded
-        images = distinct_images(work, args.requests)
+        images = distinct_images(work, args.requests + 2 * args.runs)  # the last for below
         full, series = [], []
-        for i, path in enumerate(images):
+        for i, path in enumerate(images[: args.requests]):
             start = time.perf_counter()
             client.predict(handle_file(str(path)), api_name="/explain")
             full.append(time.perf_counter() - start)
@@ -239,7 +239,7 @@ def main() -> None:
         # new images: after the memory figures and the view updates (which use the result above).
         import httpx
 
-        extra = distinct_images(work, args.requests + 2 * args.runs)[args.requests :]
+        extra = images[args.requests :]
         with httpx.Client(timeout=120) as http:
             http_full = [
                 http_request_seconds(http, f"http://127.0.0.1:{port}/", p)

@@ -70,8 +70,8 @@ class ShuffleAttention(nn.Module):
 
     def _fast_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The folded inference path (`sa_viz.fast`): the same gates and output up to float
-        rounding, with a third of the unit's cost gone (measured on this project's CPU: 8.1 →
-        5.9 ms for the 16 units at 224²). The unit is cheap in FLOPs; what it spends is per-op
+        rounding, at about four fifths of the cost (measured on this project's CPU: 8.3–8.9 →
+        6.5–7.8 ms for the 16 units at 224²). The unit is cheap in FLOPs; what it spends is per-op
         overhead, so this path runs fewer ops: the outer affine `sweight, sbias` folded into
         GroupNorm's own (cached with the unit's parameter versions), one addcmul for the
         channel logits, views instead of reshape/chunk/indexing. The gates still run as

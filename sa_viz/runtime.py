@@ -105,19 +105,16 @@ class HeapBudget:
     def enforce(self, *, force: bool = False) -> bool:
         """After a request: release free memory if over the limit (or `force`); True if it did."""
         self._since += 1
-        if not force:
-            if self.limit is None or self._since < self.every:
-                return False
-            size = resident_bytes()
-            if size is None or size <= self.limit:
-                return False
-        before = resident_bytes() or 0
+        due = self.limit is not None and self._since >= self.every
+        size = resident_bytes() if force or due else None
+        if not force and (size is None or size <= self.limit):
+            return False
         release_free_memory()
         self.trims += 1
         self._since = 0
         log.info(
             "free heap memory returned: %d → %d MB resident",
-            before >> 20,
+            (size or 0) >> 20,
             (resident_bytes() or 0) >> 20,
         )
         return True
