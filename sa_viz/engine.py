@@ -12,6 +12,7 @@ limit. No gradio in this module.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import logging
@@ -25,10 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from sa_viz.explain import Explanation, check_settings, explain_models
+from sa_viz.explain import Explanation, ModelExplanation, check_settings, explain_models
+from sa_viz.gates import UnitGates
 from sa_viz.preprocess import DEFAULT_LIMITS, ImageSource, Limits, prepare_image
-from sa_viz.runtime import HeapBudget, release_free_memory
+from sa_viz.runtime import HeapBudget, OffHeap, release_free_memory
 from sa_viz.weights import LoadedModel, WeightsStatus
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,7 @@ class Engine:
         self._cache_lock = threading.Lock()
         self._workers = ThreadPoolExecutor(2, thread_name_prefix="sa-viz-model")
         self.heap = HeapBudget()
+        self._off_heap = OffHeap()
 
     def start(self) -> Engine:
         """Load the models in a background thread; returns at once."""
@@ -163,7 +167,11 @@ class Engine:
                 gc.collect()  # pytorch-grad-cam's objects hold tensors in reference cycles
             self.heap.enforce(force=settings.method != "gradcam")
         result = Explanation(
-            prepared, per_model, settings.layer, settings.method, settings.class_idx
+            prepared,
+            self._keep(per_model),
+            settings.layer,
+            settings.method,
+            settings.class_idx,
         )
         with self._cache_lock:
             self._cache[key] = result
@@ -171,6 +179,28 @@ class Engine:
                 self._cache.popitem(last=False)
         report(0.95, "Rendering")
         return result
+
+    def _keep(self, per_model: dict[str, ModelExplanation]) -> dict[str, ModelExplanation]:
+        """The models' results with their gate maps and CAMs moved out of the heap, into one
+        mapping per result (see `OffHeap`): they live as long as the cache keeps the result."""
+        arrays = [
+            array
+            for m in per_model.values()
+            for array in (
+                m.cam,
+                *(t.numpy() for g in m.gates.values() for t in (g.channel, g.spatial)),
+            )
+        ]
+        moved = iter(self._off_heap.copy(arrays))
+        kept = {}
+        for name, m in per_model.items():
+            cam = next(moved)
+            gates = {
+                unit: UnitGates(torch.from_numpy(next(moved)), torch.from_numpy(next(moved)))
+                for unit in m.gates
+            }
+            kept[name] = dataclasses.replace(m, cam=cam, gates=gates)
+        return kept
 
     def remember(self, result: Explanation, source: ImageSource, settings: Settings) -> Kept:
         """What a session keeps of a result: a weak reference (alive while the cache, or a request

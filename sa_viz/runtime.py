@@ -3,9 +3,14 @@
 glibc's malloc returns every large freed block to the kernel (mmap/munmap), so each of the
 ~200 activations of a forward pass is a fresh mapping whose pages fault in on first touch; on
 this project's 2-core machines that alone made elementwise ops 2–4x slower. Raising the mmap and
-trim thresholds keeps freed activations in the heap for reuse. Arenas are capped at two (the
-two models' threads): each arena keeps its own free memory, and a server's worker threads would
-otherwise each grow one (resident memory measured in benchmarks/bench_app.py).
+trim thresholds keeps freed activations in the heap for reuse. All threads share one arena:
+each arena keeps the pages it has touched, and which arena a request's temporary memory came
+from changed from request to request (model, render and gradio's worker threads), so a
+server's resident memory drifted up step by step; with one arena it stays flat (measured over
+100 /explain requests with cached results out of the heap, `OffHeap`, and no trims: 23 MB
+growth instead of 26–43 MB with two arenas, and no steps). The explanation was not slower
+(7 alternating runs of 20 explanations each: medians 163–232 ms with one arena, 177–249 ms
+with two).
 """
 
 from __future__ import annotations
@@ -13,9 +18,15 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import mmap
 import os
+import threading
+import weakref
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+
+import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +35,8 @@ M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's maximum on 64-bit: every activation of a request
 TRIM_THRESHOLD = 128 * 1024 * 1024
-ARENAS = 2
-HEAP_SLACK = 128 * 1024 * 1024
+ARENAS = 1
+HEAP_SLACK = 160 * 1024 * 1024
 
 
 @cache
@@ -78,13 +89,14 @@ def resident_bytes() -> int | None:
 
 
 class HeapBudget:
-    """Keep a server's resident memory near its working size.
+    """Keep a server's resident memory near its working size: a bound for what the heap's
+    layout still does (images of many sizes, many users), not the cure for drift (that is
+    `OffHeap` and one arena).
 
-    Results the cache keeps for a few requests sit among the activations freed around them, and
-    glibc hands back only free memory at the heap's top: without help the heap grows by about
-    1 MB a request until it levels off (measured with benchmarks/bench_app.py: 116 MB from
-    request 10 to 100). `enforce` returns every free page (malloc_trim, ~8 ms) once resident
-    memory passes its size after warm-up (`start`) plus `slack`. The request after a trim is
+    glibc hands back only free memory at the heap's top. `enforce` returns every free page
+    (malloc_trim, ~8 ms) once resident memory passes its size after warm-up (`start`) plus
+    `slack`: 160 MB, above the ~120 MB that a full cache and the pictures' working memory add
+    in steady use (measured over 100 /explain requests at 224×224). The request after a trim is
     ~30 ms slower while the heap faults its working memory in again, so trims are at least
     `every` requests apart: memory that is really in use (a cache of large images) costs at
     most one trim per `every` requests, never one per request.
@@ -101,6 +113,8 @@ class HeapBudget:
         size = resident_bytes()
         self.limit = None if size is None or _glibc() is None else size + self.slack
         self._since = self.every
+        if self.limit is not None:
+            log.info("warmed up: %d MB resident, heap budget %d MB", size >> 20, self.limit >> 20)
 
     def enforce(self, *, force: bool = False) -> bool:
         """After a request: release free memory if over the limit (or `force`); True if it did."""
@@ -120,7 +134,63 @@ class HeapBudget:
         return True
 
 
+class OffHeap:
+    """Copies of arrays in memory outside glibc's heap, for results that outlive their request.
+
+    Why by hand: no library gives numpy/torch arrays a storage of their own. A cached result
+    (every gate map: ~11 MB for a 224×224 input, in 32 tensors) copied inside the heap sits
+    among the activations the next requests allocate and free, and the pages around it stay
+    resident: over 100 requests the server grew ~5 MB a request until it levelled off ~100 MB
+    higher. With the results out here its resident memory stayed flat (13 MB over 90 requests;
+    both measured with /explain requests over HTTP, no heap trims). A fresh mapping costs
+    ~0.8 ms per MB in page faults here, so a mapping whose arrays are all gone goes back to a
+    free list (at most `keep`) and the next result reuses its pages.
+    """
+
+    ALIGN = 64
+
+    def __init__(self, keep: int = 4) -> None:
+        self.keep = keep
+        self.mapped = 0  # mappings made (reuses are not counted)
+        self._free: list[mmap.mmap] = []
+        self._lock = threading.Lock()
+
+    def copy(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Copies of `arrays` sharing one mapping, which is reused once none of them is alive."""
+        if not hasattr(mmap, "MAP_ANONYMOUS"):  # not a POSIX system: plain copies
+            return [np.array(a) for a in arrays]
+        sizes = [-(-a.nbytes // self.ALIGN) * self.ALIGN for a in arrays]
+        block = self._take(max(sum(sizes), 1))
+        memory = np.frombuffer(block, dtype=np.uint8)
+        weakref.finalize(memory, self._give_back, block)
+        copies, offset = [], 0
+        for array, size in zip(arrays, sizes, strict=True):
+            view = memory[offset : offset + array.nbytes].view(array.dtype).reshape(array.shape)
+            np.copyto(view, array)
+            copies.append(view)
+            offset += size
+        return copies
+
+    def _take(self, nbytes: int) -> mmap.mmap:
+        with self._lock:
+            fits = [b for b in self._free if nbytes <= len(b) <= 2 * nbytes]
+            if fits:
+                block = min(fits, key=len)
+                self._free.remove(block)
+                return block
+            self.mapped += 1
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+        return mmap.mmap(-1, nbytes, flags=flags)
+
+    def _give_back(self, block: mmap.mmap) -> None:
+        # Runs while the last array of `block` is being freed: the mapping is unmapped when the
+        # last reference to `block` goes, after that array has let go of it.
+        with self._lock:
+            self._free.append(block)
+            del self._free[: -self.keep or len(self._free)]
+
+
 def heap_slack() -> int:
     """Bytes a server's resident memory may grow past its warmed-up size before free heap pages
-    are handed back; SA_VIZ_HEAP_SLACK_MB overrides the 128 MB."""
+    are handed back; SA_VIZ_HEAP_SLACK_MB overrides the 160 MB."""
     return int(os.environ.get("SA_VIZ_HEAP_SLACK_MB", HEAP_SLACK >> 20)) << 20

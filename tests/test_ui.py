@@ -12,13 +12,15 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
+import torch
 from conftest import ASSETS
 from gradio import utils as gradio_utils
 from gradio.data_classes import ImageData
 from PIL import Image
 
 from sa_viz.engine import Engine, Kept, ModelsUnavailable, Settings
-from sa_viz.explain import Explanation
+from sa_viz.explain import Explanation, explain_models
+from sa_viz.preprocess import prepare_image
 from sa_viz.ui import (
     CLASS_CHOICES,
     CROP,
@@ -253,6 +255,24 @@ def test_the_queue_polls_less_often_when_idle(engine):
     demo = configure_queue(build_app(engine), max_size=3)
     assert demo._queue.max_size == 3
     assert demo._queue.sleep_when_free == pytest.approx(QUEUE_IDLE_POLL_S)
+
+
+def test_cached_results_live_out_of_the_heap_and_their_memory_is_reused(loaded_models):
+    engine = Engine(lambda: loaded_models, cache_size=1).start()
+    result = engine.explain(str(ASSETS / "chelsea.jpg"), Settings())
+    fresh = explain_models(loaded_models, prepare_image(str(ASSETS / "chelsea.jpg")))
+    for name, model in result.models.items():
+        assert np.array_equal(model.cam, fresh[name].cam)
+        assert model.gates.keys() == fresh[name].gates.keys()
+        for unit, gates in model.gates.items():
+            assert torch.equal(gates.channel, fresh[name].gates[unit].channel)
+            assert torch.equal(gates.spatial, fresh[name].gates[unit].spatial)
+    del result, fresh, model, gates
+    for i in range(4):  # same size, each pushing the last out of the one-entry cache
+        crop = Image.open(ASSETS / "chelsea.jpg").crop((i, 0, 200 + i, 200))
+        engine.explain(np.asarray(crop), Settings())
+    gc.collect()
+    assert engine._off_heap.mapped <= 3  # the first result's, one in use, one being made
 
 
 def test_a_result_dropped_from_the_cache_is_computed_again_or_asked_for(loaded_models):
