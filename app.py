@@ -92,10 +92,11 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    from sa_viz.runtime import tune_allocator
+    from sa_viz.runtime import single_threaded_opencv, tune_allocator
     from sa_viz.tempspace import TempSpace
 
     tune_allocator()
+    single_threaded_opencv()
     # Everything the app writes (rendered pictures, exports, and gradio's copies of uploads and
     # outputs) goes into one folder of its own, removed when the server stops.
     space = TempSpace()

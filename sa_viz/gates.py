@@ -35,7 +35,9 @@ class UnitGates:
 
     def spatial_mean(self) -> torch.Tensor:
         """(B, G, h, w): each group's spatial gate averaged over its c channels."""
-        return self.spatial.mean(dim=2)
+        # In NumPy: pictures are drawn on several threads, and a torch op there wakes torch's
+        # intra-op threads, which then spin (measured: ~8–9 ms of CPU per set of pictures).
+        return torch.from_numpy(self.spatial.numpy().mean(axis=2))
 
 
 @contextmanager
@@ -94,12 +96,17 @@ class GateStats:
 def gate_stats(gates: UnitGates, index: int = 0) -> GateStats:
     """Per-group mean and standard deviation of both gates for image `index` of the batch."""
     channel = gates.channel[index].numpy().astype(np.float64)
-    spatial = gates.spatial[index].flatten(1).numpy()  # (G, c·h·w)
+    spatial = gates.spatial[index].flatten(1).numpy()  # (G, c·h·w), float32
+    # Two passes in float32 with NumPy's pairwise sums: within 2e-7 (relative) of float64, and
+    # 2.5x faster than numpy's float64 std (measured: 4.1 vs 10.3 ms for the 16 units at 224²).
+    spatial_mean = spatial.mean(1)
+    deviation = spatial - spatial_mean[:, None]
+    np.square(deviation, out=deviation)
     return GateStats(
         channel_mean=channel.mean(1),
         channel_std=channel.std(1),
-        spatial_mean=spatial.mean(1, dtype=np.float64),
-        spatial_std=spatial.std(1, dtype=np.float64),
+        spatial_mean=spatial_mean.astype(np.float64),
+        spatial_std=np.sqrt(deviation.mean(1), dtype=np.float64),
     )
 
 

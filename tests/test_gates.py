@@ -157,5 +157,21 @@ def test_stats_summarise_groups(model):
     torch.testing.assert_close(
         torch.from_numpy(stats.channel_mean), unit.channel[0].double().mean(1)
     )
+    spatial = unit.spatial[0].flatten(1).double()  # the float32 passes against float64
+    torch.testing.assert_close(
+        torch.from_numpy(stats.spatial_mean), spatial.mean(1), rtol=1e-6, atol=0
+    )
+    torch.testing.assert_close(
+        torch.from_numpy(stats.spatial_std), spatial.std(1, correction=0), rtol=1e-5, atol=0
+    )
     summary = stats.summary()
     assert 0 < summary["channel_mean"] < 1 and summary["spatial_group_spread"] > 0
+
+
+def test_spatial_mean_averages_each_groups_channels(model):
+    with torch.no_grad(), record_gates(model) as gates:
+        model(torch.randn(1, 3, 64, 64))
+    for unit in gates.values():
+        mean = unit.spatial_mean()
+        assert mean.shape == (1, unit.groups, *unit.spatial.shape[-2:])
+        torch.testing.assert_close(mean, unit.spatial.double().mean(dim=2).float())

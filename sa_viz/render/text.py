@@ -91,10 +91,14 @@ def titled(
     h, w = picture.shape[:2]
     width = max(w, width or 0, text_width(title, size, True) + 12)
     band = size + 14
-    canvas = Image.new("RGB", (width, h + band), "white")
-    canvas.paste(Image.fromarray(picture), (0, band))
-    write(ImageDraw.Draw(canvas), (6, band // 2), title, size, anchor="lm", fill=colour, bold=True)
-    return np.asarray(canvas)
+    # Only the band goes through PIL: pasting a large picture into a PIL canvas and back cost
+    # more than the text (measured for the gate mosaic: 2.1 ms, 0.3–0.4 ms this way).
+    heading = Image.new("RGB", (width, band), "white")
+    write(ImageDraw.Draw(heading), (6, band // 2), title, size, anchor="lm", fill=colour, bold=True)
+    canvas = np.full((h + band, width, 3), 255, np.uint8)
+    canvas[:band] = np.asarray(heading)
+    canvas[band:, :w] = picture
+    return canvas
 
 
 def banner(picture: np.ndarray, text: str, colour: tuple[int, int, int]) -> np.ndarray:
