@@ -191,6 +191,21 @@ class Handlers:
         )
 
     @handler
+    def captions(self) -> tuple:
+        """Each model's table and CAM picture named once, with "UNTRAINED" where it is: the
+        weights do not change while the server runs, so results carry values only (an update
+        of a label makes gradio build a new component per output and request)."""
+        try:
+            statuses = self.engine.statuses(timeout=300)
+        except ModelsUnavailable:
+            return (gr.skip(),) * (2 * len(SPECS))
+        named = [views.model_caption(s) for s in statuses]
+        return (
+            *(gr.update(label=f"{caption}: top-5") for caption in named),
+            *(gr.update(label=caption) for caption in named),
+        )
+
+    @handler
     def explain(
         self,
         image: str | None,
@@ -292,24 +307,19 @@ class Handlers:
             raise _error("Explain an image first.", "Nothing to show yet")
         return self.engine.recall(result)
 
+    # Values only, no gr.update(label=...) or components: for either, gradio builds a new
+    # component per output and request (~9 ms of its event loop per /explain, measured with
+    # py-spy); the labels are set once per page by `captions`.
     @staticmethod
     def _tables(result: Explanation) -> list[dict]:
-        # gr.update rather than gr.Dataframe(...): a component built here would postprocess
-        # (and for images encode and write) its value once more, for nothing.
         return [
-            gr.update(
-                value={"data": views.prediction_rows(result, name), "headers": TABLE_HEADERS},
-                label=f"{views.model_caption(m)}: top-5",
-            )
-            for name, m in result.models.items()
+            {"data": views.prediction_rows(result, name), "headers": TABLE_HEADERS}
+            for name in result.models
         ]
 
     def _cams(self, result: Explanation, colormap: str, alpha: float, normalization: str) -> tuple:
         view = views.cam_view(result, colormap=colormap, alpha=alpha, normalization=normalization)
-        images = [
-            gr.update(value=self.space.picture(view.overlays[name]), label=views.model_caption(m))
-            for name, m in result.models.items()
-        ]
+        images = [self.space.picture(view.overlays[name]) for name in result.models]
         text = views.targets_text(result) + "  \n" + views.agreement_text(view)
         return (*images, self.space.picture(view.difference), text)
 
@@ -501,6 +511,7 @@ def build_app(engine: Engine, *, space: TempSpace | None = None) -> gr.Blocks:
 
         # --- events ---------------------------------------------------------------------------
         demo.load(handlers.weights_status, outputs=banner, api_name="weights_status")
+        demo.load(handlers.captions, outputs=[*tables, *cams], api_visibility="private")
         view_inputs = [colormap, alpha, normalization]
         gate_inputs = [unit, group, colormap, alpha, scale]
         gr.on(

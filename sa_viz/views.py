@@ -13,6 +13,7 @@ import numpy as np
 from sa_viz import render
 from sa_viz.cam import METHODS, cam_agreement, cam_difference, joint_scale
 from sa_viz.explain import Explanation, ModelExplanation
+from sa_viz.weights import WeightsStatus
 
 NORMALIZATIONS = ("per model", "joint")
 DISAGREE = "≠"
@@ -26,7 +27,7 @@ class CamView:
     agreement: dict[str, float]
 
 
-def model_caption(m: ModelExplanation) -> str:
+def model_caption(m: ModelExplanation | WeightsStatus) -> str:
     return f"{m.title}{' (UNTRAINED weights)' if m.untrained else ''}"
 
 

@@ -145,9 +145,9 @@ def test_eight_clients_at_once_each_get_their_own_result(app_server, loaded_mode
         thread.join(timeout=300)
     assert not failures, failures
     for path, (out, gates, unit) in answers.items():
-        classes = [row[0] for row in out[2]["value"]["data"]]
+        classes = [row[0] for row in out[2]["data"]]
         assert classes == expected[path][0], path.name
-        with Image.open(out[4]["value"]) as picture:
+        with Image.open(out[4]) as picture:
             cam = np.asarray(picture.convert("RGB"), np.float32)
         errors = {
             other.name: float(np.abs(cam - want).mean())

@@ -42,8 +42,8 @@ def test_every_endpoint(client):
         assert read(picture).ndim == 3
     assert "predict" in summary or "disagree" in summary
     for table in (table_r, table_sa):
-        assert len(table["value"]["data"]) == 5
-    cams = [read(p["value"] if isinstance(p, dict) else p) for p in (cam_r, cam_sa)]
+        assert len(table["data"]) == 5
+    cams = [read(p) for p in (cam_r, cam_sa)]
     assert cams[0].shape == cams[1].shape == (224, 337, 3)
     assert read(diff).shape == (224, 337, 3)
     assert "Pearson r" in cam_text and "layer3.0" in gate_text
@@ -53,7 +53,7 @@ def test_every_endpoint(client):
     assert not np.array_equal(read(views[0]), read(grid))
 
     cams_again = client.predict("viridis", 0.8, "joint", api_name="/cam_view")
-    assert not np.array_equal(read(cams_again[0]["value"]), cams[0])
+    assert not np.array_equal(read(cams_again[0]), cams[0])
 
     archive = client.predict("jet", 0.5, "per model", "layer4.0", 5, "0–1", api_name="/export_zip")
     with zipfile.ZipFile(archive) as z:
@@ -71,7 +71,7 @@ def test_class_by_name_and_settings(client):
         api_name="/explain",
     )
     assert "space shuttle* (812" in out[6] and "Grad-CAM++ at layer3" in out[6]
-    assert read(out[3]["value"]).shape == (224, 224, 3)
+    assert read(out[3]).shape == (224, 224, 3)
 
 
 def test_bad_image_gets_a_message_and_the_server_keeps_serving(client, tmp_path):
@@ -81,4 +81,4 @@ def test_bad_image_gets_a_message_and_the_server_keeps_serving(client, tmp_path)
         client.predict(handle_file(str(bad)), api_name="/explain")
     assert str(tmp_path) not in str(caught.value)
     out = client.predict(handle_file(str(ASSETS / "coffee.jpg")), api_name="/explain")
-    assert len(out[1]["value"]["data"]) == 5
+    assert len(out[1]["data"]) == 5

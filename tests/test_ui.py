@@ -95,7 +95,7 @@ def test_explain_fills_every_output(outputs):
     for table in (table_r, table_sa):
         rows = value(table)
         assert len(rows) == 5 and all(len(row) == 3 for row in rows)
-        assert table["value"]["headers"] == ["class", "p", "in other top-5"]
+        assert table["headers"] == ["class", "p", "in other top-5"]
     size = state.result().image.size
     for picture in (value(cam_r), value(cam_sa), value(diff)):
         assert picture.shape == (*size, 3) and picture.dtype == np.uint8
@@ -225,8 +225,8 @@ def test_untrained_models_are_labelled(tmp_path):
     out = handlers.explain(str(ASSETS / "chelsea.jpg"))
     banner = handlers.weights_status()
     assert "UNTRAINED" in banner.value and "474p" in banner.value
-    assert "UNTRAINED" in out[3]["label"] and "UNTRAINED" in out[4]["label"]
-    assert "UNTRAINED" in out[1]["label"]
+    labels = [update["label"] for update in handlers.captions()]  # tables, then CAM pictures
+    assert len(labels) == 4 and all("UNTRAINED" in label for label in labels)
     top = value(out[3])[:10].reshape(-1, 3).mean(0)  # the red banner across the overlay
     assert top[0] > 150 and top[1] < 80
 
