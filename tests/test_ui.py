@@ -249,12 +249,15 @@ def test_every_event_has_an_api_name(engine):
     assert {"explain", "cam_view", "gate_view", "export_zip", "weights_status"} <= set(names)
 
 
-def test_the_queue_polls_less_often_when_idle(engine):
+def test_the_queue_polls_less_often_when_idle_and_keeps_no_analytics(engine):
     # configure_queue sets a private attribute of gradio's queue; this fails when a gradio
     # release renames it, instead of the setting silently doing nothing.
     demo = configure_queue(build_app(engine), max_size=3)
     assert demo._queue.max_size == 3
     assert demo._queue.sleep_when_free == pytest.approx(QUEUE_IDLE_POLL_S)
+    # and it neither summarises past events with pandas nor keeps more than one of them
+    assert demo._queue.ANAYLTICS_CACHE_FREQUENCY > 10**12
+    assert demo._queue.ANALYTICS_MAX_EVENTS == 1
 
 
 def test_cached_results_live_out_of_the_heap_and_their_memory_is_reused(loaded_models):
