@@ -7,7 +7,7 @@ In one run:
   `python -c "import torch, torchvision, gradio"` takes, both measured here (median of 3 each);
 - a full request (upload → every output of /explain), median over distinct images (so the
   app's cache never answers), against `ours` (the explanation of both models, measured in this
-  process just before, as in bench_explain.py), three ways:
+  process as in bench_explain.py, before the server starts and after it stops), three ways:
   - through gradio_client, as asked: its round trip includes the client's own costs, measured
     here too (a no-op endpoint's round trip; the same request without downloading the pictures,
     which gradio_client fetches one by one with a new HTTP client each);
@@ -161,8 +161,9 @@ def http_request_seconds(http, base: str, path: Path) -> float:
     return time.perf_counter() - start
 
 
-def ours_seconds(runs: int) -> float:
-    """The explanation of both models in this process (as bench_explain.py's "ours")."""
+def ours_seconds(runs: int) -> list[float]:
+    """The explanation of both models in this process (as bench_explain.py's "ours"): `runs`
+    timings after 3 warm-up runs."""
     import torch  # noqa: F401  (imported here: the cold-start numbers above must not include it)
 
     from sa_viz.explain import explain_models
@@ -180,7 +181,7 @@ def ours_seconds(runs: int) -> float:
         explain_models(models, image)
         if i >= 3:
             times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
 
 
 def main() -> None:
@@ -202,7 +203,11 @@ def main() -> None:
             stop(process)
         cold, baseline = statistics.median(starts), statistics.median(imports)
 
-        ours = ours_seconds(args.runs)
+        # "ours" is measured before the server starts and again after it stops, and the median
+        # of both batches is the baseline: this VM's speed drifts by up to a third over minutes
+        # (ours measured 168-226 ms in four runs of this script), and one batch taken minutes
+        # before the requests compared them with a different machine.
+        ours_before = ours_seconds(args.runs)
 
         from gradio_client import Client, handle_file
 
@@ -253,6 +258,8 @@ def main() -> None:
             client_no_download.append(time.perf_counter() - start)
 
         stop(process)
+        ours_after = ours_seconds(args.runs)
+        ours = statistics.median(ours_before + ours_after)
         gate_server = server_times(log_path, "update_gates")
         cam_server = server_times(log_path, "update_cams")
         explain_server = server_times(log_path, "explain")
@@ -269,7 +276,11 @@ def main() -> None:
             f"  cold start to first HTTP 200            {cold:7.2f} s   ratio {cold / baseline:.2f}"
             "  (target ≤ 1.3)"
         )
-        print(f"  ours (both models, in process)          {ours * 1000:7.1f} ms")
+        print(
+            f"  ours (both models, in process)          {ours * 1000:7.1f} ms  (before the "
+            f"server {statistics.median(ours_before) * 1000:.1f} ms, after it "
+            f"{statistics.median(ours_after) * 1000:.1f} ms)"
+        )
         print(
             f"  full request, server time in /explain   {server_median * 1000:7.1f} ms  ratio "
             f"{server_median / ours:.2f} × ours (target ≤ 1.5)"
