@@ -199,7 +199,8 @@ class OffHeap:
         # last reference to `block` goes, after that array has let go of it.
         with self._lock:
             self._free.append(block)
-            del self._free[: -self.keep or len(self._free)]
+            if len(self._free) > self.keep:
+                del self._free[0]  # the oldest
 
 
 def heap_slack() -> int:
