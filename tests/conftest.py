@@ -8,6 +8,7 @@ way torchvision and the official SA-Net training script save theirs.
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -117,6 +118,18 @@ def loaded_models(weights_folder):
 @pytest.fixture(scope="session")
 def chelsea_path() -> Path:
     return ASSETS / "chelsea.jpg"
+
+
+# One TLS context for all of the tests' gradio_client requests, as the README advises: a Client
+# otherwise loads the whole CA bundle for every upload, call and download (~50 ms each here).
+TLS = ssl.create_default_context()
+
+
+def api_client(url: str, **kwargs):
+    """A gradio_client Client for `url` as the README's example makes it."""
+    from gradio_client import Client
+
+    return Client(url, verbose=False, ssl_verify=TLS, **kwargs)
 
 
 def free_port() -> int:

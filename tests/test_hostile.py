@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ASSETS, REPO
+from conftest import ASSETS, REPO, api_client
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from hostile import write_all
@@ -32,7 +32,7 @@ def hostile_files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(app_server):
-    return Client(app_server, verbose=False)
+    return api_client(app_server)
 
 
 def check(item, outcome: str | None, summary: str | None) -> None:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 import pytest
-from conftest import ASSETS, REPO, running_app
+from conftest import ASSETS, REPO, api_client, running_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -129,7 +129,7 @@ def test_eight_clients_at_once_each_get_their_own_result(app_server, loaded_mode
 
     def one_client(index: int, path: Path) -> None:
         try:
-            client = Client(app_server, verbose=False)
+            client = api_client(app_server)
             barrier.wait(timeout=60)
             out = client.predict(handle_file(str(path)), method="gradcam++", api_name="/explain")
             unit, group = f"layer{1 + index % 4}.{index % 3}", index * 7

@@ -8,8 +8,8 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import ASSETS
-from gradio_client import Client, handle_file
+from conftest import ASSETS, api_client
+from gradio_client import handle_file
 from PIL import Image
 
 pytestmark = pytest.mark.server
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.server
 
 @pytest.fixture(scope="module")
 def client(app_server):
-    return Client(app_server, verbose=False)
+    return api_client(app_server)
 
 
 def read(path: str) -> np.ndarray:
