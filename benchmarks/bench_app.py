@@ -259,22 +259,19 @@ def main() -> None:
 
         url = f"http://127.0.0.1:{port}/"
         one_context = Client(url, verbose=False, ssl_verify=ssl.create_default_context())
-        no_download = Client(url, verbose=False, download_files=False)
-        ways = {
-            "default": lambda p: client.predict(handle_file(str(p)), api_name="/explain"),
-            "one TLS context": lambda p: one_context.predict(
-                handle_file(str(p)), api_name="/explain"
-            ),
-            "no downloads": lambda p: no_download.predict(handle_file(str(p)), api_name="/explain"),
+        clients = {
+            "default": client,
+            "one TLS context": one_context,
+            "no downloads": Client(url, verbose=False, download_files=False),
         }
         extra = iter(images[args.requests :])
-        interleaved = {name: [] for name in (*ways, "HTTP API")}
+        interleaved = {name: [] for name in (*clients, "HTTP API")}
         with httpx.Client(timeout=120) as http:
             for _ in range(args.runs):
-                for name, way in ways.items():
+                for name, each in clients.items():
                     path = next(extra)
                     start = time.perf_counter()
-                    way(path)
+                    each.predict(handle_file(str(path)), api_name="/explain")
                     interleaved[name].append(time.perf_counter() - start)
                 interleaved["HTTP API"].append(http_request_seconds(http, url, next(extra)))
         gate_one_context, cam_one_context = view_round_trips(one_context, args.runs)
