@@ -7,14 +7,15 @@ Starts `python app.py` (as bench_app.py does: a free loopback port, never downlo
 finds or the untrained fallback: load does not depend on weight values), waits for the first HTTP
 200 and for the models (/weights_status), warms up with one request, then sends `--requests`
 /explain requests from `--clients` threads, each with its own `gradio_client.Client` (its own
-session). The inputs cycle through the four photos in assets/ and variants of them (mirrored and
-cropped copies written here) and through the CAM methods gradcam, gradcam++ and layercam, so some
-requests are answered from the server's cache and most are not. After every `--view-every`-th
-explain, the same client also asks for /gate_view (another unit and group) and /cam_view (another
-opacity), which render from that session's result; these are counted separately. Each /cam_view's
-text (the CAM targets and the agreement of the two maps, independent of the opacity) must equal
-the one its own /explain returned: a difference means the session was answered with another's
-result (counted as cross-talk).
+session; all with one TLS context, as the README's example makes them: a default Client loads the
+CA bundle for every HTTP request, ~50 ms each). The inputs cycle through the four photos in assets/
+and variants of them (mirrored and cropped copies written here) and through the CAM methods
+gradcam, gradcam++ and layercam, so some requests are answered from the server's cache and most are
+not. After every `--view-every`-th explain, the same client also asks for /gate_view (another unit
+and group) and /cam_view (another opacity), which render from that session's result; these are
+counted separately. Each /cam_view's text (the CAM targets and the agreement of the two maps,
+independent of the opacity) must equal the one its own /explain returned: a difference means the
+session was answered with another's result (counted as cross-talk).
 
 Prints throughput, p50/p95/max latency of explain and of view calls, errors (every exception;
 the first few messages), and the server's resident memory (VmRSS from /proc) after warm-up, its
@@ -29,6 +30,7 @@ import itertools
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -235,7 +237,8 @@ def main() -> int:
         log_path = work / "server.log"
         process, ready_seconds = start_server(port, log_path, env)
         url = f"http://127.0.0.1:{port}/"
-        clients = [Client(url, verbose=False) for _ in range(args.clients)]
+        tls = ssl.create_default_context()
+        clients = [Client(url, verbose=False, ssl_verify=tls) for _ in range(args.clients)]
         start = time.perf_counter()
         status = clients[0].predict(api_name="/weights_status")  # waits for the models
         models_seconds = time.perf_counter() - start
