@@ -234,8 +234,9 @@ def main() -> None:
 
         log_path = work / "server.log"
         port = free_port()
+        url = f"http://127.0.0.1:{port}/"
         process, _ = start_server(port, log_path, env)
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(url, verbose=False)
         client.predict(api_name="/weights_status")  # waits until the models are loaded
         images = distinct_images(work, args.requests + 4 * args.runs)  # the last for below
         full, series = [], []
@@ -257,7 +258,6 @@ def main() -> None:
         # alongside. After the memory figures and the view updates (which use the result above).
         import httpx
 
-        url = f"http://127.0.0.1:{port}/"
         one_context = Client(url, verbose=False, ssl_verify=ssl.create_default_context())
         clients = {
             "default": client,
@@ -343,7 +343,7 @@ def main() -> None:
         print(f"  RSS every 10 requests (MB): {series}")
         trivial = []
         process, _ = start_server(port, work / "trivial.log", env)
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(url, verbose=False)
         for _ in range(args.runs):
             start = time.perf_counter()
             client.predict(api_name="/weights_status")
