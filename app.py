@@ -86,35 +86,66 @@ def positive(kind: type) -> Callable[[str], Any]:
     return parse
 
 
+def own_temp_space():
+    """Everything the app writes (rendered pictures, exports, gradio's copies of uploads and
+    outputs, and whatever a library puts in the temp folder: torch makes `torchinductor_<user>`
+    when it is imported) goes into one folder of its own, removed when the server stops. Made
+    before anything imports torch, and the process's temp folder from then on."""
+    import tempfile
+
+    from sa_viz.tempspace import TempSpace
+
+    space = TempSpace()
+    os.environ["TMPDIR"] = str(space.root)
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(space.root / "gradio"))
+    return space
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    space = own_temp_space()
+    try:
+        serve(parse_args(argv), space)
+    finally:
+        space.cleanup()
+
+
+def serve(args: argparse.Namespace, space) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
     from sa_viz.runtime import single_threaded_opencv, tune_allocator
-    from sa_viz.tempspace import TempSpace
 
     tune_allocator()
     single_threaded_opencv()
-    # Everything the app writes (rendered pictures, exports, and gradio's copies of uploads and
-    # outputs) goes into one folder of its own, removed when the server stops.
-    space = TempSpace()
-    os.environ.setdefault("GRADIO_TEMP_DIR", str(space.root / "gradio"))
-    # `kill` (SIGTERM) stops the server the way Ctrl+C does, so that folder is removed then too.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    from starlette.middleware import Middleware
 
     from sa_viz.cli import models_from_args
     from sa_viz.engine import Engine
+    from sa_viz.guard import RequestGuard, body_limit
     from sa_viz.preprocess import Limits
-    from sa_viz.ui import CSS, build_app, configure_queue
+    from sa_viz.ui import CSS, GRADIO_SESSIONS, build_app, configure_queue
 
     limits = Limits(
         max_bytes=int(args.max_upload_mb * 2**20), max_pixels=int(args.max_megapixels * 1e6)
     )
     engine = Engine(lambda: models_from_args(args), limits=limits, time_limit=args.time_limit)
+
+    def stop(_signal: int, _frame: object) -> None:
+        """Ctrl+C or `kill` (SIGTERM): the running computation ends at its next check (between
+        residual blocks, ScoreCAM batches or SVD steps) while gradio closes the server; then
+        the process waits for it and removes its temp folder (below and in `main`)."""
+        engine.stop_computing()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     demo = build_app(engine.start(), space=space)
     configure_queue(demo, max_size=args.max_queue)
+    guard = Middleware(
+        RequestGuard, max_body=body_limit(limits.max_bytes), max_image_bytes=limits.max_bytes
+    )
     try:
         demo.launch(
             server_name=args.host,
@@ -126,10 +157,20 @@ def main(argv: list[str] | None = None) -> None:
             max_file_size=limits.max_bytes,
             enable_monitoring=False,  # no /monitoring route
             show_error=False,  # only the handlers' own messages reach the page (no paths)
-            state_session_capacity=1000,
+            state_session_capacity=GRADIO_SESSIONS,
+            app_kwargs={"middleware": [guard]},
         )
+    except KeyboardInterrupt:
+        pass  # a second Ctrl+C or SIGTERM while gradio was closing
     finally:
-        space.cleanup()
+        # The request still computing stops at its next check (between residual blocks, ScoreCAM
+        # batches or SVD steps); waiting for it lets the process end cleanly, with no thread
+        # inside torch or LAPACK while the interpreter shuts down.
+        if not engine.shutdown(timeout=10):
+            logging.getLogger("sa_viz").warning("a computation did not stop in 10 s; exiting")
+            space.cleanup()
+            logging.shutdown()
+            os._exit(0)
 
 
 if __name__ == "__main__":

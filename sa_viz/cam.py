@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sa_viz.hooks import thread_local_hooks
+from sa_viz.hooks import check_time, thread_local_hooks
 
 LAYERS = ("layer1", "layer2", "layer3", "layer4")
 DEFAULT_LAYER = "layer4"
@@ -215,11 +215,8 @@ def compute_cam(
         logits = model(x)
     classes = resolve_classes(logits, class_idx)
     targets = [ClassifierOutputTarget(c) for c in classes]
-    method_class = (
-        bounded_score_cam()
-        if method == "scorecam"
-        else getattr(pytorch_grad_cam, spec.grad_cam_class)
-    )
+    bounded = BOUNDED_METHODS.get(method)
+    method_class = bounded() if bounded else getattr(pytorch_grad_cam, spec.grad_cam_class)
     raw_maps: list[np.ndarray] = []
     try:
         with (
@@ -277,6 +274,52 @@ def bounded_score_cam() -> type:
             return torch.softmax(scores, dim=-1).numpy()
 
     return BoundedScoreCAM
+
+
+def first_component(activation_batch: np.ndarray) -> np.ndarray:
+    """(B, C, h, w) → (B, h, w): each image's positions projected on the first principal
+    component of its channels, as pytorch-grad-cam's `get_2d_projection` computes it.
+
+    Why by hand: the library asks NumPy for the full SVD of the (positions × channels) matrix,
+    whose U is positions × positions: 12,544² floats (630 MB) and minutes of LAPACK for a
+    panorama at layer1, in one call no time limit can interrupt. Only the first right singular
+    vector is needed, and the reduced SVD gives the same one (the same LAPACK driver; equal
+    bit for bit in the tests) with U at most positions × channels. The time limit is checked
+    between images and around each decomposition.
+    """
+    batch = np.nan_to_num(np.asarray(activation_batch, dtype=np.float32), nan=0.0, copy=True)
+    projections = []
+    for activations in batch:
+        check_time()
+        flat = activations.reshape(activations.shape[0], -1).T
+        flat = flat - flat.mean(axis=0)
+        _, _, vt = np.linalg.svd(flat, full_matrices=False)
+        check_time()
+        projections.append((flat @ vt[0]).reshape(activations.shape[1:]))
+    return np.float32(projections)
+
+
+@cache
+def bounded_eigen_cam(name: str) -> type:
+    """pytorch-grad-cam's EigenCAM or EigenGradCAM with `first_component` as its projection."""
+    import pytorch_grad_cam
+
+    library = getattr(pytorch_grad_cam, name)
+    uses_gradients = name == "EigenGradCAM"
+
+    def get_cam_image(self, input_tensor, target_layer, targets, activations, grads, smooth):
+        return first_component(grads * activations if uses_gradients else activations)
+
+    return type(f"Bounded{name}", (library,), {"get_cam_image": get_cam_image})
+
+
+# Methods whose library implementation can take unbounded time or memory outside any forward
+# pass, replaced by versions that compute the same maps within the time limit.
+BOUNDED_METHODS = {
+    "scorecam": bounded_score_cam,
+    "eigencam": lambda: bounded_eigen_cam("EigenCAM"),
+    "eigengradcam": lambda: bounded_eigen_cam("EigenGradCAM"),
+}
 
 
 def joint_scale(raw_maps: Sequence[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:

@@ -47,6 +47,10 @@ class ResultExpired(LookupError):
     """A session's result was dropped from the cache; explaining the image again restores it."""
 
 
+class NothingYet(LookupError):
+    """The session has not explained an image yet."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything that changes the computed numbers (not the view)."""
@@ -69,6 +73,53 @@ class Kept:
     settings: Settings
 
 
+class Sessions:
+    """What each session holds: the `Kept` of its latest result, by session id.
+
+    Bounded: the `capacity` most recently used sessions (a `Kept` is a weak reference, a file
+    name and the settings: a few hundred bytes). The ids of sessions pushed out are remembered
+    (up to `forgotten` of them, ~100 bytes each), so a page whose result was pushed out by
+    other users' traffic is told so instead of being asked to "explain an image first".
+    """
+
+    def __init__(self, capacity: int = 10_000, forgotten: int = 100_000) -> None:
+        self.capacity = capacity
+        self.forgotten = forgotten
+        self._kept: OrderedDict[str, Kept] = OrderedDict()
+        self._expired: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def keep(self, session: str, kept: Kept) -> None:
+        with self._lock:
+            self._kept[session] = kept
+            self._kept.move_to_end(session)
+            self._expired.pop(session, None)
+            while len(self._kept) > self.capacity:
+                old, _ = self._kept.popitem(last=False)
+                self._expired[old] = None
+            while len(self._expired) > self.forgotten:
+                self._expired.popitem(last=False)
+
+    def get(self, session: str | None) -> Kept:
+        """The session's `Kept`; `NothingYet` or `ResultExpired` (with a sentence) otherwise."""
+        with self._lock:
+            kept = self._kept.get(session) if session is not None else None
+            if kept is not None:
+                self._kept.move_to_end(session)
+                return kept
+            expired = session in self._expired
+        if expired:
+            raise ResultExpired(
+                "This page's result has expired: the server keeps the results of its "
+                f"{self.capacity:,} most recently active sessions, and other users' requests "
+                "pushed yours out. Press Explain to compute it again."
+            )
+        raise NothingYet("Explain an image first.")
+
+
 class Engine:
     def __init__(
         self,
@@ -89,6 +140,11 @@ class Engine:
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
         self._workers = ThreadPoolExecutor(2, thread_name_prefix="sa-viz-model")
+        self._stop = threading.Event()  # set by `shutdown`: running computations end
+        # View updates whose result was dropped from the cache compute it again; at most this
+        # many wait for the models at once, so they never fill the lane that view updates of
+        # cached results share (see `recall`).
+        self._recomputing = threading.BoundedSemaphore(2)
         self.heap = HeapBudget()
         self._off_heap = OffHeap()
 
@@ -159,6 +215,7 @@ class Engine:
                 layer=settings.layer,
                 method=settings.method,
                 deadline=None if self.time_limit is None else start + self.time_limit,
+                stop=self._stop,
             )
             if settings.method != "gradcam":
                 # The other methods run full backward passes (or one pass per channel): ~1 GB of
@@ -214,7 +271,11 @@ class Engine:
 
     def recall(self, kept: Kept) -> Explanation:
         """The session's result: from memory, or computed again from its file if the cache
-        dropped it (the file stays in gradio's upload folder for an hour)."""
+        dropped it (the file stays in gradio's upload folder for an hour).
+
+        Computing it again waits for the models like any explanation; at most two view updates
+        do that at once (more are asked to press Explain), so view updates of results still in
+        memory, which share their lane, never wait behind another user's computation."""
         result = kept.result()
         if result is not None:
             return result
@@ -223,4 +284,26 @@ class Engine:
                 "This result is no longer in memory (the server keeps the most recent "
                 "explanations of all its users). Press Explain to compute it again."
             )
-        return self.explain(kept.source, kept.settings)
+        if not self._recomputing.acquire(blocking=False):
+            raise ResultExpired(
+                "This result is no longer in memory and the server is busy computing other "
+                "results again. Press Explain to compute it, or try again in a few seconds."
+            )
+        try:
+            return self.explain(kept.source, kept.settings)
+        finally:
+            self._recomputing.release()
+
+    def stop_computing(self) -> None:
+        """The running computation stops at its next check (between residual blocks, ScoreCAM
+        batches or SVD steps), with `sa_viz.hooks.Stopped`; so does every later one."""
+        self._stop.set()
+
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """`stop_computing`, then wait up to `timeout` s for the running computation to end;
+        True once none runs."""
+        self.stop_computing()
+        if not self._compute.acquire(timeout=timeout):
+            return False
+        self._compute.release()
+        return True

@@ -6,6 +6,7 @@ activation kept) and one backward through the layers after the target only.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor, wait
@@ -182,13 +183,15 @@ def explain_model(
     layer: str = DEFAULT_LAYER,
     method: str = "gradcam",
     deadline: float | None = None,
+    stop: threading.Event | None = None,
 ) -> ModelExplanation:
     """One model's predictions, CAM and gates for a prepared image.
 
     `deadline`: a `time.monotonic()` value after which the computation stops with
-    `sa_viz.hooks.TimeLimitExceeded` (None: no limit).
+    `sa_viz.hooks.TimeLimitExceeded` (None: no limit); `stop`: an event that stops it the same
+    way once set (`sa_viz.hooks.Stopped`; a server sets it when it shuts down).
     """
-    with time_limit(loaded.module, deadline):
+    with time_limit(loaded.module, deadline, stop):
         return _explain_model(loaded, image, class_idx, layer, method)
 
 

@@ -50,23 +50,53 @@ class TimeLimitExceeded(RuntimeError):
     """A computation ran past its deadline; raised between two blocks of a model's forward."""
 
 
+class Stopped(TimeLimitExceeded):
+    """A computation was asked to stop (the server is shutting down)."""
+
+
+_limits = threading.local()  # the calling thread's (deadline, stop) inside `time_limit`
+
+
+def check_time() -> None:
+    """Raise if the calling thread's `time_limit` block has run out of time or was asked to stop.
+
+    The forward hooks call this between blocks; work that runs outside any forward pass (a
+    CAM method's SVD, say) calls it between its steps. Does nothing outside `time_limit`.
+    """
+    deadline, stop = getattr(_limits, "current", (None, None))
+    if stop is not None and stop.is_set():
+        raise Stopped("the computation was stopped")
+    if deadline is not None and time.monotonic() > deadline:
+        raise TimeLimitExceeded("the time limit was reached")
+
+
 @contextmanager
-def time_limit(model: nn.Module, deadline: float | None) -> Iterator[None]:
+def time_limit(
+    model: nn.Module, deadline: float | None, stop: threading.Event | None = None
+) -> Iterator[None]:
     """Stop the calling thread's forward passes through `model` once `time.monotonic()` passes
-    `deadline` (None: no limit).
+    `deadline` (None: no limit) or once `stop` is set (None: never).
 
     Checked before the model and before each of its residual blocks (every ~10–50 ms on a CPU),
     so a long computation (ScoreCAM runs the model once per channel) ends soon after its
-    deadline, leaving the model untouched. Hooks on blocks keep the folded fast path.
+    deadline, leaving the model untouched; `check_time` lets other steps check too. Hooks on
+    blocks keep the folded fast path.
     """
-    if deadline is None:
+    if deadline is None and stop is None:
         yield
         return
 
     def check(_module: nn.Module, _inputs: tuple[Any, ...]) -> None:
-        if time.monotonic() > deadline:
-            raise TimeLimitExceeded("the time limit was reached")
+        check_time()
 
+    outer = getattr(_limits, "current", None)
+    _limits.current = (deadline, stop)
     blocks = [model, *(m for m in model.modules() if isinstance(m, (BasicBlock, Bottleneck)))]
-    with thread_local_hooks(forward_pre_hooks=[(block, check) for block in blocks]):
-        yield
+    try:
+        with thread_local_hooks(forward_pre_hooks=[(block, check) for block in blocks]):
+            yield
+    finally:
+        if outer is None:
+            del _limits.current
+        else:
+            _limits.current = outer

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +23,17 @@ from gradio import utils as gradio_utils
 
 from sa_viz import render, views
 from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
-from sa_viz.engine import Engine, Kept, ModelsUnavailable, ResultExpired, Settings
+from sa_viz.engine import (
+    Engine,
+    ModelsUnavailable,
+    NothingYet,
+    ResultExpired,
+    Sessions,
+    Settings,
+)
 from sa_viz.explain import Explanation
 from sa_viz.export import write_zip
-from sa_viz.hooks import TimeLimitExceeded
+from sa_viz.hooks import Stopped, TimeLimitExceeded
 from sa_viz.imagenet import class_index, labels
 from sa_viz.models import SA_UNIT_NAMES
 from sa_viz.preprocess import ImageError
@@ -42,6 +52,11 @@ DEFAULT_UNIT = "layer3.0"
 TABLE_HEADERS = ["class", "p", "in other top-5"]
 QUEUE_IDLE_POLL_S = 0.01
 METHOD_CHOICES = [(f"{m.title}: {m.note}", key) for key, m in METHODS.items()]
+VIEW_LANE_SIZE = 4  # view updates and exports running at once (explanations: one at a time)
+LOCAL_SESSION = "local"  # handlers called from Python, without a gradio request
+# Gradio keeps per-session copies of the page's components (for the captions' labels); results
+# are held by `Sessions`, not by gradio, so a small number is enough.
+GRADIO_SESSIONS = 200
 
 CSS = """
 .untrained-banner {border-left: 6px solid #b00020; padding-left: 10px;}
@@ -83,6 +98,10 @@ def bounded_image_input(**kwargs: Any) -> gr.Image:
         return path
 
     component.preprocess = preprocess
+    # gradio's "Use via API" page shows an example input; gr.Image's is a URL, which this app
+    # refuses. A file on the caller's machine is what `handle_file` should be given.
+    component.example_payload = lambda: {"path": "image.jpg", "meta": {"_type": "gradio.FileData"}}
+    component.example_value = lambda: "image.jpg"
     return component
 
 
@@ -137,9 +156,15 @@ def handler(method):
             raise
         except ImageError as error:
             raise _error(str(error), "This image can't be used") from None
+        except Stopped:
+            raise _error(STOPPING, "Server stopping") from None
         except TimeLimitExceeded:
             raise _error(time_limit_message(self.engine.time_limit), "Too slow") from None
-        except (ModelsUnavailable, ResultExpired, ValueError) as error:
+        except NothingYet as error:
+            raise _error(str(error), "Nothing to show yet") from None
+        except ResultExpired as error:
+            raise _error(str(error), "Result expired") from None
+        except (ModelsUnavailable, ValueError) as error:
             raise _error(str(error)) from None
         except Exception as error:
             log.exception("handler %s failed", method.__name__)
@@ -153,6 +178,9 @@ def handler(method):
     return wrapper
 
 
+STOPPING = "The server is shutting down and stopped this computation. Try again once it is back."
+
+
 def time_limit_message(limit: float | None, method: str = "gradcam", layer: str = "") -> str:
     message = f"Explaining took longer than this server's limit of {limit:g} s and was stopped."
     if method == "scorecam":
@@ -164,6 +192,12 @@ def time_limit_message(limit: float | None, method: str = "gradcam", layer: str 
     return f"{message} Try a smaller image or GradCAM; the server's operator can raise the limit."
 
 
+def session_of(request: gr.Request | None) -> str:
+    """The id a request's session is known by (`LOCAL_SESSION` for calls from Python)."""
+    session = getattr(request, "session_hash", None) if request is not None else None
+    return session or LOCAL_SESSION
+
+
 def _error(message: str, title: str = "Error") -> gr.Error:
     return gr.Error(message, title=title, print_exception=False)
 
@@ -171,9 +205,12 @@ def _error(message: str, title: str = "Error") -> gr.Error:
 class Handlers:
     """The app's event handlers around one `Engine`; no gradio layout here."""
 
-    def __init__(self, engine: Engine, space: TempSpace | None = None) -> None:
+    def __init__(
+        self, engine: Engine, space: TempSpace | None = None, sessions: Sessions | None = None
+    ) -> None:
         self.engine = engine
         self.space = space or TempSpace()
+        self.sessions = sessions or Sessions()
         # The gate summary and the gate mosaic are drawn while the handler's thread draws the
         # other pictures: numpy, cv2 and PIL release the GIL for part of it, so the two cores
         # share some of the work (measured in one process: a request answered from the cache
@@ -223,8 +260,10 @@ class Handlers:
         scale: str = "unit range",
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (gradio's idiom)
         event: gr.EventData = None,  # gradio fills it in for events from the page
+        request: gr.Request = None,  # gradio fills it in; None: called from Python
     ) -> tuple:
-        """Run both models; return every output of the page and the result for later views."""
+        """Run both models; return every output of the page. The session keeps the result
+        (`Sessions`) for later view updates and exports."""
         if not image:
             if event is not None and event.target is not None:
                 return gr.skip()  # the page's image was cleared (or a control changed before
@@ -233,54 +272,56 @@ class Handlers:
         settings = Settings(crop_mode == CROP, parse_target(target), layer, method)
         try:
             result = self.engine.explain(image, settings, lambda f, text: progress(f, desc=text))
+        except Stopped:
+            raise
         except TimeLimitExceeded:
             raise _error(
                 time_limit_message(self.engine.time_limit, method, layer), "Too slow"
             ) from None
         overview = self._render.submit(self._overview, result)
-        return (
+        outputs = (
             views.prediction_summary(result),
             *self._tables(result),
             *self._cams(result, colormap, alpha, normalization),
             *self._gates(result, unit, group, colormap, alpha, scale),
-            overview.result(),
-            self.engine.remember(result, image, settings),
         )
+        self.sessions.keep(session_of(request), self.engine.remember(result, image, settings))
+        return (*outputs, overview.result())
 
     @handler
     def update_cams(
         self,
-        result: Kept | None,
         colormap: str,
         alpha: float,
         normalization: str,
+        request: gr.Request = None,
     ) -> tuple:
-        return self._cams(self._need(result), colormap, alpha, normalization)
+        return self._cams(self._need(request), colormap, alpha, normalization)
 
     @handler
     def update_gates(
         self,
-        result: Kept | None,
         unit: str,
         group: int,
         colormap: str,
         alpha: float,
         scale: str,
+        request: gr.Request = None,
     ) -> tuple:
-        return self._gates(self._need(result), unit, group, colormap, alpha, scale)
+        return self._gates(self._need(request), unit, group, colormap, alpha, scale)
 
     @handler
     def export(
         self,
-        result: Kept | None,
         colormap: str,
         alpha: float,
         normalization: str,
         unit: str,
         group: int,
         scale: str,
+        request: gr.Request = None,
     ) -> str:
-        result = self._need(result)
+        result = self._need(request)
         folder = self.space.folder()
         path = write_zip(
             result,
@@ -304,10 +345,9 @@ class Handlers:
 
     # --- pieces -------------------------------------------------------------------------------
 
-    def _need(self, result: Kept | None) -> Explanation:
-        if result is None:
-            raise _error("Explain an image first.", "Nothing to show yet")
-        return self.engine.recall(result)
+    def _need(self, request: gr.Request | None) -> Explanation:
+        """The session's latest result (`NothingYet` / `ResultExpired` say why not)."""
+        return self.engine.recall(self.sessions.get(session_of(request)))
 
     # Values only, no gr.update(label=...) or components: for either, gradio builds a new
     # component per output and request (its postprocessing of an /explain result took 27 ms
@@ -340,6 +380,138 @@ class Handlers:
         heat = self.space.picture(views.channel_gates(result, unit, group), lossless=True)
         detail = self.space.picture(views.group_detail(result, unit, group, **look))
         return (mosaic.result(), heat, detail, views.gate_range_text(result, unit, scale))
+
+
+# --- what every event checks before gradio processes its inputs -------------------------------
+
+LINKS_REFUSED = (
+    "Links are not fetched: this server never downloads anything. Upload the image itself, or "
+    "send its bytes as a data: URL."
+)
+LINK = re.compile(r"^\s*([a-z][a-z0-9+.\-]*:)?//", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One input of the app's events, as a caller names it: its label on the page, its name in
+    the API, and a check that returns what is wrong with a value (None: nothing)."""
+
+    label: str
+    name: str
+    check: Callable[[Any], str | None]
+
+    def problem(self, value: Any) -> str | None:
+        wrong = self.check(value)
+        if wrong is None:
+            return None
+        return f"{self.label} (parameter `{self.name}`) {wrong}; got {describe(value)}."
+
+
+def describe(value: Any) -> str:
+    if value is None:
+        return "nothing (None)"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "…"
+        return f"the text {shown!r}"
+    shown = repr(value)
+    return f"{type(value).__name__} {shown if len(shown) <= 40 else shown[:37] + '…'}"
+
+
+def one_of(choices: list[str]) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if isinstance(value, str) and value in choices:
+            return None
+        return "must be one of " + ", ".join(repr(c) for c in choices)
+
+    return check
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def number(low: float, high: float) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if _is_number(value) and low <= value <= high:
+            return None
+        return f"must be a number from {low:g} to {high:g}"
+
+    return check
+
+
+def whole_number(low: int, high: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if _is_number(value) and float(value).is_integer() and low <= value <= high:
+            return None
+        return f"must be a whole number from {low} to {high}"
+
+    return check
+
+
+def class_choice(value: Any) -> str | None:
+    if value is None or (isinstance(value, (str, int)) and not isinstance(value, bool)):
+        return None  # which class it names is checked by `parse_target`, with its own sentence
+    return f"must be a class name, a class index 0–999 or {OWN_TOP1!r}"
+
+
+def has_link(value: Any) -> bool:
+    """True if `value` holds a file payload that names a URL instead of a file (gradio would
+    download it into its cache before any handler runs)."""
+    if isinstance(value, dict):
+        path, url = value.get("path"), value.get("url")
+        if isinstance(path, str) and LINK.match(path):
+            return True
+        if not path and isinstance(url, str) and LINK.match(url):
+            return True
+        return any(has_link(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(has_link(v) for v in value)
+    return False
+
+
+def guard_events(demo: gr.Blocks, params: dict[gr.components.Component, Param]) -> None:
+    """Check every event's inputs before gradio touches them, and keep none of them afterwards.
+
+    gradio moves each input's files into its cache first, downloading any http(s) URL it finds
+    in a file payload (of any component), then stores each input's payload in the session's
+    copy of the page's config (for deep links, which this app does not offer), then runs the
+    components' own preprocessing, whose errors reach a caller without a message when
+    `show_error` is off. So, on this app's Blocks only (an instance attribute, like
+    `bounded_image_input`'s), `preprocess_data` first refuses any link, then checks each
+    parameter in `params` with a sentence that names it, and afterwards drops the stored
+    payloads (a 40 MB data: URL stayed in memory per session before).
+    """
+    by_id = {component._id: param for component, param in params.items()}
+    original = demo.preprocess_data
+
+    async def preprocess_data(block_fn, inputs, state, *args, **kwargs):
+        problems = []
+        for block, value in zip(block_fn.inputs, inputs, strict=False):
+            if has_link(value):
+                raise _error(LINKS_REFUSED, "Links are not fetched")
+            param = by_id.get(block._id)
+            problem = param.problem(value) if param is not None else None
+            if problem:
+                problems.append(problem)
+        if problems:
+            raise _error(" ".join(problems), "Invalid parameter")
+        try:
+            return await original(block_fn, inputs, state, *args, **kwargs)
+        finally:
+            forget_inputs(state, block_fn)
+
+    demo.preprocess_data = preprocess_data
+
+
+def forget_inputs(state: Any, block_fn: Any) -> None:
+    """Drop the input payloads gradio stored in the session's config (see `guard_events`)."""
+    configs = getattr(state, "config_values", None)
+    if not configs:
+        return
+    for block in block_fn.inputs:
+        props = (configs.get(block._id) or {}).get("props")
+        if isinstance(props, dict) and "value" in props:
+            props["value"] = None
 
 
 def configure_queue(demo: gr.Blocks, *, max_size: int | None) -> gr.Blocks:
@@ -381,7 +553,6 @@ def build_app(engine: Engine, *, space: TempSpace | None = None) -> gr.Blocks:
         banner = gr.Markdown(
             "Loading the models…", elem_classes=["untrained-banner"], elem_id="weights-status"
         )
-        result_state = gr.State(None)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=320):
                 image = bounded_image_input(
@@ -518,6 +689,10 @@ def build_app(engine: Engine, *, space: TempSpace | None = None) -> gr.Blocks:
                         export_file = gr.File(label="ZIP", interactive=False, elem_id="export-file")
 
         # --- events ---------------------------------------------------------------------------
+        # View updates and exports: their own lane, several at once, so none waits behind
+        # another user's explanation or behind another view update that computes an evicted
+        # result again (`Engine.recall` lets at most two do that at once).
+        view_lane = {"concurrency_id": "views", "concurrency_limit": VIEW_LANE_SIZE}
         demo.load(handlers.weights_status, outputs=banner, api_name="weights_status")
         demo.load(handlers.captions, outputs=[*tables, *cams], api_visibility="private")
         view_inputs = [colormap, alpha, normalization]
@@ -537,7 +712,6 @@ def build_app(engine: Engine, *, space: TempSpace | None = None) -> gr.Blocks:
                 detail,
                 gate_text,
                 overview,
-                result_state,
             ],
             api_name="explain",
             trigger_mode="always_last",
@@ -546,29 +720,29 @@ def build_app(engine: Engine, *, space: TempSpace | None = None) -> gr.Blocks:
         gr.on(
             [colormap.change, alpha.release, normalization.change],
             handlers.update_cams,
-            inputs=[result_state, *view_inputs],
+            inputs=view_inputs,
             outputs=[*cams, difference, cam_text],
             api_name="cam_view",
             trigger_mode="always_last",
             show_progress="hidden",
-            concurrency_id="views",
+            **view_lane,
         )
         gr.on(
             [unit.change, group.change, scale.change, colormap.change, alpha.release],
             handlers.update_gates,
-            inputs=[result_state, *gate_inputs],
+            inputs=gate_inputs,
             outputs=[mosaic, channel, detail, gate_text],
             api_name="gate_view",
             trigger_mode="always_last",
             show_progress="hidden",
-            concurrency_id="views",
+            **view_lane,
         )
         export_button.click(
             handlers.export,
-            inputs=[result_state, *view_inputs, unit, group, scale],
+            inputs=[*view_inputs, unit, group, scale],
             outputs=export_file,
             api_name="export_zip",
-            concurrency_id="views",
+            **view_lane,
         )
         for name, table in zip(SPECS, tables, strict=True):
             table.select(
@@ -576,6 +750,22 @@ def build_app(engine: Engine, *, space: TempSpace | None = None) -> gr.Blocks:
                 inputs=table,
                 outputs=target,
                 api_name=f"choose_prediction_{name}",
-                concurrency_id="views",
+                api_visibility="private",  # a click on the page; nothing an API caller can send
+                **view_lane,
             )
+    guard_events(
+        demo,
+        {
+            crop_mode: Param("Input", "crop_mode", one_of([WHOLE, CROP])),
+            target: Param("CAM target class", "target", class_choice),
+            method: Param("CAM method", "method", one_of(list(METHODS))),
+            layer: Param("CAM layer", "layer", one_of(list(LAYERS))),
+            colormap: Param("Colormap", "colormap", one_of(list(render.COLORMAPS))),
+            alpha: Param("Overlay opacity", "alpha", number(0.0, 1.0)),
+            normalization: Param("CAM scale", "normalization", one_of(list(views.NORMALIZATIONS))),
+            unit: Param("SA unit", "unit", one_of(list(SA_UNIT_NAMES))),
+            group: Param("Group", "group", whole_number(0, 63)),
+            scale: Param("Spatial-gate colours", "scale", one_of(list(render.GATE_SCALES))),
+        },
+    )
     return demo

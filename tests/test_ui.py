@@ -44,10 +44,18 @@ def handlers(engine):
     return Handlers(engine)
 
 
+def session(name: str) -> gr.Request:
+    """A request from the page session `name`, as gradio hands it to the handlers."""
+    return gr.Request(session_hash=name)
+
+
+CHELSEA = session("chelsea")
+
+
 @pytest.fixture(scope="module")
 def outputs(handlers):
-    outputs = handlers.explain(str(ASSETS / "chelsea.jpg"))
-    result = outputs[-1].result()  # the session keeps a weak reference; the tests keep the result
+    outputs = handlers.explain(str(ASSETS / "chelsea.jpg"), request=CHELSEA)
+    result = handlers.sessions.get("chelsea").result()  # sessions keep weak references
     yield outputs
     del result
 
@@ -73,7 +81,7 @@ def forward_counter(engine):
     return counts, handles
 
 
-def test_explain_fills_every_output(outputs):
+def test_explain_fills_every_output(handlers, outputs):
     (
         summary,
         table_r,
@@ -87,8 +95,8 @@ def test_explain_fills_every_output(outputs):
         detail,
         gate_text,
         overview,
-        state,
     ) = outputs
+    state = handlers.sessions.get("chelsea")
     assert isinstance(state, Kept) and isinstance(state.result(), Explanation)
     assert state.source == str(ASSETS / "chelsea.jpg")  # to compute it again if dropped
     assert "Persian cat" in summary or "predict" in summary
@@ -107,13 +115,12 @@ def test_explain_fills_every_output(outputs):
 
 
 def test_view_changes_rerender_without_running_the_models(handlers, outputs, engine):
-    state = outputs[-1]
     counts, hooks = forward_counter(engine)
     try:
-        per_model = handlers.update_cams(state, "jet", 0.5, "per model")
-        joint = handlers.update_cams(state, "viridis", 0.8, "joint")
-        gates_a = handlers.update_gates(state, "layer3.0", 0, "jet", 0.5, "unit range")
-        gates_b = handlers.update_gates(state, "layer1.2", 17, "jet", 0.5, "per group")
+        per_model = handlers.update_cams("jet", 0.5, "per model", request=CHELSEA)
+        joint = handlers.update_cams("viridis", 0.8, "joint", request=CHELSEA)
+        gates_a = handlers.update_gates("layer3.0", 0, "jet", 0.5, "unit range", request=CHELSEA)
+        gates_b = handlers.update_gates("layer1.2", 17, "jet", 0.5, "per group", request=CHELSEA)
     finally:
         for h in hooks:
             h.remove()
@@ -128,17 +135,17 @@ def test_view_changes_rerender_without_running_the_models(handlers, outputs, eng
 def test_the_same_image_again_comes_from_the_cache(handlers, engine, outputs):
     counts, hooks = forward_counter(engine)
     try:
-        again = handlers.explain(str(ASSETS / "chelsea.jpg"))
+        handlers.explain(str(ASSETS / "chelsea.jpg"), request=session("again"))
     finally:
         for h in hooks:
             h.remove()
-    assert counts["n"] == 0 and again[-1].result() is outputs[-1].result()
+    again = handlers.sessions.get("again").result()
+    assert counts["n"] == 0 and again is handlers.sessions.get("chelsea").result()
 
 
 def test_settings_change_the_result(handlers):
-    result = handlers.explain(
-        str(ASSETS / "coffee.jpg"), CROP, CLASS_CHOICES[968], "layercam", "layer3"
-    )[-1].result()
+    handlers.explain(str(ASSETS / "coffee.jpg"), CROP, CLASS_CHOICES[968], "layercam", "layer3")
+    result = handlers.sessions.get("local").result()
     assert result.image.size == (224, 224) and result.method == "layercam"
     assert {m.target.index for m in result.models.values()} == {967}
 
@@ -146,7 +153,8 @@ def test_settings_change_the_result(handlers):
 def test_data_url_input(handlers):
     data = (ASSETS / "rocket.jpg").read_bytes()
     url = "data:image/jpeg;base64," + base64.b64encode(data).decode()
-    state = handlers.explain(url)[-1].result()
+    handlers.explain(url)
+    state = handlers.sessions.get("local").result()
     assert state.image.original_size == (640, 427)
 
 
@@ -165,25 +173,19 @@ def test_bad_file_then_the_next_request_works(handlers, tmp_path):
     with pytest.raises(gr.Error) as caught:
         handlers.explain(str(bad))
     assert str(tmp_path) not in str(caught.value)  # no server paths in messages
-    assert isinstance(handlers.explain(str(ASSETS / "astronaut.jpg"))[-1].result(), Explanation)
+    handlers.explain(str(ASSETS / "astronaut.jpg"))
+    assert isinstance(handlers.sessions.get("local").result(), Explanation)
 
 
-def test_views_need_a_result(handlers):
+def test_views_need_a_result(handlers, outputs):
     with pytest.raises(gr.Error, match="Explain an image first"):
-        handlers.update_cams(None, "jet", 0.5, "per model")
+        handlers.update_cams("jet", 0.5, "per model", request=session("new"))
     with pytest.raises(gr.Error, match="not an SA unit"):
-        handlers.update_gates(
-            handlers.explain(str(ASSETS / "chelsea.jpg"))[-1],
-            "layer9.9",
-            0,
-            "jet",
-            0.5,
-            "unit range",
-        )
+        handlers.update_gates("layer9.9", 0, "jet", 0.5, "unit range", request=CHELSEA)
 
 
 def test_export_zip(handlers, outputs):
-    path = handlers.export(outputs[-1], "jet", 0.5, "joint", "layer2.1", 7, "0–1")
+    path = handlers.export("jet", 0.5, "joint", "layer2.1", 7, "0–1", request=CHELSEA)
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())
         assert {
@@ -280,20 +282,22 @@ def test_cached_results_live_out_of_the_heap_and_their_memory_is_reused(loaded_m
 
 def test_a_result_dropped_from_the_cache_is_computed_again_or_asked_for(loaded_models):
     handlers = Handlers(Engine(lambda: loaded_models, cache_size=1).start())
-    first = handlers.explain(str(ASSETS / "chelsea.jpg"))[-1]
-    handlers.explain(str(ASSETS / "coffee.jpg"))  # pushes the first result out
+    first, other, sent = session("first"), session("other"), session("sent")
+    handlers.explain(str(ASSETS / "chelsea.jpg"), request=first)
+    handlers.explain(str(ASSETS / "coffee.jpg"), request=other)  # pushes the first result out
     gc.collect()
-    assert first.result() is None
-    grid = handlers.update_gates(first, "layer3.0", 0, "jet", 0.5, "unit range")[0]
-    again = handlers.explain(str(ASSETS / "chelsea.jpg"))[-1]
-    assert grid == handlers.update_gates(again, "layer3.0", 0, "jet", 0.5, "unit range")[0]
+    assert handlers.sessions.get("first").result() is None
+    view = ("layer3.0", 0, "jet", 0.5, "unit range")
+    grid = handlers.update_gates(*view, request=first)[0]
+    handlers.explain(str(ASSETS / "chelsea.jpg"), request=other)
+    assert grid == handlers.update_gates(*view, request=other)[0]
 
     data = base64.b64encode((ASSETS / "rocket.jpg").read_bytes()).decode()
-    sent = handlers.explain("data:image/jpeg;base64," + data)[-1]  # no file to go back to
-    handlers.explain(str(ASSETS / "coffee.jpg"))
+    handlers.explain("data:image/jpeg;base64," + data, request=sent)  # no file to go back to
+    handlers.explain(str(ASSETS / "coffee.jpg"), request=other)
     gc.collect()
     with pytest.raises(gr.Error, match=r"no longer in memory.*Press Explain"):
-        handlers.update_gates(sent, "layer3.0", 0, "jet", 0.5, "unit range")
+        handlers.update_gates(*view, request=sent)
 
 
 def test_the_time_limit_stops_a_request_and_the_next_one_works(loaded_models):
@@ -306,7 +310,8 @@ def test_the_time_limit_stops_a_request_and_the_next_one_works(loaded_models):
     for loaded in loaded_models.values():  # the stopped passes left no hooks behind
         assert not any(m._forward_pre_hooks or m._forward_hooks for m in loaded.module.modules())
     engine.time_limit = 30.0
-    assert isinstance(handlers.explain(str(ASSETS / "chelsea.jpg"))[-1].result(), Explanation)
+    handlers.explain(str(ASSETS / "chelsea.jpg"))
+    assert isinstance(handlers.sessions.get("local").result(), Explanation)
 
 
 def test_scorecam_is_stopped_soon_after_its_time_limit(loaded_models):
