@@ -68,6 +68,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds one explanation may compute before it is stopped "
         "(env SA_VIZ_TIME_LIMIT; default 30)",
     )
+    limits.add_argument(
+        "--max-sessions",
+        type=positive(int),
+        default=int(env("SA_VIZ_MAX_SESSIONS", "10000")),
+        help="sessions whose latest result stays reachable by view updates and exports; an "
+        "older session is told that its result expired (env SA_VIZ_MAX_SESSIONS; default 10000)",
+    )
     add_weights_arguments(parser)
     args = parser.parse_args(argv)
     if args.auth is not None and ":" not in args.auth[1:-1]:
@@ -122,7 +129,7 @@ def serve(args: argparse.Namespace, space) -> None:
     from starlette.middleware import Middleware
 
     from sa_viz.cli import models_from_args
-    from sa_viz.engine import Engine
+    from sa_viz.engine import Engine, Sessions
     from sa_viz.guard import RequestGuard, body_limit
     from sa_viz.preprocess import Limits
     from sa_viz.ui import CSS, GRADIO_SESSIONS, build_app, configure_queue
@@ -141,7 +148,7 @@ def serve(args: argparse.Namespace, space) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    demo = build_app(engine.start(), space=space)
+    demo = build_app(engine.start(), space=space, sessions=Sessions(args.max_sessions))
     configure_queue(demo, max_size=args.max_queue)
     guard = Middleware(
         RequestGuard, max_body=body_limit(limits.max_bytes), max_image_bytes=limits.max_bytes

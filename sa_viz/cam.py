@@ -30,6 +30,7 @@ class CamMethod:
     title: str
     grad_cam_class: str | None  # the pytorch-grad-cam class; None: our head-only Grad-CAM
     note: str = ""
+    gradients: bool = True  # False: the method reads activations only (no autograd graph)
 
 
 METHODS: dict[str, CamMethod] = {
@@ -40,7 +41,13 @@ METHODS: dict[str, CamMethod] = {
         CamMethod("hirescam", "HiResCAM", "HiResCAM", "element-wise gradient × activation"),
         CamMethod("xgradcam", "XGradCAM", "XGradCAM", "activation-normalised gradient weights"),
         CamMethod("layercam", "LayerCAM", "LayerCAM", "positive gradients per location"),
-        CamMethod("eigencam", "EigenCAM", "EigenCAM", "first principal component; class-agnostic"),
+        CamMethod(
+            "eigencam",
+            "EigenCAM",
+            "EigenCAM",
+            "first principal component; class-agnostic",
+            gradients=False,
+        ),
         CamMethod(
             "eigengradcam", "EigenGradCAM", "EigenGradCAM", "principal component of grad × act"
         ),
@@ -49,6 +56,7 @@ METHODS: dict[str, CamMethod] = {
             "ScoreCAM",
             "ScoreCAM",
             "one forward pass per channel: minutes on a CPU at layer4 (2048 channels)",
+            gradients=False,
         ),
     )
 }
@@ -221,7 +229,10 @@ def compute_cam(
     try:
         with (
             torch.inference_mode(False),
-            torch.enable_grad(),
+            # Methods that read activations only run without autograd: pytorch-grad-cam would
+            # otherwise record the whole forward's graph for nothing (+1.2 GB for EigenCAM on a
+            # 224×896 input, measured with benchmarks/bench_methods.py).
+            torch.set_grad_enabled(spec.gradients),
             method_class(model, [target_layer(model, layer)]) as cam,
         ):
             original = cam.get_cam_image
@@ -234,7 +245,7 @@ def compute_cam(
             cam.get_cam_image = keep_raw  # this instance only: keeps the map before its scaling
             # An input that requires grad makes the target layer's output require grad even if
             # the model's parameters are frozen.
-            maps = cam(input_tensor=x.detach().requires_grad_(True), targets=targets)
+            maps = cam(input_tensor=x.detach().requires_grad_(spec.gradients), targets=targets)
     finally:
         # Its full backward leaves a gradient on every parameter: 100 MB per model, never used.
         model.zero_grad(set_to_none=True)
@@ -248,7 +259,8 @@ def bounded_score_cam() -> type:
     Why by hand: the library multiplies the input by every upsampled channel at once, channels ×
     3 × H × W floats (1.9 GB per model for layer4's 2048 channels at 224×337) allocated before
     the first forward pass, where no time limit can stop it. Each channel's upsampling and
-    min-max scaling is its own, so doing them per batch gives the same scores (tested).
+    min-max scaling is its own, so doing them per batch gives the same scores (tested). Batches
+    shrink with the input's size, so memory stays that of a 224×224 input.
     """
     import tqdm
     from pytorch_grad_cam import ScoreCAM
@@ -256,7 +268,11 @@ def bounded_score_cam() -> type:
     class BoundedScoreCAM(ScoreCAM):
         def get_cam_weights(self, input_tensor, target_layer, targets, activations, grads):
             upsample = nn.UpsamplingBilinear2d(size=input_tensor.shape[-2:])
-            batch_size = getattr(self, "batch_size", 16)
+            # 16 masked copies of a 224×224 input per pass, as the library does; fewer for a
+            # larger input, so a pass needs no more memory than that (a 224×896 panorama with
+            # 16 a pass took 3.1 GB more at layer1, measured with benchmarks/bench_methods.py).
+            pixels = input_tensor.shape[-2] * input_tensor.shape[-1]
+            batch_size = max(1, getattr(self, "batch_size", 16) * 224 * 224 // pixels)
             scores = []
             with torch.no_grad():
                 for target, image, maps in zip(
@@ -270,6 +286,10 @@ def bounded_score_cam() -> type:
                         masks = (masks - low) / (high - low + 1e-8)
                         batch = image[None] * masks[:, None]
                         scores.extend(target(o).cpu().item() for o in self.model(batch))
+                        # The library's hook on the target layer keeps every pass's activation
+                        # (a batch's layer1 output at 224×896 is 51 MB; 3 GB before the time
+                        # limit), long after the first pass's were read: drop them.
+                        self.activations_and_grads.activations.clear()
             scores = torch.tensor(scores).view(activations.shape[0], activations.shape[1])
             return torch.softmax(scores, dim=-1).numpy()
 

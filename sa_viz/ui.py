@@ -536,9 +536,11 @@ def configure_queue(demo: gr.Blocks, *, max_size: int | None) -> gr.Blocks:
     return demo
 
 
-def build_app(engine: Engine, *, space: TempSpace | None = None) -> gr.Blocks:
+def build_app(
+    engine: Engine, *, space: TempSpace | None = None, sessions: Sessions | None = None
+) -> gr.Blocks:
     """The whole app around an `Engine` (which may still be loading its models)."""
-    handlers = Handlers(engine, space)
+    handlers = Handlers(engine, space, sessions)
     # Pictures arrive as files the handlers encoded (JPEG for photos, PNG for charts).
     picture = {"type": "filepath", "interactive": False, "buttons": ["download", "fullscreen"]}
 

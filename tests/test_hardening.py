@@ -1,0 +1,305 @@
+"""The running app against the second round of hostile cases: links are never fetched, bodies
+over the bound are refused before they are read, no input stays in memory per session, expired
+sessions say so, parameters are checked by name, internal events are private, view updates never
+wait on another user's computation, slow methods are bounded, and SIGTERM during a long request
+ends the process cleanly with nothing left in $TMPDIR."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import http.server
+import signal
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+import pytest
+from conftest import ASSETS, api_client, running_app
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+from test_hostile import call_explain, data_url
+
+pytestmark = pytest.mark.server
+
+LINKS = "Links are not fetched"
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise LookupError(field)
+
+
+def pid_of(url: str) -> int:
+    """The pid of the app serving on `url` (the test servers are children of this process)."""
+    port = urlsplit(url).port
+    for status in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = status.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"app.py" in argv and str(port).encode() in argv:
+            return int(status.parent.name)
+    raise LookupError(url)
+
+
+@pytest.fixture(scope="module")
+def watched_server():
+    """A loopback HTTP server that counts every request it gets: nothing may reach it."""
+    hits = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            self.wfile.write((ASSETS / "chelsea.jpg").read_bytes())
+
+        do_HEAD = do_GET
+
+        def log_message(self, *_args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    server.shutdown()
+
+
+# --- a server with small, visible limits: 3 sessions, a 6 s time limit ---------------------------
+
+
+@pytest.fixture(scope="module")
+def strict(weights_folder, tmp_path_factory):
+    root = tmp_path_factory.mktemp("strict")
+    flags = ("--max-sessions", "3", "--time-limit", "6")
+    with running_app(weights_folder, root / "app.log", *flags) as (url, process):
+        yield url, process
+
+
+def test_links_are_refused_on_every_route_before_anything_is_fetched(app_server, watched_server):
+    base, hits = watched_server
+    links = [
+        {"path": f"{base}/cat.png", "meta": {"_type": "gradio.FileData"}},
+        {"path": f"{base}/cat.png"},
+        {"path": None, "url": f"{base}/cat.png", "meta": {"_type": "gradio.FileData"}},
+        {"path": f"HTTP://{base.removeprefix('http://')}/cat.png"},
+    ]
+    client = api_client(app_server)
+    for link in links:
+        summary, message = call_explain(app_server, link)
+        assert summary is None and LINKS in message, message
+        with pytest.raises(AppError, match=LINKS):
+            client.predict(link, api_name="/explain")
+        # any parameter of any event can carry a file payload that gradio would fetch
+        with pytest.raises(AppError, match=LINKS):
+            client.predict(
+                handle_file(str(ASSETS / "chelsea.jpg")), target=link, api_name="/explain"
+            )
+        with pytest.raises(AppError, match=LINKS):
+            client.predict("layer1.0", link, api_name="/gate_view")
+        with pytest.raises(AppError, match=LINKS):
+            client.predict(link, api_name="/cam_view")
+        with pytest.raises(AppError, match=LINKS):
+            client.predict(colormap=link, api_name="/export_zip")
+    assert not hits, hits
+    api = client.view_api(print_info=False, return_format="dict")
+    example = str(api["named_endpoints"]["/explain"]["parameters"][0].get("example_input"))
+    assert "http" not in example  # "Use via API" no longer shows callers a URL to send
+
+
+def post_raw(url: str, path: str, length: int, send: int) -> tuple[int, bytes, float]:
+    """POST `send` bytes under a Content-Length of `length`; (status, body, seconds)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    started = time.monotonic()
+    try:
+        connection.putrequest("POST", path)
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Content-Length", str(length))
+        connection.endheaders()
+        with contextlib.suppress(OSError):  # the server may answer and close before the end
+            connection.send(b"{" + b" " * (send - 1))
+        response = connection.getresponse()
+        return response.status, response.read(), time.monotonic() - started
+    finally:
+        connection.close()
+
+
+def test_bodies_over_the_limit_are_refused_before_they_are_read(app_server):
+    pid = pid_of(app_server)
+    before = rss_mb(pid)
+    for path in ("/gradio_api/call/explain", "/gradio_api/queue/join", "/gradio_api/upload"):
+        for _ in range(4):
+            status, body, seconds = post_raw(app_server, path, 100 * 2**20, 2**20)
+            assert status == 413 and b"Send a smaller image" in body, (path, status, body)
+            assert seconds < 10
+    chunks = (b" " * 2**20 for _ in range(100))  # 100 MB sent in chunks, without a length
+    response = httpx.post(
+        f"{app_server}gradio_api/call/explain",
+        content=chunks,
+        headers={"content-type": "application/json"},
+        timeout=60,
+    )
+    assert response.status_code == 413
+    assert rss_mb(pid) - before < 100
+    client = api_client(app_server)  # and the server still serves
+    assert client.predict(handle_file(str(ASSETS / "rocket.jpg")), api_name="/explain")[0]
+
+
+def test_no_input_payload_is_kept_per_session(app_server):
+    pid = pid_of(app_server)
+    junk = data_url(b"\xff" * (40 * 2**20))  # refused: not an image
+    summary, message = call_explain(app_server, junk)  # once, so the heap is warm
+    before = rss_mb(pid)
+    for _ in range(6):  # each call is a session of its own
+        summary, message = call_explain(app_server, junk)
+        assert summary is None and "image" in message
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (1500, 2000, 3), np.uint8))
+    path = Path(__file__).parent / "artifacts" / "noise.png"
+    path.parent.mkdir(exist_ok=True)
+    photo.save(path)  # ~9 MB of incompressible pixels, ~12 MB as a data: URL
+    encoded = base64.b64encode(path.read_bytes()).decode()
+    for _ in range(3):
+        summary, message = call_explain(
+            app_server,
+            {"url": "data:image/png;base64," + encoded, "meta": {"_type": "gradio.FileData"}},
+        )
+        assert summary and message is None, message
+    grown = rss_mb(pid) - before
+    assert grown < 120, grown  # before: 6 × 40 MB + 3 × 12 MB stayed, one copy per session
+
+
+def test_sessions_that_expire_say_so(strict):
+    url, _process = strict
+    mine = api_client(url)
+    mine.predict(handle_file(str(ASSETS / "chelsea.jpg")), api_name="/explain")
+    assert mine.predict("layer1.0", 3, api_name="/gate_view")
+    for _ in range(3):  # three other users: the server keeps three sessions
+        api_client(url).predict(handle_file(str(ASSETS / "chelsea.jpg")), api_name="/explain")
+    with pytest.raises(AppError, match=r"expired.*Press Explain"):
+        mine.predict("layer1.0", 3, api_name="/gate_view")
+    with pytest.raises(AppError, match="Explain an image first"):  # a new page: not expired
+        api_client(url).predict("layer1.0", 3, api_name="/gate_view")
+    mine.predict(handle_file(str(ASSETS / "chelsea.jpg")), api_name="/explain")
+    assert mine.predict("layer1.0", 3, api_name="/gate_view")
+
+
+WRONG = {
+    "/gate_view": {"group": ["abc", "5", None, 64, 2.5], "unit": [None, "layer9.9", 3],
+                   "alpha": [None, "0.5", 2], "colormap": [None, "rainbow"],
+                   "scale": [None, 1]},
+    "/cam_view": {"alpha": [None, "x"], "colormap": [None], "normalization": [None, "both"]},
+    "/export_zip": {"unit": [None], "group": ["abc"], "colormap": [None],
+                    "normalization": [7], "scale": ["x"], "alpha": [-0.1]},
+    "/explain": {"crop_mode": [None, "crop"], "method": [None, "gradcam3"],
+                 "layer": [None, "fc"], "group": ["5"], "alpha": [None], "target": [1.5]},
+}  # fmt: skip
+
+
+def test_every_parameter_of_every_endpoint_is_checked_by_name(app_server):
+    client = api_client(app_server)
+    photo = handle_file(str(ASSETS / "coffee.jpg"))
+    client.predict(photo, api_name="/explain")
+    for endpoint, parameters in WRONG.items():
+        for name, values in parameters.items():
+            for value in values:
+                args = (photo,) if endpoint == "/explain" else ()
+                with pytest.raises(AppError) as caught:
+                    client.predict(*args, **{name: value}, api_name=endpoint)
+                message = str(caught.value)
+                assert f"`{name}`" in message and "got" in message, (endpoint, name, value, message)
+    assert client.predict("layer1.0", 5, api_name="/gate_view")  # the session still works
+
+
+def test_internal_events_are_not_public(app_server):
+    client = api_client(app_server)
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(endpoints) == {
+        "/explain",
+        "/cam_view",
+        "/gate_view",
+        "/export_zip",
+        "/weights_status",
+    }
+    for name in ("/choose_prediction_resnet50", "/choose_prediction_sa_resnet50"):
+        with pytest.raises(ValueError):
+            client.predict([["1 · goldfish", "0.9", "#1"]], api_name=name)
+
+
+def panorama(tmp_path: Path, ratio: int = 4) -> Path:
+    photo = Image.open(ASSETS / "rocket.jpg").convert("RGB").resize((224 * ratio, 224))
+    path = tmp_path / f"panorama-{ratio}to1.png"
+    photo.save(path)
+    return path
+
+
+def test_eigen_methods_on_a_panorama_are_bounded(strict, tmp_path):
+    url, process = strict
+    client = api_client(url)
+    before = rss_mb(process.pid, "VmHWM")
+    for method in ("eigencam", "eigengradcam"):
+        started = time.monotonic()
+        out = client.predict(
+            handle_file(str(panorama(tmp_path))), method=method, layer="layer1", api_name="/explain"
+        )
+        assert out[0] and time.monotonic() - started < 6 + 4  # the limit, with room for CI
+    # before: +1.6 GB for EigenCAM at layer1 on a 2:1 photo (a positions² SVD)
+    assert rss_mb(process.pid, "VmHWM") - before < 1200
+
+
+def test_view_updates_never_wait_on_another_users_computation(strict, tmp_path):
+    url, _process = strict
+    cached, evicted, slow = api_client(url), api_client(url), api_client(url)
+    evicted.predict(handle_file(str(ASSETS / "astronaut.jpg")), api_name="/explain")
+    for i in range(4):  # push the evicted user's result out of the 4-entry cache
+        crop = Image.open(ASSETS / "coffee.jpg").crop((i, 0, 300 + i, 300))
+        crop.save(tmp_path / f"c{i}.png")
+        api_client(url).predict(handle_file(str(tmp_path / f"c{i}.png")), api_name="/explain")
+    cached.predict(handle_file(str(ASSETS / "chelsea.jpg")), api_name="/explain")
+    job = slow.submit(
+        handle_file(str(ASSETS / "rocket.jpg")), method="scorecam", api_name="/explain"
+    )
+    time.sleep(1.5)  # ScoreCAM at layer4 runs until the 6 s limit stops it
+    waiting = evicted.submit("layer2.0", 1, api_name="/gate_view")  # recomputes: waits for models
+    time.sleep(0.3)
+    times = []
+    for group in range(5):
+        started = time.monotonic()
+        cached.predict("layer3.0", group, api_name="/gate_view")
+        times.append(time.monotonic() - started)
+    assert not job.done() and max(times) < 1.0, times  # before: 4.8 s behind the recompute
+    with pytest.raises(AppError, match="ScoreCAM"):
+        job.result(timeout=60)
+    assert waiting.result(timeout=60)[3].startswith("**layer2.0**")
+
+
+def test_sigterm_during_a_long_request_exits_cleanly(weights_folder, tmp_path):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    with running_app(weights_folder, tmp_path / "app.log", env={"TMPDIR": str(temp)}) as (
+        url,
+        process,
+    ):
+        client = api_client(url)
+        job = client.submit(
+            handle_file(str(ASSETS / "coffee.jpg")), method="scorecam", api_name="/explain"
+        )
+        time.sleep(3)  # well into ScoreCAM's passes
+        assert not job.done()
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+        assert time.monotonic() - started < 8
+    log = (tmp_path / "app.log").read_text()
+    assert "terminate called" not in log and "Traceback" not in log, log[-2000:]
+    left = [str(p.relative_to(temp)) for p in temp.rglob("*")]
+    assert not left, left  # no torchinductor_root, no gradio cache, no pictures
