@@ -2,6 +2,8 @@
 
     python benchmarks/soak.py [--requests 200] [--clients 4] [--weights-dir DIR] [--port PORT]
         [--methods gradcam,gradcam++,layercam] [--view-every 2] [--timeout 300] [--sample-every 2]
+        [--slow-clients 1] [--slow-methods eigencam,eigengradcam,scorecam] [--evicted-clients 2]
+        [--time-limit 10]
 
 Starts `python app.py` (as bench_app.py does: a free loopback port, never downloads, the weights it
 finds or the untrained fallback: load does not depend on weight values), waits for the first HTTP
@@ -17,10 +19,20 @@ counted separately. Each /cam_view's text (the CAM targets and the agreement of 
 independent of the opacity) must equal the one its own /explain returned: a difference means the
 session was answered with another's result (counted as cross-talk).
 
+Beside them, `--slow-clients` clients run the slow methods back to back on a 4:1 panorama at
+layer1 (EigenCAM, EigenGradCAM) and ScoreCAM at layer4, which the server's time limit
+(`--time-limit`, passed as SA_VIZ_TIME_LIMIT) stops: a stop by the limit is the expected outcome,
+counted apart, not an error. `--evicted-clients` clients explain one image each before the load
+starts, so the load pushes their results out of the server's 4-entry cache, then ask for a view
+every few seconds: each computes their result again (or is asked to press Explain when two
+already do), and is timed apart. The views that follow a client's own /explain are of results in
+memory: none may take over 1 s, also while a slow method runs (printed as a check).
+
 Prints throughput, p50/p95/max latency of explain and of view calls, errors (every exception;
 the first few messages), and the server's resident memory (VmRSS from /proc) after warm-up, its
-peak (VmHWM) and at the end. Exits with status 1 if any call failed or any cross-talk was seen.
-Not a pytest: run it by hand on a quiet machine.
+peak (VmHWM) and at the end. Exits with status 1 if any call failed, any cross-talk was seen or a
+view of a result in memory took over 1 s while a slow method ran. Not a pytest: run it by hand on
+a quiet machine.
 """
 
 from __future__ import annotations
@@ -44,6 +56,8 @@ from bench_app import REPO, free_port, memory_kb, server_times, start_server, st
 from PIL import Image, ImageOps
 
 METHODS = ("gradcam", "gradcam++", "layercam")
+SLOW = {"eigencam": "layer1", "eigengradcam": "layer1", "scorecam": "layer4"}
+VIEW_TARGET_S = 1.0
 UNITS = ("layer1.0", "layer2.3", "layer3.5", "layer4.2", "layer3.0")
 ASSETS = ("chelsea.jpg", "coffee.jpg", "astronaut.jpg", "rocket.jpg")
 KEEP_MESSAGES = 5
@@ -95,6 +109,11 @@ class Tally:
 
     explain: list[float] = field(default_factory=list)
     view: list[float] = field(default_factory=list)
+    view_spans: list[tuple[float, float]] = field(default_factory=list)  # (start, end)
+    slow: list[tuple[str, float, str]] = field(default_factory=list)  # method, seconds, outcome
+    slow_spans: list[tuple[float, float]] = field(default_factory=list)
+    evicted: list[float] = field(default_factory=list)
+    asked_again: int = 0  # evicted views answered "press Explain"
     errors: int = 0
     cross_talk: int = 0
     messages: list[str] = field(default_factory=list)
@@ -182,13 +201,74 @@ def worker(
             except Exception as error:
                 tally.fail(f"request {i} {api_name} after {images[image].name} {method}", error)
                 continue
-            tally.record("view", time.perf_counter() - start)
+            end = time.perf_counter()
+            tally.record("view", end - start)
+            with tally.lock:
+                tally.view_spans.append((start, end))
             if api_name == "/cam_view" and view[3] != cam_text:
                 tally.fail(
                     f"request {i} /cam_view after {images[image].name} {method}",
                     f"text {view[3]!r} differs from its /explain's {cam_text!r}",
                     cross_talk=True,
                 )
+
+
+def slow_worker(client, panorama: Path, done: threading.Event, args, tally: Tally) -> None:
+    """Slow methods back to back until the main load is done; a stop by the limit is expected."""
+    from gradio_client import handle_file
+
+    for method in itertools.cycle(args.slow_methods.split(",")):
+        if done.is_set():
+            return
+        layer = SLOW.get(method, "layer4")
+        start = time.perf_counter()
+        try:
+            call(
+                client,
+                args.timeout,
+                handle_file(str(panorama)),
+                method=method,
+                layer=layer,
+                api_name="/explain",
+            )
+            outcome = "done"
+        except Exception as error:
+            if "limit of" not in str(error):
+                tally.fail(f"slow {method} at {layer}", error)
+                continue
+            outcome = "stopped by the limit"
+        end = time.perf_counter()
+        with tally.lock:
+            tally.slow.append((method, end - start, outcome))
+            tally.slow_spans.append((start, end))
+
+
+def evicted_worker(client, image: Path, done: threading.Event, args, tally: Tally) -> None:
+    """Explain once (before the load), then a view every few seconds of a result the load has
+    pushed out of the cache: each computes it again, waiting for the models."""
+    from gradio_client import handle_file
+
+    call(client, args.timeout, handle_file(str(image)), api_name="/explain")
+    i = 0
+    while not done.wait(3.0):
+        i += 1
+        start = time.perf_counter()
+        try:
+            call(client, args.timeout, UNITS[i % len(UNITS)], i % 64, api_name="/gate_view")
+        except Exception as error:
+            if "Press Explain" in str(error):
+                with tally.lock:
+                    tally.asked_again += 1
+                continue
+            tally.fail(f"evicted /gate_view {image.name}", error)
+            continue
+        with tally.lock:
+            tally.evicted.append(time.perf_counter() - start)
+
+
+def overlapping(spans: list[tuple[float, float]], during: list[tuple[float, float]]) -> list[float]:
+    """Durations of the `spans` that overlap any of `during`."""
+    return [end - start for start, end in spans if any(s < end and start < e for s, e in during)]
 
 
 def percentiles(label: str, values: list[float]) -> str:
@@ -215,10 +295,21 @@ def main() -> int:
     )
     parser.add_argument("--timeout", type=float, default=300, help="seconds one call may take")
     parser.add_argument("--sample-every", type=float, default=2.0, help="RSS sampling, seconds")
+    parser.add_argument("--slow-clients", type=int, default=1, help="clients running slow methods")
+    parser.add_argument("--slow-methods", default=",".join(SLOW))
+    parser.add_argument(
+        "--evicted-clients", type=int, default=2, help="clients whose results the load evicts"
+    )
+    parser.add_argument("--time-limit", type=float, default=10.0, help="the server's, seconds")
     args = parser.parse_args()
     if args.requests < 1 or args.clients < 1 or args.view_every < 1:
         parser.error("--requests, --clients and --view-every must be positive")
-    env = {**os.environ, "SA_VIZ_NO_DOWNLOAD": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {
+        **os.environ,
+        "SA_VIZ_NO_DOWNLOAD": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "SA_VIZ_TIME_LIMIT": str(args.time_limit),
+    }
     if args.weights_dir:
         env["SA_VIZ_WEIGHTS_DIR"] = args.weights_dir
     port = args.port or free_port()
@@ -230,6 +321,13 @@ def main() -> int:
         plan = schedule(args.requests, len(images), methods)
         warmup_image = work / "warmup.jpg"  # in no request: the warm-up is no cache hit for one
         ImageOps.flip(Image.open(images[0]).convert("RGB")).save(warmup_image, quality=90)
+        panorama = work / "panorama.jpg"  # 4:1: the largest input whole-image mode takes
+        Image.open(images[1]).convert("RGB").resize((896, 224)).save(panorama, quality=90)
+        evicted_images = []
+        for n in range(args.evicted_clients):  # inputs no other request sends
+            path = work / f"evicted-{n}.jpg"
+            ImageOps.flip(Image.open(images[2 + n]).convert("RGB")).save(path, quality=90)
+            evicted_images.append(path)
         threads = torch_threads()
 
         from gradio_client import Client, handle_file
@@ -250,6 +348,28 @@ def main() -> int:
 
         sampler = RssSampler(process.pid, args.sample_every)
         tally = Tally()
+        done = threading.Event()
+        side = [
+            threading.Thread(
+                target=evicted_worker,
+                args=(Client(url, verbose=False, ssl_verify=tls), path, done, args, tally),
+                name=f"evicted-{n}",
+            )
+            for n, path in enumerate(evicted_images)
+        ]
+        for thread in side:  # their results first, so that the load evicts them
+            thread.start()
+        time.sleep(1.0 + 0.5 * len(side))
+        slow = [
+            threading.Thread(
+                target=slow_worker,
+                args=(Client(url, verbose=False, ssl_verify=tls), panorama, done, args, tally),
+                name=f"slow-{n}",
+            )
+            for n in range(args.slow_clients)
+        ]
+        for thread in slow:
+            thread.start()
         jobs, lock = itertools.count(), threading.Lock()
         workers = [
             threading.Thread(
@@ -266,6 +386,9 @@ def main() -> int:
         for thread in workers:
             thread.join()
         duration = time.perf_counter() - start
+        done.set()
+        for thread in side + slow:
+            thread.join()
         sampler.done.set()
         sampler.join()
         if process.poll() is not None:
@@ -299,6 +422,26 @@ def main() -> int:
         print(percentiles("explain, client round trip", tally.explain))
         print(percentiles("explain, server time", explain_server))
         print(percentiles("view (/gate_view, /cam_view)", tally.view))
+        during = overlapping(tally.view_spans, tally.slow_spans)
+        slowest = max(during, default=0.0)
+        print(percentiles("view while a slow one ran", during))
+        print(
+            f"  check: no view of a result in memory over {VIEW_TARGET_S:g} s while a slow method "
+            f"ran: {'yes' if slowest <= VIEW_TARGET_S else 'NO'} (max {slowest * 1000:.0f} ms)"
+        )
+        print(percentiles("view, evicted (recomputed)", tally.evicted))
+        print(
+            f"  evicted views asked to press Explain (two already recomputing): {tally.asked_again}"
+        )
+        for method in args.slow_methods.split(","):
+            runs = [(s, o) for m, s, o in tally.slow if m == method]
+            stopped = sum(o != "done" for _, o in runs)
+            if runs:
+                print(
+                    f"  slow {method:<13} at {SLOW.get(method, 'layer4')}: {len(runs)} runs, "
+                    f"{stopped} stopped by the {args.time_limit:g} s limit, "
+                    f"max {max(s for s, _ in runs):.1f} s"
+                )
         print(f"  errors: {tally.errors}   cross-talk: {tally.cross_talk}")
         for message in tally.messages:
             print(f"    {message}")
@@ -317,7 +460,7 @@ def main() -> int:
         how = "killed after the SIGTERM timeout" if code == -9 else f"exit status {code}"
         print(f"  server stopped after SIGTERM: {how}, {time.perf_counter() - stopping:.1f} s")
         process = None
-        return 1 if tally.errors or tally.cross_talk else 0
+        return 1 if tally.errors or tally.cross_talk or slowest > VIEW_TARGET_S else 0
     finally:
         if process is not None:
             stop(process)

@@ -210,7 +210,7 @@ class Handlers:
     ) -> None:
         self.engine = engine
         self.space = space or TempSpace()
-        self.sessions = sessions or Sessions()
+        self.sessions = Sessions() if sessions is None else sessions
         # The gate summary and the gate mosaic are drawn while the handler's thread draws the
         # other pictures: numpy, cv2 and PIL release the GIL for part of it, so the two cores
         # share some of the work (measured in one process: a request answered from the cache

@@ -245,15 +245,19 @@ def panorama(tmp_path: Path, ratio: int = 4) -> Path:
 def test_eigen_methods_on_a_panorama_are_bounded(strict, tmp_path):
     url, process = strict
     client = api_client(url)
-    before = rss_mb(process.pid, "VmHWM")
-    for method in ("eigencam", "eigengradcam"):
+    before = rss_mb(process.pid, "VmHWM")  # the peak so far
+    # The stated budgets (README, Security and limits): EigenCAM reads activations only; the
+    # gradient methods' full backward at 224×896 takes up to ~1.6 GB for the two models.
+    # Before: EigenCAM at layer1 took +1.6 GB on a 2:1 photo and 8.1 GB on a 4:1 one.
+    photo = handle_file(str(panorama(tmp_path)))
+    for method, budget in (("eigencam", 1024), ("eigengradcam", 2048)):
         started = time.monotonic()
-        out = client.predict(
-            handle_file(str(panorama(tmp_path))), method=method, layer="layer1", api_name="/explain"
-        )
-        assert out[0] and time.monotonic() - started < 6 + 4  # the limit, with room for CI
-    # before: +1.6 GB for EigenCAM at layer1 on a 2:1 photo (a positions² SVD)
-    assert rss_mb(process.pid, "VmHWM") - before < 1200
+        try:  # done, or stopped by the limit: either way within it
+            client.predict(photo, method=method, layer="layer1", api_name="/explain")
+        except AppError as error:
+            assert "limit of 6 s" in str(error)
+        assert time.monotonic() - started < 6 + 4  # the limit, with room for CI
+        assert rss_mb(process.pid, "VmHWM") - before < budget, method
 
 
 def test_view_updates_never_wait_on_another_users_computation(strict, tmp_path):
@@ -263,7 +267,7 @@ def test_view_updates_never_wait_on_another_users_computation(strict, tmp_path):
     for i in range(4):  # push the evicted user's result out of the 4-entry cache
         crop = Image.open(ASSETS / "coffee.jpg").crop((i, 0, 300 + i, 300))
         crop.save(tmp_path / f"c{i}.png")
-        api_client(url).predict(handle_file(str(tmp_path / f"c{i}.png")), api_name="/explain")
+        cached.predict(handle_file(str(tmp_path / f"c{i}.png")), api_name="/explain")
     cached.predict(handle_file(str(ASSETS / "chelsea.jpg")), api_name="/explain")
     job = slow.submit(
         handle_file(str(ASSETS / "rocket.jpg")), method="scorecam", api_name="/explain"
