@@ -110,9 +110,13 @@ def own_temp_space():
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Until the server runs, `kill` stops the process as Ctrl+C does, so the folder still goes.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     space = own_temp_space()
     try:
         serve(parse_args(argv), space)
+    except KeyboardInterrupt:
+        pass  # stopped before the server ran
     finally:
         space.cleanup()
 
@@ -143,6 +147,8 @@ def serve(args: argparse.Namespace, space) -> None:
         """Ctrl+C or `kill` (SIGTERM): the running computation ends at its next check (between
         residual blocks, ScoreCAM batches or SVD steps) while gradio closes the server; then
         the process waits for it and removes its temp folder (below and in `main`)."""
+        if engine.stopping:
+            return  # a second Ctrl+C or SIGTERM: the process is already stopping
         engine.stop_computing()
         raise KeyboardInterrupt
 
@@ -165,6 +171,10 @@ def serve(args: argparse.Namespace, space) -> None:
             enable_monitoring=False,  # no /monitoring route
             show_error=False,  # only the handlers' own messages reach the page (no paths)
             state_session_capacity=GRADIO_SESSIONS,
+            # gradio records each public event's inputs and outputs for a run history page
+            # (kept in the browser, or sent to a Hugging Face bucket): this app keeps no record
+            # of what its users send, and never talks to the Hub.
+            run_history=False,
             app_kwargs={"middleware": [guard]},
         )
     except KeyboardInterrupt:

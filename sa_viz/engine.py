@@ -30,6 +30,7 @@ import torch
 
 from sa_viz.explain import Explanation, ModelExplanation, check_settings, explain_models
 from sa_viz.gates import UnitGates
+from sa_viz.hooks import Stopped
 from sa_viz.preprocess import DEFAULT_LIMITS, ImageSource, Limits, prepare_image
 from sa_viz.runtime import HeapBudget, OffHeap, release_free_memory
 from sa_viz.weights import LoadedModel, WeightsStatus
@@ -160,6 +161,9 @@ class Engine:
             self._warm_up(models)
             self.heap.start()
             self._models = models
+        except Stopped:
+            log.info("stopped while warming up the models")
+            self._failure = "the server is stopping"
         except Exception as error:  # reported on the page; the server keeps serving
             log.exception("loading the models failed")
             self._failure = f"{type(error).__name__}: {error}"
@@ -170,7 +174,8 @@ class Engine:
         """One explanation of a blank image before the first request: folds the weights and
         grows the heap to its working size, so neither lands on the first user."""
         blank = prepare_image(np.full((224, 224, 3), 128, np.uint8))
-        explain_models(models, blank, executor=self._workers)
+        with self._compute:  # `shutdown` waits for it like for any computation
+            explain_models(models, blank, executor=self._workers, stop=self._stop)
 
     @property
     def ready(self) -> bool:
@@ -294,6 +299,19 @@ class Engine:
         finally:
             self._recomputing.release()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def release_refused(self) -> None:
+        """After a refused image: free what earlier refusals left. gradio keeps each failed
+        event's error in a reference cycle with its frame (the request's payload among its
+        locals) until Python's cycle collector runs, and the payload was parsed and decoded in
+        many small pieces that glibc keeps as free heap: RSS rose ~107 MB per refused 40 MB
+        data: URL, up to the next explanation. Refusals are rare; this takes ~50–100 ms."""
+        gc.collect()
+        self.heap.enforce(force=True)
+
     def stop_computing(self) -> None:
         """The running computation stops at its next check (between residual blocks, ScoreCAM
         batches or SVD steps), with `sa_viz.hooks.Stopped`; so does every later one."""
@@ -303,7 +321,9 @@ class Engine:
         """`stop_computing`, then wait up to `timeout` s for the running computation to end;
         True once none runs."""
         self.stop_computing()
-        if not self._compute.acquire(timeout=timeout):
+        started = time.monotonic()
+        self._ready.wait(timeout)  # loading the checkpoints cannot be stopped; it ends soon
+        if not self._compute.acquire(timeout=max(0.0, timeout - (time.monotonic() - started))):
             return False
         self._compute.release()
         return True

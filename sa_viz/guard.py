@@ -9,7 +9,9 @@ larger body is answered 413 from its Content-Length without being read, or, when
 in chunks without one, as soon as it passes the bound.
 
 Closed routes: `/gradio_api/deep_link` writes a copy of a session's components into the upload
-folder on every call (deep links are a gradio feature this app does not offer).
+folder on every call (deep links are a gradio feature this app does not offer), and
+`/gradio_api/stream/…` takes streamed inputs and serves streamed outputs, which this app has
+neither of (its POST route has no login check and replaces a queued event's data).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-CLOSED_ROUTES = ("/gradio_api/deep_link",)
+CLOSED_ROUTES = ("/gradio_api/deep_link", "/gradio_api/stream")
 REQUEST_SLACK = 2 * 2**20  # the JSON or multipart around one image: names, settings, framing
 
 
@@ -71,7 +73,7 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope.get("path", "")
+        path = scope.get("path", "").removeprefix(scope.get("root_path", "")) or "/"
         if any(path == route or path.startswith(route + "/") for route in self.closed):
             await _respond(send, 404, "Not found: this app does not offer that route.")
             return

@@ -32,7 +32,7 @@ def class_index(text: str | int) -> int:
     or a part of exactly one name). Raises ValueError with the candidates otherwise."""
     text = str(text).strip()
     head = text.split(":", 1)[0].strip()
-    if head.isdigit():
+    if head.isascii() and head.isdigit():  # "²".isdigit() is True too
         index = int(head)
         if index >= NUM_CLASSES:
             raise ValueError(f"class index {index} is outside 0..{NUM_CLASSES - 1}")

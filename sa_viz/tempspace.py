@@ -9,7 +9,7 @@ import hashlib
 import shutil
 import tempfile
 import threading
-from collections import deque
+from collections import OrderedDict
 from pathlib import Path
 
 import cv2
@@ -28,7 +28,7 @@ class TempSpace:
         self.root = Path(self._owner.name)
         self.keep = keep
         self._lock = threading.Lock()
-        self._entries: deque[Path] = deque()  # oldest first
+        self._entries: OrderedDict[Path, None] = OrderedDict()  # least recently handed out first
 
     def picture(self, picture: np.ndarray, *, lossless: bool = False) -> str:
         """Write an RGB picture as JPEG (or PNG if `lossless`); return its path."""
@@ -44,9 +44,11 @@ class TempSpace:
         blob = data.tobytes()
         path = self.root / f"{hashlib.sha1(blob).hexdigest()}{suffix}"
         with self._lock:
-            if not path.exists():
+            if path in self._entries:  # the same picture again: it is served again, keep it
+                self._entries.move_to_end(path)
+            else:
                 path.write_bytes(blob)
-                self._entries.append(path)
+                self._entries[path] = None
                 self._prune()
         return str(path)
 
@@ -54,13 +56,13 @@ class TempSpace:
         """A new empty folder inside the space (for an export)."""
         with self._lock:
             folder = Path(tempfile.mkdtemp(dir=self.root))
-            self._entries.append(folder)
+            self._entries[folder] = None
             self._prune()
         return folder
 
     def _prune(self) -> None:
         while len(self._entries) > self.keep:
-            old = self._entries.popleft()
+            old, _ = self._entries.popitem(last=False)
             if old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
             else:

@@ -12,6 +12,7 @@ import logging
 import re
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -79,23 +80,9 @@ def bounded_image_input(**kwargs: Any) -> gr.Image:
     def preprocess(payload: Any) -> str | None:
         if payload is None:
             return None
-        url = getattr(payload, "url", None)
-        path = getattr(payload, "path", None)
-        if not path and url and url.startswith("data:"):
-            return url  # the browser sends an uploaded SVG as both; the file is what counts
-        if not path:
-            raise _error(
-                "Send the image itself: upload the file, or send it as a data: URL. "
-                "Links to other servers are not fetched.",
-                "No image",
-            )
-        if not is_upload(path):
-            raise _error(
-                "Only files uploaded to this app can be explained. Upload the image (or send "
-                "it as a data: URL) instead of naming a file on the server.",
-                "File not allowed",
-            )
-        return path
+        return check_image_payload(
+            {"path": getattr(payload, "path", None), "url": getattr(payload, "url", None)}
+        )
 
     component.preprocess = preprocess
     # gradio's "Use via API" page shows an example input; gr.Image's is a URL, which this app
@@ -103,6 +90,39 @@ def bounded_image_input(**kwargs: Any) -> gr.Image:
     component.example_payload = lambda: {"path": "image.jpg", "meta": {"_type": "gradio.FileData"}}
     component.example_value = lambda: "image.jpg"
     return component
+
+
+def check_image_payload(payload: dict) -> str:
+    """An image payload's upload path or `data:` URL; a `gr.Error` that says what to send if it
+    is neither (a link, a file on the server, a malformed payload)."""
+    path, url, meta = payload.get("path"), payload.get("url"), payload.get("meta")
+    if (
+        not isinstance(path, (str, type(None)))
+        or not isinstance(url, (str, type(None)))
+        or not isinstance(meta, (dict, type(None)))
+    ):
+        raise _error(
+            'Image (parameter `image`) must be a file payload: {"path": "<an upload>"} or '
+            '{"url": "data:image/…;base64,…"} with strings, as `handle_file(path)` makes it.',
+            "Invalid parameter",
+        )
+    if has_link(payload):
+        raise _error(LINKS_REFUSED, "Links are not fetched")
+    if not path and url and url.startswith("data:"):
+        return url  # the browser sends an uploaded SVG as both; the file is what counts
+    if not path:
+        raise _error(
+            "Send the image itself: upload the file, or send it as a data: URL. "
+            "Links to other servers are not fetched.",
+            "No image",
+        )
+    if not is_upload(path):
+        raise _error(
+            "Only files uploaded to this app can be explained. Upload the image (or send "
+            "it as a data: URL) instead of naming a file on the server.",
+            "File not allowed",
+        )
+    return path
 
 
 def is_upload(path: str | Path) -> bool:
@@ -121,7 +141,10 @@ def parse_target(choice: str | int | None) -> int | None:
     try:
         return class_index(choice)
     except ValueError as error:
-        raise _error(f"{error}. Pick a class from the list.", "Unknown class") from None
+        raise _error(
+            f"CAM target class (parameter `target`): {error}. Pick a class from the list.",
+            "Unknown class",
+        ) from None
 
 
 def status_markdown(statuses: list[WeightsStatus]) -> str:
@@ -151,31 +174,46 @@ def handler(method):
     def wrapper(self: Handlers, *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         try:
-            return method(self, *args, **kwargs)
-        except gr.Error:
-            raise
-        except ImageError as error:
-            raise _error(str(error), "This image can't be used") from None
-        except Stopped:
-            raise _error(STOPPING, "Server stopping") from None
-        except TimeLimitExceeded:
-            raise _error(time_limit_message(self.engine.time_limit), "Too slow") from None
-        except NothingYet as error:
-            raise _error(str(error), "Nothing to show yet") from None
-        except ResultExpired as error:
-            raise _error(str(error), "Result expired") from None
-        except (ModelsUnavailable, ValueError) as error:
-            raise _error(str(error)) from None
-        except Exception as error:
-            log.exception("handler %s failed", method.__name__)
-            raise _error(
-                f"Something went wrong on the server ({type(error).__name__}). It is still "
-                "running: try again, or try another image."
-            ) from None
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as error:
+                message, title = failure_message(self, method.__name__, error)
+                refused_image = isinstance(error, ImageError)
         finally:
             log.info("handler %s took %.4f s", method.__name__, time.perf_counter() - start)
+        # Raised here, outside the `except`: an error raised inside it would carry the failed
+        # call's traceback as its context, and with it every frame's locals (the request's
+        # image, decoded) for as long as gradio keeps the error (seen: ~150 MB per refused
+        # 40 MB data: URL, for the last few requests).
+        if refused_image:
+            self.engine.release_refused()
+        raise _error(message, title)
 
     return wrapper
+
+
+def failure_message(handlers: Handlers, name: str, error: Exception) -> tuple[str, str]:
+    """(message, title) for a handler's failure; an unexpected one is logged here."""
+    if isinstance(error, gr.Error):
+        return error.message, error.title
+    if isinstance(error, ImageError):
+        return str(error), "This image can't be used"
+    if isinstance(error, Stopped):
+        return STOPPING, "Server stopping"
+    if isinstance(error, TimeLimitExceeded):
+        return time_limit_message(handlers.engine.time_limit), "Too slow"
+    if isinstance(error, NothingYet):
+        return str(error), "Nothing to show yet"
+    if isinstance(error, ResultExpired):
+        return str(error), "Result expired"
+    if isinstance(error, (ModelsUnavailable, ValueError)):
+        return str(error), "Error"
+    log.error("handler %s failed", name, exc_info=error)
+    return (
+        f"Something went wrong on the server ({type(error).__name__}). It is still running: "
+        "try again, or try another image.",
+        "Error",
+    )
 
 
 STOPPING = "The server is shutting down and stopped this computation. Try again once it is back."
@@ -193,9 +231,11 @@ def time_limit_message(limit: float | None, method: str = "gradcam", layer: str 
 
 
 def session_of(request: gr.Request | None) -> str:
-    """The id a request's session is known by (`LOCAL_SESSION` for calls from Python)."""
-    session = getattr(request, "session_hash", None) if request is not None else None
-    return session or LOCAL_SESSION
+    """The id a request's session is known by: `LOCAL_SESSION` for calls from Python, and a
+    new id, shared with nobody, for a request that comes without one."""
+    if request is None:
+        return LOCAL_SESSION
+    return getattr(request, "session_hash", None) or f"anonymous-{uuid.uuid4()}"
 
 
 def _error(message: str, title: str = "Error") -> gr.Error:
@@ -336,12 +376,23 @@ class Handlers:
         return str(path)
 
     @handler
-    def choose_prediction(self, table: Any, evt: gr.SelectData) -> str:
-        """A click on a prediction makes its class the CAM target of both models."""
-        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+    def choose_prediction(self, table: Any, evt: gr.EventData = None) -> str:
+        """A click on a prediction makes its class the CAM target of both models.
+
+        `gr.EventData`, not `gr.SelectData`: gradio builds a SelectData from the event's data
+        before any handler runs, and raises a TypeError without a message when a caller sends
+        none (an API call); this handler reads the click's row itself and says what to do."""
+        click = getattr(evt, "_data", None)
+        if not isinstance(click, dict) or "index" not in click or table is None:
+            raise _error(
+                "This event follows a click on a prediction in the page; it is not part of the "
+                "API. Send the class as `target` to /explain instead.",
+                "Not an API endpoint",
+            )
+        index = click["index"]
+        row = index[0] if isinstance(index, (list, tuple)) else index
         rows = table.values.tolist() if hasattr(table, "values") else table
-        index = int(str(rows[row][0]).split("·", 1)[0])
-        return CLASS_CHOICES[index + 1]
+        return CLASS_CHOICES[int(str(rows[row][0]).split("·", 1)[0]) + 1]
 
     # --- pieces -------------------------------------------------------------------------------
 
@@ -399,6 +450,7 @@ class Param:
     label: str
     name: str
     check: Callable[[Any], str | None]
+    component: Any = None  # a component with checks of its own, kept for every session
 
     def problem(self, value: Any) -> str | None:
         wrong = self.check(value)
@@ -448,6 +500,15 @@ def whole_number(low: int, high: int) -> Callable[[Any], str | None]:
     return check
 
 
+def file_payload(value: Any) -> str | None:
+    if value is None or isinstance(value, dict):
+        return None  # no image: the handler asks for one; a payload: `bounded_image_input`
+    return (
+        "must be a file: `handle_file(path)` from gradio_client, an upload's "
+        '{"path": …} or {"url": "data:image/…;base64,…"}'
+    )
+
+
 def class_choice(value: Any) -> str | None:
     if value is None or (isinstance(value, (str, int)) and not isinstance(value, bool)):
         return None  # which class it names is checked by `parse_target`, with its own sentence
@@ -485,6 +546,13 @@ def guard_events(demo: gr.Blocks, params: dict[gr.components.Component, Param]) 
     original = demo.preprocess_data
 
     async def preprocess_data(block_fn, inputs, state, *args, **kwargs):
+        if len(inputs) < len(block_fn.inputs):
+            wanted = [getattr(by_id.get(b._id), "name", None) or str(b) for b in block_fn.inputs]
+            raise _error(
+                f"This endpoint takes {len(wanted)} parameters ({', '.join(wanted)}); "
+                f"got {len(inputs)}.",
+                "Invalid parameter",
+            )
         problems = []
         for block, value in zip(block_fn.inputs, inputs, strict=False):
             if has_link(value):
@@ -493,6 +561,13 @@ def guard_events(demo: gr.Blocks, params: dict[gr.components.Component, Param]) 
             problem = param.problem(value) if param is not None else None
             if problem:
                 problems.append(problem)
+            if param is not None and param.component is not None and state is not None:
+                # An update of the component (an example's click returns one) makes gradio
+                # build a plain copy of it for the session, without this app's checks.
+                if block._id in state.blocks_config.blocks:
+                    state.blocks_config.blocks[block._id] = param.component
+                if isinstance(value, dict):
+                    check_image_payload(value)
         if problems:
             raise _error(" ".join(problems), "Invalid parameter")
         try:
@@ -523,7 +598,9 @@ def configure_queue(demo: gr.Blocks, *, max_size: int | None) -> gr.Blocks:
     set where this gradio has it (tests/test_ui.py checks that it does); a queued request then
     starts at most 10 ms later. The same for gradio's event analytics (below).
     """
-    demo.queue(max_size=max_size, default_concurrency_limit=1)
+    # api_open=False: no /gradio_api/api/<name> route, which would run handlers outside the
+    # queue (no queue bound, no lanes) and without a session.
+    demo.queue(max_size=max_size, default_concurrency_limit=1, api_open=False)
     queue = getattr(demo, "_queue", None)
     if hasattr(queue, "sleep_when_free"):
         queue.sleep_when_free = max(queue.sleep_when_free, QUEUE_IDLE_POLL_S)
@@ -758,6 +835,7 @@ def build_app(
     guard_events(
         demo,
         {
+            image: Param("Image", "image", file_payload, component=image),
             crop_mode: Param("Input", "crop_mode", one_of([WHOLE, CROP])),
             target: Param("CAM target class", "target", class_choice),
             method: Param("CAM method", "method", one_of(list(METHODS))),
