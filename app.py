@@ -178,13 +178,19 @@ def serve(args: argparse.Namespace, space) -> None:
             app_kwargs={"middleware": [guard]},
         )
     except KeyboardInterrupt:
-        pass  # a second Ctrl+C or SIGTERM while gradio was closing
+        pass  # the signal came while gradio was still starting (or closing)
     finally:
+        # gradio closes its server when a signal reaches it while it serves; one that came
+        # during `launch` (before it serves) left it running, and its thread would keep the
+        # process alive. Closing again does nothing.
+        demo.close(verbose=False)
         # The request still computing stops at its next check (between residual blocks, ScoreCAM
         # batches or SVD steps); waiting for it lets the process end cleanly, with no thread
         # inside torch or LAPACK while the interpreter shuts down.
         if not engine.shutdown(timeout=10):
-            logging.getLogger("sa_viz").warning("a computation did not stop in 10 s; exiting")
+            # Still reading checkpoints, or inside a step no check reaches: the interpreter's
+            # shutdown must not meet a thread inside torch (that aborted the process before).
+            logging.getLogger("sa_viz").warning("the models did not stop in 10 s; exiting now")
             space.cleanup()
             logging.shutdown()
             os._exit(0)

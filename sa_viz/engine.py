@@ -322,7 +322,8 @@ class Engine:
         True once none runs."""
         self.stop_computing()
         started = time.monotonic()
-        self._ready.wait(timeout)  # loading the checkpoints cannot be stopped; it ends soon
+        if not self._ready.wait(timeout):  # reading checkpoints cannot be stopped
+            return False
         if not self._compute.acquire(timeout=max(0.0, timeout - (time.monotonic() - started))):
             return False
         self._compute.release()
