@@ -561,10 +561,10 @@ def guard_events(demo: gr.Blocks, params: dict[gr.components.Component, Param]) 
             problem = param.problem(value) if param is not None else None
             if problem:
                 problems.append(problem)
-            if param is not None and param.component is not None and state is not None:
+            if param is not None and param.component is not None:
                 # An update of the component (an example's click returns one) makes gradio
                 # build a plain copy of it for the session, without this app's checks.
-                if block._id in state.blocks_config.blocks:
+                if state is not None and block._id in state.blocks_config.blocks:
                     state.blocks_config.blocks[block._id] = param.component
                 if isinstance(value, dict):
                     check_image_payload(value)
