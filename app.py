@@ -154,12 +154,14 @@ def serve(args: argparse.Namespace, space) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    demo = build_app(engine.start(), space=space, sessions=Sessions(args.max_sessions))
-    configure_queue(demo, max_size=args.max_queue)
-    guard = Middleware(
-        RequestGuard, max_body=body_limit(limits.max_bytes), max_image_bytes=limits.max_bytes
-    )
+    engine.start()
+    demo = None
     try:
+        demo = build_app(engine, space=space, sessions=Sessions(args.max_sessions))
+        configure_queue(demo, max_size=args.max_queue)
+        guard = Middleware(
+            RequestGuard, max_body=body_limit(limits.max_bytes), max_image_bytes=limits.max_bytes
+        )
         demo.launch(
             server_name=args.host,
             server_port=args.port,
@@ -183,7 +185,8 @@ def serve(args: argparse.Namespace, space) -> None:
         # gradio closes its server when a signal reaches it while it serves; one that came
         # during `launch` (before it serves) left it running, and its thread would keep the
         # process alive. Closing again does nothing.
-        demo.close(verbose=False)
+        if demo is not None:
+            demo.close(verbose=False)
         # The request still computing stops at its next check (between residual blocks, ScoreCAM
         # batches or SVD steps); waiting for it lets the process end cleanly, with no thread
         # inside torch or LAPACK while the interpreter shuts down.

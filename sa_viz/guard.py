@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qs
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -28,6 +30,19 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CLOSED_ROUTES = ("/gradio_api/deep_link", "/gradio_api/stream")
+# gradio's file routes download and relay any http(s) URL put where a file name goes.
+FILE_ROUTES = ("/gradio_api/file=", "/gradio_api/file/", "/file=", "/file/")
+LINK = re.compile(r"^\s*([a-z][a-z0-9+.\-]*:)?//|^\s*[a-z][a-z0-9+.\-]*:/", re.IGNORECASE)
+LINKS_REFUSED = (
+    "Links are not fetched: this server never downloads anything. Upload the image itself, or "
+    "send its bytes as a data: URL."
+)
+# Session ids: gradio's pages and clients make 11–36 letters, digits and dashes. A longer one
+# would be kept as a key in several of gradio's tables (and in `Sessions`) for good.
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SESSION_IN_BODY = re.compile(rb'"session_hash"\s*:\s*("(?:[^"\\]{0,200})"?|null)')
+BAD_SESSION = "session_hash must be 1–64 letters, digits, '-' or '_' (as gradio's clients make it)."
+
 REQUEST_SLACK = 2 * 2**20  # the JSON or multipart around one image: names, settings, framing
 
 
@@ -77,20 +92,36 @@ class RequestGuard:
         if any(path == route or path.startswith(route + "/") for route in self.closed):
             await _respond(send, 404, "Not found: this app does not offer that route.")
             return
+        for route in FILE_ROUTES:
+            if path.startswith(route) and LINK.match(path[len(route) :]):
+                await _respond(send, 403, LINKS_REFUSED)
+                return
+        if not _session_ids_ok(scope, path):
+            await _respond(send, 400, BAD_SESSION)
+            return
         length = _content_length(scope)
         if length is not None and length > self.max_body:
             await _respond(send, 413, self._too_large(length), close=True)
             return
-        state = {"received": 0, "refused": False}
+        state = {"received": 0, "refused": False, "tail": b""}
+        scan = path.endswith("/queue/join") or "/call/" in path  # bodies that name a session
 
         async def bounded_receive() -> Message:
             message = await receive()
             if message["type"] == "http.request" and not state["refused"]:
-                state["received"] += len(message.get("body", b""))
+                body = message.get("body", b"")
+                state["received"] += len(body)
                 if state["received"] > self.max_body:
                     state["refused"] = True
                     await _respond(send, 413, self._too_large(None), close=True)
                     return {"type": "http.disconnect"}
+                if scan:
+                    window = state["tail"] + body  # a key may straddle two chunks
+                    if not _body_sessions_ok(window, message.get("more_body", False)):
+                        state["refused"] = True
+                        await _respond(send, 400, BAD_SESSION, close=True)
+                        return {"type": "http.disconnect"}
+                    state["tail"] = window[-300:]
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -98,6 +129,28 @@ class RequestGuard:
                 await send(message)
 
         await self.app(scope, bounded_receive, guarded_send)
+
+
+def _session_ids_ok(scope: Scope, path: str) -> bool:
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    ids = query.get("session_hash", [])
+    if "/heartbeat/" in path:
+        ids.append(path.rsplit("/heartbeat/", 1)[-1])
+    return all(SESSION_ID.match(i) for i in ids)
+
+
+def _body_sessions_ok(window: bytes, more: bool) -> bool:
+    for match in SESSION_IN_BODY.finditer(window):
+        value = match.group(1)
+        if value == b"null":
+            continue
+        if not value.endswith(b'"') or len(value) < 3:
+            if more and match.end() == len(window):
+                continue  # cut by the chunk's end: seen whole with the next chunk
+            return False
+        if not SESSION_ID.match(value[1:-1].decode("latin-1")):
+            return False
+    return True
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
+import reprlib
 import sys
 import time
 import uuid
@@ -21,6 +21,7 @@ from typing import Any
 
 import gradio as gr
 from gradio import utils as gradio_utils
+from gradio.data_classes import ImageData
 
 from sa_viz import render, views
 from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
@@ -34,6 +35,7 @@ from sa_viz.engine import (
 )
 from sa_viz.explain import Explanation
 from sa_viz.export import write_zip
+from sa_viz.guard import LINK, LINKS_REFUSED
 from sa_viz.hooks import Stopped, TimeLimitExceeded
 from sa_viz.imagenet import class_index, labels
 from sa_viz.models import SA_UNIT_NAMES
@@ -54,6 +56,7 @@ TABLE_HEADERS = ["class", "p", "in other top-5"]
 QUEUE_IDLE_POLL_S = 0.01
 METHOD_CHOICES = [(f"{m.title}: {m.note}", key) for key, m in METHODS.items()]
 VIEW_LANE_SIZE = 4  # view updates and exports running at once (explanations: one at a time)
+PER_SESSION = 2  # requests of one session that may wait in a lane
 LOCAL_SESSION = "local"  # handlers called from Python, without a gradio request
 # Gradio keeps per-session copies of the page's components (for the captions' labels); results
 # are held by `Sessions`, not by gradio, so a small number is enough.
@@ -96,8 +99,14 @@ def check_image_payload(payload: dict) -> str:
     """An image payload's upload path or `data:` URL; a `gr.Error` that says what to send if it
     is neither (a link, a file on the server, a malformed payload)."""
     path, url, meta = payload.get("path"), payload.get("url"), payload.get("meta")
+    try:
+        ImageData.model_validate(payload)  # every field's type, as gradio will read them
+        valid = True
+    except ValueError:  # pydantic's ValidationError
+        valid = False
     if (
-        not isinstance(path, (str, type(None)))
+        not valid
+        or not isinstance(path, (str, type(None)))
         or not isinstance(url, (str, type(None)))
         or not isinstance(meta, (dict, type(None)))
     ):
@@ -138,6 +147,12 @@ def parse_target(choice: str | int | None) -> int | None:
     """ "281: tabby", "281", "tabby" → 281; the default choice → None (each model's top-1)."""
     if choice is None or str(choice).strip() in ("", OWN_TOP1):
         return None
+    if len(str(choice)) > 200:
+        raise _error(
+            "CAM target class (parameter `target`) is over 200 characters long: send a class "
+            "name or an index 0–999.",
+            "Unknown class",
+        )
     try:
         return class_index(choice)
     except ValueError as error:
@@ -309,15 +324,9 @@ class Handlers:
                 return gr.skip()  # the page's image was cleared (or a control changed before
                 # any upload): nothing to explain, and nothing wrong either
             raise _error("Upload an image first (or pick one of the examples).", "No image")
-        settings = Settings(crop_mode == CROP, parse_target(target), layer, method)
-        try:
-            result = self.engine.explain(image, settings, lambda f, text: progress(f, desc=text))
-        except Stopped:
-            raise
-        except TimeLimitExceeded:
-            raise _error(
-                time_limit_message(self.engine.time_limit, method, layer), "Too slow"
-            ) from None
+        result = self._explain(
+            image, crop_mode, target, method, layer, request, lambda f, t: progress(f, desc=t)
+        )
         overview = self._render.submit(self._overview, result)
         outputs = (
             views.prediction_summary(result),
@@ -325,8 +334,25 @@ class Handlers:
             *self._cams(result, colormap, alpha, normalization),
             *self._gates(result, unit, group, colormap, alpha, scale),
         )
-        self.sessions.keep(session_of(request), self.engine.remember(result, image, settings))
         return (*outputs, overview.result())
+
+    @handler
+    def explain_json(
+        self,
+        image: str | None,
+        crop_mode: str = WHOLE,
+        target: str = OWN_TOP1,
+        method: str = "gradcam",
+        layer: str = DEFAULT_LAYER,
+        request: gr.Request = None,
+    ) -> dict:
+        """/explain_json: the explanation as one JSON document (`views.explanation_document`)
+        instead of the page's 12 outputs; the session keeps the result for view updates."""
+        if not image:
+            raise _error("Upload an image first.", "No image")
+        return views.explanation_document(
+            self._explain(image, crop_mode, target, method, layer, request)
+        )
 
     @handler
     def update_cams(
@@ -383,18 +409,33 @@ class Handlers:
         before any handler runs, and raises a TypeError without a message when a caller sends
         none (an API call); this handler reads the click's row itself and says what to do."""
         click = getattr(evt, "_data", None)
-        if not isinstance(click, dict) or "index" not in click or table is None:
+        try:  # the table arrives as sent (the event has preprocess=False)
+            index = click["index"]
+            row = index[0] if isinstance(index, (list, tuple)) else index
+            rows = table["data"] if isinstance(table, dict) else table
+            return CLASS_CHOICES[class_index(str(rows[int(row)][0]).split("·", 1)[0]) + 1]
+        except (KeyError, IndexError, TypeError, ValueError):
             raise _error(
                 "This event follows a click on a prediction in the page; it is not part of the "
                 "API. Send the class as `target` to /explain instead.",
                 "Not an API endpoint",
-            )
-        index = click["index"]
-        row = index[0] if isinstance(index, (list, tuple)) else index
-        rows = table.values.tolist() if hasattr(table, "values") else table
-        return CLASS_CHOICES[int(str(rows[row][0]).split("·", 1)[0]) + 1]
+            ) from None
 
     # --- pieces -------------------------------------------------------------------------------
+
+    def _explain(self, image, crop_mode, target, method, layer, request, progress=None):
+        """Both models on `image` (or the cache); the session keeps the result for views."""
+        settings = Settings(crop_mode == CROP, parse_target(target), layer, method)
+        try:
+            result = self.engine.explain(image, settings, progress)
+        except Stopped:
+            raise
+        except TimeLimitExceeded:
+            raise _error(
+                time_limit_message(self.engine.time_limit, method, layer), "Too slow"
+            ) from None
+        self.sessions.keep(session_of(request), self.engine.remember(result, image, settings))
+        return result
 
     def _need(self, request: gr.Request | None) -> Explanation:
         """The session's latest result (`NothingYet` / `ResultExpired` say why not)."""
@@ -435,11 +476,7 @@ class Handlers:
 
 # --- what every event checks before gradio processes its inputs -------------------------------
 
-LINKS_REFUSED = (
-    "Links are not fetched: this server never downloads anything. Upload the image itself, or "
-    "send its bytes as a data: URL."
-)
-LINK = re.compile(r"^\s*([a-z][a-z0-9+.\-]*:)?//", re.IGNORECASE)
+# LINK and LINKS_REFUSED: from sa_viz.guard, which refuses links in file routes the same way
 
 
 @dataclass(frozen=True)
@@ -465,7 +502,7 @@ def describe(value: Any) -> str:
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:37] + "…"
         return f"the text {shown!r}"
-    shown = repr(value)
+    shown = reprlib.repr(value)  # bounded, however large the value
     return f"{type(value).__name__} {shown if len(shown) <= 40 else shown[:37] + '…'}"
 
 
@@ -493,7 +530,7 @@ def number(low: float, high: float) -> Callable[[Any], str | None]:
 
 def whole_number(low: int, high: int) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
-        if _is_number(value) and float(value).is_integer() and low <= value <= high:
+        if _is_number(value) and low <= value <= high and float(value).is_integer():
             return None
         return f"must be a whole number from {low} to {high}"
 
@@ -507,6 +544,17 @@ def file_payload(value: Any) -> str | None:
         "must be a file: `handle_file(path)` from gradio_client, an upload's "
         '{"path": …} or {"url": "data:image/…;base64,…"}'
     )
+
+
+def table_payload(value: Any) -> str | None:
+    if value is None or (
+        isinstance(value, dict)
+        and isinstance(value.get("headers"), list)
+        and isinstance(value.get("data"), list)
+        and all(isinstance(row, list) for row in value["data"])
+    ):
+        return None
+    return "is what the page sends when a prediction is clicked; this event is not part of the API"
 
 
 def class_choice(value: Any) -> str | None:
@@ -530,7 +578,11 @@ def has_link(value: Any) -> bool:
     return False
 
 
-def guard_events(demo: gr.Blocks, params: dict[gr.components.Component, Param]) -> None:
+def guard_events(
+    demo: gr.Blocks,
+    params: dict[gr.components.Component, Param],
+    on_refusal: Callable[[], None] = lambda: None,
+) -> None:
     """Check every event's inputs before gradio touches them, and keep none of them afterwards.
 
     gradio moves each input's files into its cache first, downloading any http(s) URL it finds
@@ -546,6 +598,23 @@ def guard_events(demo: gr.Blocks, params: dict[gr.components.Component, Param]) 
     original = demo.preprocess_data
 
     async def preprocess_data(block_fn, inputs, state, *args, **kwargs):
+        try:
+            refusal = check_inputs(block_fn, inputs, state)
+        except gr.Error as error:
+            refusal = error
+        if refusal is not None:
+            # What the refused request sent is freed now (`Engine.release_refused`), and the
+            # error is raised outside the `except`, without the request's frames.
+            message, title = refusal.message, refusal.title
+            del inputs, refusal
+            on_refusal()
+            raise _error(message, title)
+        try:
+            return await original(block_fn, inputs, state, *args, **kwargs)
+        finally:
+            forget_inputs(state, block_fn)
+
+    def check_inputs(block_fn, inputs, state) -> gr.Error | None:
         if len(inputs) < len(block_fn.inputs):
             wanted = [getattr(by_id.get(b._id), "name", None) or str(b) for b in block_fn.inputs]
             raise _error(
@@ -570,10 +639,7 @@ def guard_events(demo: gr.Blocks, params: dict[gr.components.Component, Param]) 
                     check_image_payload(value)
         if problems:
             raise _error(" ".join(problems), "Invalid parameter")
-        try:
-            return await original(block_fn, inputs, state, *args, **kwargs)
-        finally:
-            forget_inputs(state, block_fn)
+        return None
 
     demo.preprocess_data = preprocess_data
 
@@ -589,6 +655,36 @@ def forget_inputs(state: Any, block_fn: Any) -> None:
             props["value"] = None
 
 
+def bound_lanes(queue: Any, max_size: int | None, per_session: int = PER_SESSION) -> None:
+    """At most `max_size` requests wait in each lane (explanations; view updates and exports),
+    and at most `per_session` of one session in a lane.
+
+    gradio's own bound counts every lane together: a client with 32 ScoreCAM requests queued
+    made everyone's view updates answer "Queue is full" for minutes. So the bound is checked
+    here, in `push` of this app's queue (an instance attribute; gradio's bound is off), with
+    gradio's own "queue is full" answer (HTTP 503) when a lane or a session has too many.
+    """
+    queue.lane_max_size = max_size
+    original = queue.push
+
+    async def push(body, request, username):
+        fn = queue.blocks.fns.get(body.fn_index) if body.fn_index is not None else None
+        lane = queue.event_queue_per_concurrency_id.get(fn.concurrency_id) if fn else None
+        waiting = list(lane.queue) if lane is not None else []
+        if max_size is not None and len(waiting) >= max_size:
+            return False, f"Queue is full: {len(waiting)} requests are waiting.", "queue_full"
+        mine = sum(event.session_hash == body.session_hash for event in waiting)
+        if body.session_hash and mine >= per_session:
+            return (
+                False,
+                f"Queue is full for this session: {mine} of its requests are waiting.",
+                "queue_full",
+            )
+        return await original(body, request, username)
+
+    queue.push = push
+
+
 def configure_queue(demo: gr.Blocks, *, max_size: int | None) -> gr.Blocks:
     """One explanation at a time, at most `max_size` waiting (None: no bound).
 
@@ -599,9 +695,10 @@ def configure_queue(demo: gr.Blocks, *, max_size: int | None) -> gr.Blocks:
     starts at most 10 ms later. The same for gradio's event analytics (below).
     """
     # api_open=False: no /gradio_api/api/<name> route, which would run handlers outside the
-    # queue (no queue bound, no lanes) and without a session.
-    demo.queue(max_size=max_size, default_concurrency_limit=1, api_open=False)
+    # queue (no queue bound, no lanes) and without a session. The bound is per lane (below).
+    demo.queue(max_size=None, default_concurrency_limit=1, api_open=False)
     queue = getattr(demo, "_queue", None)
+    bound_lanes(queue, max_size)
     if hasattr(queue, "sleep_when_free"):
         queue.sleep_when_free = max(queue.sleep_when_free, QUEUE_IDLE_POLL_S)
     # After every event gradio also summarises its last 10,000 events with pandas for the
@@ -640,10 +737,11 @@ def build_app(
                     sources=["upload", "webcam", "clipboard"],
                     height=300,
                 )
-                gr.Examples(
+                examples = gr.Examples(
                     examples=[[str(ASSETS / n)] for n in EXAMPLES if (ASSETS / n).exists()],
                     inputs=[image],
                     label="Examples (scikit-image sample photos: CC0 / public domain)",
+                    api_visibility="private",  # a click on the page
                 )
                 run = gr.Button("Explain", variant="primary", elem_id="explain")
                 with gr.Accordion("What to explain", open=True):
@@ -766,6 +864,9 @@ def build_app(
                         )
                         export_button = gr.Button("Build ZIP", elem_id="export")
                         export_file = gr.File(label="ZIP", interactive=False, elem_id="export-file")
+        # /explain_json: for scripts only (nothing on the page starts it)
+        json_trigger = gr.Button(visible=False)
+        json_document = gr.JSON(visible=False)
 
         # --- events ---------------------------------------------------------------------------
         # View updates and exports: their own lane, several at once, so none waits behind
@@ -794,6 +895,13 @@ def build_app(
             ],
             api_name="explain",
             trigger_mode="always_last",
+            concurrency_id="models",
+        )
+        json_trigger.click(
+            handlers.explain_json,
+            inputs=[image, crop_mode, target, method, layer],
+            outputs=json_document,
+            api_name="explain_json",
             concurrency_id="models",
         )
         gr.on(
@@ -830,12 +938,21 @@ def build_app(
                 outputs=target,
                 api_name=f"choose_prediction_{name}",
                 api_visibility="private",  # a click on the page; nothing an API caller can send
+                preprocess=False,  # the handler reads the table as sent, or says what to do
                 **view_lane,
             )
     guard_events(
         demo,
-        {
+        on_refusal=engine.release_refused,
+        params={
             image: Param("Image", "image", file_payload, component=image),
+            **{
+                table: Param(f"{SPECS[name].title}: top-5", "table", table_payload)
+                for name, table in zip(SPECS, tables, strict=True)
+            },
+            examples.dataset: Param(
+                "Example", "index", whole_number(0, len(examples.examples) - 1)
+            ),
             crop_mode: Param("Input", "crop_mode", one_of([WHOLE, CROP])),
             target: Param("CAM target class", "target", class_choice),
             method: Param("CAM method", "method", one_of(list(METHODS))),

@@ -82,3 +82,26 @@ def test_bad_image_gets_a_message_and_the_server_keeps_serving(client, tmp_path)
     assert str(tmp_path) not in str(caught.value)
     out = client.predict(handle_file(str(ASSETS / "coffee.jpg")), api_name="/explain")
     assert len(out[1]["data"]) == 5
+
+
+def test_explain_json_is_one_document(client):
+    photo = handle_file(str(ASSETS / "coffee.jpg"))
+    document = client.predict(photo, method="layercam", layer="layer3", api_name="/explain_json")
+    out = client.predict(photo, method="layercam", layer="layer3", api_name="/explain")
+    settings = {"layer": "layer3", "method": "layercam", "class": "each model's top-1"}
+    assert document["settings"] == settings
+    assert list(document["models"]) == ["resnet50", "sa_resnet50"]
+    for name, table in zip(document["models"], out[1:3], strict=True):
+        top5 = document["models"][name]["top5"]
+        assert [f"{p['index']} · {p['label']}" for p in top5] == [row[0] for row in table["data"]]
+        weights = document["models"][name]["weights"]
+        assert weights["untrained"] is False and weights["file"].endswith((".pth", ".tar"))
+        assert "/" not in json.dumps(weights).replace("https://", "")  # no server path
+    agreement = document["agreement"]
+    assert agreement["models"] == ["resnet50", "sa_resnet50"]
+    assert f"Pearson r = {agreement['pearson']:.3f}" in out[6]
+    assert json.loads(json.dumps(document)) == document  # plain JSON types only
+    # the session keeps the result: views work after /explain_json alone
+    fresh = api_client(client.src)
+    fresh.predict(handle_file(str(ASSETS / "rocket.jpg")), api_name="/explain_json")
+    assert fresh.predict("layer2.1", 5, api_name="/gate_view")[3].startswith("**layer2.1**")
