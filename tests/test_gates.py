@@ -67,14 +67,16 @@ def test_gates_are_read_per_group_before_the_shuffle(model):
 def test_gates_are_copies_not_views(model):
     with torch.no_grad(), record_gates(model) as gates:
         model(torch.randn(1, 3, 96, 96))
-        before = {k: (v.channel.clone(), v.spatial.clone()) for k, v in gates.items()}
+        first = {k: (v.channel, v.spatial) for k, v in gates.items()}  # what a caller holds
+        before = {k: (c.clone(), s.clone()) for k, (c, s) in first.items()}
         model(torch.randn(1, 3, 96, 96) * 3)  # a second pass refills the mapping...
         second = dict(gates)
-    for name, (_, spatial) in before.items():  # ...with new tensors, not overwritten ones
+    for name, (channel, spatial) in first.items():  # ...with new tensors, not overwritten ones
         assert not torch.equal(second[name].spatial, spatial)
-    assert gates["layer1.0"].spatial.untyped_storage().data_ptr() != 0
-    for unit in second.values():
-        assert unit.spatial._base is None and unit.channel._base is None
+        assert torch.equal(channel, before[name][0]) and torch.equal(spatial, before[name][1])
+    for unit in [*second.values(), *(g for pair in first.values() for g in pair)]:
+        tensors = (unit.spatial, unit.channel) if hasattr(unit, "spatial") else (unit,)
+        assert all(t._base is None for t in tensors)  # own storage, not a view of an activation
 
 
 def test_hooks_are_removed_after_the_block_and_on_error(model):
