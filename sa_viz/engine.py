@@ -141,7 +141,7 @@ class Engine:
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
         self._workers = ThreadPoolExecutor(2, thread_name_prefix="sa-viz-model")
-        self._stop = threading.Event()  # set by `shutdown`: running computations end
+        self._stop = threading.Event()  # set by `stop_computing`: computations end
         # View updates whose result was dropped from the cache compute it again; at most this
         # many wait for the models at once, so they never fill the lane that view updates of
         # cached results share (see `recall`).

@@ -7,6 +7,7 @@ unit, group, scales): changing a view setting never runs a model. No gradio in t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -91,7 +92,7 @@ def explanation_document(result: Explanation) -> dict:
         # gradio_client takes for a file to download.
         weights = entry["weights"]
         path = weights.pop("path", None)
-        weights["file"] = None if path is None else path.replace("\\", "/").rsplit("/", 1)[-1]
+        weights["file"] = None if path is None else Path(path).name
     models = list(result.models.values())
     if len(models) == 2:
         agreement = cam_agreement(models[0].cam, models[1].cam)
