@@ -10,44 +10,46 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sa_viz.imagenet import class_index
-from sa_viz.models import SA_UNIT_NAMES
 
 
 def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
-    """The weights flags shared by the CLI and the app; each has an environment variable."""
+    """The weights flags shared by the CLI and the app, one per registered model; each has an
+    environment variable."""
+    from sa_viz.models import get_model, list_models
+
     group = parser.add_argument_group("weights")
     group.add_argument(
         "--weights-dir",
         default=os.environ.get("SA_VIZ_WEIGHTS_DIR"),
-        help="folder with the checkpoints (env SA_VIZ_WEIGHTS_DIR; default: ./weights)",
+        help="folder with the checkpoints (env SA_VIZ_WEIGHTS_DIR; default: ./weights when "
+        "there is one, else a folder in the user's cache)",
     )
-    group.add_argument(
-        "--resnet50",
-        default=os.environ.get("SA_VIZ_RESNET50"),
-        metavar="PATH",
-        help="ResNet-50 checkpoint file (env SA_VIZ_RESNET50)",
-    )
-    group.add_argument(
-        "--sa-resnet50",
-        default=os.environ.get("SA_VIZ_SA_RESNET50"),
-        metavar="PATH",
-        help="SA-ResNet-50 checkpoint file (env SA_VIZ_SA_RESNET50)",
-    )
+    for name in list_models():
+        spec = get_model(name).weights
+        group.add_argument(
+            spec.flag,
+            dest=f"weights_{name}",
+            default=os.environ.get(spec.env_var),
+            metavar="PATH",
+            help=f"{get_model(name).title} checkpoint file (env {spec.env_var})",
+        )
     group.add_argument(
         "--no-download",
         action="store_true",
         default=os.environ.get("SA_VIZ_NO_DOWNLOAD", "").lower() in {"1", "true", "yes"},
-        help="never try to download ResNet-50 (env SA_VIZ_NO_DOWNLOAD=1)",
+        help="never try to download published weights (env SA_VIZ_NO_DOWNLOAD=1)",
     )
 
 
-def models_from_args(args: argparse.Namespace):
+def models_from_args(args: argparse.Namespace, names=None):
+    from sa_viz.models import list_models
     from sa_viz.weights import load_models
 
     return load_models(
         args.weights_dir,
-        {"resnet50": args.resnet50, "sa_resnet50": args.sa_resnet50},
+        {name: getattr(args, f"weights_{name}", None) for name in list_models()},
         allow_download=not args.no_download,
+        names=names,
     )
 
 
@@ -56,16 +58,28 @@ def models_from_args(args: argparse.Namespace):
 
 def explain_main(argv: Sequence[str] | None = None) -> int:
     from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
+    from sa_viz.models import list_models, parse_pair
     from sa_viz.render import COLORMAPS, DEFAULT_ALPHA, DEFAULT_COLORMAP
 
     parser = argparse.ArgumentParser(
-        prog="python -m sa_viz explain",
-        description="Explain images with ResNet-50 and SA-ResNet-50: per image, a side-by-side "
-        "CAM figure, a gate-grid figure for one SA unit, and a JSON of predictions.",
+        prog="sa-viz explain",
+        description="Explain images with two models (default ResNet-50 and SA-ResNet-50): per "
+        "image, a side-by-side CAM figure, a gate figure for one attention unit of each model "
+        "that has gates, and a JSON of predictions.",
     )
     parser.add_argument("images", nargs="+", type=Path, help="image files")
     parser.add_argument("--out", type=Path, required=True, help="folder for the results")
-    parser.add_argument("--unit", default="layer3.0", choices=SA_UNIT_NAMES, help="SA unit")
+    parser.add_argument(
+        "--models",
+        default="resnet50,sa_resnet50",
+        help="the models to compare, in order, from: " + ", ".join(list_models()) + " "
+        "(the difference map is the second minus the first; default resnet50,sa_resnet50)",
+    )
+    parser.add_argument(
+        "--unit",
+        default="layer3.0",
+        help="attention unit for the gate figure (layer1.0 … layer4.2)",
+    )
     parser.add_argument("--layer", default=DEFAULT_LAYER, choices=LAYERS, help="CAM layer")
     parser.add_argument("--method", default="gradcam", choices=list(METHODS), help="CAM method")
     parser.add_argument(
@@ -82,6 +96,7 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         class_idx = None if args.class_ is None else class_index(args.class_)
+        names = parse_pair(args.models)
     except ValueError as error:
         parser.error(str(error))
 
@@ -91,7 +106,7 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
 
     tune_allocator()
 
-    models = models_from_args(args)
+    models = models_from_args(args, names)
     for loaded in models.values():
         print(
             ("warning: " if loaded.status.untrained else "") + loaded.status.message,
@@ -158,12 +173,15 @@ def write_outputs(result, out: Path, stem: str, unit: str, colormap: str, alpha:
     )
     written.append(out / f"{stem}_cam.png")
     written[-1].write_bytes(render.figure_png(fig))
-    sa = result.models.get("sa_resnet50")
-    if sa is not None and unit in sa.gates:
+    gated = [m for m in result.models.values() if unit in m.gates]
+    for m in gated:
         fig = render.gate_grid_figure(
-            image, sa.gates[unit], unit, colormap=colormap, alpha=alpha, untrained=sa.untrained
+            image, m.gates[unit], unit, colormap=colormap, alpha=alpha, untrained=m.untrained
         )
-        written.append(out / f"{stem}_gates_{unit}.png")
+        name = (
+            f"{stem}_gates_{unit}.png" if len(gated) == 1 else f"{stem}_gates_{m.name}_{unit}.png"
+        )
+        written.append(out / name)
         written[-1].write_bytes(render.figure_png(fig))
     written.append(out / f"{stem}.json")
     written[-1].write_text(json.dumps(result.to_json(), indent=2))
@@ -175,7 +193,7 @@ def write_outputs(result, out: Path, stem: str, unit: str, colormap: str, alpha:
 
 def weights_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sa_viz.weights",
+        prog="sa-viz weights",
         description="Show which weights each model uses; import or download checkpoints.",
     )
     sub = parser.add_subparsers(dest="command")
@@ -185,7 +203,10 @@ def weights_main(argv: Sequence[str] | None = None) -> int:
     imp = sub.add_parser("import", help="check an official SA-Net checkpoint, store a clean copy")
     imp.add_argument("path", type=Path, help="the official sa_resnet50.pth.tar")
     add_weights_arguments(imp)
-    down = sub.add_parser("download", help="download ResNet-50's published weights")
+    down = sub.add_parser("download", help="download the published weights that have a URL")
+    down.add_argument(
+        "models", nargs="*", help="which models (default: every one with a published URL)"
+    )
     add_weights_arguments(down)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in {"status", "import", "download", "-h", "--help"}:
@@ -205,12 +226,15 @@ def weights_main(argv: Sequence[str] | None = None) -> int:
         print(f"sha256 {digest}")
         return 0
     if args.command == "download":
+        from sa_viz.models import get_model, list_models
+
         try:
-            target = download("resnet50", args.weights_dir)
-        except CheckpointError as error:
+            names = args.models or [n for n in list_models() if get_model(n).weights.url]
+            for name in names:
+                print(f"wrote {download(name, args.weights_dir)}")
+        except (CheckpointError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
-        print(f"wrote {target}")
         return 0
 
     args.no_download = True  # a status report never touches the network
@@ -229,7 +253,7 @@ def format_status(status) -> str:
     if not status.pretrained:
         state = "UNTRAINED: fixed-seed random initialisation (weights missing or unusable)"
     elif status.untrained_units:
-        state = f"loaded, but {len(status.untrained_units)} of 16 SA units have untrained gates"
+        state = f"loaded, but {len(status.untrained_units)} attention units have untrained gates"
     else:
         state = "pretrained, published hash verified" if status.verified else "loaded from file"
     rows = {

@@ -29,7 +29,6 @@ import numpy as np
 import torch
 
 from sa_viz.explain import Explanation, ModelExplanation, check_settings, explain_models
-from sa_viz.gates import UnitGates
 from sa_viz.hooks import Stopped
 from sa_viz.preprocess import DEFAULT_LIMITS, ImageSource, Limits, prepare_image
 from sa_viz.runtime import HeapBudget, OffHeap, release_free_memory
@@ -255,7 +254,12 @@ class Engine:
             for m in per_model.values()
             for array in (
                 m.cam,
-                *(t.numpy() for g in m.gates.values() for t in (g.channel, g.spatial)),
+                *(
+                    t.numpy()
+                    for g in m.gates.values()
+                    for t in (g.channel, g.spatial)
+                    if t is not None
+                ),
             )
         ]
         moved = iter(self._off_heap.copy(arrays))
@@ -263,8 +267,12 @@ class Engine:
         for name, m in per_model.items():
             cam = next(moved)
             gates = {
-                unit: UnitGates(torch.from_numpy(next(moved)), torch.from_numpy(next(moved)))
-                for unit in m.gates
+                unit: dataclasses.replace(
+                    g,
+                    channel=torch.from_numpy(next(moved)),
+                    spatial=None if g.spatial is None else torch.from_numpy(next(moved)),
+                )
+                for unit, g in m.gates.items()
             }
             kept[name] = dataclasses.replace(m, cam=cam, gates=gates)
         return kept

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -27,11 +27,12 @@ from sa_viz.cam import (
     resolve_classes,
     scale_cams,
 )
-from sa_viz.gates import UnitGates, record_gates
 from sa_viz.hooks import time_limit
 from sa_viz.imagenet import label
+from sa_viz.models.registry import DEFAULT_PAIR, get_model, parse_pair
 from sa_viz.preprocess import DEFAULT_LIMITS, ImageSource, Limits, PreparedImage, prepare_image
-from sa_viz.weights import LoadedModel, WeightsStatus, load_models
+from sa_viz.probes import UnitGates, record_gates
+from sa_viz.weights import LoadedModel, WeightsStatus, load_model
 
 TOP_K = 5
 
@@ -100,15 +101,38 @@ class Explanation:
 
 
 @cache
-def default_models() -> dict[str, LoadedModel]:
-    """Both models with the weights found in $SA_VIZ_WEIGHTS_DIR (or ./weights), loaded once."""
-    return load_models()
+def default_model(name: str) -> LoadedModel:
+    """A registered model with the weights found in $SA_VIZ_WEIGHTS_DIR (or ./weights), loaded
+    once per process."""
+    return load_model(name)
+
+
+def default_models(names: Sequence[str] = DEFAULT_PAIR) -> dict[str, LoadedModel]:
+    return {name: default_model(name) for name in names}
+
+
+def choose_models(
+    models: Mapping[str, LoadedModel] | None, compare: Sequence[str] | str | None
+) -> dict[str, LoadedModel]:
+    """The models to explain with, in order: `compare` (names, or "a,b") taken from `models`
+    (loaded on first use when None); without `compare`, every model of `models`, or the default
+    pair ResNet-50, SA-ResNet-50."""
+    names = parse_pair(compare) if isinstance(compare, str) or compare is None else tuple(compare)
+    if models is None:
+        return default_models(names)
+    if compare is None:
+        return dict(models)
+    missing = [n for n in names if n not in models]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} not among the loaded models ({', '.join(models)})")
+    return {n: models[n] for n in names}
 
 
 def explain(
     image: ImageSource | PreparedImage,
     *,
     models: Mapping[str, LoadedModel] | None = None,
+    compare: Sequence[str] | str | None = None,
     class_idx: int | None = None,
     layer: str = DEFAULT_LAYER,
     method: str = "gradcam",
@@ -116,7 +140,11 @@ def explain(
     limits: Limits = DEFAULT_LIMITS,
     timeout: float | None = None,
 ) -> Explanation:
-    """Explain one image with each model.
+    """Explain one image with each model, in order.
+
+    `compare`: the models to compare, as names ("resnet50", "se_resnet50") or "a,b" (default:
+    every model of `models`, or ResNet-50 and SA-ResNet-50, loaded on first use); the second
+    model's CAM minus the first's is the difference map.
 
     `class_idx`: None to explain each model's own top-1, or one ImageNet class for both.
     `method`: a key of `sa_viz.cam.METHODS`; `layer`: one of `sa_viz.cam.LAYERS`.
@@ -129,7 +157,8 @@ def explain(
         if isinstance(image, PreparedImage)
         else prepare_image(image, crop=crop, limits=limits)
     )
-    models = default_models() if models is None else models
+    models = choose_models(models, compare)
+    check_models(models, layer)
     deadline = None if timeout is None else time.monotonic() + timeout
     results = explain_models(
         models, prepared, class_idx=class_idx, layer=layer, method=method, deadline=deadline
@@ -166,6 +195,22 @@ def explain_models(
             return {name: future.result() for name, future in futures.items()}
     finally:
         torch.set_num_threads(threads)
+
+
+def check_models(models: Mapping[str, LoadedModel], layer: str) -> None:
+    """The chosen models can be explained together: each offers `layer`, and all take the same
+    input (one prepared image is shared)."""
+    entries = [get_model(name) for name in models]
+    for entry in entries:
+        if layer not in entry.cam_layers:
+            raise ValueError(
+                f"{entry.title} has no CAM layer {layer!r}; it offers {', '.join(entry.cam_layers)}"
+            )
+    if len({entry.preprocessing for entry in entries}) > 1:
+        raise ValueError(
+            f"{' and '.join(e.title for e in entries)} were trained with different preprocessing; "
+            "they can't share one input image"
+        )
 
 
 def check_settings(layer: str, method: str) -> None:

@@ -29,8 +29,9 @@ def arrays(result: Explanation) -> dict[str, np.ndarray]:
         out[f"{name}/cam_raw"] = m.cam_raw
         out[f"{name}/probabilities"] = m.probabilities
         for unit, gates in m.gates.items():
-            out[f"{name}/{unit}/channel_gate"] = gates.channel[0].numpy()  # (64, c)
-            out[f"{name}/{unit}/spatial_gate"] = gates.spatial[0].numpy()  # (64, c, h, w)
+            out[f"{name}/{unit}/channel_gate"] = gates.channel[0].numpy()  # (G, c)
+            if gates.spatial is not None:
+                out[f"{name}/{unit}/spatial_gate"] = gates.spatial[0].numpy()  # (G, c, h, w)
     return out
 
 
@@ -58,15 +59,22 @@ def write_zip(
         "gate_group": group,
         "gate_colour_scale": scale,
     }
-    sa = result.models.get("sa_resnet50")
-    if sa is not None and sa.gates:
+    gated = views.gated_models(result)
+    for name in gated:
+        # `group` is the one on screen (for the model on screen); a model with fewer groups
+        # shows its last one.
+        if unit not in result.models[name].gates:
+            continue
+        shown = min(int(group), result.models[name].gates[unit].groups - 1)
+        prefix = f"gates_{name}_" if len(gated) > 1 else "gates_"
         grid, heat, detail = views.gate_views(
-            result, unit, group, colormap=colormap, alpha=alpha, scale=scale
+            result, unit, shown, model=name, colormap=colormap, alpha=alpha, scale=scale
         )
-        pictures[f"gates_{unit}_spatial.png"] = grid
-        pictures[f"gates_{unit}_channel.png"] = heat
-        pictures[f"gates_{unit}_group{group}.png"] = detail
-        pictures["gates_summary.png"] = views.summary_picture(result)
+        if result.models[name].gates[unit].has_spatial:
+            pictures[f"{prefix}{unit}_spatial.png"] = grid
+        pictures[f"{prefix}{unit}_channel.png"] = heat
+        pictures[f"{prefix}{unit}_group{shown}.png"] = detail
+        pictures[f"{prefix}summary.png"] = views.summary_picture(result, name)
     report = result.to_json()
     report["view"] = settings
     report["agreement"] = {k: None if np.isnan(v) else v for k, v in cams.agreement.items()}
@@ -82,14 +90,22 @@ def write_zip(
 
 
 def _readme(result: Explanation) -> str:
+    titles = [m.title for m in result.models.values()]
+    difference = (
+        f"{titles[1]} minus {titles[0]} on one scale: red = {titles[1]} looks more"
+        if len(titles) == 2
+        else "(needs two models)"
+    )
     return (
         "SA-Viz export\n\n"
         "cam_<model>.png        CAM overlay of each model (see explanation.json for the class)\n"
-        "cam_difference.png     SA-ResNet-50 minus ResNet-50 on one scale: red = SA looks more\n"
-        "gates_*                SA unit gates: spatial mosaic, channel heatmap, a group, summary\n"
+        f"cam_difference.png     {difference}\n"
+        "gates_*                attention gates of the unit on screen: spatial mosaic (where the\n"
+        "                       unit has spatial gates), channel heatmap, a group, summary\n"
         "explanation.json       predictions, CAM targets, weights status, settings, agreement\n"
         "arrays.npz             numpy arrays: <model>/cam (H, W) in [0, 1], <model>/cam_raw\n"
-        "                       (h, w) unscaled, <model>/<unit>/channel_gate (64, c),\n"
-        "                       <model>/<unit>/spatial_gate (64, c, h, w), input_image (H, W, 3)\n"
+        "                       (h, w) unscaled, <model>/<unit>/channel_gate (G, c),\n"
+        "                       <model>/<unit>/spatial_gate (G, c, h, w) where the unit has one,\n"
+        "                       input_image (H, W, 3)\n"
         f"\nCAM method {result.method} at {result.layer}.\n"
     )

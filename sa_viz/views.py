@@ -24,8 +24,16 @@ METHOD_TITLES = {key: m.title for key, m in METHODS.items()}
 @dataclass(frozen=True)
 class CamView:
     overlays: dict[str, np.ndarray]  # model name → RGB overlay
-    difference: np.ndarray  # SA-ResNet-50 minus ResNet-50, diverging colours
+    difference: np.ndarray  # the second model's map minus the first's, diverging colours
     agreement: dict[str, float]
+    order: tuple[str, ...] = ()  # the compared models' titles, first then second
+
+
+def difference_label(titles: tuple[str, ...] | list[str]) -> str:
+    """What the difference map shows, in the order the models were chosen."""
+    if len(titles) != 2:
+        return "Difference (needs two models)"
+    return f"Difference: {titles[1]} − {titles[0]}"
 
 
 def model_caption(m: ModelExplanation | WeightsStatus) -> str:
@@ -79,7 +87,7 @@ def cam_view(
             np.zeros_like(image),
             {"pearson": float("nan"), "iou_top": float("nan")},
         )
-    return CamView(overlays, picture, agreement)
+    return CamView(overlays, picture, agreement, tuple(m.title for m in models))
 
 
 def explanation_document(result: Explanation) -> dict:
@@ -106,12 +114,15 @@ def explanation_document(result: Explanation) -> dict:
 
 def agreement_text(view: CamView) -> str:
     r, iou = view.agreement["pearson"], view.agreement["iou_top"]
+    if len(view.order) != 2:
+        return ""
+    first, second = view.order
     if np.isnan(r):
         return "Agreement: n/a (a map is constant)."
     return (
         f"**Agreement of the two maps:** Pearson r = {r:.3f} · IoU of the top-20% regions = "
-        f"{iou:.3f}. Difference map: red where SA-ResNet-50 looks more, blue where ResNet-50 does "
-        "(joint scale)."
+        f"{iou:.3f}. Difference map ({second} − {first}): red where {second} looks more, blue "
+        f"where {first} does (joint scale)."
     )
 
 
@@ -149,21 +160,28 @@ def prediction_summary(result: Explanation) -> str:
     return line
 
 
+def gated_models(result: Explanation) -> list[str]:
+    """The names of the explained models that have gates, in order."""
+    return [name for name, m in result.models.items() if m.gates]
+
+
 def gate_views(
     result: Explanation,
     unit: str,
     group: int,
     *,
+    model: str | None = None,
     colormap: str = render.DEFAULT_COLORMAP,
     alpha: float = render.DEFAULT_ALPHA,
     scale: str = "unit range",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For one SA unit: the 64-group spatial-gate mosaic, the channel-gate heatmap, one group."""
+    """For one attention unit of `model` (default: the first with gates): the groups'
+    spatial-gate mosaic, the channel-gate heatmap, one group."""
     look = {"colormap": colormap, "alpha": alpha, "scale": scale}
     return (
-        gate_mosaic(result, unit, group, **look),
-        channel_gates(result, unit, group),
-        group_detail(result, unit, group, **look),
+        gate_mosaic(result, unit, group, model=model, **look),
+        channel_gates(result, unit, group, model=model),
+        group_detail(result, unit, group, model=model, **look),
     )
 
 
@@ -172,35 +190,59 @@ def gate_mosaic(
     unit: str,
     group: int,
     *,
+    model: str | None = None,
     colormap: str = render.DEFAULT_COLORMAP,
     alpha: float = render.DEFAULT_ALPHA,
     scale: str = "unit range",
 ) -> np.ndarray:
-    """One SA unit's 64 spatial gates (each averaged over its channels) over the image."""
-    sa = _sa(result)
+    """One unit's spatial gates (each group's averaged over its channels) over the image; a
+    note for a unit without spatial gates."""
+    m, gates = unit_gates(result, unit, model)
+    if not gates.has_spatial:
+        return render.note_panel(
+            f"{m.title}, {unit}: {gates.layout.kind if gates.layout else ''} units have no "
+            "spatial gate",
+            "Each channel has one gate value for the whole image: see the channel gates.",
+        )
     return render.gate_mosaic_panel(
         result.image.display,
-        sa.gates[unit],
+        gates,
         unit,
         colormap=colormap,
         alpha=alpha,
         scale=scale,
         highlight=group,
-        untrained=sa.untrained,
+        untrained=m.untrained,
     )
 
 
-def channel_gates(result: Explanation, unit: str, group: int) -> np.ndarray:
-    """One SA unit's channel gates as a groups × channels heatmap, `group`'s row marked."""
-    sa = _sa(result)
-    gates = sa.gates[unit]
+def channel_gates(result: Explanation, unit: str, group: int, *, model: str | None = None):
+    """One unit's channel gates as a groups × channels heatmap, `group`'s row marked; a unit
+    with one group (SE) is shown as rows of 64 consecutive channels."""
+    m, gates = unit_gates(result, unit, model)
+    values = gates.channel[0].numpy()
+    if gates.groups == 1:
+        columns = min(CHANNEL_ROW, values.shape[1])
+        values = values.reshape(-1, columns)
+        return render.heatmap_panel(
+            values,
+            title=f"{unit}: channel gates",
+            row_label=f"channels (row × {columns})",
+            col_label=f"+ 0–{columns - 1}",
+            row_step=max(1, len(values) // 8),
+            cell_height=max(3, min(12, 256 // len(values))),
+            width=256,
+            colour_label="channel gate",
+            untrained=m.untrained,
+        )
     return render.heatmap_panel(
-        gates.channel[0].numpy(),
+        values,
         highlight_row=group,
         title=f"{unit}: channel gates",
-        col_label=f"channel 0–{gates.channels_per_half - 1} of the group",
+        row_step=max(1, gates.groups // 8),
+        col_label=f"channel 0–{gates.channels - 1} of the group",
         colour_label="channel gate",
-        untrained=sa.untrained,
+        untrained=m.untrained,
     )
 
 
@@ -209,29 +251,39 @@ def group_detail(
     unit: str,
     group: int,
     *,
+    model: str | None = None,
     colormap: str = render.DEFAULT_COLORMAP,
     alpha: float = render.DEFAULT_ALPHA,
     scale: str = "unit range",
 ) -> np.ndarray:
-    """One group of one SA unit: its spatial gates channel by channel and its channel gates."""
-    sa = _sa(result)
+    """One group of one unit: its spatial gates channel by channel and its channel gates."""
+    m, gates = unit_gates(result, unit, model)
+    check_group(gates, group)
     return render.group_panel(
         result.image.display,
-        sa.gates[unit],
+        gates,
         unit,
         group,
         colormap=colormap,
         alpha=alpha,
         scale=scale,
-        untrained=sa.untrained,
+        untrained=m.untrained,
     )
 
 
-def gate_range_text(result: Explanation, unit: str, scale: str) -> str:
-    gates = _sa(result).gates[unit]
+def gate_range_text(result: Explanation, unit: str, scale: str, *, model: str | None = None) -> str:
+    m, gates = unit_gates(result, unit, model)
+    layout = gates.layout
+    kind = f"{layout.kind} " if layout else ""
+    c = gates.channels
+    if not gates.has_spatial:
+        values = gates.channel[0].numpy()
+        return (
+            f"**{m.title} · {unit}** ({kind}unit): one channel gate per channel, {c} channels; "
+            f"values {values.min():.3f} to {values.max():.3f}."
+        )
     spatial = gates.spatial_mean()[0].numpy()
     low, high = render.gate_range(spatial, scale)
-    c = gates.channels_per_half
     h, w = spatial.shape[-2:]
     scale_text = (
         "each tile scaled to its own min–max"
@@ -239,18 +291,45 @@ def gate_range_text(result: Explanation, unit: str, scale: str) -> str:
         else f"colours span {low:.3f} (low) to {high:.3f} (high)"
     )
     return (
-        f"**{unit}**: 64 groups × {c} channels per gate, spatial gates at {h}×{w}; "
-        f"tiles show each group's spatial gate averaged over its {c} channels; {scale_text}."
+        f"**{m.title} · {unit}** ({kind}unit): {gates.groups} groups × {c} channels per gate, "
+        f"spatial gates at {h}×{w}; tiles show each group's spatial gate averaged over its {c} "
+        f"channels; {scale_text}."
     )
 
 
-def summary_picture(result: Explanation) -> np.ndarray:
-    sa = _sa(result)
-    return render.summary_panel(sa.gates, untrained=sa.untrained)
+def summary_picture(result: Explanation, model: str | None = None) -> np.ndarray:
+    m = gated_model(result, model)
+    return render.summary_panel(m.gates, untrained=m.untrained)
 
 
-def _sa(result: Explanation) -> ModelExplanation:
-    sa = result.models.get("sa_resnet50")
-    if sa is None or not sa.gates:
-        raise ValueError("this explanation has no SA-ResNet-50 gates")
-    return sa
+def gated_model(result: Explanation, model: str | None = None) -> ModelExplanation:
+    """The model whose gates to show: `model`, or the first explained model with gates."""
+    names = gated_models(result)
+    if not names:
+        raise ValueError("none of the explained models has attention gates")
+    if model is None:
+        model = names[0]
+    if model not in names:
+        raise ValueError(f"{model!r} has no gates in this explanation; choose {', '.join(names)}")
+    return result.models[model]
+
+
+def unit_gates(result: Explanation, unit: str, model: str | None = None):
+    """(the model's explanation, its `UnitGates` at `unit`)."""
+    m = gated_model(result, model)
+    if unit not in m.gates:
+        raise ValueError(
+            f"{unit!r} is not an attention unit of {m.title}; choose one of "
+            f"{next(iter(m.gates))} … {next(reversed(m.gates))}"
+        )
+    return m, m.gates[unit]
+
+
+def check_group(gates, group: int) -> None:
+    if not 0 <= int(group) < gates.groups:
+        raise ValueError(
+            f"Group {group} does not exist; this unit's groups are numbered 0–{gates.groups - 1}."
+        )
+
+
+CHANNEL_ROW = 64  # channels per row when a unit's channel gates are shown as one group

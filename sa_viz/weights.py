@@ -19,17 +19,22 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torchvision.models import ResNet50_Weights
 
 from sa_viz.fast import set_fast_inference
-from sa_viz.models import BUILDERS, TITLES, untrained_sa_units
+from sa_viz.models.registry import (
+    SA_CONVERTED_FILE,
+    WeightsSpec,
+    get_model,
+    list_models,
+)
+from sa_viz.probes import units_of
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 UNTRAINED_SEED = 0
@@ -53,55 +58,7 @@ class CheckpointError(RuntimeError):
         self.mismatched = mismatched or []
 
 
-@dataclass(frozen=True)
-class WeightsSpec:
-    """Where one model's pretrained weights come from, and how a person gets them."""
-
-    model: str
-    filenames: tuple[str, ...]  # looked up in the weights folder, in this order
-    env_var: str  # a path to a checkpoint file, overriding the folder look-up
-    source: str
-    url: str | None = None
-    hash_prefix: str | None = None  # torchvision's scheme: the sha256 begins with this
-    how_to_get: str = ""
-
-    @property
-    def title(self) -> str:
-        return TITLES[self.model]
-
-
-_TORCHVISION = ResNet50_Weights.IMAGENET1K_V1
-SA_NET_BAIDU_URL = "https://pan.baidu.com/s/1-TEXeMjprUDyx013l3vZIQ"
-SA_NET_BAIDU_CODE = "474p"
-SA_NET_REPO = "https://github.com/wofmanaf/SA-Net"
-SA_CONVERTED_FILE = "sa_resnet50.pth"
-SA_OFFICIAL_FILE = "sa_resnet50.pth.tar"
-
-SPECS: dict[str, WeightsSpec] = {
-    "resnet50": WeightsSpec(
-        model="resnet50",
-        filenames=(Path(_TORCHVISION.url).name,),
-        env_var="SA_VIZ_RESNET50",
-        source="torchvision ResNet50_Weights.IMAGENET1K_V1 (ImageNet-1k top-1 76.13%)",
-        url=_TORCHVISION.url,
-        hash_prefix=Path(_TORCHVISION.url).stem.rsplit("-", 1)[1],
-        how_to_get=(
-            f"Downloaded automatically when online. Offline: fetch {_TORCHVISION.url} on a "
-            "machine with internet access and copy it into the weights folder."
-        ),
-    ),
-    "sa_resnet50": WeightsSpec(
-        model="sa_resnet50",
-        filenames=(SA_CONVERTED_FILE, SA_OFFICIAL_FILE),
-        env_var="SA_VIZ_SA_RESNET50",
-        source=f"official SA-Net checkpoint ({SA_NET_REPO}, ImageNet-1k top-1 77.88%)",
-        how_to_get=(
-            f"Download {SA_OFFICIAL_FILE} from the official repository's Baidu Drive share "
-            f"{SA_NET_BAIDU_URL} (extraction code {SA_NET_BAIDU_CODE}; linked from {SA_NET_REPO}), "
-            "then run: python -m sa_viz.weights import /path/to/sa_resnet50.pth.tar"
-        ),
-    ),
-}
+SPECS: dict[str, WeightsSpec] = {name: get_model(name).weights for name in list_models()}
 
 
 @dataclass(frozen=True)
@@ -145,7 +102,7 @@ class LoadedModel:
 
     @property
     def title(self) -> str:
-        return TITLES[self.name]
+        return get_model(self.name).title
 
 
 def sha256_of(path: str | Path) -> str:
@@ -274,7 +231,7 @@ def build_untrained(name: str, seed: int = UNTRAINED_SEED) -> nn.Module:
     """The architecture with its standard initialisation drawn from a fixed seed."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return BUILDERS[name]().eval()
+        return get_model(name).builder().eval()
 
 
 def weights_dir(override: str | Path | None = None) -> Path:
@@ -347,7 +304,7 @@ def load_model(
     and says why in the status.
     """
     spec = SPECS[name]
-    model = _for_inference(BUILDERS[name]())
+    model = _for_inference(get_model(name).builder())
     file = find_weights(name, folder, path)
     problem = None
     if file is None and spec.url and allow_download and not _offline_requested():
@@ -379,21 +336,23 @@ def _offline_requested() -> bool:
 def _file_status(spec: WeightsSpec, model: nn.Module, path: Path, info: CheckpointInfo):
     digest = sha256_of(path)
     verified = bool(spec.hash_prefix) and digest.startswith(spec.hash_prefix)
-    untrained_units = tuple(untrained_sa_units(model))
+    units = [(name, unit, probe) for name, unit, probe in units_of(model)]
+    untrained_units = tuple(name for name, unit, probe in units if probe.untrained(unit))
     source = spec.source if verified else f"{path.name} ({info.format})"
     if verified:
         message = f"{spec.title}: pretrained, {spec.source}; published hash verified ({path.name})"
     elif spec.hash_prefix:
         message = (
             f"{spec.title}: weights from {path.name}. Its sha256 does not begin with the published "
-            f"{spec.hash_prefix}, so these are not torchvision's IMAGENET1K_V1 weights."
+            f"{spec.hash_prefix}, so these are not the published weights ({spec.source})."
         )
     else:
         message = f"{spec.title}: weights from {path.name} (no published hash to check it against)"
     if untrained_units:
         message = (
-            f"{spec.title}: weights from {path.name}, but {len(untrained_units)} of 16 SA units "
-            "have untrained gate parameters (cweight = sweight = 0: every gate is σ(1) ≈ 0.731)"
+            f"{spec.title}: weights from {path.name}, but {len(untrained_units)} of {len(units)} "
+            f"{units[0][2].kind} units have untrained gate parameters (their initial values: "
+            "every gate of such a unit is one constant, σ(1) ≈ 0.731 for SA)"
         )
     return WeightsStatus(
         model=spec.model,
@@ -426,12 +385,13 @@ def load_models(
     folder: str | Path | None = None,
     paths: Mapping[str, str | Path | None] | None = None,
     allow_download: bool = True,
+    names: Sequence[str] | None = None,
 ) -> dict[str, LoadedModel]:
-    """Both models, ResNet-50 first."""
+    """The models `names` (default: every registered model), in that order."""
     paths = paths or {}
     return {
         name: load_model(name, folder=folder, path=paths.get(name), allow_download=allow_download)
-        for name in SPECS
+        for name in (list_models() if names is None else names)
     }
 
 
@@ -441,7 +401,7 @@ def import_official(source: str | Path, folder: str | Path | None = None) -> tup
     Returns the written file and its sha256. The copy holds no optimizer state (about 100 MB
     instead of about 200 MB) and no pickled metadata.
     """
-    model = BUILDERS["sa_resnet50"]()
+    model = get_model("sa_resnet50").builder()
     load_checkpoint(model, source)
     target = weights_dir(folder) / SA_CONVERTED_FILE
     target.parent.mkdir(parents=True, exist_ok=True)

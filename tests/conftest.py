@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sa_viz.models import resnet50, sa_resnet50, sa_units
+from sa_viz.models import DEFAULT_PAIR, resnet50, sa_resnet50, sa_units, se_resnet50
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ["SA_VIZ_NO_DOWNLOAD"] = "1"  # tests never wait on the network
@@ -101,18 +101,27 @@ def official_checkpoint(model: torch.nn.Module, path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def weights_folder(tmp_path_factory) -> Path:
-    """A weights folder as a user has it: torchvision's file and the official SA-Net file."""
+    """A weights folder as a user has it: torchvision's file, the official SA-Net file and the
+    published SE-ResNet-50 file (a plain state dict, as Cadene's port saved it)."""
     folder = tmp_path_factory.mktemp("weights")
     torch.save(seeded(resnet50).state_dict(), folder / "resnet50-0676ba61.pth")
     official_checkpoint(trained_like_sa(), folder / "sa_resnet50.pth.tar")
+    torch.save(seeded(se_resnet50).state_dict(), folder / "se_resnet50-ce0d4300.pth")
     return folder
 
 
 @pytest.fixture(scope="session")
-def loaded_models(weights_folder):
+def all_models(weights_folder):
+    """Every registered model, loaded from the test weights."""
     from sa_viz.weights import load_models
 
     return load_models(weights_folder, allow_download=False)
+
+
+@pytest.fixture(scope="session")
+def loaded_models(all_models):
+    """The default pair, ResNet-50 and SA-ResNet-50."""
+    return {name: all_models[name] for name in DEFAULT_PAIR}
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,8 @@ from conftest import REPO, seeded, trained_like_sa
 
 from sa_viz import weights
 from sa_viz.models import resnet50, sa_resnet50
+from sa_viz.models.registry import SA_NET_BAIDU_CODE, SA_NET_BAIDU_URL
 from sa_viz.weights import (
-    SA_NET_BAIDU_CODE,
-    SA_NET_BAIDU_URL,
     CheckpointError,
     import_official,
     load_checkpoint,

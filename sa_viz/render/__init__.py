@@ -24,6 +24,7 @@ from sa_viz.render.panels import (
     gate_mosaic_panel,
     group_panel,
     heatmap_panel,
+    note_panel,
     summary_panel,
 )
 
@@ -45,6 +46,7 @@ __all__ = [
     "group_panel",
     "heatmap_panel",
     "mosaic",
+    "note_panel",
     "overlay",
     "signed_overlay",
     "stamp_untrained",

@@ -14,7 +14,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from sa_viz.gates import UnitGates
+from sa_viz.probes import UnitGates
 from sa_viz.render.overlays import (
     DEFAULT_ALPHA,
     DEFAULT_COLORMAP,
@@ -78,10 +78,25 @@ def gate_grid_figure(
     scale: str = "unit range",
     untrained: bool = False,
 ) -> Figure:
-    """One SA unit: the 64 groups' spatial gates (mean over each group's channels) over the
-    image, with their colour scale, beside the 64 × c channel-gate heatmap."""
-    spatial = gates.spatial_mean()[0].numpy()
+    """One attention unit: its groups' spatial gates (mean over each group's channels) over the
+    image, with their colour scale, beside the groups × c channel-gate heatmap. A unit without
+    spatial gates (SE) gets its channel gates alone, in rows of 64 channels."""
     channel = gates.channel[0].numpy()
+    kind = gates.layout.kind if gates.layout else ""
+    if gates.spatial is None:
+        columns = min(64, channel.shape[1])
+        rows = channel.reshape(-1, columns)
+        fig = Figure(figsize=(9, 1.5 + 0.12 * len(rows)), layout="constrained")
+        ax = fig.subplots()
+        heat = ax.imshow(rows, aspect="auto", cmap="viridis", interpolation="nearest")
+        ax.set_xlabel(f"channel (+ column), {columns} per row")
+        ax.set_ylabel(f"row (channels row × {columns})")
+        fig.colorbar(heat, ax=ax, label="channel gate")
+        _title(
+            ax, f"{unit}: channel gates of the {kind} unit ({channel.shape[1]} channels)", untrained
+        )
+        return fig
+    spatial = gates.spatial_mean()[0].numpy()
     grid = mosaic(image, spatial, colormap=colormap, alpha=alpha, scale=scale)
     fig = Figure(figsize=(12, 7.2), layout="constrained")
     left, right = fig.subfigures(1, 2, width_ratios=[4, 1])
@@ -96,12 +111,12 @@ def gate_grid_figure(
             shrink=0.6,
             label="spatial gate (mean over the group's channels)",
         )
-    _title(ax, f"{unit}: spatial gates of the 64 groups (colours: {scale})", untrained)
+    _title(ax, f"{unit}: spatial gates of the {gates.groups} groups (colours: {scale})", untrained)
     hx = right.subplots()
     heat = hx.imshow(channel, aspect="auto", cmap="viridis", interpolation="nearest")
     hx.set_xlabel("channel (c)")
     hx.set_ylabel("group")
-    hx.set_yticks(range(0, len(channel), 8))
+    hx.set_yticks(range(0, len(channel), max(1, len(channel) // 8)))
     right.colorbar(heat, ax=hx, label="channel gate", shrink=0.8)
     _title(hx, "channel gates", untrained)
     return fig

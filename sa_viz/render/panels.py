@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from sa_viz.gates import UnitGates, gate_stats
+from sa_viz.probes import UnitGates, gate_stats
 from sa_viz.render.overlays import (
     DEFAULT_ALPHA,
     DEFAULT_COLORMAP,
@@ -29,7 +29,6 @@ GRID = (225, 225, 225)
 AXIS = (90, 90, 90)
 BLUE = (59, 110, 168)
 ORANGE = (221, 132, 82)
-SIGMOID_1 = float(1 / (1 + np.exp(-1)))
 
 
 def _title(title: str, untrained: bool) -> tuple[str, tuple[int, int, int]]:
@@ -86,7 +85,7 @@ def heatmap_panel(
         y = top + r * cell_height + cell_height // 2
         draw.line([(left - 4, y), (left - 1, y)], fill=AXIS)
         write(draw, (left - 6, y), str(r), 11, anchor="rm")
-    col_step = 1 if cols <= 8 else 2
+    col_step = 1 if cols <= 8 else 2 if cols <= 16 else max(2, cols // 8)
     for c in range(0, cols, col_step):
         x = left + c * cell_width + cell_width // 2
         write(draw, (x, top + h + 3), str(c), 11, anchor="mt")
@@ -168,11 +167,25 @@ def group_panel(
     """One group enlarged: the spatial gate of each of its c second-half channels over the image,
     and the channel gate of each of its c first-half channels as bars.
 
-    Within a group of 2c channels, channels 0…c−1 pass the channel gate and c…2c−1 the spatial
-    gate, so the two rows describe different channels; labels say which.
+    Within an SA group of 2c channels, channels 0…c−1 pass the channel gate and c…2c−1 the
+    spatial gate, so the two rows describe different channels; labels say which. A unit without
+    spatial gates (SE: one group) shows its channel gates as bars only.
     """
-    spatial = gates.spatial[0, group].numpy()  # (c, h, w)
     channel = gates.channel[0, group].numpy()  # (c,)
+    reference = gates.layout.untrained_value if gates.layout else None
+    if gates.spatial is None:
+        c = len(channel)
+        bars = bar_panel(
+            channel,
+            [str(j) if j % max(1, c // 16) == 0 else "" for j in range(c)],
+            title=f"channel gates (one σ per channel), channels 0–{c - 1}",
+            y_label="gate value",
+            width=max(360, min(1200, 6 * c)),
+            reference=reference,
+        )
+        text, colour = _title(f"{unit}, all {c} channels", untrained)
+        return titled(bars, text, colour=colour, size=14)
+    spatial = gates.spatial[0, group].numpy()  # (c, h, w)
     c = len(spatial)
     unit_range = None if scale == "per group" else gate_range(gates.spatial[0].numpy(), scale)
     maps = mosaic(
@@ -193,7 +206,7 @@ def group_panel(
         title=f"channel gates (one σ per channel), channels 0–{c - 1}",
         y_label="gate value",
         width=max(maps.shape[1], 360),
-        reference=SIGMOID_1,
+        reference=reference,
     )
     range_text = (
         "spatial colours: each map's own range"
@@ -206,27 +219,44 @@ def group_panel(
 
 
 def summary_panel(all_gates: dict[str, UnitGates], *, untrained: bool = False) -> np.ndarray:
-    """Per SA unit: mean ± std (within groups) of the channel and the spatial gates, and the
-    spread of the group means (shaded); the dotted line is σ(1), an untrained unit's value."""
+    """Per unit: mean ± std (within groups) of the channel gates (and of the spatial gates where
+    the units have them), and the spread of the group means (shaded); the dotted line is the
+    value every gate of an untrained unit takes, where there is one."""
     names = list(all_gates)
+    first = all_gates[names[0]]
+    layout = first.layout
+    kind_name = layout.kind if layout else ""
+    reference = layout.untrained_value if layout else None
+    stages = [g.layout.stage if g.layout else 0 for g in all_gates.values()]
     stats = [gate_stats(all_gates[n]).summary() for n in names]
+    kinds = ("channel", "spatial") if first.has_spatial else ("channel",)
     charts = [
-        _unit_chart(names, stats, kind, f"{kind} gates per SA unit")
-        for kind in ("channel", "spatial")
+        _unit_chart(names, stages, stats, kind, f"{kind} gates per {kind_name} unit", reference)
+        for kind in kinds
     ]
     body = _side_by_side(charts, gap=10)
-    legend = (
-        "dot: mean · bar: ± std within groups · shading: ± std of the group means · "
-        "dotted: σ(1) ≈ 0.731, the value of every gate of an untrained unit"
+    legend = "dot: mean · bar: ± std within groups" + (
+        " · shading: ± std of the group means" if first.groups > 1 else ""
     )
+    if reference is not None:
+        legend += f" · dotted: {reference:.3f}, the value of every gate of an untrained unit"
     canvas = Image.new("RGB", (body.shape[1], body.shape[0] + 22), "white")
     canvas.paste(Image.fromarray(body), (0, 0))
     write(ImageDraw.Draw(canvas), (8, body.shape[0] + 4), legend, 11, fill=AXIS)
-    text, colour = _title("Gate statistics of all 16 SA units", untrained)
+    text, colour = _title(f"Gate statistics of all {len(names)} {kind_name} units", untrained)
     return titled(np.asarray(canvas), text, colour=colour, size=14)
 
 
-def _unit_chart(names, stats, kind: str, title: str, width: int = 470, height: int = 260):
+def _unit_chart(
+    names,
+    stages,
+    stats,
+    kind: str,
+    title: str,
+    reference: float | None,
+    width: int = 470,
+    height: int = 260,
+):
     left, right, top, bottom = 44, 8, 24, 42
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas, "RGBA")
@@ -238,8 +268,8 @@ def _unit_chart(names, stats, kind: str, title: str, width: int = 470, height: i
     for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
         draw.line([(left, y_of(tick)), (left + plot_w, y_of(tick))], fill=GRID)
         write(draw, (left - 5, y_of(tick)), f"{tick:.2f}", 10, anchor="rm")
-    for x in range(left, left + plot_w, 8):
-        draw.line([(x, y_of(SIGMOID_1)), (x + 4, y_of(SIGMOID_1))], fill=(120, 120, 120))
+    for x in range(left, left + plot_w, 8) if reference is not None else ():
+        draw.line([(x, y_of(reference)), (x + 4, y_of(reference))], fill=(120, 120, 120))
     slot = plot_w / len(names)
     xs = [left + slot * (i + 0.5) for i in range(len(names))]
     mean = [s[f"{kind}_mean"] for s in stats]
@@ -255,9 +285,9 @@ def _unit_chart(names, stats, kind: str, title: str, width: int = 470, height: i
         draw.ellipse([x - 3.5, y_of(m) - 3.5, x + 3.5, y_of(m) + 3.5], fill=ORANGE)
     for i, (x, name) in enumerate(zip(xs, names, strict=True)):
         write(draw, (x, top + plot_h + 4), name.removeprefix("layer"), 10, anchor="mt")
-        if i and name[5] != names[i - 1][5]:  # a new stage: a separator
+        if i and stages[i] != stages[i - 1]:  # a new stage: a separator
             draw.line([(x - slot / 2, top), (x - slot / 2, top + plot_h)], fill=GRID)
-    write(draw, (left + plot_w / 2, top + plot_h + 20), "SA unit (stage.block)", 11, anchor="mt")
+    write(draw, (left + plot_w / 2, top + plot_h + 20), "unit (stage.block)", 11, anchor="mt")
     draw.line([(left, top), (left, top + plot_h), (left + plot_w, top + plot_h)], fill=AXIS)
     write(draw, (left, 4), title, 12, bold=True)
     return np.asarray(canvas)
@@ -296,8 +326,8 @@ def gate_mosaic_panel(
     highlight: int | None = None,
     untrained: bool = False,
 ) -> np.ndarray:
-    """The 64 groups' spatial gates (each the mean over its c channels) over the image, as an
-    8 × 8 grid, with the colour bar of the scale in use."""
+    """The groups' spatial gates (each the mean over its c channels) over the image, 8 to a
+    row, with the colour bar of the scale in use."""
     maps = gates.spatial_mean()[0].numpy()
     grid = mosaic(image, maps, colormap=colormap, alpha=alpha, scale=scale, highlight=highlight)
     if scale != "per group":
@@ -305,9 +335,16 @@ def gate_mosaic_panel(
         bar = colorbar(low, high, colormap, height=grid.shape[0] - 16, label="spatial gate")
         grid = _side_by_side([grid, bar], gap=6)
     text, colour = _title(
-        f"{unit}: spatial gates of the 64 groups, each averaged over its "
-        f"{gates.channels_per_half} channels"
+        f"{unit}: spatial gates of the {gates.groups} groups, each averaged over its "
+        f"{gates.channels} channels"
         + (" (colours: each tile's own range)" if scale == "per group" else ""),
         untrained,
     )
     return titled(grid, text, colour=colour, size=14)
+
+
+def note_panel(title: str, text: str, width: int = 640) -> np.ndarray:
+    """A picture that says why there is nothing to draw here."""
+    canvas = Image.new("RGB", (width, 60), "white")
+    write(ImageDraw.Draw(canvas), (8, 30), text, 13, anchor="lm", fill=AXIS)
+    return titled(np.asarray(canvas), title, size=14)

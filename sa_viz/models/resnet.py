@@ -119,9 +119,6 @@ def sa_resnet50(**kwargs) -> ResNet:
     return ResNet(SABottleneck, list(STAGE_DEPTHS), **kwargs)
 
 
-BUILDERS: dict[str, Callable[[], ResNet]] = {"resnet50": resnet50, "sa_resnet50": sa_resnet50}
-TITLES = {"resnet50": "ResNet-50", "sa_resnet50": "SA-ResNet-50"}
-
 SA_UNIT_NAMES: tuple[str, ...] = tuple(
     f"layer{stage}.{block}" for stage, depth in enumerate(STAGE_DEPTHS, 1) for block in range(depth)
 )

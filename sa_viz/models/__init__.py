@@ -1,0 +1,49 @@
+"""The models SA-Viz explains: the registry (`list_models`, `get_model`) and the builders.
+
+Builders return untrained models, as torchvision's do with `weights=None`; `sa_viz.weights`
+loads checkpoints into them.
+"""
+
+from sa_viz.models.registry import (
+    DEFAULT_PAIR,
+    ModelEntry,
+    ModelMeta,
+    Preprocessing,
+    WeightsSpec,
+    get_model,
+    list_models,
+    parse_pair,
+)
+from sa_viz.models.resnet import (
+    SA_GROUPS,
+    SA_UNIT_NAMES,
+    STAGE_DEPTHS,
+    FastBottleneck,
+    SABottleneck,
+    resnet50,
+    sa_resnet50,
+    sa_units,
+    untrained_sa_units,
+)
+from sa_viz.models.senet import se_resnet50
+
+__all__ = [
+    "DEFAULT_PAIR",
+    "SA_GROUPS",
+    "SA_UNIT_NAMES",
+    "STAGE_DEPTHS",
+    "FastBottleneck",
+    "ModelEntry",
+    "ModelMeta",
+    "Preprocessing",
+    "SABottleneck",
+    "WeightsSpec",
+    "get_model",
+    "list_models",
+    "parse_pair",
+    "resnet50",
+    "sa_resnet50",
+    "sa_units",
+    "se_resnet50",
+    "untrained_sa_units",
+]

@@ -1,0 +1,25 @@
+"""Gates of any attention type, read by forward hooks: one recorder, one small probe per type.
+
+A probe (`sa_viz.probes.sa`, `sa_viz.probes.se`) says where a model's attention units are,
+which submodules compute their gates, and how the gates are laid out. `record_gates` hooks
+those submodules for one `with` block and copies each gate out as a `UnitGates`, which carries
+its `GateLayout`: every panel, export and figure reads the layout, never a fixed group count.
+"""
+
+from __future__ import annotations
+
+from sa_viz.probes.base import GateLayout, Probe, Tap, UnitGates, gate_stats, is_constant
+from sa_viz.probes.recorder import GateStats, probe_for, record_gates, units_of
+
+__all__ = [
+    "GateLayout",
+    "GateStats",
+    "Probe",
+    "Tap",
+    "UnitGates",
+    "gate_stats",
+    "is_constant",
+    "probe_for",
+    "record_gates",
+    "units_of",
+]
