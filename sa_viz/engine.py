@@ -28,8 +28,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sa_viz.explain import Explanation, ModelExplanation, check_settings, explain_models
+from sa_viz.explain import (
+    Explanation,
+    ModelExplanation,
+    check_models,
+    check_settings,
+    explain_models,
+)
 from sa_viz.hooks import Stopped
+from sa_viz.models.registry import DEFAULT_PAIR, parse_pair
 from sa_viz.preprocess import DEFAULT_LIMITS, ImageSource, Limits, prepare_image
 from sa_viz.runtime import HeapBudget, OffHeap, release_free_memory
 from sa_viz.weights import LoadedModel, WeightsStatus
@@ -59,9 +66,11 @@ class Settings:
     class_idx: int | None = None
     layer: str = "layer4"
     method: str = "gradcam"
+    models: tuple[str, ...] = DEFAULT_PAIR  # compared in this order
 
     def __post_init__(self) -> None:
         check_settings(self.layer, self.method)
+        object.__setattr__(self, "models", parse_pair(",".join(self.models)))
 
 
 @dataclass(frozen=True)
@@ -201,8 +210,8 @@ class Engine:
         settings: Settings,
         progress: Progress | None = None,
     ) -> Explanation:
-        """Explain `source` with both models (from the cache when the same pixels and settings
-        were explained recently). Raises `ImageError` for unusable images."""
+        """Explain `source` with the two models of `settings` (from the cache when the same
+        pixels and settings were explained recently). Raises `ImageError` for unusable images."""
         report = progress or (lambda _f, _t: None)
         report(0.02, "Reading the image")
         prepared = prepare_image(source, crop=settings.crop, limits=self.limits)
@@ -212,9 +221,15 @@ class Engine:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         report(0.05, "Waiting for the models")
-        models = self.models(timeout=300)
+        loaded = self.models(timeout=300)
+        models = {name: loaded[name] for name in settings.models if name in loaded}
+        if len(models) != len(settings.models):
+            raise ValueError(
+                f"this server has not loaded {', '.join(set(settings.models) - set(models))}"
+            )
+        check_models(models, settings.layer)
         with self._compute:
-            report(0.1, "Both models: predictions, CAM and gates")
+            report(0.1, "Predictions, CAMs and gates of " + " and ".join(settings.models))
             start = time.monotonic()
             per_model = explain_models(
                 models,

@@ -38,10 +38,11 @@ from sa_viz.export import write_zip
 from sa_viz.guard import LINK, LINKS_REFUSED
 from sa_viz.hooks import Stopped, TimeLimitExceeded
 from sa_viz.imagenet import class_index, labels
-from sa_viz.models import SA_UNIT_NAMES
+from sa_viz.models import DEFAULT_PAIR, get_model, list_models
 from sa_viz.preprocess import ImageError
+from sa_viz.probes import unit_names
 from sa_viz.tempspace import TempSpace
-from sa_viz.weights import SPECS, WeightsStatus
+from sa_viz.weights import WeightsStatus
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,23 @@ LOCAL_SESSION = "local"  # handlers called from Python, without a gradio request
 # Gradio keeps per-session copies of the page's components (for the captions' labels); results
 # are held by `Sessions`, not by gradio, so a small number is enough.
 GRADIO_SESSIONS = 200
+SLOTS = ("a", "b")  # the two compared models' places on the page
+MAX_GROUPS = 4096  # a bound for the API's `group`; each unit's own count is checked later
+# The attention units of every registered model with gates, in order (the handler checks that
+# the chosen model has the unit).
+UNIT_NAMES = list(
+    dict.fromkeys(u for name in list_models() if get_model(name).gates for u in unit_names(name))
+)
+
+
+def model_choice(name: str) -> tuple[str, str]:
+    entry = get_model(name)
+    gates = f", {entry.gates} gates" if entry.gates else ""
+    return f"{entry.title} ({entry.meta.top1:.2f}% top-1{gates})", name
+
+
+MODEL_CHOICES = [model_choice(name) for name in list_models()]
+GATED_CHOICES = [model_choice(name) for name in list_models() if get_model(name).gates]
 
 CSS = """
 .untrained-banner {border-left: 6px solid #b00020; padding-left: 10px;}
@@ -231,6 +249,20 @@ def failure_message(handlers: Handlers, name: str, error: Exception) -> tuple[st
     )
 
 
+NO_GATES = (
+    "Neither of the compared models has attention gates: choose SA-ResNet-50 or SE-ResNet-50."
+)
+
+
+def gate_model_of(result: Explanation, wanted: str | None) -> str | None:
+    """The model whose gates the explorer shows: `wanted` if it has gates in this result, else
+    the first compared model that has them (None if neither has)."""
+    gated = views.gated_models(result)
+    if wanted in gated:
+        return wanted
+    return gated[0] if gated else None
+
+
 STOPPING = "The server is shutting down and stopped this computation. Try again once it is back."
 
 
@@ -286,14 +318,13 @@ class Handlers:
 
     @handler
     def captions(self) -> tuple:
-        """Each model's table and CAM picture named once, with "UNTRAINED" where it is: the
-        weights do not change while the server runs, so results carry values only (an update
-        of a label makes gradio build a new component per output and request)."""
+        """The default pair's tables and CAM pictures named when the page opens, with
+        "UNTRAINED" where it is; each explanation names them again for the models it compared."""
         try:
-            statuses = self.engine.statuses(timeout=300)
+            statuses = {s.model: s for s in self.engine.statuses(timeout=300)}
         except ModelsUnavailable:
-            return (gr.skip(),) * (2 * len(SPECS))
-        named = [views.model_caption(s) for s in statuses]
+            return (gr.skip(),) * (2 * len(SLOTS))
+        named = [views.model_caption(statuses[name]) for name in DEFAULT_PAIR]
         return (
             *(gr.update(label=f"{caption}: top-5") for caption in named),
             *(gr.update(label=caption) for caption in named),
@@ -313,28 +344,55 @@ class Handlers:
         unit: str = DEFAULT_UNIT,
         group: int = 0,
         scale: str = "unit range",
+        model_a: str = DEFAULT_PAIR[0],
+        model_b: str = DEFAULT_PAIR[1],
+        gate_model: str | None = None,
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (gradio's idiom)
         event: gr.EventData = None,  # gradio fills it in for events from the page
         request: gr.Request = None,  # gradio fills it in; None: called from Python
     ) -> tuple:
-        """Run both models; return every output of the page. The session keeps the result
-        (`Sessions`) for later view updates and exports."""
+        """Run the two chosen models, `model_a` then `model_b`; return every output of the page
+        (the 12 outputs of before, then the gate explorer's model and group controls). The
+        session keeps the result (`Sessions`) for later view updates and exports."""
         if not image:
             if event is not None and event.target is not None:
                 return gr.skip()  # the page's image was cleared (or a control changed before
                 # any upload): nothing to explain, and nothing wrong either
             raise _error("Upload an image first (or pick one of the examples).", "No image")
         result = self._explain(
-            image, crop_mode, target, method, layer, request, lambda f, t: progress(f, desc=t)
+            image,
+            crop_mode,
+            target,
+            method,
+            layer,
+            request,
+            lambda f, t: progress(f, desc=t),
+            (model_a, model_b),
         )
-        overview = self._render.submit(self._overview, result)
+        shown = gate_model_of(result, gate_model)
+        overview = self._render.submit(self._overview, result, shown)
+        names = list(result.models)
+        captions = [views.model_caption(result.models[n]) for n in names]
+        *images, difference, text = self._cams(result, colormap, alpha, normalization)
+        gates = self._gates(result, unit, group, colormap, alpha, scale, shown)
         outputs = (
             views.prediction_summary(result),
-            *self._tables(result),
-            *self._cams(result, colormap, alpha, normalization),
-            *self._gates(result, unit, group, colormap, alpha, scale),
+            *(
+                gr.update(value=table, label=f"{caption}: top-5")
+                for table, caption in zip(self._tables(result), captions, strict=True)
+            ),
+            *(
+                gr.update(value=picture, label=caption)
+                for picture, caption in zip(images, captions, strict=True)
+            ),
+            gr.update(
+                value=difference,
+                label=views.difference_label([result.models[n].title for n in names]),
+            ),
+            text,
+            *gates[:4],
         )
-        return (*outputs, overview.result())
+        return (*outputs, overview.result(), self._gate_model_update(result, shown), gates[4])
 
     @handler
     def explain_json(
@@ -344,14 +402,18 @@ class Handlers:
         target: str = OWN_TOP1,
         method: str = "gradcam",
         layer: str = DEFAULT_LAYER,
+        model_a: str = DEFAULT_PAIR[0],
+        model_b: str = DEFAULT_PAIR[1],
         request: gr.Request = None,
     ) -> dict:
         """/explain_json: the explanation as one JSON document (`views.explanation_document`)
-        instead of the page's 12 outputs; the session keeps the result for view updates."""
+        instead of the page's outputs; the session keeps the result for view updates."""
         if not image:
             raise _error("Upload an image first.", "No image")
         return views.explanation_document(
-            self._explain(image, crop_mode, target, method, layer, request)
+            self._explain(
+                image, crop_mode, target, method, layer, request, models=(model_a, model_b)
+            )
         )
 
     @handler
@@ -372,9 +434,13 @@ class Handlers:
         colormap: str,
         alpha: float,
         scale: str,
+        gate_model: str | None = None,
         request: gr.Request = None,
     ) -> tuple:
-        return self._gates(self._need(request), unit, group, colormap, alpha, scale)
+        result = self._need(request)
+        return self._gates(
+            result, unit, group, colormap, alpha, scale, gate_model_of(result, gate_model)
+        )
 
     @handler
     def export(
@@ -385,6 +451,7 @@ class Handlers:
         unit: str,
         group: int,
         scale: str,
+        gate_model: str | None = None,
         request: gr.Request = None,
     ) -> str:
         result = self._need(request)
@@ -423,9 +490,17 @@ class Handlers:
 
     # --- pieces -------------------------------------------------------------------------------
 
-    def _explain(self, image, crop_mode, target, method, layer, request, progress=None):
-        """Both models on `image` (or the cache); the session keeps the result for views."""
-        settings = Settings(crop_mode == CROP, parse_target(target), layer, method)
+    def _explain(
+        self, image, crop_mode, target, method, layer, request, progress=None, models=DEFAULT_PAIR
+    ):
+        """The two models on `image` (or the cache); the session keeps the result for views."""
+        if models[0] == models[1]:
+            raise _error(
+                f"Model A and model B are both {get_model(models[0]).title}: choose two "
+                "different models to compare.",
+                "Same model twice",
+            )
+        settings = Settings(crop_mode == CROP, parse_target(target), layer, method, tuple(models))
         try:
             result = self.engine.explain(image, settings, progress)
         except Stopped:
@@ -457,21 +532,53 @@ class Handlers:
         text = views.targets_text(result) + "  \n" + views.agreement_text(view)
         return (*images, self.space.picture(view.difference), text)
 
-    def _overview(self, result: Explanation) -> str:
-        return self.space.picture(views.summary_picture(result), lossless=True)
+    def _overview(self, result: Explanation, model: str | None) -> str | None:
+        if model is None:
+            return None
+        return self.space.picture(views.summary_picture(result, model), lossless=True)
 
-    def _gates(self, result, unit, group, colormap, alpha, scale) -> tuple:
-        if unit not in SA_UNIT_NAMES:
-            raise _error(f"{unit!r} is not an SA unit; choose one of layer1.0 … layer4.2.")
-        if not 0 <= int(group) < 64:
-            raise _error(f"Group {group} does not exist; groups are numbered 0–63.")
-        group, look = int(group), {"colormap": colormap, "alpha": alpha, "scale": scale}
+    def _gates(self, result, unit, group, colormap, alpha, scale, model) -> tuple:
+        """The gate explorer's pictures and text for `model`'s `unit`, then the group slider's
+        update (its range follows the unit's groups; a unit with one group fixes it at 0)."""
+        if model is None:
+            note = views.render.note_panel(
+                "No attention gates", "Neither chosen model has attention units."
+            )
+            picture = self.space.picture(note, lossless=True)
+            return (picture, picture, picture, NO_GATES, gr.update(value=0, interactive=False))
+        gates = result.models[model].gates
+        if unit not in gates:
+            raise _error(
+                f"{unit!r} is not an attention unit of {result.models[model].title}; choose "
+                f"one of {', '.join(gates)}.",
+                "Unknown unit",
+            )
+        groups = gates[unit].groups
+        if groups == 1:
+            group = 0  # a unit without groups (SE): the slider stands still at 0
+        if not 0 <= int(group) < groups:
+            raise _error(
+                f"Group (parameter `group`) must be a whole number from 0 to {groups - 1} for "
+                f"{unit} of {result.models[model].title}; got {group}.",
+                "Unknown group",
+            )
+        group = int(group)
+        look = {"colormap": colormap, "alpha": alpha, "scale": scale, "model": model}
         mosaic = self._render.submit(
             lambda: self.space.picture(views.gate_mosaic(result, unit, group, **look))
         )
-        heat = self.space.picture(views.channel_gates(result, unit, group), lossless=True)
+        heat = self.space.picture(
+            views.channel_gates(result, unit, group, model=model), lossless=True
+        )
         detail = self.space.picture(views.group_detail(result, unit, group, **look))
-        return (mosaic.result(), heat, detail, views.gate_range_text(result, unit, scale))
+        slider = gr.update(maximum=max(groups - 1, 1), interactive=groups > 1)
+        text = views.gate_range_text(result, unit, scale, model=model)
+        return (mosaic.result(), heat, detail, text, slider)
+
+    @staticmethod
+    def _gate_model_update(result: Explanation, shown: str | None):
+        gated = views.gated_models(result)
+        return gr.update(choices=[model_choice(n) for n in gated], value=shown)
 
 
 # --- what every event checks before gradio processes its inputs -------------------------------
@@ -719,12 +826,16 @@ def build_app(
     picture = {"type": "filepath", "interactive": False, "buttons": ["download", "fullscreen"]}
 
     # delete_cache: gradio's copies of served files older than an hour go, checked every 10 min.
-    with gr.Blocks(title="SA-Viz: ResNet-50 vs SA-ResNet-50", delete_cache=(600, 3600)) as demo:
+    titles = " · ".join(get_model(n).title for n in list_models())
+    with gr.Blocks(
+        title="SA-Viz: attention in CNNs, two models compared", delete_cache=(600, 3600)
+    ) as demo:
         gr.Markdown(
-            "# SA-Viz · where ResNet-50 and SA-ResNet-50 look, and what Shuffle Attention gates\n"
-            "Upload an image: both models classify it, **Grad-CAM** shows where each looks, and "
-            "the **gate explorer** shows the channel and spatial gates of all 64 groups in every "
-            "one of SA-ResNet-50's 16 Shuffle Attention units (Zhang & Yang, ICASSP 2021)."
+            "# SA-Viz · where two CNNs look, and what their attention gates do\n"
+            f"Models: {titles}. Upload an image: both chosen models classify it, **Grad-CAM** "
+            "shows where each looks, and the **gate explorer** shows every attention unit's "
+            "gates: Shuffle Attention's per-group channel and spatial gates (Zhang & Yang, "
+            "ICASSP 2021), Squeeze-and-Excitation's channel gates (Hu et al., CVPR 2018)."
         )
         banner = gr.Markdown(
             "Loading the models…", elem_classes=["untrained-banner"], elem_id="weights-status"
@@ -745,6 +856,20 @@ def build_app(
                 )
                 run = gr.Button("Explain", variant="primary", elem_id="explain")
                 with gr.Accordion("What to explain", open=True):
+                    with gr.Row():
+                        model_a = gr.Dropdown(
+                            MODEL_CHOICES,
+                            value=DEFAULT_PAIR[0],
+                            label="Model A",
+                            elem_id="model-a",
+                        )
+                        model_b = gr.Dropdown(
+                            MODEL_CHOICES,
+                            value=DEFAULT_PAIR[1],
+                            label="Model B",
+                            info="The difference map shows B − A.",
+                            elem_id="model-b",
+                        )
                     crop_mode = gr.Radio(
                         [WHOLE, CROP],
                         value=WHOLE,
@@ -775,13 +900,13 @@ def build_app(
                     tables = [
                         gr.Dataframe(
                             headers=TABLE_HEADERS,
-                            label=f"{SPECS[name].title}: top-5",
+                            label=f"{get_model(name).title}: top-5",
                             interactive=False,
                             wrap=True,
                             column_widths=["62%", "16%", "22%"],
-                            elem_id=f"top5-{name}",
+                            elem_id=f"top5-{slot}",
                         )
-                        for name in SPECS
+                        for slot, name in zip(SLOTS, DEFAULT_PAIR, strict=True)
                     ]
                 with gr.Row():
                     colormap = gr.Dropdown(
@@ -801,21 +926,32 @@ def build_app(
                         )
                         with gr.Row():
                             cams = [
-                                gr.Image(label=SPECS[name].title, elem_id=f"cam-{name}", **picture)
-                                for name in SPECS
+                                gr.Image(
+                                    label=get_model(name).title, elem_id=f"cam-{slot}", **picture
+                                )
+                                for slot, name in zip(SLOTS, DEFAULT_PAIR, strict=True)
                             ]
                             difference = gr.Image(
-                                label="Difference: SA-ResNet-50 − ResNet-50",
+                                label=views.difference_label(
+                                    [get_model(n).title for n in DEFAULT_PAIR]
+                                ),
                                 elem_id="cam-difference",
                                 **picture,
                             )
                         cam_text = gr.Markdown(elem_id="cam-text")
-                    with gr.Tab("Gate explorer (SA-ResNet-50)"):
+                    with gr.Tab("Gate explorer"):
                         with gr.Row():
+                            gate_model = gr.Dropdown(
+                                GATED_CHOICES,
+                                value=DEFAULT_PAIR[1],
+                                label="Gates of",
+                                info="A compared model with attention units.",
+                                elem_id="gate-model",
+                            )
                             unit = gr.Dropdown(
-                                list(SA_UNIT_NAMES),
+                                UNIT_NAMES,
                                 value=DEFAULT_UNIT,
-                                label="SA unit",
+                                label="Attention unit",
                                 elem_id="gate-unit",
                             )
                             group = gr.Slider(
@@ -828,14 +964,14 @@ def build_app(
                             )
                         gate_text = gr.Markdown(elem_id="gate-text")
                         mosaic = gr.Image(
-                            label="Spatial gates of the 64 groups",
+                            label="Spatial gates of the unit's groups",
                             show_label=False,
                             elem_id="gate-mosaic",
                             **picture,
                         )
                         with gr.Row(equal_height=False):
                             channel = gr.Image(
-                                label="Channel gates (64 × c)",
+                                label="Channel gates (groups × c)",
                                 show_label=False,
                                 scale=1,
                                 elem_id="gate-channel",
@@ -849,7 +985,7 @@ def build_app(
                                 **picture,
                             )
                         overview = gr.Image(
-                            label="All 16 units: gate statistics",
+                            label="All units: gate statistics",
                             show_label=False,
                             elem_id="gate-summary",
                             **picture,
@@ -876,11 +1012,33 @@ def build_app(
         demo.load(handlers.weights_status, outputs=banner, api_name="weights_status")
         demo.load(handlers.captions, outputs=[*tables, *cams], api_visibility="private")
         view_inputs = [colormap, alpha, normalization]
-        gate_inputs = [unit, group, colormap, alpha, scale]
+        gate_inputs = [unit, group, colormap, alpha, scale, gate_model]
         gr.on(
-            [run.click, image.change, crop_mode.change, target.change, method.change, layer.change],
+            [
+                run.click,
+                image.change,
+                crop_mode.change,
+                target.change,
+                method.change,
+                layer.change,
+                model_a.change,
+                model_b.change,
+            ],
             handlers.explain,
-            inputs=[image, crop_mode, target, method, layer, *view_inputs, unit, group, scale],
+            inputs=[
+                image,
+                crop_mode,
+                target,
+                method,
+                layer,
+                *view_inputs,
+                unit,
+                group,
+                scale,
+                model_a,
+                model_b,
+                gate_model,
+            ],
             outputs=[
                 summary,
                 *tables,
@@ -892,6 +1050,8 @@ def build_app(
                 detail,
                 gate_text,
                 overview,
+                gate_model,
+                group,
             ],
             api_name="explain",
             trigger_mode="always_last",
@@ -899,7 +1059,7 @@ def build_app(
         )
         json_trigger.click(
             handlers.explain_json,
-            inputs=[image, crop_mode, target, method, layer],
+            inputs=[image, crop_mode, target, method, layer, model_a, model_b],
             outputs=json_document,
             api_name="explain_json",
             concurrency_id="models",
@@ -915,10 +1075,17 @@ def build_app(
             **view_lane,
         )
         gr.on(
-            [unit.change, group.change, scale.change, colormap.change, alpha.release],
+            [
+                gate_model.input,  # a person's choice; an explanation sets it with the rest
+                unit.change,
+                group.change,
+                scale.change,
+                colormap.change,
+                alpha.release,
+            ],
             handlers.update_gates,
             inputs=gate_inputs,
-            outputs=[mosaic, channel, detail, gate_text],
+            outputs=[mosaic, channel, detail, gate_text, group],
             api_name="gate_view",
             trigger_mode="always_last",
             show_progress="hidden",
@@ -926,17 +1093,17 @@ def build_app(
         )
         export_button.click(
             handlers.export,
-            inputs=[*view_inputs, unit, group, scale],
+            inputs=[*view_inputs, unit, group, scale, gate_model],
             outputs=export_file,
             api_name="export_zip",
             **view_lane,
         )
-        for name, table in zip(SPECS, tables, strict=True):
+        for slot, table in zip(SLOTS, tables, strict=True):
             table.select(
                 handlers.choose_prediction,
                 inputs=table,
                 outputs=target,
-                api_name=f"choose_prediction_{name}",
+                api_name=f"choose_prediction_{slot}",
                 api_visibility="private",  # a click on the page; nothing an API caller can send
                 preprocess=False,  # the handler reads the table as sent, or says what to do
                 **view_lane,
@@ -947,8 +1114,8 @@ def build_app(
         params={
             image: Param("Image", "image", file_payload, component=image),
             **{
-                table: Param(f"{SPECS[name].title}: top-5", "table", table_payload)
-                for name, table in zip(SPECS, tables, strict=True)
+                table: Param(f"Model {slot.upper()}: top-5", "table", table_payload)
+                for slot, table in zip(SLOTS, tables, strict=True)
             },
             examples.dataset: Param(
                 "Example", "index", whole_number(0, len(examples.examples) - 1)
@@ -960,8 +1127,11 @@ def build_app(
             colormap: Param("Colormap", "colormap", one_of(list(render.COLORMAPS))),
             alpha: Param("Overlay opacity", "alpha", number(0.0, 1.0)),
             normalization: Param("CAM scale", "normalization", one_of(list(views.NORMALIZATIONS))),
-            unit: Param("SA unit", "unit", one_of(list(SA_UNIT_NAMES))),
-            group: Param("Group", "group", whole_number(0, 63)),
+            model_a: Param("Model A", "model_a", one_of(list_models())),
+            model_b: Param("Model B", "model_b", one_of(list_models())),
+            gate_model: Param("Gates of", "gate_model", one_of(list_models())),
+            unit: Param("Attention unit", "unit", one_of(UNIT_NAMES)),
+            group: Param("Group", "group", whole_number(0, MAX_GROUPS)),
             scale: Param("Spatial-gate colours", "scale", one_of(list(render.GATE_SCALES))),
         },
     )

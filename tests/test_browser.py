@@ -108,7 +108,7 @@ def test_upload_explain_and_explore(page, shots):
     upload(page, ASSETS / "chelsea.jpg")
 
     cams = {name: wait_for_new_src(page, f"cam-{name}", "") for name in ("resnet50", "sa_resnet50")}
-    for table in ("top5-resnet50", "top5-sa_resnet50"):  # "283 · Persian cat", ...
+    for table in ("top5-a", "top5-b"):  # "283 · Persian cat", ...
         page.wait_for_function(f"document.querySelector('#{table}').innerText.includes('·')")
     assert "Pearson r" in page.locator("#cam-text").inner_text()
     sizes = page.evaluate(
@@ -147,25 +147,25 @@ def test_a_bad_file_shows_a_message_and_the_page_keeps_working(page, tmp_path, s
     bad.write_text("these are notes, not a photo")
     page.get_by_role("tab", name="Grad-CAM").click()
     upload(page, ASSETS / "astronaut.jpg")
-    old = wait_for_new_src(page, "cam-resnet50", "")
+    old = wait_for_new_src(page, "cam-a", "")
     upload(page, bad)
     page.get_by_text("not an image SA-Viz can read").first.wait_for()
     shots(page, "bad-file", full_page=False)
     upload(page, ASSETS / "coffee.jpg")
-    wait_for_new_src(page, "cam-resnet50", old)
+    wait_for_new_src(page, "cam-a", old)
 
 
 def test_every_hostile_file_through_the_page(page, tmp_path, shots):
     """tests/hostile.py's files, uploaded as a user would: each is explained (its note shown) or
     refused with its message in the page, and the page goes on working."""
     page.get_by_role("tab", name="Grad-CAM").click()
-    cam = page.evaluate("document.querySelector('#cam-resnet50 img')?.src || ''")
+    cam = page.evaluate("document.querySelector('#cam-a img')?.src || ''")
     upload(page, ASSETS / "rocket.jpg")
-    cam = wait_for_new_src(page, "cam-resnet50", cam)
+    cam = wait_for_new_src(page, "cam-a", cam)
     for path, item in write_all(tmp_path).items():
         upload(page, Path(path))
         if item.expected is None:
-            cam = wait_for_new_src(page, "cam-resnet50", cam)
+            cam = wait_for_new_src(page, "cam-a", cam)
             page.wait_for_function(
                 "note => document.querySelector('#summary').innerText.includes(note)",
                 arg=item.note,
@@ -174,4 +174,4 @@ def test_every_hostile_file_through_the_page(page, tmp_path, shots):
             page.get_by_text(re.compile(item.expected)).first.wait_for(timeout=30_000)
     shots(page, "hostile-last", full_page=False)
     upload(page, ASSETS / "chelsea.jpg")
-    wait_for_new_src(page, "cam-resnet50", cam)
+    wait_for_new_src(page, "cam-a", cam)

@@ -213,13 +213,15 @@ def test_sessions_that_expire_say_so(strict):
 
 WRONG = {
     "/gate_view": {"group": ["abc", "5", None, 64, 2.5], "unit": [None, "layer9.9", 3],
+                   "gate_model": ["vgg16"],
                    "alpha": [None, "0.5", 2], "colormap": [None, "rainbow"],
                    "scale": [None, 1]},
     "/cam_view": {"alpha": [None, "x"], "colormap": [None], "normalization": [None, "both"]},
     "/export_zip": {"unit": [None], "group": ["abc"], "colormap": [None],
                     "normalization": [7], "scale": ["x"], "alpha": [-0.1]},
     "/explain": {"crop_mode": [None, "crop"], "method": [None, "gradcam3"],
-                 "layer": [None, "fc"], "group": ["5"], "alpha": [None], "target": [1.5]},
+                 "layer": [None, "fc"], "group": ["5"], "alpha": [None], "target": [1.5],
+                 "model_a": [None, "vgg16"], "gate_model": [3]},
 }  # fmt: skip
 
 

@@ -157,6 +157,9 @@ def event(demo, api_name):
     return next(fn for fn in demo.fns.values() if fn.api_name == api_name)
 
 
+MODELS = ["resnet50", "sa_resnet50", "sa_resnet50"]  # model A, model B, the gates shown
+
+
 def preprocess(demo, api_name, inputs, state=None):
     return asyncio.run(demo.preprocess_data(event(demo, api_name), inputs, state))
 
@@ -164,17 +167,23 @@ def preprocess(demo, api_name, inputs, state=None):
 def test_every_parameter_is_checked_with_a_sentence_that_names_it(demo):
     good = {
         "explain": [None, "whole image", "each model's own top-1", "gradcam", "layer4", "jet",
-                    0.5, "per model", "layer3.0", 0, "unit range"],
+                    0.5, "per model", "layer3.0", 0, "unit range", *MODELS],
+        "explain_json": [None, "whole image", "each model's own top-1", "gradcam", "layer4",
+                         *MODELS[:2]],
         "cam_view": ["jet", 0.5, "per model"],
-        "gate_view": ["layer3.0", 0, "jet", 0.5, "unit range"],
-        "export_zip": ["jet", 0.5, "per model", "layer3.0", 0, "unit range"],
+        "gate_view": ["layer3.0", 0, "jet", 0.5, "unit range", "sa_resnet50"],
+        "export_zip": ["jet", 0.5, "per model", "layer3.0", 0, "unit range", "sa_resnet50"],
     }  # fmt: skip
     names = {
         "explain": ["image", "crop_mode", "target", "method", "layer", "colormap", "alpha",
-                    "normalization", "unit", "group", "scale"],
+                    "normalization", "unit", "group", "scale", "model_a", "model_b",
+                    "gate_model"],
+        "explain_json": ["image", "crop_mode", "target", "method", "layer", "model_a",
+                         "model_b"],
         "cam_view": ["colormap", "alpha", "normalization"],
-        "gate_view": ["unit", "group", "colormap", "alpha", "scale"],
-        "export_zip": ["colormap", "alpha", "normalization", "unit", "group", "scale"],
+        "gate_view": ["unit", "group", "colormap", "alpha", "scale", "gate_model"],
+        "export_zip": ["colormap", "alpha", "normalization", "unit", "group", "scale",
+                       "gate_model"],
     }  # fmt: skip
     wrong = [None, "abc", "5", 3.5, -1, 10**6, True, ["x"], {"a": 1}]
     for_image = ["abc", "5", 3.5, True, ["x"]]  # None asks for an image; a dict is a payload
@@ -202,7 +211,7 @@ def test_no_input_payload_is_kept_in_the_session(demo):
     image = {"path": None, "url": "data:image/png;base64," + "A" * 10_000,
              "meta": {"_type": "gradio.FileData"}}  # fmt: skip
     inputs = [image, "whole image", "each model's own top-1", "gradcam", "layer4", "jet", 0.5,
-              "per model", "layer3.0", 0, "unit range"]  # fmt: skip
+              "per model", "layer3.0", 0, "unit range", *MODELS]  # fmt: skip
     preprocess(demo, "explain", inputs, state)
     kept = [c for c in state.config_values.values() if "AAAA" in str(c)]
     assert not kept
@@ -217,8 +226,8 @@ def test_a_link_is_refused_before_gradio_sees_it(demo, monkeypatch):
     link = {"path": "https://example.com/a.png", "meta": {"_type": "gradio.FileData"}}
     for api_name, inputs in {
         "explain": [link, *["whole image", None, "gradcam", "layer4", "jet", 0.5, "per model",
-                            "layer3.0", 0, "unit range"]],
-        "gate_view": ["layer3.0", link, "jet", 0.5, "unit range"],
+                            "layer3.0", 0, "unit range", *MODELS]],
+        "gate_view": ["layer3.0", link, "jet", 0.5, "unit range", "sa_resnet50"],
     }.items():  # fmt: skip
         with pytest.raises(gr.Error, match="Links are not fetched"):
             preprocess(demo, api_name, inputs)
@@ -290,7 +299,7 @@ def test_an_example_click_does_not_remove_the_image_checks(demo):
     image = next(b for b in event(demo, "explain").inputs if isinstance(b, gr.Image))
     state.blocks_config.blocks[image._id] = gr.Image(type="filepath", render=False)
     rest = ["whole image", None, "gradcam", "layer4", "jet", 0.5, "per model", "layer3.0", 0,
-            "unit range"]  # fmt: skip
+            "unit range", *MODELS]  # fmt: skip
     for payload, message in (
         ({"path": "/etc/passwd"}, "Only files uploaded to this app"),
         ({"path": str(ASSETS / "chelsea.jpg"), "meta": {"_type": "gradio.FileData"}}, "Only files"),
@@ -303,7 +312,7 @@ def test_an_example_click_does_not_remove_the_image_checks(demo):
 
 
 def test_missing_parameters_and_unknown_classes_are_named(demo):
-    with pytest.raises(gr.Error, match=r"takes 5 parameters \(unit, group, colormap, alpha"):
+    with pytest.raises(gr.Error, match=r"takes 6 parameters \(unit, group, colormap, alpha"):
         preprocess(demo, "gate_view", [])
     handlers = Handlers(Engine(dict).start())
     for target in ("zzz-not-a-class", "²"):

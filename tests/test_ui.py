@@ -35,8 +35,8 @@ from sa_viz.weights import load_models
 
 
 @pytest.fixture(scope="module")
-def engine(loaded_models):
-    return Engine(lambda: loaded_models).start()
+def engine(all_models):
+    return Engine(lambda: all_models).start()
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +60,13 @@ def outputs(handlers):
     del result
 
 
-def value(output):
-    """A handler's output: an update carries its value in ["value"] (a table's rows in "data")."""
+def value(output, table: bool = False):
+    """A handler's output: an update carries its value in ["value"] (a table's rows in "data",
+    unless `table`)."""
     if isinstance(output, dict) and output.get("__type__") == "update":
         output = output["value"]
+    if table:
+        return output
     if isinstance(output, str) and output.endswith((".jpg", ".png")):
         with Image.open(output) as picture:
             return np.asarray(picture.convert("RGB"))
@@ -73,7 +76,7 @@ def value(output):
 def forward_counter(engine):
     counts = {"n": 0}
     handles = [
-        loaded.module.conv1.register_forward_hook(
+        loaded.module.get_submodule("layer1").register_forward_hook(
             lambda *_: counts.__setitem__("n", counts["n"] + 1)
         )
         for loaded in engine.models().values()
@@ -95,6 +98,8 @@ def test_explain_fills_every_output(handlers, outputs):
         detail,
         gate_text,
         overview,
+        gate_model,
+        group,
     ) = outputs
     state = handlers.sessions.get("chelsea")
     assert isinstance(state, Kept) and isinstance(state.result(), Explanation)
@@ -104,7 +109,12 @@ def test_explain_fills_every_output(handlers, outputs):
     for table in (table_r, table_sa):
         rows = value(table)
         assert len(rows) == 5 and all(len(row) == 3 for row in rows)
-        assert table["headers"] == ["class", "p", "in other top-5"]
+        assert value(table, table=True)["headers"] == ["class", "p", "in other top-5"]
+    assert [table_r["label"], table_sa["label"]] == ["ResNet-50: top-5", "SA-ResNet-50: top-5"]
+    assert [cam_r["label"], cam_sa["label"]] == ["ResNet-50", "SA-ResNet-50"]
+    assert diff["label"] == "Difference: SA-ResNet-50 − ResNet-50"  # B − A, as chosen
+    assert gate_model["value"] == "sa_resnet50" and len(gate_model["choices"]) == 1
+    assert group["maximum"] == 63 and group["interactive"]
     size = state.result().image.size
     for picture in (value(cam_r), value(cam_sa), value(diff)):
         assert picture.shape == (*size, 3) and picture.dtype == np.uint8
@@ -144,6 +154,44 @@ def test_the_same_image_again_comes_from_the_cache(handlers, engine, outputs):
     assert counts["n"] == 0 and again is handlers.sessions.get("chelsea").result()
 
 
+def test_any_two_models_in_the_chosen_order(handlers):
+    out = handlers.explain(
+        str(ASSETS / "chelsea.jpg"),
+        model_a="se_resnet50",
+        model_b="sa_resnet50",
+        gate_model="se_resnet50",
+        request=session("se-sa"),
+    )
+    result = handlers.sessions.get("se-sa").result()
+    assert list(result.models) == ["se_resnet50", "sa_resnet50"]
+    assert [out[3]["label"], out[4]["label"]] == ["SE-ResNet-50", "SA-ResNet-50"]
+    assert out[5]["label"] == "Difference: SA-ResNet-50 − SE-ResNet-50"
+    assert "red where SA-ResNet-50 looks more, blue where SE-ResNet-50 does" in out[6]
+    gate_model, group = out[12], out[13]
+    assert gate_model["value"] == "se_resnet50"
+    assert [name for _, name in gate_model["choices"]] == ["se_resnet50", "sa_resnet50"]
+    assert not group["interactive"]  # SE: one group
+    assert "SE-ResNet-50 · layer3.0" in out[10] and "1024 channels" in out[10]
+    # The explorer switches to SA-ResNet-50's gates without running a model.
+    sa = handlers.update_gates(
+        "layer3.0", 5, "jet", 0.5, "unit range", "sa_resnet50", request=session("se-sa")
+    )
+    assert "64 groups" in sa[3] and sa[4]["interactive"] and sa[4]["maximum"] == 63
+    se = handlers.update_gates(
+        "layer3.0", 5, "jet", 0.5, "unit range", "se_resnet50", request=session("se-sa")
+    )
+    assert "SE-ResNet-50" in se[3]  # the group is ignored for a unit with one group
+    json_doc = handlers.explain_json(
+        str(ASSETS / "chelsea.jpg"), model_a="sa_resnet50", model_b="resnet50"
+    )
+    assert json_doc["agreement"]["models"] == ["sa_resnet50", "resnet50"]
+
+
+def test_the_same_model_twice_is_refused(handlers):
+    with pytest.raises(gr.Error, match="choose two different models"):
+        handlers.explain(str(ASSETS / "chelsea.jpg"), model_a="resnet50", model_b="resnet50")
+
+
 def test_settings_change_the_result(handlers):
     handlers.explain(str(ASSETS / "coffee.jpg"), CROP, CLASS_CHOICES[968], "layercam", "layer3")
     result = handlers.sessions.get("local").result()
@@ -181,7 +229,7 @@ def test_bad_file_then_the_next_request_works(handlers, tmp_path):
 def test_views_need_a_result(handlers, outputs):
     with pytest.raises(gr.Error, match="Explain an image first"):
         handlers.update_cams("jet", 0.5, "per model", request=session("new"))
-    with pytest.raises(gr.Error, match="not an SA unit"):
+    with pytest.raises(gr.Error, match="not an attention unit of SA-ResNet-50"):
         handlers.update_gates("layer9.9", 0, "jet", 0.5, "unit range", request=CHELSEA)
 
 
