@@ -40,7 +40,7 @@ from sa_viz.hooks import Stopped, TimeLimitExceeded
 from sa_viz.imagenet import class_index, labels
 from sa_viz.models import DEFAULT_PAIR, get_model, list_models
 from sa_viz.preprocess import ImageError
-from sa_viz.probes import unit_names
+from sa_viz.probes import unit_layouts, unit_names
 from sa_viz.tempspace import TempSpace
 from sa_viz.weights import WeightsStatus
 
@@ -63,18 +63,33 @@ LOCAL_SESSION = "local"  # handlers called from Python, without a gradio request
 # are held by `Sessions`, not by gradio, so a small number is enough.
 GRADIO_SESSIONS = 200
 SLOTS = ("a", "b")  # the two compared models' places on the page
-MAX_GROUPS = 4096  # a bound for the API's `group`; each unit's own count is checked later
 # The attention units of every registered model with gates, in order (the handler checks that
 # the chosen model has the unit).
 UNIT_NAMES = list(
     dict.fromkeys(u for name in list_models() if get_model(name).gates for u in unit_names(name))
 )
+# The most groups any unit has: the API's bound for `group`; each unit's own count is checked
+# against the chosen model's.
+MAX_GROUPS = max(
+    u.groups for name in list_models() if get_model(name).gates for u in unit_layouts(name).values()
+)
 
 
 def model_choice(name: str) -> tuple[str, str]:
-    entry = get_model(name)
-    gates = f", {entry.gates} gates" if entry.gates else ""
-    return f"{entry.title} ({entry.meta.top1:.2f}% top-1{gates})", name
+    return get_model(name).title, name
+
+
+def models_info() -> str:
+    """One line per registered model: its published top-1, size, attention type and paper."""
+    lines = []
+    for name in list_models():
+        entry = get_model(name)
+        gates = f", {entry.gates} gates" if entry.gates else ", no attention gates"
+        lines.append(
+            f"**{entry.title}**: {entry.meta.top1:.2f}% ImageNet top-1, "
+            f"{entry.meta.parameters / 1e6:.1f} M parameters{gates} · {entry.meta.paper}"
+        )
+    return "  \n".join(lines)
 
 
 MODEL_CHOICES = [model_choice(name) for name in list_models()]
@@ -317,17 +332,36 @@ class Handlers:
         )
 
     @handler
-    def captions(self) -> tuple:
-        """The default pair's tables and CAM pictures named when the page opens, with
-        "UNTRAINED" where it is; each explanation names them again for the models it compared."""
+    def captions(
+        self,
+        model_a: str = DEFAULT_PAIR[0],
+        model_b: str = DEFAULT_PAIR[1],
+        gate_model: str | None = None,
+    ) -> tuple:
+        """The page's names for the chosen pair, once the page opens and after each explanation:
+        each model's table and CAM picture (with "UNTRAINED" where it is), the difference map's
+        "B − A", the gate explorer's model choices and whether its group slider moves.
+
+        A page event of its own: the explanation returns values only, so its API output stays
+        plain (an update of a label would reach gradio_client as a dict) and gradio builds no
+        new component per output and request."""
         try:
             statuses = {s.model: s for s in self.engine.statuses(timeout=300)}
         except ModelsUnavailable:
-            return (gr.skip(),) * (2 * len(SLOTS))
-        named = [views.model_caption(statuses[name]) for name in DEFAULT_PAIR]
+            return (gr.skip(),) * (3 * len(SLOTS) + 3)
+        pair = [name for name in (model_a, model_b) if name in statuses]
+        if len(pair) != 2 or pair[0] == pair[1]:
+            return (gr.skip(),) * (3 * len(SLOTS) + 3)
+        named = [views.model_caption(statuses[name]) for name in pair]
+        gated = [name for name in pair if get_model(name).gates]
+        shown = gate_model if gate_model in gated else (gated[0] if gated else None)
+        groups = max((u.groups for u in unit_layouts(shown).values()), default=1) if shown else 1
         return (
             *(gr.update(label=f"{caption}: top-5") for caption in named),
             *(gr.update(label=caption) for caption in named),
+            gr.update(label=views.difference_label([get_model(n).title for n in pair])),
+            gr.update(choices=[model_choice(n) for n in gated], value=shown),
+            gr.update(interactive=groups > 1, **({} if groups > 1 else {"value": 0})),
         )
 
     @handler
@@ -351,9 +385,9 @@ class Handlers:
         event: gr.EventData = None,  # gradio fills it in for events from the page
         request: gr.Request = None,  # gradio fills it in; None: called from Python
     ) -> tuple:
-        """Run the two chosen models, `model_a` then `model_b`; return every output of the page
-        (the 12 outputs of before, then the gate explorer's model and group controls). The
-        session keeps the result (`Sessions`) for later view updates and exports."""
+        """Run the two chosen models, `model_a` then `model_b`; return the page's 12 outputs
+        (`captions` names them). The session keeps the result (`Sessions`) for later view
+        updates and exports."""
         if not image:
             if event is not None and event.target is not None:
                 return gr.skip()  # the page's image was cleared (or a control changed before
@@ -371,28 +405,13 @@ class Handlers:
         )
         shown = gate_model_of(result, gate_model)
         overview = self._render.submit(self._overview, result, shown)
-        names = list(result.models)
-        captions = [views.model_caption(result.models[n]) for n in names]
-        *images, difference, text = self._cams(result, colormap, alpha, normalization)
-        gates = self._gates(result, unit, group, colormap, alpha, scale, shown)
         outputs = (
             views.prediction_summary(result),
-            *(
-                gr.update(value=table, label=f"{caption}: top-5")
-                for table, caption in zip(self._tables(result), captions, strict=True)
-            ),
-            *(
-                gr.update(value=picture, label=caption)
-                for picture, caption in zip(images, captions, strict=True)
-            ),
-            gr.update(
-                value=difference,
-                label=views.difference_label([result.models[n].title for n in names]),
-            ),
-            text,
-            *gates[:4],
+            *self._tables(result),
+            *self._cams(result, colormap, alpha, normalization),
+            *self._gates(result, unit, group, colormap, alpha, scale, shown),
         )
-        return (*outputs, overview.result(), self._gate_model_update(result, shown), gates[4])
+        return (*outputs, overview.result())
 
     @handler
     def explain_json(
@@ -441,6 +460,32 @@ class Handlers:
         return self._gates(
             result, unit, group, colormap, alpha, scale, gate_model_of(result, gate_model)
         )
+
+    @handler
+    def switch_gates(
+        self,
+        unit: str,
+        group: int,
+        colormap: str,
+        alpha: float,
+        scale: str,
+        gate_model: str | None = None,
+        request: gr.Request = None,
+    ) -> tuple:
+        """Another model's gates in the explorer: its pictures, its gate statistics and whether
+        the group slider moves (a unit with one group holds it at 0)."""
+        result = self._need(request)
+        shown = gate_model_of(result, gate_model)
+        groups = (
+            result.models[shown].gates[unit].groups
+            if shown and unit in result.models[shown].gates
+            else 1
+        )
+        if groups == 1:
+            group = 0
+        gates = self._gates(result, unit, group, colormap, alpha, scale, shown)
+        slider = gr.update(interactive=groups > 1, **({} if groups > 1 else {"value": 0}))
+        return (*gates, self._overview(result, shown), slider)
 
     @handler
     def export(
@@ -538,24 +583,23 @@ class Handlers:
         return self.space.picture(views.summary_picture(result, model), lossless=True)
 
     def _gates(self, result, unit, group, colormap, alpha, scale, model) -> tuple:
-        """The gate explorer's pictures and text for `model`'s `unit`, then the group slider's
-        update (its range follows the unit's groups; a unit with one group fixes it at 0)."""
+        """The gate explorer's pictures and text for `model`'s `unit`."""
         if model is None:
             note = views.render.note_panel(
                 "No attention gates", "Neither chosen model has attention units."
             )
             picture = self.space.picture(note, lossless=True)
-            return (picture, picture, picture, NO_GATES, gr.update(value=0, interactive=False))
+            return (picture, picture, picture, NO_GATES)
         gates = result.models[model].gates
         if unit not in gates:
             raise _error(
-                f"{unit!r} is not an attention unit of {result.models[model].title}; choose "
-                f"one of {', '.join(gates)}.",
+                f"Attention unit (parameter `unit`) must be one of {', '.join(gates)} for "
+                f"{result.models[model].title}; got {unit!r}.",
                 "Unknown unit",
             )
         groups = gates[unit].groups
         if groups == 1:
-            group = 0  # a unit without groups (SE): the slider stands still at 0
+            group = 0  # a unit without groups (SE): the group does not matter
         if not 0 <= int(group) < groups:
             raise _error(
                 f"Group (parameter `group`) must be a whole number from 0 to {groups - 1} for "
@@ -571,14 +615,8 @@ class Handlers:
             views.channel_gates(result, unit, group, model=model), lossless=True
         )
         detail = self.space.picture(views.group_detail(result, unit, group, **look))
-        slider = gr.update(maximum=max(groups - 1, 1), interactive=groups > 1)
         text = views.gate_range_text(result, unit, scale, model=model)
-        return (mosaic.result(), heat, detail, text, slider)
-
-    @staticmethod
-    def _gate_model_update(result: Explanation, shown: str | None):
-        gated = views.gated_models(result)
-        return gr.update(choices=[model_choice(n) for n in gated], value=shown)
+        return (mosaic.result(), heat, detail, text)
 
 
 # --- what every event checks before gradio processes its inputs -------------------------------
@@ -870,6 +908,8 @@ def build_app(
                             info="The difference map shows B − A.",
                             elem_id="model-b",
                         )
+                    with gr.Accordion("About the models", open=False):
+                        gr.Markdown(models_info())
                     crop_mode = gr.Radio(
                         [WHOLE, CROP],
                         value=WHOLE,
@@ -1010,7 +1050,14 @@ def build_app(
         # result again (`Engine.recall` lets at most two do that at once).
         view_lane = {"concurrency_id": "views", "concurrency_limit": VIEW_LANE_SIZE}
         demo.load(handlers.weights_status, outputs=banner, api_name="weights_status")
-        demo.load(handlers.captions, outputs=[*tables, *cams], api_visibility="private")
+        labels = {
+            "inputs": [model_a, model_b, gate_model],
+            "outputs": [*tables, *cams, difference, gate_model, group],
+            "api_visibility": "private",  # the page's own names: nothing for an API caller
+            "show_progress": "hidden",
+            **view_lane,
+        }
+        demo.load(handlers.captions, **labels)
         view_inputs = [colormap, alpha, normalization]
         gate_inputs = [unit, group, colormap, alpha, scale, gate_model]
         gr.on(
@@ -1050,13 +1097,11 @@ def build_app(
                 detail,
                 gate_text,
                 overview,
-                gate_model,
-                group,
             ],
             api_name="explain",
             trigger_mode="always_last",
             concurrency_id="models",
-        )
+        ).success(handlers.captions, **labels)
         json_trigger.click(
             handlers.explain_json,
             inputs=[image, crop_mode, target, method, layer, model_a, model_b],
@@ -1076,7 +1121,6 @@ def build_app(
         )
         gr.on(
             [
-                gate_model.input,  # a person's choice; an explanation sets it with the rest
                 unit.change,
                 group.change,
                 scale.change,
@@ -1085,8 +1129,18 @@ def build_app(
             ],
             handlers.update_gates,
             inputs=gate_inputs,
-            outputs=[mosaic, channel, detail, gate_text, group],
+            outputs=[mosaic, channel, detail, gate_text],
             api_name="gate_view",
+            trigger_mode="always_last",
+            show_progress="hidden",
+            **view_lane,
+        )
+        gate_model.input(  # a person's choice; an explanation sets it with the rest
+            handlers.switch_gates,
+            inputs=gate_inputs,
+            outputs=[mosaic, channel, detail, gate_text, overview, group],
+            api_name="gate_model",
+            api_visibility="private",  # the page's control; /gate_view takes `gate_model` too
             trigger_mode="always_last",
             show_progress="hidden",
             **view_lane,
@@ -1131,7 +1185,7 @@ def build_app(
             model_b: Param("Model B", "model_b", one_of(list_models())),
             gate_model: Param("Gates of", "gate_model", one_of(list_models())),
             unit: Param("Attention unit", "unit", one_of(UNIT_NAMES)),
-            group: Param("Group", "group", whole_number(0, MAX_GROUPS)),
+            group: Param("Group", "group", whole_number(0, MAX_GROUPS - 1)),
             scale: Param("Spatial-gate colours", "scale", one_of(list(render.GATE_SCALES))),
         },
     )

@@ -7,6 +7,8 @@ way torchvision and the official SA-Net training script save theirs.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import ssl
 import subprocess
@@ -18,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import torch
 
@@ -202,3 +205,37 @@ def app_server(weights_folder, tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "app.log"
     with running_app(weights_folder, log) as (url, _process):
         yield url
+
+
+# The explain endpoint's inputs after the image, at their defaults (a raw HTTP call sends all).
+DEFAULTS = [
+    "whole image",
+    "each model's own top-1",
+    "gradcam",
+    "layer4",
+    "jet",
+    0.5,
+    "per model",
+    "layer3.0",
+    0,
+    "unit range",
+    "resnet50",
+    "sa_resnet50",
+    "sa_resnet50",
+]
+
+
+def call_explain(base: str, image: dict) -> tuple[str | None, str | None]:
+    """POST /gradio_api/call/explain as any HTTP client can; (summary, error message)."""
+    api = f"{base}gradio_api/call/explain"
+    event = httpx.post(api, json={"data": [image, *DEFAULTS]}, timeout=60).json()["event_id"]
+    lines = httpx.get(f"{api}/{event}", timeout=120).text.strip().splitlines()
+    kind, payload = lines[-2], json.loads(lines[-1].removeprefix("data: "))
+    if kind == "event: error":
+        return None, str(payload["error"] if isinstance(payload, dict) else payload)
+    return payload[0], None
+
+
+def data_url(data: bytes) -> dict:
+    url = "data:application/octet-stream;base64," + base64.b64encode(data).decode()
+    return {"url": url, "meta": {"_type": "gradio.FileData"}}

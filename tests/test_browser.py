@@ -107,12 +107,12 @@ def test_upload_explain_and_explore(page, shots):
     page.locator("#weights-status").get_by_text("SA-ResNet-50").first.wait_for()
     upload(page, ASSETS / "chelsea.jpg")
 
-    cams = {name: wait_for_new_src(page, f"cam-{name}", "") for name in ("resnet50", "sa_resnet50")}
+    cams = {slot: wait_for_new_src(page, f"cam-{slot}", "") for slot in ("a", "b")}
     for table in ("top5-a", "top5-b"):  # "283 · Persian cat", ...
         page.wait_for_function(f"document.querySelector('#{table}').innerText.includes('·')")
     assert "Pearson r" in page.locator("#cam-text").inner_text()
     sizes = page.evaluate(
-        """() => ['resnet50', 'sa_resnet50'].map(
+        """() => ['a', 'b'].map(
             n => [document.querySelector(`#cam-${n} img`).naturalWidth,
                   document.querySelector(`#cam-${n} img`).naturalHeight])"""
     )
@@ -124,7 +124,7 @@ def test_upload_explain_and_explore(page, shots):
         cams[name] = wait_for_new_src(page, f"cam-{name}", old)
     assert "Grad-CAM++ at layer4" in page.locator("#cam-text").inner_text()
 
-    page.get_by_role("tab", name="Gate explorer (SA-ResNet-50)").click()
+    page.get_by_role("tab", name="Gate explorer").click()
     mosaic = wait_for_new_src(page, "gate-mosaic", "")
     detail = image_src(page, "gate-detail")
     shots(page, "gate-explorer")
@@ -140,6 +140,35 @@ def test_upload_explain_and_explore(page, shots):
     detail = wait_for_new_src(page, "gate-detail", detail)
     mosaic = wait_for_new_src(page, "gate-mosaic", mosaic)  # the frame moved to group 17
     shots(page, "gate-group")
+
+
+def test_any_pair_of_models_and_se_gates(page, shots):
+    """SE-ResNet-50 as model A against SA-ResNet-50: both CAMs named, the difference labelled
+    B − A, and the gate explorer shows either model's gates."""
+    page.get_by_role("tab", name="Grad-CAM").click()
+    old = image_src(page, "cam-a")
+    pick(page, "model-a", "SE-ResNet-50")
+    wait_for_new_src(page, "cam-a", old)
+    difference = "document.querySelector('#cam-difference').innerText"
+    page.wait_for_function(f"{difference}.includes('SA-ResNet-50 − SE-ResNet-50')")
+    assert "SE-ResNet-50" in page.locator("#cam-a").inner_text()
+    assert "blue where SE-ResNet-50 does" in page.locator("#cam-text").inner_text()
+    shots(page, "pair-se-sa")
+    page.get_by_role("tab", name="Gate explorer").click()
+    detail = image_src(page, "gate-detail")
+    pick(page, "gate-model", "SE-ResNet-50")
+    wait_for_new_src(page, "gate-detail", detail)
+    page.wait_for_function("document.querySelector('#gate-text').innerText.includes('SE unit')")
+    shots(page, "gate-explorer-se")
+    page.get_by_role("tab", name="Grad-CAM").click()
+    for slot, name in (("a", "ResNet-50"), ("b", "SE-ResNet-50")):  # each pair of the three
+        old = image_src(page, f"cam-{slot}")
+        pick(page, f"model-{slot}", name)
+        wait_for_new_src(page, f"cam-{slot}", old)
+        page.wait_for_function(
+            "([id, n]) => document.querySelector(`#${id}`).innerText.includes(n)",
+            arg=[f"cam-{slot}", name],
+        )
 
 
 def test_a_bad_file_shows_a_message_and_the_page_keeps_working(page, tmp_path, shots):

@@ -20,11 +20,10 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 import pytest
-from conftest import ASSETS, api_client, running_app
+from conftest import ASSETS, DEFAULTS, api_client, call_explain, data_url, running_app
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
-from test_hostile import DEFAULTS, call_explain, data_url
 
 pytestmark = pytest.mark.server
 
@@ -241,7 +240,7 @@ def test_every_parameter_of_every_endpoint_is_checked_by_name(app_server):
 
 
 def test_internal_events_are_not_public(app_server):
-    for name in ("choose_prediction_resnet50", "choose_prediction_sa_resnet50"):
+    for name in ("choose_prediction_a", "choose_prediction_b"):
         api = f"{app_server}gradio_api/call/{name}"  # what gradio_client refuses, by hand
         answer = httpx.post(api, json={"data": [{"headers": ["a"], "data": [["1"]]}]}, timeout=30)
         if answer.status_code == 200:
@@ -263,7 +262,7 @@ def test_internal_events_are_not_public(app_server):
         "/export_zip",
         "/weights_status",
     }
-    for name in ("/choose_prediction_resnet50", "/choose_prediction_sa_resnet50"):
+    for name in ("/choose_prediction_a", "/choose_prediction_b"):
         with pytest.raises(ValueError):
             client.predict([["1 · goldfish", "0.9", "#1"]], api_name=name)
 
@@ -322,7 +321,7 @@ def test_view_updates_never_wait_on_another_users_computation(strict, tmp_path):
     assert not job.done() and max(times) < 1.0, times  # before: 4.8 s behind the recompute
     with pytest.raises(AppError, match="ScoreCAM"):
         job.result(timeout=60)
-    assert waiting.result(timeout=60)[3].startswith("**layer2.0**")
+    assert waiting.result(timeout=60)[3].startswith("**SA-ResNet-50 · layer2.0**")
 
 
 @contextlib.contextmanager
@@ -373,7 +372,9 @@ def test_a_thousand_other_sessions_do_not_expire_an_open_page(app_server):
         api_client(app_server).predict(
             handle_file(str(ASSETS / "astronaut.jpg")), api_name="/explain"
         )
-    assert mine.predict("layer4.2", 9, api_name="/gate_view")[3].startswith("**layer4.2**")
+    assert mine.predict("layer4.2", 9, api_name="/gate_view")[3].startswith(
+        "**SA-ResNet-50 · layer4.2**"
+    )
 
 
 def test_file_routes_do_not_fetch_links(app_server):
@@ -413,10 +414,12 @@ def raw_call(url: str, name: str, data: list) -> str:
 
 def test_odd_values_by_hand_get_a_sentence(app_server):
     huge = json.loads("1" + "0" * 400)  # a valid JSON number, too large for a float
-    message = raw_call(app_server, "gate_view", ["layer1.0", huge, "jet", 0.5, "unit range"])
+    message = raw_call(
+        app_server, "gate_view", ["layer1.0", huge, "jet", 0.5, "unit range", "sa_resnet50"]
+    )
     assert "parameter `group`" in message, message
     for table in (["abc"], {"headers": [], "data": [["x"]]}, None):
-        message = raw_call(app_server, "choose_prediction_resnet50", [table])
+        message = raw_call(app_server, "choose_prediction_a", [table])
         assert "not part of the API" in message or "404" in message or "Not Found" in message
     for index in (99, "x", None):
         message = raw_call(app_server, "load_example", [index])
@@ -437,7 +440,9 @@ def test_a_full_models_lane_leaves_view_updates_working(strict):
     more = [c.submit(rocket, method="scorecam", api_name="/explain") for c in others]
     time.sleep(3)
     started = time.monotonic()
-    assert viewer.predict("layer2.2", 4, api_name="/gate_view")[3].startswith("**layer2.2**")
+    assert viewer.predict("layer2.2", 4, api_name="/gate_view")[3].startswith(
+        "**SA-ResNet-50 · layer2.2**"
+    )
     assert time.monotonic() - started < 2  # before: "Queue is full" (one bound for all lanes)
     outcomes = []
     for job in jobs + more:

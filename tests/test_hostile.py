@@ -4,7 +4,6 @@ refused with its message, none takes long, and the server answers the next reque
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -13,9 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
-from conftest import ASSETS, REPO, api_client
+from conftest import ASSETS, REPO, api_client, call_explain, data_url
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from hostile import write_all
@@ -61,37 +59,6 @@ def test_uploads(client, hostile_files):
         assert time.monotonic() - started < SLOW, item.name
         check(item, outcome, summary)
         works(client)
-
-
-# The explain endpoint's inputs after the image, at their defaults (a raw HTTP call sends all).
-DEFAULTS = [
-    "whole image",
-    "each model's own top-1",
-    "gradcam",
-    "layer4",
-    "jet",
-    0.5,
-    "per model",
-    "layer3.0",
-    0,
-    "unit range",
-]
-
-
-def call_explain(base: str, image: dict) -> tuple[str | None, str | None]:
-    """POST /gradio_api/call/explain as any HTTP client can; (summary, error message)."""
-    api = f"{base}gradio_api/call/explain"
-    event = httpx.post(api, json={"data": [image, *DEFAULTS]}, timeout=60).json()["event_id"]
-    lines = httpx.get(f"{api}/{event}", timeout=120).text.strip().splitlines()
-    kind, payload = lines[-2], json.loads(lines[-1].removeprefix("data: "))
-    if kind == "event: error":
-        return None, str(payload["error"] if isinstance(payload, dict) else payload)
-    return payload[0], None
-
-
-def data_url(data: bytes) -> dict:
-    url = "data:application/octet-stream;base64," + base64.b64encode(data).decode()
-    return {"url": url, "meta": {"_type": "gradio.FileData"}}
 
 
 def test_data_urls(app_server, client, hostile_files):

@@ -104,4 +104,6 @@ def test_explain_json_is_one_document(client):
     # the session keeps the result: views work after /explain_json alone
     fresh = api_client(client.src)
     fresh.predict(handle_file(str(ASSETS / "rocket.jpg")), api_name="/explain_json")
-    assert fresh.predict("layer2.1", 5, api_name="/gate_view")[3].startswith("**layer2.1**")
+    assert fresh.predict("layer2.1", 5, api_name="/gate_view")[3].startswith(
+        "**SA-ResNet-50 · layer2.1**"
+    )

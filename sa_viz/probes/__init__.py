@@ -9,7 +9,14 @@ its `GateLayout`: every panel, export and figure reads the layout, never a fixed
 from __future__ import annotations
 
 from sa_viz.probes.base import GateLayout, Probe, Tap, UnitGates, gate_stats, is_constant
-from sa_viz.probes.recorder import GateStats, probe_for, record_gates, unit_names, units_of
+from sa_viz.probes.recorder import (
+    GateStats,
+    probe_for,
+    record_gates,
+    unit_layouts,
+    unit_names,
+    units_of,
+)
 
 __all__ = [
     "GateLayout",
@@ -21,6 +28,7 @@ __all__ = [
     "is_constant",
     "probe_for",
     "record_gates",
+    "unit_layouts",
     "unit_names",
     "units_of",
 ]

@@ -38,14 +38,18 @@ def units_of(model: nn.Module) -> Iterator[tuple[str, nn.Module, Probe]]:
 
 
 @cache
-def unit_names(model_name: str) -> tuple[str, ...]:
-    """The attention units of a registered model, by name, in forward order (the model is
-    built on PyTorch's meta device: no memory, ~40 ms)."""
+def unit_layouts(model_name: str) -> dict[str, GateLayout]:
+    """The layout of each attention unit of a registered model, by unit name, in forward order
+    (the model is built on PyTorch's meta device: no memory, ~40 ms)."""
     from sa_viz.models.registry import get_model
 
     with torch.device("meta"):
         model = get_model(model_name).builder()
-    return tuple(name for name, _, _ in units_of(model))
+    return {name: probe.layout(name, unit) for name, unit, probe in units_of(model)}
+
+
+def unit_names(model_name: str) -> tuple[str, ...]:
+    return tuple(unit_layouts(model_name))
 
 
 def probe_for(model: nn.Module) -> Probe | None:
