@@ -3,7 +3,7 @@
     python benchmarks/bench_app.py [--requests 100] [--runs 15] [--weights-dir DIR]
 
 In one run:
-- cold start: seconds from `python app.py` to the first HTTP 200, against the seconds that
+- cold start: seconds from `sa-viz serve` to the first HTTP 200, against the seconds that
   `python -c "import torch, torchvision, gradio"` takes, both measured here (median of 3 each);
 - a full request (upload → every output of /explain), median over distinct images (so the
   app's cache never answers), against `ours` (the explanation of both models, measured in this
@@ -68,7 +68,7 @@ def start_server(port: int, log_path: Path, env: dict) -> tuple[subprocess.Popen
     with open(log_path, "w") as log:
         start = time.perf_counter()
         process = subprocess.Popen(
-            [sys.executable, "app.py", "--port", str(port)],
+            [sys.executable, "-m", "sa_viz", "serve", "--port", str(port)],
             cwd=REPO,
             env=env,
             stdout=log,
@@ -107,7 +107,10 @@ def distinct_images(folder: Path, count: int) -> list[Path]:
     """`count` different square photos (random crops of the example photos, 256×256), so each
     request runs the models at 224×224, as `ours` does."""
     rng = np.random.default_rng(0)
-    sources = [Image.open(p).convert("RGB") for p in sorted((REPO / "assets").glob("*.jpg"))]
+    sources = [
+        Image.open(p).convert("RGB")
+        for p in sorted((REPO / "sa_viz" / "data" / "examples").glob("*.jpg"))
+    ]
     paths = []
     for i in range(count):
         image = sources[i % len(sources)]
@@ -138,7 +141,7 @@ def file_urls(value) -> list[str]:
 def http_request_seconds(http, base: str, path: Path) -> float:
     """Upload → /explain → every output picture, through gradio's HTTP API (what the page does,
     minus its parallel downloads)."""
-    from sa_viz.ui import DEFAULT_UNIT, OWN_TOP1, WHOLE
+    from sa_viz.app.ui import DEFAULT_UNIT, OWN_TOP1, WHOLE
 
     start = time.perf_counter()
     with open(path, "rb") as f:
@@ -187,10 +190,10 @@ def ours_seconds(runs: int) -> list[float]:
     timings after 3 warm-up runs."""
     import torch  # noqa: F401  (imported here: the cold-start numbers above must not include it)
 
-    from sa_viz.explain import explain_models
-    from sa_viz.preprocess import prepare_image
-    from sa_viz.runtime import tune_allocator
-    from sa_viz.weights import load_models
+    from sa_viz.app.runtime import tune_allocator
+    from sa_viz.data.preprocess import prepare_image
+    from sa_viz.models.weights import load_models
+    from sa_viz.pipeline.explain import explain_models
 
     tune_allocator()
     models = load_models(allow_download=False)

@@ -34,12 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from torchvision.models import resnet50 as torchvision_resnet50
 
-from sa_viz.explain import explain_model, explain_models
-from sa_viz.fast import set_fast_inference
+from sa_viz.app.runtime import tune_allocator
+from sa_viz.data.preprocess import prepare_image
 from sa_viz.models import resnet50, sa_resnet50, sa_units
-from sa_viz.preprocess import prepare_image
-from sa_viz.runtime import tune_allocator
-from sa_viz.weights import LoadedModel, WeightsStatus
+from sa_viz.models.weights import LoadedModel, WeightsStatus
+from sa_viz.pipeline.explain import explain_model, explain_models
+from sa_viz.pipeline.fast import set_fast_inference
 
 
 def seeded(builder, seed: int) -> torch.nn.Module:
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--no-tuning", action="store_true", help="skip sa_viz.runtime tuning")
+    parser.add_argument("--no-tuning", action="store_true", help="skip sa_viz.app.runtime tuning")
     parser.add_argument("--no-peers", action="store_true", help="skip pytorch-grad-cam, Captum")
     args = parser.parse_args()
     tuned = False if args.no_tuning else tune_allocator()

@@ -3,7 +3,7 @@
     python benchmarks/bench_levers.py [--runs 9] [--size 224]
 
 On the plain forward of both models (batch 1, inference mode, medians of `--runs` interleaved
-rounds after warm-up), against the app's eager forward with BatchNorm folded (`sa_viz.fast`):
+rounds after warm-up), against the app's eager forward with BatchNorm folded (`sa_viz.pipeline.fast`):
 
 - torch.compile (inductor) of each model: the compile time and the forward after it;
 - oneDNN fusion through TorchScript: `torch.jit.optimize_for_inference(torch.jit.freeze(...))`;
@@ -33,8 +33,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sa_viz.fast import FoldedConv, set_fast_inference
 from sa_viz.models import SABottleneck, resnet50, sa_resnet50
+from sa_viz.pipeline.fast import FoldedConv, set_fast_inference
 
 
 def timed(fn, x) -> float:
@@ -67,7 +67,7 @@ def prepacked(model: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
     """A copy of `model` whose blocks' folded convolutions run with prepacked weights."""
     model = copy.deepcopy(model)
     with torch.inference_mode():
-        model(x)  # folds every block (sa_viz.fast caches the folded convolutions)
+        model(x)  # folds every block (sa_viz.pipeline.fast caches the folded convolutions)
     for block in model.modules():
         cached = block.__dict__.get("_folded_cache")
         if cached is None:

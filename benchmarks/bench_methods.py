@@ -30,10 +30,10 @@ def one(method: str, layer: str, width: int, time_limit: float) -> dict:
 
     import numpy as np
 
-    from sa_viz.engine import Engine, Settings
-    from sa_viz.hooks import TimeLimitExceeded
-    from sa_viz.runtime import resident_bytes, tune_allocator
-    from sa_viz.weights import load_models
+    from sa_viz.app.engine import Engine, Settings
+    from sa_viz.app.runtime import resident_bytes, tune_allocator
+    from sa_viz.models.hooks import TimeLimitExceeded
+    from sa_viz.models.weights import load_models
 
     tune_allocator()
     engine = Engine(lambda: load_models(allow_download=False), time_limit=time_limit).start()

@@ -5,13 +5,13 @@
         [--slow-clients 1] [--slow-methods eigencam,eigengradcam,scorecam] [--evicted-clients 2]
         [--time-limit 10]
 
-Starts `python app.py` (as bench_app.py does: a free loopback port, never downloads, the weights it
+Starts `sa-viz serve` (as bench_app.py does: a free loopback port, never downloads, the weights it
 finds or the untrained fallback: load does not depend on weight values), waits for the first HTTP
 200 and for the models (/weights_status), warms up with one request, then sends `--requests`
 /explain requests from `--clients` threads, each with its own `gradio_client.Client` (its own
 session; all with one TLS context, as the README's example makes them: a default Client loads the
-CA bundle for every HTTP request, ~50 ms each). The inputs cycle through the four photos in assets/
-and variants of them (mirrored and cropped copies written here) and through the CAM methods
+CA bundle for every HTTP request, ~50 ms each). The inputs cycle through the four example photos
+(sa_viz/data/examples/) and variants of them (mirrored and cropped copies written here) and through the CAM methods
 gradcam, gradcam++ and layercam, so some requests are answered from the server's cache and most are
 not. After every `--view-every`-th explain, the same client also asks for /gate_view (another unit
 and group) and /cam_view (another opacity), which render from that session's result; these are
@@ -68,7 +68,7 @@ def input_images(folder: Path) -> list[Path]:
     The photos themselves are sent as they are (the app's examples)."""
     paths = []
     for name in ASSETS:
-        source = REPO / "assets" / name
+        source = REPO / "sa_viz" / "data" / "examples" / name
         image = Image.open(source).convert("RGB")
         w, h = image.size
         stem = Path(name).stem

@@ -1,4 +1,4 @@
-"""Command line: `python -m sa_viz explain IMAGE... --out DIR` and `python -m sa_viz.weights`."""
+"""The `sa-viz` command (also `python -m sa_viz`): explain, weights, serve."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-from sa_viz.imagenet import class_index
 
 
 def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +41,7 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
 
 def models_from_args(args: argparse.Namespace, names=None):
     from sa_viz.models import list_models
-    from sa_viz.weights import load_models
+    from sa_viz.models.weights import load_models
 
     return load_models(
         args.weights_dir,
@@ -53,7 +51,7 @@ def models_from_args(args: argparse.Namespace, names=None):
     )
 
 
-# python -m sa_viz explain -------------------------------------------------------------------
+# sa-viz explain ------------------------------------------------------------------------------
 
 
 def explain_main(argv: Sequence[str] | None = None) -> int:
@@ -94,15 +92,17 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="overlay opacity")
     add_weights_arguments(parser)
     args = parser.parse_args(argv)
+    from sa_viz.data.imagenet import class_index
+
     try:
         class_idx = None if args.class_ is None else class_index(args.class_)
         names = parse_pair(args.models)
     except ValueError as error:
         parser.error(str(error))
 
-    from sa_viz.explain import explain
-    from sa_viz.preprocess import ImageError
-    from sa_viz.runtime import tune_allocator
+    from sa_viz.app.runtime import tune_allocator
+    from sa_viz.data.preprocess import ImageError
+    from sa_viz.pipeline.explain import explain
 
     tune_allocator()
 
@@ -188,7 +188,7 @@ def write_outputs(result, out: Path, stem: str, unit: str, colormap: str, alpha:
     return written
 
 
-# python -m sa_viz.weights --------------------------------------------------------------------
+# sa-viz weights ------------------------------------------------------------------------------
 
 
 def weights_main(argv: Sequence[str] | None = None) -> int:
@@ -213,7 +213,7 @@ def weights_main(argv: Sequence[str] | None = None) -> int:
         argv.insert(0, "status")
     args = parser.parse_args(argv)
 
-    from sa_viz.weights import CheckpointError, download, import_official, weights_dir
+    from sa_viz.models.weights import CheckpointError, download, import_official, weights_dir
 
     if args.command == "import":
         try:
@@ -270,15 +270,26 @@ def format_status(status) -> str:
     return "\n".join(lines)
 
 
+def serve_main(argv: Sequence[str] | None = None) -> int:
+    """`sa-viz serve`: the web app (sa_viz/app/server.py); it sets up its own temp folder
+    before torch is imported, so nothing heavy is imported before this call."""
+    from sa_viz.app.server import main as server_main
+
+    server_main(list(argv) if argv is not None else None)
+    return 0
+
+
+USAGE = """usage: sa-viz explain IMAGE... --out DIR [--models A,B] [options]
+       sa-viz weights [status|import PATH|download [MODEL...]]
+       sa-viz serve [--port N] [--device auto|cpu|cuda] [options]   (the web app)
+
+Each command has --help."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"explain": explain_main, "weights": weights_main}
+    commands = {"explain": explain_main, "weights": weights_main, "serve": serve_main}
     if not argv or argv[0] not in commands:
-        print(
-            "usage: python -m sa_viz explain IMAGE... --out DIR [options]\n"
-            "       python -m sa_viz weights [status|import PATH|download]\n"
-            "       python app.py            (the web app)",
-            file=sys.stderr,
-        )
-        return 2
+        print(USAGE, file=sys.stderr if argv[:1] not in (["-h"], ["--help"]) else sys.stdout)
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
     return commands[argv[0]](argv[1:])

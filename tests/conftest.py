@@ -30,7 +30,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ["SA_VIZ_NO_DOWNLOAD"] = "1"  # tests never wait on the network
 
 REPO = Path(__file__).resolve().parent.parent
-ASSETS = REPO / "assets"
+ASSETS = REPO / "sa_viz" / "data" / "examples"  # the example photos shipped with the package
 SEED = 1234
 
 
@@ -116,7 +116,7 @@ def weights_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def all_models(weights_folder):
     """Every registered model, loaded from the test weights."""
-    from sa_viz.weights import load_models
+    from sa_viz.models.weights import load_models
 
     return load_models(weights_folder, allow_download=False)
 
@@ -156,7 +156,7 @@ def free_port() -> int:
 def running_app(
     weights: Path, log: Path, *flags: str, env: dict[str, str] | None = None
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`python app.py` as a user starts it, on a free loopback port; yields its URL and process
+    """`sa-viz serve` as a user starts it (`python -m sa_viz serve`: this checkout), on a free loopback port; yields its URL and process
     once it answers HTTP 200, and stops it (SIGTERM, as `kill` does) afterwards."""
     port = free_port()
     environment = {
@@ -168,7 +168,7 @@ def running_app(
     }
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "app.py", "--port", str(port), *flags],
+            [sys.executable, "-m", "sa_viz", "serve", "--port", str(port), *flags],
             cwd=REPO,
             env=environment,
             stdout=out,

@@ -12,9 +12,9 @@ import torch
 from conftest import ASSETS, REPO
 from PIL import Image
 
-from sa_viz.explain import explain
+from sa_viz.data.preprocess import ImageError, prepare_image
 from sa_viz.models import SA_UNIT_NAMES
-from sa_viz.preprocess import ImageError, prepare_image
+from sa_viz.pipeline.explain import explain
 
 
 def count_calls(module: torch.nn.Module, counter: dict, key: str):
@@ -78,7 +78,7 @@ def test_one_forward_and_a_head_only_backward_per_model(loaded_models):
 
 
 def test_untrained_models_are_flagged(tmp_path):
-    from sa_viz.weights import load_models
+    from sa_viz.models.weights import load_models
 
     models = load_models(tmp_path, allow_download=False)
     result = explain(ASSETS / "chelsea.jpg", models=models)

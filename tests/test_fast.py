@@ -1,4 +1,4 @@
-"""The folded inference path (sa_viz.fast) computes what the reference forward computes.
+"""The folded inference path (sa_viz.pipeline.fast) computes what the reference forward computes.
 
 Tolerances: the fast path reorders float32 arithmetic (BatchNorm folded into the weights, the SA
 statistics from other reductions), and the differences compound over 16 units; 1e-4 bounds them
@@ -18,11 +18,11 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from test_models import matches_functional
 
 from sa_viz.cam import grad_cam
-from sa_viz.fast import set_fast_inference
-from sa_viz.gates import record_gates
-from sa_viz.hooks import thread_local_hooks
 from sa_viz.models import resnet50, sa_resnet50, sa_units
-from sa_viz.weights import load_model
+from sa_viz.models.hooks import thread_local_hooks
+from sa_viz.models.weights import load_model
+from sa_viz.pipeline.fast import set_fast_inference
+from sa_viz.probes import record_gates
 
 
 def pair(model):

@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import trained_like_sa
 
-from sa_viz.gates import UnitGates, gate_stats, is_constant, record_gates
 from sa_viz.models import SA_UNIT_NAMES, resnet50
+from sa_viz.probes import UnitGates, gate_stats, is_constant, record_gates
 
 C_PER_STAGE = {"layer1": (2, 56), "layer2": (4, 28), "layer3": (8, 14), "layer4": (16, 7)}
 

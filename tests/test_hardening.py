@@ -45,7 +45,7 @@ def pid_of(url: str) -> int:
             argv = status.read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"app.py" in argv and str(port).encode() in argv:
+        if b"serve" in argv and str(port).encode() in argv:
             return int(status.parent.name)
     raise LookupError(url)
 

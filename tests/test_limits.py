@@ -19,11 +19,11 @@ from pytorch_grad_cam import EigenCAM, EigenGradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 
+from sa_viz.app.engine import Engine, NothingYet, ResultExpired, Sessions, Settings
+from sa_viz.app.guard import RequestGuard, body_limit
+from sa_viz.app.ui import Handlers, build_app, has_link
 from sa_viz.cam import compute_cam, first_component, target_layer
-from sa_viz.engine import Engine, NothingYet, ResultExpired, Sessions, Settings
-from sa_viz.guard import RequestGuard, body_limit
-from sa_viz.hooks import Stopped, TimeLimitExceeded, check_time, time_limit
-from sa_viz.ui import Handlers, build_app, has_link
+from sa_viz.models.hooks import Stopped, TimeLimitExceeded, check_time, time_limit
 
 
 def activations(shape, seed=0) -> np.ndarray:
@@ -70,7 +70,7 @@ def test_first_component_stops_at_the_time_limit():
     ("method", "library"), [("eigencam", EigenCAM), ("eigengradcam", EigenGradCAM)]
 )
 def test_eigen_methods_equal_the_library(loaded_models, method, library):
-    from sa_viz.preprocess import prepare_image
+    from sa_viz.data.preprocess import prepare_image
 
     model = loaded_models["sa_resnet50"].module
     x = prepare_image(ASSETS / "coffee.jpg", crop=True).tensor

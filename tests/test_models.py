@@ -9,11 +9,11 @@ import torch
 from conftest import REPO, randomize_gates, seeded
 from torchvision.models import resnet50 as torchvision_resnet50
 
-from sa_viz.attention import ShuffleAttention
 from sa_viz.models import SA_UNIT_NAMES, resnet50, sa_resnet50, sa_units, untrained_sa_units
+from sa_viz.models.attention import ShuffleAttention
 
 # A copy of shared/reference/sa_resnet50_shapes.json: the official checkpoint's names and shapes.
-REFERENCE = REPO / "tests" / "data" / "sa_resnet50_shapes.json"
+REFERENCE = REPO / "tests" / "reference" / "sa_resnet50_shapes.json"
 
 
 @pytest.fixture(scope="module")
@@ -189,8 +189,8 @@ def test_official_checkpoint_reproduces_an_independent_implementation(weights_fo
 def matches_functional(model, path, gate_rtol: float, gate_atol: float) -> None:
     """`model`, loaded from `path`, gives the logits (within 1e-4) and every gate (within the
     given tolerances) of `functional_sa_resnet50` fed the same file's tensors."""
-    from sa_viz.gates import record_gates
-    from sa_viz.weights import load_checkpoint, read_checkpoint
+    from sa_viz.models.weights import load_checkpoint, read_checkpoint
+    from sa_viz.probes import record_gates
 
     load_checkpoint(model, path)
     state, _ = read_checkpoint(path)

@@ -15,8 +15,8 @@ from hostile import png_bomb
 from PIL import Image
 from torchvision.models import ResNet50_Weights
 
-from sa_viz.imagenet import MEAN, STD, labels
-from sa_viz.preprocess import ImageError, Limits, load_image, prepare_image, whole_image_size
+from sa_viz.data.imagenet import MEAN, STD, labels
+from sa_viz.data.preprocess import ImageError, Limits, load_image, prepare_image, whole_image_size
 
 RNG = np.random.default_rng(0)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from sa_viz import runtime
-from sa_viz.runtime import HeapBudget, resident_bytes
+from sa_viz.app import runtime
+from sa_viz.app.runtime import HeapBudget, resident_bytes
 
 needs_glibc = pytest.mark.skipif(
     runtime._glibc() is None or resident_bytes() is None, reason="glibc and /proc only"

@@ -19,9 +19,9 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from sa_viz import views
-from sa_viz.explain import explain
 from sa_viz.models import list_models
+from sa_viz.pipeline.explain import explain
+from sa_viz.render import views
 
 pytestmark = pytest.mark.server
 

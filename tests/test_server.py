@@ -1,4 +1,4 @@
-"""The app as users run it: `python app.py` on loopback, called with gradio_client."""
+"""The app as users run it: `sa-viz serve` on loopback, called with gradio_client."""
 
 from __future__ import annotations
 

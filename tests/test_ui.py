@@ -18,10 +18,8 @@ from gradio import utils as gradio_utils
 from gradio.data_classes import ImageData
 from PIL import Image
 
-from sa_viz.engine import Engine, Kept, ModelsUnavailable, Settings
-from sa_viz.explain import Explanation, explain_models
-from sa_viz.preprocess import prepare_image
-from sa_viz.ui import (
+from sa_viz.app.engine import Engine, Kept, ModelsUnavailable, Settings
+from sa_viz.app.ui import (
     CLASS_CHOICES,
     CROP,
     QUEUE_IDLE_POLL_S,
@@ -31,7 +29,9 @@ from sa_viz.ui import (
     configure_queue,
     parse_target,
 )
-from sa_viz.weights import load_models
+from sa_viz.data.preprocess import prepare_image
+from sa_viz.models.weights import load_models
+from sa_viz.pipeline.explain import Explanation, explain_models
 
 
 @pytest.fixture(scope="module")

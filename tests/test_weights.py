@@ -15,10 +15,9 @@ import pytest
 import torch
 from conftest import REPO, seeded, trained_like_sa
 
-from sa_viz import weights
-from sa_viz.models import resnet50, sa_resnet50
+from sa_viz.models import resnet50, sa_resnet50, weights
 from sa_viz.models.registry import SA_NET_BAIDU_CODE, SA_NET_BAIDU_URL
-from sa_viz.weights import (
+from sa_viz.models.weights import (
     CheckpointError,
     import_official,
     load_checkpoint,
@@ -217,7 +216,7 @@ def test_offline_download_fails_with_a_status(tmp_path, monkeypatch):
 
 def run_weights_cli(*args: str, env_dir: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "sa_viz.weights", *args],
+        [sys.executable, "-m", "sa_viz", "weights", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -230,7 +229,7 @@ def test_cli_status_tells_how_to_get_missing_weights(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "UNTRAINED" in result.stdout
     assert SA_NET_BAIDU_URL in result.stdout and SA_NET_BAIDU_CODE in result.stdout
-    assert "python -m sa_viz.weights import" in result.stdout
+    assert "sa-viz weights import" in result.stdout
 
 
 def test_cli_status_and_import(weights_folder, tmp_path):

@@ -1,6 +1,6 @@
 """The models SA-Viz explains: the registry (`list_models`, `get_model`) and the builders.
 
-Builders return untrained models, as torchvision's do with `weights=None`; `sa_viz.weights`
+Builders return untrained models, as torchvision's do with `weights=None`; `sa_viz.models.weights`
 loads checkpoints into them.
 """
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from torch import nn
 
-from sa_viz.imagenet import INPUT_SIZE, MEAN, RESIZE_SIZE, STD
+from sa_viz.data.imagenet import INPUT_SIZE, MEAN, RESIZE_SIZE, STD
 from sa_viz.models.resnet import resnet50, sa_resnet50
 from sa_viz.models.senet import se_resnet50
 

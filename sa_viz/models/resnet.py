@@ -1,6 +1,6 @@
 """The two architectures: torchvision's ResNet-50 and SA-ResNet-50 (an SA unit in every bottleneck).
 
-Builders return untrained models, as torchvision's do with `weights=None`; `sa_viz.weights`
+Builders return untrained models, as torchvision's do with `weights=None`; `sa_viz.models.weights`
 loads checkpoints into them.
 """
 
@@ -12,8 +12,8 @@ import torch
 from torch import nn
 from torchvision.models.resnet import Bottleneck, ResNet
 
-from sa_viz.attention import ShuffleAttention
-from sa_viz.fast import fast_path_applies, fold, no_observers, state_key
+from sa_viz.models.attention import ShuffleAttention
+from sa_viz.pipeline.fast import fast_path_applies, fold, no_observers, state_key
 
 STAGE_DEPTHS = (3, 4, 6, 3)
 SA_GROUPS = 64
@@ -22,9 +22,9 @@ SA_GROUPS = 64
 class FastBottleneck(Bottleneck):
     """torchvision's Bottleneck, plus a folded path for inference without gradients.
 
-    Same parameters, state dict and outputs (up to float rounding); see `sa_viz.fast` for when
-    the folded path runs. Off unless `sa_viz.fast.set_fast_inference` turns it on, as
-    `sa_viz.weights.load_model` does: built models compute exactly the reference forward.
+    Same parameters, state dict and outputs (up to float rounding); see `sa_viz.pipeline.fast` for when
+    the folded path runs. Off unless `sa_viz.pipeline.fast.set_fast_inference` turns it on, as
+    `sa_viz.models.weights.load_model` does: built models compute exactly the reference forward.
     """
 
     fast_inference = False

@@ -11,7 +11,7 @@ from functools import cache
 import torch
 from torch import nn
 
-from sa_viz.hooks import thread_local_hooks
+from sa_viz.models.hooks import thread_local_hooks
 from sa_viz.probes.base import GateLayout, GateStats, Probe, UnitGates, gate_stats  # noqa: F401
 
 _SHARED = {"base", "recorder"}

@@ -7,7 +7,7 @@ import math
 
 from torch import nn
 
-from sa_viz.attention import ShuffleAttention
+from sa_viz.models.attention import ShuffleAttention
 from sa_viz.probes.base import GateLayout, Probe, Tap, stage_of
 
 SIGMOID_1 = 1 / (1 + math.exp(-1))  # every gate of a unit with the paper's init (weights 0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sa_viz.fast import fast_path_applies, no_observers
+from sa_viz.pipeline.fast import fast_path_applies, no_observers
 
 
 class ShuffleAttention(nn.Module):
@@ -21,7 +21,7 @@ class ShuffleAttention(nn.Module):
     from its GroupNorm-ed values. Gate outputs have shape (B·G, c, 1, 1) and (B·G, c, H, W).
     """
 
-    fast_inference = False  # see sa_viz.fast.set_fast_inference
+    fast_inference = False  # see sa_viz.pipeline.fast.set_fast_inference
 
     def __init__(self, channels: int, groups: int = 64) -> None:
         super().__init__()
@@ -69,7 +69,7 @@ class ShuffleAttention(nn.Module):
         return out
 
     def _fast_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The folded inference path (`sa_viz.fast`): the same gates and output up to float
+        """The folded inference path (`sa_viz.pipeline.fast`): the same gates and output up to float
         rounding, at about four fifths of the cost (measured on this project's CPU: 8.3–8.9 →
         6.5–7.8 ms for the 16 units at 224²). The unit is cheap in FLOPs; what it spends is per-op
         overhead, so this path runs fewer ops: the outer affine `sweight, sbias` folded into
@@ -95,7 +95,7 @@ class ShuffleAttention(nn.Module):
         return out
 
     def _folded(self) -> tuple[torch.Tensor, ...]:
-        # The unit's six tensors named directly: `sa_viz.fast.state_key` walks the module tree,
+        # The unit's six tensors named directly: `sa_viz.pipeline.fast.state_key` walks the module tree,
         # which costs as much as the ops this path saves.
         tensors = (self.cweight, self.cbias, self.sweight, self.sbias, self.gn.weight, self.gn.bias)
         key = tuple((id(t), t._version) for t in tensors)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sa_viz.hooks import check_time, thread_local_hooks
+from sa_viz.models.hooks import check_time, thread_local_hooks
 
 LAYERS = ("layer1", "layer2", "layer3", "layer4")
 DEFAULT_LAYER = "layer4"

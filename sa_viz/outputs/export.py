@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sa_viz import render, views
-from sa_viz.explain import Explanation
+from sa_viz import render
+from sa_viz.pipeline.explain import Explanation
+from sa_viz.render import views
 
 
 def png_bytes(picture: np.ndarray) -> bytes:

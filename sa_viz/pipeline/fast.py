@@ -73,7 +73,7 @@ def fast_path_applies(block: nn.Module) -> bool:
 
 def set_fast_inference(model: nn.Module, enabled: bool = True) -> nn.Module:
     """Turn the folded inference path on or off for every block of `model`. Built models start
-    with it off (the reference forward); `sa_viz.weights.load_model` turns it on."""
+    with it off (the reference forward); `sa_viz.models.weights.load_model` turns it on."""
     for module in model.modules():
         if hasattr(module, "fast_inference"):
             module.fast_inference = enabled

@@ -4,7 +4,7 @@ bound, and routes this app does not use. Plain ASGI, so no gradio here.
 gradio reads and parses a request's whole JSON body before any handler of ours can look at it:
 eight 100 MB bodies took a server from 2.3 to 4.1 GB. The bound here lets through exactly one
 image of the upload limit sent as a base64 `data:` URL, plus room for the rest of the request
-(the precise per-image limit is then checked by `sa_viz.preprocess`, with its own message); a
+(the precise per-image limit is then checked by `sa_viz.data.preprocess`, with its own message); a
 larger body is answered 413 from its Content-Length without being read, or, when it is sent
 in chunks without one, as soon as it passes the bound.
 

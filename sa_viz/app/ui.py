@@ -1,7 +1,7 @@
 """The Gradio app: layout and event wiring only. The only module that imports gradio.
 
-Every computation goes through `sa_viz.engine` (models, cache) and every picture through
-`sa_viz.views`; the handlers translate between widgets and those calls and turn errors into
+Every computation goes through `sa_viz.app.engine` (models, cache) and every picture through
+`sa_viz.render.views`; the handlers translate between widgets and those calls and turn errors into
 messages for people. They are methods of `Handlers`, so tests call them directly.
 """
 
@@ -23,9 +23,8 @@ import gradio as gr
 from gradio import utils as gradio_utils
 from gradio.data_classes import ImageData
 
-from sa_viz import render, views
-from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
-from sa_viz.engine import (
+from sa_viz import render
+from sa_viz.app.engine import (
     Engine,
     ModelsUnavailable,
     NothingYet,
@@ -33,21 +32,23 @@ from sa_viz.engine import (
     Sessions,
     Settings,
 )
-from sa_viz.explain import Explanation
-from sa_viz.export import write_zip
-from sa_viz.guard import LINK, LINKS_REFUSED
-from sa_viz.hooks import Stopped, TimeLimitExceeded
-from sa_viz.imagenet import class_index, labels
+from sa_viz.app.guard import LINK, LINKS_REFUSED
+from sa_viz.app.tempspace import TempSpace
+from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
+from sa_viz.data.examples import EXAMPLES, EXAMPLES_DIR
+from sa_viz.data.imagenet import class_index, labels
+from sa_viz.data.preprocess import ImageError
 from sa_viz.models import DEFAULT_PAIR, get_model, list_models
-from sa_viz.preprocess import ImageError
+from sa_viz.models.hooks import Stopped, TimeLimitExceeded
+from sa_viz.models.weights import WeightsStatus
+from sa_viz.outputs.export import write_zip
+from sa_viz.pipeline.explain import Explanation
 from sa_viz.probes import unit_layouts, unit_names
-from sa_viz.tempspace import TempSpace
-from sa_viz.weights import WeightsStatus
+from sa_viz.render import views
 
 log = logging.getLogger(__name__)
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-EXAMPLES = ("chelsea.jpg", "coffee.jpg", "astronaut.jpg", "rocket.jpg")
+ASSETS = EXAMPLES_DIR
 LAYER_CHANNELS = {"layer1": 256, "layer2": 512, "layer3": 1024, "layer4": 2048}
 OWN_TOP1 = "each model's own top-1"
 CLASS_CHOICES = [OWN_TOP1] + [f"{i}: {name}" for i, name in enumerate(labels())]
@@ -105,7 +106,7 @@ def bounded_image_input(**kwargs: Any) -> gr.Image:
     """A gr.Image whose handler gets an uploaded file's path, or a `data:` URL, undecoded.
 
     gr.Image would decode a `data:` URL itself before any handler runs, without our size,
-    pixel-count and mode checks; here every image reaches `sa_viz.preprocess`, which bounds it.
+    pixel-count and mode checks; here every image reaches `sa_viz.data.preprocess`, which bounds it.
     A payload that names a file must name one in gradio's upload folder: gradio checks that
     only for payloads tagged as files, and an untagged `{"path": "/any/file"}` would otherwise
     reach the handler. The override is on this instance only: a gr.Image subclass would make
@@ -621,7 +622,7 @@ class Handlers:
 
 # --- what every event checks before gradio processes its inputs -------------------------------
 
-# LINK and LINKS_REFUSED: from sa_viz.guard, which refuses links in file routes the same way
+# LINK and LINKS_REFUSED: from sa_viz.app.guard, which refuses links in file routes the same way
 
 
 @dataclass(frozen=True)

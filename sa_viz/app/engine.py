@@ -28,18 +28,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sa_viz.explain import (
+from sa_viz.app.runtime import HeapBudget, OffHeap, release_free_memory
+from sa_viz.data.preprocess import DEFAULT_LIMITS, ImageSource, Limits, prepare_image
+from sa_viz.models.hooks import Stopped
+from sa_viz.models.registry import DEFAULT_PAIR, parse_pair
+from sa_viz.models.weights import LoadedModel, WeightsStatus
+from sa_viz.pipeline.explain import (
     Explanation,
     ModelExplanation,
     check_models,
     check_settings,
     explain_models,
 )
-from sa_viz.hooks import Stopped
-from sa_viz.models.registry import DEFAULT_PAIR, parse_pair
-from sa_viz.preprocess import DEFAULT_LIMITS, ImageSource, Limits, prepare_image
-from sa_viz.runtime import HeapBudget, OffHeap, release_free_memory
-from sa_viz.weights import LoadedModel, WeightsStatus
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +343,7 @@ class Engine:
 
     def stop_computing(self) -> None:
         """The running computation stops at its next check (between residual blocks, ScoreCAM
-        batches or SVD steps), with `sa_viz.hooks.Stopped`; so does every later one."""
+        batches or SVD steps), with `sa_viz.models.hooks.Stopped`; so does every later one."""
         self._stop.set()
 
     def shutdown(self, timeout: float = 10.0) -> bool:

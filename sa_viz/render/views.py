@@ -13,8 +13,8 @@ import numpy as np
 
 from sa_viz import render
 from sa_viz.cam import METHODS, cam_agreement, cam_difference, joint_scale
-from sa_viz.explain import Explanation, ModelExplanation
-from sa_viz.weights import WeightsStatus
+from sa_viz.models.weights import WeightsStatus
+from sa_viz.pipeline.explain import Explanation, ModelExplanation
 
 NORMALIZATIONS = ("per model", "joint")
 DISAGREE = "≠"

@@ -1,0 +1,2 @@
+"""Inputs: images made ready for the models (`preprocess`), ImageNet's classes (`imagenet`) and
+the example photos shipped with the package (`examples`)."""

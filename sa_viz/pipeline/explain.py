@@ -1,0 +1,277 @@
+"""One image through both models: predictions, a CAM for the chosen class and every SA gate.
+
+For Grad-CAM each model runs one forward pass (gates recorded by hooks, the target layer's
+activation kept) and one backward through the layers after the target only.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor, wait
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import numpy as np
+import torch
+
+from sa_viz.cam import (
+    DEFAULT_LAYER,
+    LAYERS,
+    METHODS,
+    compute_cam,
+    head_gradient,
+    resolve_classes,
+    scale_cams,
+)
+from sa_viz.data.imagenet import label
+from sa_viz.data.preprocess import DEFAULT_LIMITS, ImageSource, Limits, PreparedImage, prepare_image
+from sa_viz.models.hooks import time_limit
+from sa_viz.models.registry import DEFAULT_PAIR, get_model, parse_pair
+from sa_viz.models.weights import LoadedModel, WeightsStatus, load_model
+from sa_viz.probes import UnitGates, record_gates
+
+TOP_K = 5
+
+
+@dataclass(frozen=True)
+class Prediction:
+    index: int
+    label: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class ModelExplanation:
+    """Everything one model says about one image."""
+
+    name: str
+    title: str
+    top5: list[Prediction]
+    target: Prediction  # the class the CAM explains, with this model's probability for it
+    cam: np.ndarray  # (H, W) float32 in [0, 1], over the display image
+    cam_raw: np.ndarray  # (h, w) at the layer's resolution, unscaled (for cross-model scales)
+    gates: dict[str, UnitGates]  # SA units only; each with batch size 1
+    weights: WeightsStatus
+    probabilities: np.ndarray = field(repr=False)  # (1000,)
+
+    @property
+    def untrained(self) -> bool:
+        return self.weights.untrained
+
+
+@dataclass(frozen=True)
+class Explanation:
+    image: PreparedImage
+    models: dict[str, ModelExplanation]
+    layer: str
+    method: str
+    requested_class: int | None  # None: each model explains its own top-1
+
+    def to_json(self) -> dict[str, Any]:
+        """Predictions, settings and weights status: plain JSON types only."""
+        return {
+            "image": {
+                "input_size": list(self.image.size),
+                "original_size": list(self.image.original_size),
+                "crop": self.image.crop,
+                "notes": list(self.image.notes),
+            },
+            "settings": {
+                "layer": self.layer,
+                "method": self.method,
+                "class": "each model's top-1"
+                if self.requested_class is None
+                else self.requested_class,
+            },
+            "models": {
+                name: {
+                    "title": m.title,
+                    "untrained": m.untrained,
+                    "top5": [p.__dict__ for p in m.top5],
+                    "cam_target": m.target.__dict__,
+                    "weights": m.weights.to_dict(),
+                }
+                for name, m in self.models.items()
+            },
+        }
+
+
+@cache
+def default_model(name: str) -> LoadedModel:
+    """A registered model with the weights found in $SA_VIZ_WEIGHTS_DIR (or ./weights), loaded
+    once per process."""
+    return load_model(name)
+
+
+def default_models(names: Sequence[str] = DEFAULT_PAIR) -> dict[str, LoadedModel]:
+    return {name: default_model(name) for name in names}
+
+
+def choose_models(
+    models: Mapping[str, LoadedModel] | None, compare: Sequence[str] | str | None
+) -> dict[str, LoadedModel]:
+    """The models to explain with, in order: `compare` (names, or "a,b") taken from `models`
+    (loaded on first use when None); without `compare`, every model of `models`, or the default
+    pair ResNet-50, SA-ResNet-50."""
+    names = parse_pair(compare) if isinstance(compare, str) or compare is None else tuple(compare)
+    if models is None:
+        return default_models(names)
+    if compare is None:
+        return dict(models)
+    missing = [n for n in names if n not in models]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} not among the loaded models ({', '.join(models)})")
+    return {n: models[n] for n in names}
+
+
+def explain(
+    image: ImageSource | PreparedImage,
+    *,
+    models: Mapping[str, LoadedModel] | None = None,
+    compare: Sequence[str] | str | None = None,
+    class_idx: int | None = None,
+    layer: str = DEFAULT_LAYER,
+    method: str = "gradcam",
+    crop: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+    timeout: float | None = None,
+) -> Explanation:
+    """Explain one image with each model, in order.
+
+    `compare`: the models to compare, as names ("resnet50", "se_resnet50") or "a,b" (default:
+    every model of `models`, or ResNet-50 and SA-ResNet-50, loaded on first use); the second
+    model's CAM minus the first's is the difference map.
+
+    `class_idx`: None to explain each model's own top-1, or one ImageNet class for both.
+    `method`: a key of `sa_viz.cam.METHODS`; `layer`: one of `sa_viz.cam.LAYERS`.
+    `image`: a path, bytes, PIL image, array or an already `PreparedImage`.
+    `timeout`: seconds after which the models stop (`sa_viz.models.hooks.TimeLimitExceeded`).
+    """
+    check_settings(layer, method)
+    prepared = (
+        image
+        if isinstance(image, PreparedImage)
+        else prepare_image(image, crop=crop, limits=limits)
+    )
+    models = choose_models(models, compare)
+    check_models(models, layer)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    results = explain_models(
+        models, prepared, class_idx=class_idx, layer=layer, method=method, deadline=deadline
+    )
+    return Explanation(prepared, results, layer, method, class_idx)
+
+
+def explain_models(
+    models: Mapping[str, LoadedModel],
+    image: PreparedImage,
+    *,
+    executor: Executor | None = None,
+    **settings: Any,
+) -> dict[str, ModelExplanation]:
+    """`explain_model` for every model, the models side by side on the CPU's cores.
+
+    Two small-batch CNNs run faster as two single-threaded passes at once than one after the
+    other with two threads each (measured in benchmarks/bench_explain.py). Hooks and grad mode
+    are per thread, so the two passes cannot see each other. A long-running caller passes its
+    own `executor` (threads that live on: new threads each call grow the process's memory).
+    """
+    threads = torch.get_num_threads()
+    if len(models) < 2 or threads < len(models):
+        return {n: explain_model(m, image, **settings) for n, m in models.items()}
+    torch.set_num_threads(threads // len(models))
+    try:
+        with ExitStack() as stack:
+            if executor is None:
+                executor = stack.enter_context(ThreadPoolExecutor(len(models)))
+            futures = {
+                n: executor.submit(explain_model, m, image, **settings) for n, m in models.items()
+            }
+            wait(futures.values())  # both done (or failed) before the caller goes on
+            return {name: future.result() for name, future in futures.items()}
+    finally:
+        torch.set_num_threads(threads)
+
+
+def check_models(models: Mapping[str, LoadedModel], layer: str) -> None:
+    """The chosen models can be explained together: each offers `layer`, and all take the same
+    input (one prepared image is shared)."""
+    entries = [get_model(name) for name in models]
+    for entry in entries:
+        if layer not in entry.cam_layers:
+            raise ValueError(
+                f"{entry.title} has no CAM layer {layer!r}; it offers {', '.join(entry.cam_layers)}"
+            )
+    if len({entry.preprocessing for entry in entries}) > 1:
+        raise ValueError(
+            f"{' and '.join(e.title for e in entries)} were trained with different preprocessing; "
+            "they can't share one input image"
+        )
+
+
+def check_settings(layer: str, method: str) -> None:
+    if layer not in LAYERS:
+        raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(LAYERS)}")
+    if method not in METHODS:
+        raise ValueError(f"unknown CAM method {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def explain_model(
+    loaded: LoadedModel,
+    image: PreparedImage,
+    *,
+    class_idx: int | None = None,
+    layer: str = DEFAULT_LAYER,
+    method: str = "gradcam",
+    deadline: float | None = None,
+    stop: threading.Event | None = None,
+) -> ModelExplanation:
+    """One model's predictions, CAM and gates for a prepared image.
+
+    `deadline`: a `time.monotonic()` value after which the computation stops with
+    `sa_viz.models.hooks.TimeLimitExceeded` (None: no limit); `stop`: an event that stops it the
+    same way once set (`sa_viz.models.hooks.Stopped`; a server sets it when it shuts down).
+    """
+    with time_limit(loaded.module, deadline, stop):
+        return _explain_model(loaded, image, class_idx, layer, method)
+
+
+def _explain_model(
+    loaded: LoadedModel, image: PreparedImage, class_idx: int | None, layer: str, method: str
+) -> ModelExplanation:
+    model, x = loaded.module, image.tensor
+    with record_gates(model) as gates:
+        if method == "gradcam":
+            with head_gradient(model, layer) as probe:
+                logits = model(x)
+                classes = resolve_classes(logits, class_idx)
+                raw = probe.raw_cam(logits, classes).numpy()
+            cam = scale_cams(raw, image.size)[0]
+        else:
+            with torch.no_grad():
+                logits = model(x)
+            classes = resolve_classes(logits, class_idx)
+    if method != "gradcam":
+        result = compute_cam(model, x, classes, layer, method)
+        cam, raw = result.maps[0], result.raw
+    probabilities = torch.softmax(logits.detach()[0].double(), 0).numpy()
+    top = np.argsort(-probabilities, kind="stable")[:TOP_K]
+    return ModelExplanation(
+        name=loaded.name,
+        title=loaded.title,
+        top5=[_prediction(i, probabilities) for i in top],
+        target=_prediction(classes[0], probabilities),
+        cam=cam,
+        cam_raw=raw[0],
+        gates=dict(gates),
+        weights=loaded.status,
+        probabilities=probabilities.astype(np.float32),
+    )
+
+
+def _prediction(index: int, probabilities: np.ndarray) -> Prediction:
+    return Prediction(int(index), label(int(index)), float(probabilities[index]))
