@@ -11,9 +11,9 @@ finds or the untrained fallback: load does not depend on weight values), waits f
 /explain requests from `--clients` threads, each with its own `gradio_client.Client` (its own
 session; all with one TLS context, as the README's example makes them: a default Client loads the
 CA bundle for every HTTP request, ~50 ms each). The inputs cycle through the four example photos
-(sa_viz/data/examples/) and variants of them (mirrored and cropped copies written here) and through the CAM methods
-gradcam, gradcam++ and layercam, so some requests are answered from the server's cache and most are
-not. After every `--view-every`-th explain, the same client also asks for /gate_view (another unit
+(sa_viz/data/examples/) and variants of them (mirrored and cropped copies written here) and
+through the CAM methods gradcam, gradcam++ and layercam, so some requests are answered from
+the server's cache and most are not. After every `--view-every`-th explain, the same client also asks for /gate_view (another unit
 and group) and /cam_view (another opacity), which render from that session's result; these are
 counted separately. Each /cam_view's text (the CAM targets and the agreement of the two maps,
 independent of the opacity) must equal the one its own /explain returned: a difference means the

@@ -156,8 +156,9 @@ def free_port() -> int:
 def running_app(
     weights: Path, log: Path, *flags: str, env: dict[str, str] | None = None
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`sa-viz serve` as a user starts it (`python -m sa_viz serve`: this checkout), on a free loopback port; yields its URL and process
-    once it answers HTTP 200, and stops it (SIGTERM, as `kill` does) afterwards."""
+    """`sa-viz serve` as a user starts it (`python -m sa_viz serve`: this checkout), on a free
+    loopback port; yields its URL and process once it answers HTTP 200, and stops it (SIGTERM,
+    as `kill` does) afterwards."""
     port = free_port()
     environment = {
         **os.environ,
