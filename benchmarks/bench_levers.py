@@ -3,15 +3,12 @@
     python benchmarks/bench_levers.py [--runs 9] [--size 224]
 
 On the plain forward of both models (batch 1, inference mode, medians of `--runs` interleaved
-rounds after warm-up), against the app's eager forward with BatchNorm folded (`sa_viz.pipeline.fast`):
+rounds after warm-up), against the app's eager forward with BatchNorm folded (`sa_viz.app.speed`):
 
 - torch.compile (inductor) of each model: the compile time and the forward after it;
 - oneDNN fusion through TorchScript: `torch.jit.optimize_for_inference(torch.jit.freeze(...))`;
-- oneDNN's prepacked weights in eager mode: each folded convolution's weight reordered once into
-  oneDNN's blocked format and run through `torch.ops.mkldnn._convolution_pointwise` (the op
-  inductor's CPU backend emits). Its outputs come out channels-last, and the SA unit works on
-  per-channel planes, so SA-ResNet-50's units get their input converted to NCHW. Measured alone
-  (two threads) and as the app runs the models: both side by side, one thread each;
+- (oneDNN's prepacked weights in eager mode were measured in an earlier round, see
+  benchmarks/README.md; the lever was dropped with the model classes' own folded path);
 - batching: 4 images in one batch, per image.
 
 Compiled and frozen modules are not the modules the app hooks (forward hooks read the gates and
@@ -22,7 +19,6 @@ script says whether it does here. Weights are fixed-seed random (speed does not 
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import sys
 import time
@@ -33,8 +29,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sa_viz.models import SABottleneck, resnet50, sa_resnet50
-from sa_viz.pipeline.fast import FoldedConv, set_fast_inference
+from sa_viz.app.speed import fold_batchnorm
+from sa_viz.models import resnet50, sa_resnet50
 
 
 def timed(fn, x) -> float:
@@ -44,45 +40,8 @@ def timed(fn, x) -> float:
     return time.perf_counter() - start
 
 
-class PackedConv:
-    """A folded convolution whose weight is reordered into oneDNN's blocked format once, for the
-    input size of its first call (a weight packed without one was 30x slower on layer4 here)."""
-
-    def __init__(self, conv: FoldedConv, planar_output: bool = False) -> None:
-        self.conv, self.planar_output, self.packed = conv, planar_output, None
-        self.geometry = ([*conv.padding], [*conv.stride], [*conv.dilation], conv.groups)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.packed is None:
-            self.packed = torch.ops.mkldnn._reorder_convolution_weight(
-                self.conv.weight, *self.geometry, [*x.shape]
-            )
-        y = torch.ops.mkldnn._convolution_pointwise(
-            x, self.packed, self.conv.bias, *self.geometry, "none", [], ""
-        )
-        return y.contiguous() if self.planar_output else y
-
-
-def prepacked(model: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
-    """A copy of `model` whose blocks' folded convolutions run with prepacked weights."""
-    model = copy.deepcopy(model)
-    with torch.inference_mode():
-        model(x)  # folds every block (sa_viz.pipeline.fast caches the folded convolutions)
-    for block in model.modules():
-        cached = block.__dict__.get("_folded_cache")
-        if cached is None:
-            continue
-        key, ((conv1, conv2, conv3), downsample) = cached
-        # SA units read per-channel planes: SA-ResNet-50's conv3 hands them NCHW.
-        convs = (PackedConv(conv1), PackedConv(conv2))
-        convs += (PackedConv(conv3, planar_output=isinstance(block, SABottleneck)),)
-        packed_downsample = None if downsample is None else PackedConv(downsample)
-        block.__dict__["_folded_cache"] = (key, (convs, packed_downsample))
-    return model
-
-
 def side_by_side(models: list[torch.nn.Module], pool: ThreadPoolExecutor):
-    """Both models at once, one thread each: how the app runs them (`explain_models`)."""
+    """Both models at once, one thread each: how the app runs them (`Engine.run_models`)."""
 
     def one(model, x):
         torch.set_num_threads(1)
@@ -101,7 +60,7 @@ def main() -> None:
     x1 = torch.randn(1, 3, args.size, args.size)
     x4 = torch.randn(4, 3, args.size, args.size)
     models = {
-        name: set_fast_inference(build().eval(), True)
+        name: fold_batchnorm(build().eval())
         for name, build in (("resnet50", resnet50), ("sa_resnet50", sa_resnet50))
     }
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 1, {args.size}²")
@@ -109,20 +68,9 @@ def main() -> None:
     pool = ThreadPoolExecutor(2)
     both = list(models.values())
     candidates["both side by side (the app)"] = (side_by_side(both, pool), x1, 1)
-    try:
-        packed = {name: prepacked(model, x1) for name, model in models.items()}
-        for model in packed.values():
-            timed(model, x1)  # packs the weights; a build without oneDNN fails here
-        packed_both = [prepacked(m, x1) for m in both]  # packed on the threads that run them
-        candidates["both side by side, prepacked"] = (side_by_side(packed_both, pool), x1, 1)
-    except Exception as error:  # reported, not fatal: this is a survey
-        packed = {}
-        print(f"  prepacked oneDNN weights failed: {type(error).__name__}: {str(error)[:200]}")
     for name, model in models.items():
         candidates[f"{name} eager (folded BN, the app)"] = (model, x1, 1)
         candidates[f"{name} eager, batch 4, per image"] = (model, x4, 4)
-        if name in packed:
-            candidates[f"{name} prepacked oneDNN weights"] = (packed[name], x1, 1)
         try:
             with torch.no_grad():
                 frozen = torch.jit.optimize_for_inference(
@@ -150,9 +98,6 @@ def main() -> None:
     medians = {key: statistics.median(values) for key, values in times.items()}
     for key, value in medians.items():
         print(f"  {key:48s} {value * 1000:7.1f} ms")
-    if "both side by side, prepacked" in medians:
-        pair = medians["both side by side, prepacked"] / medians["both side by side (the app)"]
-        print(f"  {'both side by side, prepacked':48s} {pair:7.3f} × the app's way")
     for name in models:
         base = medians[f"{name} eager (folded BN, the app)"]
         for key, value in medians.items():

@@ -9,15 +9,15 @@ Starts `sa-viz serve` (as bench_app.py does: a free loopback port, never downloa
 finds or the untrained fallback: load does not depend on weight values), waits for the first HTTP
 200 and for the models (/weights_status), warms up with one request, then sends `--requests`
 /explain requests from `--clients` threads, each with its own `gradio_client.Client` (its own
-session; all with one TLS context, as the README's example makes them: a default Client loads the
-CA bundle for every HTTP request, ~50 ms each). The inputs cycle through the four example photos
-(sa_viz/data/examples/) and variants of them (mirrored and cropped copies written here) and
-through the CAM methods gradcam, gradcam++ and layercam, so some requests are answered from
-the server's cache and most are not. After every `--view-every`-th explain, the same client also asks for /gate_view (another unit
-and group) and /cam_view (another opacity), which render from that session's result; these are
-counted separately. Each /cam_view's text (the CAM targets and the agreement of the two maps,
-independent of the opacity) must equal the one its own /explain returned: a difference means the
-session was answered with another's result (counted as cross-talk).
+session; all with one TLS context, as the README's example makes them: a default Client loads the CA
+bundle for every HTTP request, ~50 ms each). The inputs cycle through the four example photos
+(sa_viz/data/examples/) and variants of them (mirrored and cropped copies written here) and through
+the CAM methods gradcam, gradcam++ and layercam, so some requests are answered from the server's
+cache and most are not. After every `--view-every`-th explain, the same client also asks for
+/gate_view (another unit and group) and /cam_view (another opacity), which render from that
+session's result; these are counted separately. Each /cam_view's text (the CAM targets and the
+agreement of the two maps, independent of the opacity) must equal the one its own /explain returned:
+a difference means the session was answered with another's result (counted as cross-talk).
 
 Beside them, `--slow-clients` clients run the slow methods back to back on a 4:1 panorama at
 layer1 (EigenCAM, EigenGradCAM) and ScoreCAM at layer4, which the server's time limit

@@ -32,6 +32,13 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
             help=f"{get_model(name).title} checkpoint file (env {spec.env_var})",
         )
     group.add_argument(
+        "--device",
+        default=os.environ.get("SA_VIZ_DEVICE", "auto"),
+        choices=["auto", "cpu", "cuda"],
+        help="where the models run: auto (a CUDA GPU when there is one, else the CPU), cpu or "
+        "cuda (env SA_VIZ_DEVICE; default auto)",
+    )
+    group.add_argument(
         "--no-download",
         action="store_true",
         default=os.environ.get("SA_VIZ_NO_DOWNLOAD", "").lower() in {"1", "true", "yes"},
@@ -48,6 +55,7 @@ def models_from_args(args: argparse.Namespace, names=None):
         {name: getattr(args, f"weights_{name}", None) for name in list_models()},
         allow_download=not args.no_download,
         names=names,
+        device=getattr(args, "device", None),
     )
 
 
@@ -100,13 +108,14 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
 
-    from sa_viz.app.runtime import tune_allocator
     from sa_viz.data.preprocess import ImageError
+    from sa_viz.models.device import DeviceUnavailable
     from sa_viz.pipeline.explain import explain
 
-    tune_allocator()
-
-    models = models_from_args(args, names)
+    try:
+        models = models_from_args(args, names)
+    except DeviceUnavailable as error:
+        parser.error(str(error))
     for loaded in models.values():
         print(
             ("warning: " if loaded.status.untrained else "") + loaded.status.message,

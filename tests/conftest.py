@@ -240,3 +240,80 @@ def call_explain(base: str, image: dict) -> tuple[str | None, str | None]:
 def data_url(data: bytes) -> dict:
     url = "data:application/octet-stream;base64," + base64.b64encode(data).decode()
     return {"url": url, "meta": {"_type": "gradio.FileData"}}
+
+
+# The independent SA-ResNet-50 (torch.nn.functional from a state dict) that the official
+# checkpoint and the server's folded models are checked against.
+SA_UNIT_NAMES_REF = tuple(f"layer{s}.{b}" for s, d in enumerate((3, 4, 6, 3), 1) for b in range(d))
+
+
+def functional_sa_resnet50(state: dict[str, torch.Tensor], x: torch.Tensor):
+    """SA-ResNet-50 written from DESIGN.md with torch.nn.functional only, straight from a state
+    dict: an implementation independent of our modules. Returns logits and every unit's gates."""
+    import torch.nn.functional as F
+
+    def bn(t, name):
+        return F.batch_norm(
+            t,
+            state[f"{name}.running_mean"],
+            state[f"{name}.running_var"],
+            state[f"{name}.weight"],
+            state[f"{name}.bias"],
+            training=False,
+            eps=1e-5,
+        )
+
+    def sa(t, name, gates):
+        b, ch, h, w = t.shape
+        p = {k: state[f"{name}.{k}"] for k in ("cweight", "cbias", "sweight", "sbias")}
+        groups = t.reshape(b * 64, ch // 64, h, w)
+        x1, x2 = groups[:, : ch // 128], groups[:, ch // 128 :]
+        gc = torch.sigmoid(p["cweight"] * x1.mean((2, 3), keepdim=True) + p["cbias"])
+        normed = F.group_norm(x2, x2.shape[1], state[f"{name}.gn.weight"], state[f"{name}.gn.bias"])
+        gs = torch.sigmoid(p["sweight"] * normed + p["sbias"])
+        gates[name.removesuffix(".sa")] = (gc.reshape(b, 64, -1), gs.reshape(b, 64, *gs.shape[1:]))
+        out = torch.cat([x1 * gc, x2 * gs], 1).reshape(b, ch, h, w)
+        return out.reshape(b, 2, ch // 2, h, w).transpose(1, 2).reshape(b, ch, h, w)
+
+    gates: dict = {}
+    t = F.relu(bn(F.conv2d(x, state["conv1.weight"], stride=2, padding=3), "bn1"))
+    t = F.max_pool2d(t, 3, 2, 1)
+    for stage, depth in enumerate((3, 4, 6, 3), 1):
+        for block in range(depth):
+            n = f"layer{stage}.{block}"
+            stride = 2 if block == 0 and stage > 1 else 1
+            out = F.relu(bn(F.conv2d(t, state[f"{n}.conv1.weight"]), f"{n}.bn1"))
+            out = F.conv2d(out, state[f"{n}.conv2.weight"], stride=stride, padding=1)
+            out = F.relu(bn(out, f"{n}.bn2"))
+            out = sa(bn(F.conv2d(out, state[f"{n}.conv3.weight"]), f"{n}.bn3"), f"{n}.sa", gates)
+            if f"{n}.downsample.0.weight" in state:
+                t = bn(
+                    F.conv2d(t, state[f"{n}.downsample.0.weight"], stride=stride),
+                    f"{n}.downsample.1",
+                )
+            t = F.relu(out + t)
+    logits = F.linear(t.mean((2, 3)), state["fc.weight"], state["fc.bias"])
+    return logits, gates
+
+
+def matches_functional(
+    model, path, gate_rtol: float, gate_atol: float, then=lambda model: model
+) -> None:
+    """`model`, loaded from `path` (and passed through `then`), gives the logits (within 1e-4)
+    and every gate (within the given tolerances) of `functional_sa_resnet50` fed the same
+    file's tensors."""
+    from sa_viz.models.weights import load_checkpoint, read_checkpoint
+    from sa_viz.probes import record_gates
+
+    load_checkpoint(model, path)
+    model = then(model)
+    state, _ = read_checkpoint(path)
+    x = torch.randn(2, 3, 160, 192, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad(), record_gates(model) as gates:
+        logits = model(x)
+        expected_logits, expected_gates = functional_sa_resnet50(state, x)
+    torch.testing.assert_close(logits, expected_logits, rtol=1e-4, atol=1e-4)
+    assert set(gates) == set(expected_gates) == set(SA_UNIT_NAMES_REF)
+    for name, (channel, spatial) in expected_gates.items():
+        torch.testing.assert_close(gates[name].channel, channel, rtol=gate_rtol, atol=gate_atol)
+        torch.testing.assert_close(gates[name].spatial, spatial, rtol=gate_rtol, atol=gate_atol)

@@ -141,7 +141,13 @@ def serve(args: argparse.Namespace, space) -> None:
     from sa_viz.app.ui import CSS, GRADIO_SESSIONS, build_app, configure_queue
     from sa_viz.cli import models_from_args
     from sa_viz.data.preprocess import Limits
+    from sa_viz.models.device import DeviceUnavailable, resolve_device
 
+    try:
+        device = resolve_device(args.device)
+    except DeviceUnavailable as error:
+        raise SystemExit(f"sa-viz serve: error: {error}") from None
+    logging.getLogger("sa_viz").info("models run on %s", device)
     limits = Limits(
         max_bytes=int(args.max_upload_mb * 2**20), max_pixels=int(args.max_megapixels * 1e6)
     )

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from torch import nn
-from torchvision.models.resnet import BasicBlock, Bottleneck
 
 ForwardHook = Callable[[nn.Module, tuple[Any, ...], Any], Any]
 
@@ -70,6 +69,17 @@ def check_time() -> None:
         raise TimeLimitExceeded("the time limit was reached")
 
 
+def stage_blocks(model: nn.Module) -> list[nn.Module]:
+    """The blocks of a network's stages: the children of each `nn.Sequential` child of the model
+    (ResNet's `layer1` … `layer4`, SENet's `layer0` … `layer4`), tens of milliseconds each."""
+    return [
+        block
+        for stage in model.children()
+        if isinstance(stage, nn.Sequential)
+        for block in stage.children()
+    ]
+
+
 @contextmanager
 def time_limit(
     model: nn.Module, deadline: float | None, stop: threading.Event | None = None
@@ -91,7 +101,7 @@ def time_limit(
 
     outer = getattr(_limits, "current", None)
     _limits.current = (deadline, stop)
-    blocks = [model, *(m for m in model.modules() if isinstance(m, (BasicBlock, Bottleneck)))]
+    blocks = [model, *stage_blocks(model)]
     try:
         with thread_local_hooks(forward_pre_hooks=[(block, check) for block in blocks]):
             yield

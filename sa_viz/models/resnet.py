@@ -13,68 +13,12 @@ from torch import nn
 from torchvision.models.resnet import Bottleneck, ResNet
 
 from sa_viz.models.attention import ShuffleAttention
-from sa_viz.pipeline.fast import fast_path_applies, fold, no_observers, state_key
 
 STAGE_DEPTHS = (3, 4, 6, 3)
 SA_GROUPS = 64
 
 
-class FastBottleneck(Bottleneck):
-    """torchvision's Bottleneck, plus a folded path for inference without gradients.
-
-    Same parameters, state dict and outputs (up to float rounding); see `sa_viz.pipeline.fast` for when
-    the folded path runs. Off unless `sa_viz.pipeline.fast.set_fast_inference` turns it on, as
-    `sa_viz.models.weights.load_model` does: built models compute exactly the reference forward.
-    """
-
-    fast_inference = False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if fast_path_applies(self) and no_observers(self.modules(), self._may_observe()):
-            folded = self._folded()
-            if folded is not None:
-                return self._fast_forward(x, *folded)
-        return self._reference_forward(x)
-
-    def _reference_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x)
-
-    def _may_observe(self) -> set[nn.Module]:
-        """Modules whose hooks the folded path honours (it calls them as modules)."""
-        return {self}
-
-    def _attend(self, y: torch.Tensor) -> torch.Tensor:
-        return y
-
-    def _folded(self):
-        key = state_key(self)
-        cached = self.__dict__.get("_folded_cache")
-        if cached is None or cached[0] != key:
-            cached = (key, self._fold())
-            self.__dict__["_folded_cache"] = cached  # derived data, never in the state dict
-        return cached[1]
-
-    def _fold(self):
-        downsample = None
-        if self.downsample is not None:
-            if not (isinstance(self.downsample, nn.Sequential) and len(self.downsample) == 2):
-                return None
-            downsample = fold(self.downsample[0], self.downsample[1])
-        convs = (
-            fold(self.conv1, self.bn1),
-            fold(self.conv2, self.bn2),
-            fold(self.conv3, self.bn3),
-        )
-        return convs, downsample
-
-    def _fast_forward(self, x: torch.Tensor, convs, downsample) -> torch.Tensor:
-        conv1, conv2, conv3 = convs
-        y = self._attend(conv3(conv2(conv1(x).relu_()).relu_()))
-        identity = x if downsample is None else downsample(x)
-        return y.add_(identity).relu_()
-
-
-class SABottleneck(FastBottleneck):
+class SABottleneck(Bottleneck):
     """torchvision's Bottleneck plus a Shuffle Attention unit after `bn3`, before the add."""
 
     def __init__(
@@ -94,7 +38,7 @@ class SABottleneck(FastBottleneck):
         self.sa = ShuffleAttention(planes * self.expansion, SA_GROUPS)
         self.downsample = downsample
 
-    def _reference_forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -102,16 +46,10 @@ class SABottleneck(FastBottleneck):
         out += identity
         return self.relu(out)
 
-    def _may_observe(self) -> set[nn.Module]:
-        return {self, *self.sa.modules()}  # the unit runs as a module: its hooks all fire
-
-    def _attend(self, y: torch.Tensor) -> torch.Tensor:
-        return self.sa(y)
-
 
 def resnet50(**kwargs) -> ResNet:
     """ResNet-50 as torchvision builds it (25,557,032 parameters, same state dict), untrained."""
-    return ResNet(FastBottleneck, list(STAGE_DEPTHS), **kwargs)
+    return ResNet(Bottleneck, list(STAGE_DEPTHS), **kwargs)
 
 
 def sa_resnet50(**kwargs) -> ResNet:

@@ -27,13 +27,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from sa_viz.models.device import resolve_device
 from sa_viz.models.registry import (
     SA_CONVERTED_FILE,
     WeightsSpec,
     get_model,
     list_models,
 )
-from sa_viz.pipeline.fast import set_fast_inference
 from sa_viz.probes import units_of
 
 LOCAL_WEIGHTS_DIR = Path("weights")  # ./weights of the folder SA-Viz runs in, when there is one
@@ -307,15 +307,17 @@ def load_model(
     folder: str | Path | None = None,
     path: str | Path | None = None,
     allow_download: bool = True,
+    device: torch.device | str | None = None,
 ) -> LoadedModel:
-    """A model ready for inference (eval mode, folded fast path on) with the best weights
-    available, and a status saying which.
+    """A model ready for inference (eval mode, on `device`: "auto", "cpu", "cuda"; None: the
+    CPU) with the best weights available, and a status saying which.
 
     Never raises for missing or broken weights: it falls back to the fixed-seed untrained model
     and says why in the status.
     """
     spec = SPECS[name]
-    model = _for_inference(get_model(name).builder())
+    device = None if device is None else resolve_device(device)
+    model = get_model(name).builder().eval()
     file = find_weights(name, folder, path)
     problem = None
     if file is None and spec.url and allow_download and not _offline_requested():
@@ -326,18 +328,20 @@ def load_model(
     if file is not None:
         try:
             info = load_checkpoint(model, file)
-            return LoadedModel(name, model, _file_status(spec, model, Path(file), info))
+            status = _file_status(spec, model, Path(file), info)
+            return LoadedModel(name, _for_inference(model, device), status)
         except CheckpointError as error:
             # Statuses are shown in the app: name the file, not where it lives on the server.
             problem = str(error).replace(str(file), Path(file).name)
     return LoadedModel(
-        name, _for_inference(build_untrained(name)), _untrained_status(spec, problem)
+        name, _for_inference(build_untrained(name), device), _untrained_status(spec, problem)
     )
 
 
-def _for_inference(model: nn.Module) -> nn.Module:
-    """eval mode and the folded inference path (`sa_viz.pipeline.fast`): what the app and CLI run."""
-    return set_fast_inference(model.eval(), True)
+def _for_inference(model: nn.Module, device: torch.device | str | None = None) -> nn.Module:
+    """eval mode, on `device` (None: where it was built, the CPU)."""
+    model = model.eval()
+    return model if device is None else model.to(device)
 
 
 def _offline_requested() -> bool:
@@ -397,11 +401,18 @@ def load_models(
     paths: Mapping[str, str | Path | None] | None = None,
     allow_download: bool = True,
     names: Sequence[str] | None = None,
+    device: torch.device | str | None = None,
 ) -> dict[str, LoadedModel]:
-    """The models `names` (default: every registered model), in that order."""
+    """The models `names` (default: every registered model), in that order, on `device`."""
     paths = paths or {}
     return {
-        name: load_model(name, folder=folder, path=paths.get(name), allow_download=allow_download)
+        name: load_model(
+            name,
+            folder=folder,
+            path=paths.get(name),
+            allow_download=allow_download,
+            device=device,
+        )
         for name in (list_models() if names is None else names)
     }
 

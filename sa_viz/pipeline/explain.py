@@ -9,8 +9,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor, wait
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -29,6 +27,7 @@ from sa_viz.cam import (
 )
 from sa_viz.data.imagenet import label
 from sa_viz.data.preprocess import DEFAULT_LIMITS, ImageSource, Limits, PreparedImage, prepare_image
+from sa_viz.models.device import device_of
 from sa_viz.models.hooks import time_limit
 from sa_viz.models.registry import DEFAULT_PAIR, get_model, parse_pair
 from sa_viz.models.weights import LoadedModel, WeightsStatus, load_model
@@ -101,25 +100,29 @@ class Explanation:
 
 
 @cache
-def default_model(name: str) -> LoadedModel:
-    """A registered model with the weights found in $SA_VIZ_WEIGHTS_DIR (or ./weights), loaded
-    once per process."""
-    return load_model(name)
+def default_model(name: str, device: str = "auto") -> LoadedModel:
+    """A registered model with the weights found in $SA_VIZ_WEIGHTS_DIR (or ./weights), on
+    `device`, loaded once per process."""
+    return load_model(name, device=device)
 
 
-def default_models(names: Sequence[str] = DEFAULT_PAIR) -> dict[str, LoadedModel]:
-    return {name: default_model(name) for name in names}
+def default_models(
+    names: Sequence[str] = DEFAULT_PAIR, device: str = "auto"
+) -> dict[str, LoadedModel]:
+    return {name: default_model(name, device) for name in names}
 
 
 def choose_models(
-    models: Mapping[str, LoadedModel] | None, compare: Sequence[str] | str | None
+    models: Mapping[str, LoadedModel] | None,
+    compare: Sequence[str] | str | None,
+    device: str = "auto",
 ) -> dict[str, LoadedModel]:
     """The models to explain with, in order: `compare` (names, or "a,b") taken from `models`
     (loaded on first use when None); without `compare`, every model of `models`, or the default
     pair ResNet-50, SA-ResNet-50."""
     names = parse_pair(compare) if isinstance(compare, str) or compare is None else tuple(compare)
     if models is None:
-        return default_models(names)
+        return default_models(names, device)
     if compare is None:
         return dict(models)
     missing = [n for n in names if n not in models]
@@ -139,6 +142,7 @@ def explain(
     crop: bool = False,
     limits: Limits = DEFAULT_LIMITS,
     timeout: float | None = None,
+    device: str = "auto",
 ) -> Explanation:
     """Explain one image with each model, in order.
 
@@ -150,6 +154,8 @@ def explain(
     `method`: a key of `sa_viz.cam.METHODS`; `layer`: one of `sa_viz.cam.LAYERS`.
     `image`: a path, bytes, PIL image, array or an already `PreparedImage`.
     `timeout`: seconds after which the models stop (`sa_viz.models.hooks.TimeLimitExceeded`).
+    `device`: where models loaded here run ("auto": a CUDA GPU if there is one; "cpu", "cuda");
+    models passed in run where they are.
     """
     check_settings(layer, method)
     prepared = (
@@ -157,7 +163,7 @@ def explain(
         if isinstance(image, PreparedImage)
         else prepare_image(image, crop=crop, limits=limits)
     )
-    models = choose_models(models, compare)
+    models = choose_models(models, compare, device)
     check_models(models, layer)
     deadline = None if timeout is None else time.monotonic() + timeout
     results = explain_models(
@@ -167,34 +173,11 @@ def explain(
 
 
 def explain_models(
-    models: Mapping[str, LoadedModel],
-    image: PreparedImage,
-    *,
-    executor: Executor | None = None,
-    **settings: Any,
+    models: Mapping[str, LoadedModel], image: PreparedImage, **settings: Any
 ) -> dict[str, ModelExplanation]:
-    """`explain_model` for every model, the models side by side on the CPU's cores.
-
-    Two small-batch CNNs run faster as two single-threaded passes at once than one after the
-    other with two threads each (measured in benchmarks/bench_explain.py). Hooks and grad mode
-    are per thread, so the two passes cannot see each other. A long-running caller passes its
-    own `executor` (threads that live on: new threads each call grow the process's memory).
-    """
-    threads = torch.get_num_threads()
-    if len(models) < 2 or threads < len(models):
-        return {n: explain_model(m, image, **settings) for n, m in models.items()}
-    torch.set_num_threads(threads // len(models))
-    try:
-        with ExitStack() as stack:
-            if executor is None:
-                executor = stack.enter_context(ThreadPoolExecutor(len(models)))
-            futures = {
-                n: executor.submit(explain_model, m, image, **settings) for n, m in models.items()
-            }
-            wait(futures.values())  # both done (or failed) before the caller goes on
-            return {name: future.result() for name, future in futures.items()}
-    finally:
-        torch.set_num_threads(threads)
+    """`explain_model` for every model, one after the other (a server runs them side by side:
+    `sa_viz.app.engine`)."""
+    return {name: explain_model(m, image, **settings) for name, m in models.items()}
 
 
 def check_models(models: Mapping[str, LoadedModel], layer: str) -> None:
@@ -243,13 +226,14 @@ def explain_model(
 def _explain_model(
     loaded: LoadedModel, image: PreparedImage, class_idx: int | None, layer: str, method: str
 ) -> ModelExplanation:
-    model, x = loaded.module, image.tensor
+    model = loaded.module
+    x = image.tensor.to(device_of(model))
     with record_gates(model) as gates:
         if method == "gradcam":
             with head_gradient(model, layer) as probe:
                 logits = model(x)
                 classes = resolve_classes(logits, class_idx)
-                raw = probe.raw_cam(logits, classes).numpy()
+                raw = probe.raw_cam(logits, classes).cpu().numpy()
             cam = scale_cams(raw, image.size)[0]
         else:
             with torch.no_grad():
@@ -258,7 +242,7 @@ def _explain_model(
     if method != "gradcam":
         result = compute_cam(model, x, classes, layer, method)
         cam, raw = result.maps[0], result.raw
-    probabilities = torch.softmax(logits.detach()[0].double(), 0).numpy()
+    probabilities = torch.softmax(logits.detach()[0].double(), 0).cpu().numpy()
     top = np.argsort(-probabilities, kind="stable")[:TOP_K]
     return ModelExplanation(
         name=loaded.name,

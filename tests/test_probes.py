@@ -30,14 +30,15 @@ def hook_count(module: torch.nn.Module) -> int:
 
 def test_every_unit_has_both_gates_with_the_right_shapes(model):
     with torch.no_grad(), record_gates(model) as gates:
-        model(torch.randn(2, 3, 224, 224))
+        model(torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0)))
     assert tuple(gates) == SA_UNIT_NAMES
     for name, unit_gates in gates.items():
         c, side = C_PER_STAGE[name.split(".")[0]]
         assert unit_gates.channel.shape == (2, 64, c)
         assert unit_gates.spatial.shape == (2, 64, c, side, side)
         for values in (unit_gates.channel, unit_gates.spatial):
-            assert values.min() > 0 and values.max() < 1
+            # σ in float32 reaches 0 or 1 exactly for large |logits|: a closed interval
+            assert values.min() >= 0 and values.max() <= 1 and values.std() > 0
         assert not is_constant(unit_gates)
 
 
