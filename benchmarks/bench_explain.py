@@ -40,6 +40,7 @@ from sa_viz.app.engine import Engine
 from sa_viz.app.runtime import tune_allocator
 from sa_viz.data.preprocess import prepare_image
 from sa_viz.models import resnet50, sa_resnet50, sa_units
+from sa_viz.models.device import resolve_device
 from sa_viz.models.weights import LoadedModel, WeightsStatus
 from sa_viz.pipeline.explain import explain_models
 
@@ -74,12 +75,14 @@ def official_eager_sa_resnet50(seed: int) -> torch.nn.Module:
     return model
 
 
-def median_rounds(candidates: dict, runs: int, warmup: int) -> dict[str, float]:
+def median_rounds(candidates: dict, runs: int, warmup: int, sync=lambda: None) -> dict[str, float]:
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for round_index in range(warmup + runs):
         for name, fn in candidates.items():
+            sync()
             start = time.perf_counter()
             fn()
+            sync()  # a GPU runs asynchronously: time until its work is done
             elapsed = time.perf_counter() - start
             if round_index >= warmup:
                 times[name].append(elapsed)
@@ -93,17 +96,22 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--no-tuning", action="store_true", help="skip sa_viz.app.runtime tuning")
     parser.add_argument("--no-peers", action="store_true", help="skip pytorch-grad-cam, Captum")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, cuda or auto: where every candidate runs"
+    )
     args = parser.parse_args()
     tuned = False if args.no_tuning else tune_allocator()
+    device = resolve_device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     eager = {
-        "resnet50": seeded(torchvision_resnet50, 0),
-        "sa_resnet50": official_eager_sa_resnet50(1),
+        "resnet50": seeded(torchvision_resnet50, 0).to(device),
+        "sa_resnet50": official_eager_sa_resnet50(1).to(device),
     }
     status = WeightsStatus("bench", "bench", True, "random", "random")
     plain = {
-        "resnet50": LoadedModel("resnet50", seeded(resnet50, 0), status),
-        "sa_resnet50": LoadedModel("sa_resnet50", seeded(sa_resnet50, 1), status),
+        "resnet50": LoadedModel("resnet50", seeded(resnet50, 0).to(device), status),
+        "sa_resnet50": LoadedModel("sa_resnet50", seeded(sa_resnet50, 1).to(device), status),
     }
     engine = Engine(lambda: plain, time_limit=None).start()  # folds copies of the models
     unfolded = Engine(lambda: plain, time_limit=None, fold=False).start()
@@ -111,7 +119,7 @@ def main() -> None:
     unfolded.models(timeout=120)
     rng = np.random.default_rng(0)
     image = prepare_image(rng.integers(0, 256, (args.size, args.size, 3), dtype=np.uint8))
-    x = image.tensor
+    x = image.tensor.to(device)
 
     def forward(model):
         with torch.inference_mode():
@@ -125,34 +133,41 @@ def main() -> None:
         "sa_resnet50 plain": lambda: forward(plain["sa_resnet50"].module),
         "ours: engine": lambda: engine.run_models(folded, image),
         "engine without folding": lambda: unfolded.run_models(plain, image),
+        "folded, in turn": lambda: explain_models(folded, image),
         "library: explain_models": lambda: explain_models(plain, image),
     }
     if not args.no_peers:
-        from captum.attr import LayerGradCam
         from pytorch_grad_cam import GradCAM
 
         grad_cams = {n: GradCAM(model=m, target_layers=[m.layer4[-1]]) for n, m in eager.items()}
-        captums = {n: LayerGradCam(m, m.layer4[-1]) for n, m in eager.items()}
 
         def pytorch_grad_cam_both():
             for model in grad_cams.values():
                 model(input_tensor=x, targets=None)  # targets None: the top-1
                 model.model.zero_grad(set_to_none=True)
 
-        def captum_both():
-            for name, attribution in captums.items():
-                with torch.no_grad():
-                    top1 = int(eager[name](x).argmax())
-                attribution.attribute(x, target=top1)
-
         candidates["pytorch-grad-cam GradCAM both"] = pytorch_grad_cam_both
-        candidates["captum LayerGradCam both"] = captum_both
+        try:
+            from captum.attr import LayerGradCam  # benchmarks/requirements.txt
+        except ImportError:
+            print("captum is not installed: pip install -r benchmarks/requirements.txt")
+        else:
+            captums = {n: LayerGradCam(m, m.layer4[-1]) for n, m in eager.items()}
 
-    medians = median_rounds(candidates, args.runs, args.warmup)
+            def captum_both():
+                for name, attribution in captums.items():
+                    with torch.no_grad():
+                        top1 = int(eager[name](x).argmax())
+                    attribution.attribute(x, target=top1)
+
+            candidates["captum LayerGradCam both"] = captum_both
+
+    medians = median_rounds(candidates, args.runs, args.warmup, sync)
     floor = medians["resnet50 eager"] + medians["sa_resnet50 eager"]
     ours = medians["ours: engine"]
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, input {args.size}², "
+        f"torch {torch.__version__}, {device}, {torch.get_num_threads()} CPU threads, "
+        f"input {args.size}², "
         f"batch 1, medians of {args.runs} rounds after {args.warmup}, "
         f"allocator tuning {'on' if tuned else 'off'}"
     )
@@ -162,6 +177,7 @@ def main() -> None:
     ratios = {
         "ours / floor": ours / floor,
         "engine without folding / ours": medians["engine without folding"] / ours,
+        "folded in turn / ours (side by side)": medians["folded, in turn"] / ours,
         "library (in turn, plain) / ours": medians["library: explain_models"] / ours,
         "SA folded / ResNet-50 eager": medians["sa_resnet50 folded"] / medians["resnet50 eager"],
         "SA folded / ResNet-50 folded": medians["sa_resnet50 folded"] / medians["resnet50 folded"],
@@ -170,9 +186,11 @@ def main() -> None:
     }
     if not args.no_peers:
         ratios["pytorch-grad-cam / ours"] = medians["pytorch-grad-cam GradCAM both"] / ours
-        ratios["captum / ours"] = medians["captum LayerGradCam both"] / ours
+        if "captum LayerGradCam both" in medians:
+            ratios["captum / ours"] = medians["captum LayerGradCam both"] / ours
         ratios["pytorch-grad-cam / floor"] = medians["pytorch-grad-cam GradCAM both"] / floor
-        ratios["captum / floor"] = medians["captum LayerGradCam both"] / floor
+        if "captum LayerGradCam both" in medians:
+            ratios["captum / floor"] = medians["captum LayerGradCam both"] / floor
     for name, value in ratios.items():
         print(f"  {name:40s} {value:6.3f}")
     print("targets: ours/floor ≤ 1.15; SA folded / ResNet-50 eager ≤ 1.10")

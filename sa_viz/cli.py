@@ -8,6 +8,11 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sa_viz.models.weights import LoadedModel, WeightsStatus
+    from sa_viz.pipeline.explain import Explanation
 
 
 def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +51,9 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def models_from_args(args: argparse.Namespace, names=None):
+def models_from_args(
+    args: argparse.Namespace, names: Sequence[str] | None = None
+) -> dict[str, LoadedModel]:
     from sa_viz.models import list_models
     from sa_viz.models.weights import load_models
 
@@ -162,7 +169,9 @@ def output_stems(paths: Sequence[Path]) -> list[str]:
     return stems
 
 
-def write_outputs(result, out: Path, stem: str, unit: str, colormap: str, alpha: float):
+def write_outputs(
+    result: Explanation, out: Path, stem: str, unit: str, colormap: str, alpha: float
+) -> list[Path]:
     """Write the comparison figure, the gate grid and the JSON for one explanation."""
     from sa_viz import render
 
@@ -257,7 +266,7 @@ def weights_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def format_status(status) -> str:
+def format_status(status: WeightsStatus) -> str:
     """One model's weights status as an aligned block of lines."""
     if not status.pretrained:
         state = "UNTRAINED: fixed-seed random initialisation (weights missing or unusable)"

@@ -89,19 +89,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "").removeprefix(scope.get("root_path", "")) or "/"
-        if any(path == route or path.startswith(route + "/") for route in self.closed):
-            await _respond(send, 404, "Not found: this app does not offer that route.")
-            return
-        for route in FILE_ROUTES:
-            if path.startswith(route) and LINK.match(path[len(route) :]):
-                await _respond(send, 403, LINKS_REFUSED)
-                return
-        if not _session_ids_ok(scope, path):
-            await _respond(send, 400, BAD_SESSION)
-            return
-        length = _content_length(scope)
-        if length is not None and length > self.max_body:
-            await _respond(send, 413, self._too_large(length), close=True)
+        if await self._refused_before_body(scope, path, send):
             return
         state = {"received": 0, "refused": False, "tail": b""}
         scan = path.endswith("/queue/join") or "/call/" in path  # bodies that name a session
@@ -129,6 +117,24 @@ class RequestGuard:
                 await send(message)
 
         await self.app(scope, bounded_receive, guarded_send)
+
+    async def _refused_before_body(self, scope: Scope, path: str, send: Send) -> bool:
+        """Answer a request that its route, query or headers already refuse; True if answered."""
+        if any(path == route or path.startswith(route + "/") for route in self.closed):
+            await _respond(send, 404, "Not found: this app does not offer that route.")
+            return True
+        for route in FILE_ROUTES:
+            if path.startswith(route) and LINK.match(path[len(route) :]):
+                await _respond(send, 403, LINKS_REFUSED)
+                return True
+        if not _session_ids_ok(scope, path):
+            await _respond(send, 400, BAD_SESSION)
+            return True
+        length = _content_length(scope)
+        if length is not None and length > self.max_body:
+            await _respond(send, 413, self._too_large(length), close=True)
+            return True
+        return False
 
 
 def _session_ids_ok(scope: Scope, path: str) -> bool:

@@ -12,7 +12,10 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sa_viz.app.tempspace import TempSpace
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # never needs the network to start
 
@@ -87,7 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def positive(kind: type) -> Callable[[str], Any]:
-    def parse(text: str):
+    def parse(text: str) -> Any:
         value = kind(text)
         if value <= 0:
             raise argparse.ArgumentTypeError(f"must be positive, got {text}")
@@ -97,7 +100,7 @@ def positive(kind: type) -> Callable[[str], Any]:
     return parse
 
 
-def own_temp_space():
+def own_temp_space() -> TempSpace:
     """Everything the app writes (rendered pictures, exports, gradio's copies of uploads and
     outputs, and whatever a library puts in the temp folder: torch makes `torchinductor_<user>`
     when it is imported) goes into one folder of its own, removed when the server stops. Made
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         space.cleanup()
 
 
-def serve(args: argparse.Namespace, space) -> None:
+def serve(args: argparse.Namespace, space: TempSpace) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

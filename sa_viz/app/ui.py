@@ -13,11 +13,11 @@ import reprlib
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import gradio as gr
 from gradio import utils as gradio_utils
@@ -28,6 +28,7 @@ from sa_viz.app.engine import (
     Engine,
     ModelsUnavailable,
     NothingYet,
+    Progress,
     ResultExpired,
     Sessions,
     Settings,
@@ -45,6 +46,12 @@ from sa_viz.outputs.export import write_zip
 from sa_viz.pipeline.explain import Explanation
 from sa_viz.probes import unit_layouts, unit_names
 from sa_viz.render import views
+
+if TYPE_CHECKING:
+    import fastapi
+    from gradio.block_function import BlockFunction
+    from gradio.data_classes import PredictBodyInternal
+    from gradio.state_holder import SessionState
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +217,7 @@ def status_markdown(statuses: list[WeightsStatus]) -> str:
     return "\n\n".join(lines)
 
 
-def handler(method):
+def handler(method: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap an event handler: log its server time ("handler <name> took <s> s";
     benchmarks/bench_app.py reads these lines) and turn every failure into a message for people.
 
@@ -537,8 +544,16 @@ class Handlers:
     # --- pieces -------------------------------------------------------------------------------
 
     def _explain(
-        self, image, crop_mode, target, method, layer, request, progress=None, models=DEFAULT_PAIR
-    ):
+        self,
+        image: str,
+        crop_mode: str,
+        target: str | int | None,
+        method: str,
+        layer: str,
+        request: gr.Request | None,
+        progress: Progress | None = None,
+        models: Sequence[str] = DEFAULT_PAIR,
+    ) -> Explanation:
         """The two models on `image` (or the cache); the session keeps the result for views."""
         if models[0] == models[1]:
             raise _error(
@@ -583,7 +598,16 @@ class Handlers:
             return None
         return self.space.picture(views.summary_picture(result, model), lossless=True)
 
-    def _gates(self, result, unit, group, colormap, alpha, scale, model) -> tuple:
+    def _gates(
+        self,
+        result: Explanation,
+        unit: str,
+        group: int,
+        colormap: str,
+        alpha: float,
+        scale: str,
+        model: str | None,
+    ) -> tuple:
         """The gate explorer's pictures and text for `model`'s `unit`."""
         if model is None:
             note = views.render.note_panel(
@@ -743,9 +767,15 @@ def guard_events(
     by_id = {component._id: param for component, param in params.items()}
     original = demo.preprocess_data
 
-    async def preprocess_data(block_fn, inputs, state, *args, **kwargs):
+    async def preprocess_data(
+        block_fn: BlockFunction,
+        inputs: list[Any],
+        state: SessionState | None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> list[Any]:
         try:
-            refusal = check_inputs(block_fn, inputs, state)
+            refusal = check_inputs(block_fn, inputs, state, by_id)
         except gr.Error as error:
             refusal = error
         if refusal is not None:
@@ -760,34 +790,42 @@ def guard_events(
         finally:
             forget_inputs(state, block_fn)
 
-    def check_inputs(block_fn, inputs, state) -> gr.Error | None:
-        if len(inputs) < len(block_fn.inputs):
-            wanted = [getattr(by_id.get(b._id), "name", None) or str(b) for b in block_fn.inputs]
-            raise _error(
-                f"This endpoint takes {len(wanted)} parameters ({', '.join(wanted)}); "
-                f"got {len(inputs)}.",
-                "Invalid parameter",
-            )
-        problems = []
-        for block, value in zip(block_fn.inputs, inputs, strict=False):
-            if has_link(value):
-                raise _error(LINKS_REFUSED, "Links are not fetched")
-            param = by_id.get(block._id)
-            problem = param.problem(value) if param is not None else None
-            if problem:
-                problems.append(problem)
-            if param is not None and param.component is not None:
-                # An update of the component (an example's click returns one) makes gradio
-                # build a plain copy of it for the session, without this app's checks.
-                if state is not None and block._id in state.blocks_config.blocks:
-                    state.blocks_config.blocks[block._id] = param.component
-                if isinstance(value, dict):
-                    check_image_payload(value)
-        if problems:
-            raise _error(" ".join(problems), "Invalid parameter")
-        return None
-
     demo.preprocess_data = preprocess_data
+
+
+def check_inputs(
+    block_fn: BlockFunction,
+    inputs: list[Any],
+    state: SessionState | None,
+    by_id: dict[int, Param],
+) -> gr.Error | None:
+    """Raise a `gr.Error` for an event's inputs that `guard_events` refuses (`by_id`: the
+    checked parameters by their component's id)."""
+    if len(inputs) < len(block_fn.inputs):
+        wanted = [getattr(by_id.get(b._id), "name", None) or str(b) for b in block_fn.inputs]
+        raise _error(
+            f"This endpoint takes {len(wanted)} parameters ({', '.join(wanted)}); "
+            f"got {len(inputs)}.",
+            "Invalid parameter",
+        )
+    problems = []
+    for block, value in zip(block_fn.inputs, inputs, strict=False):
+        if has_link(value):
+            raise _error(LINKS_REFUSED, "Links are not fetched")
+        param = by_id.get(block._id)
+        problem = param.problem(value) if param is not None else None
+        if problem:
+            problems.append(problem)
+        if param is not None and param.component is not None:
+            # An update of the component (an example's click returns one) makes gradio
+            # build a plain copy of it for the session, without this app's checks.
+            if state is not None and block._id in state.blocks_config.blocks:
+                state.blocks_config.blocks[block._id] = param.component
+            if isinstance(value, dict):
+                check_image_payload(value)
+    if problems:
+        raise _error(" ".join(problems), "Invalid parameter")
+    return None
 
 
 def forget_inputs(state: Any, block_fn: Any) -> None:
@@ -813,7 +851,9 @@ def bound_lanes(queue: Any, max_size: int | None, per_session: int = PER_SESSION
     queue.lane_max_size = max_size
     original = queue.push
 
-    async def push(body, request, username):
+    async def push(
+        body: PredictBodyInternal, request: fastapi.Request, username: str | None
+    ) -> tuple[bool, str | list[dict[str, Any]], str]:
         fn = queue.blocks.fns.get(body.fn_index) if body.fn_index is not None else None
         lane = queue.event_queue_per_concurrency_id.get(fn.concurrency_id) if fn else None
         waiting = list(lane.queue) if lane is not None else []
@@ -856,6 +896,191 @@ def configure_queue(demo: gr.Blocks, *, max_size: int | None) -> gr.Blocks:
     return demo
 
 
+class InputColumn(NamedTuple):
+    """The page's left column: the image and what to explain."""
+
+    image: gr.Image
+    examples: gr.Examples
+    run: gr.Button
+    model_a: gr.Dropdown
+    model_b: gr.Dropdown
+    crop_mode: gr.Radio
+    target: gr.Dropdown
+    method: gr.Dropdown
+    layer: gr.Radio
+
+
+def input_column() -> InputColumn:
+    """The left column: image input, examples, the Explain button and what to explain."""
+    with gr.Column(scale=1, min_width=320):
+        image = bounded_image_input(
+            label="Image (upload, drop, paste or webcam)",
+            elem_id="input-image",
+            sources=["upload", "webcam", "clipboard"],
+            height=300,
+        )
+        examples = gr.Examples(
+            examples=[[str(ASSETS / n)] for n in EXAMPLES if (ASSETS / n).exists()],
+            inputs=[image],
+            label="Examples (scikit-image sample photos: CC0 / public domain)",
+            api_visibility="private",  # a click on the page
+        )
+        run = gr.Button("Explain", variant="primary", elem_id="explain")
+        with gr.Accordion("What to explain", open=True):
+            with gr.Row():
+                model_a = gr.Dropdown(
+                    MODEL_CHOICES,
+                    value=DEFAULT_PAIR[0],
+                    label="Model A",
+                    elem_id="model-a",
+                )
+                model_b = gr.Dropdown(
+                    MODEL_CHOICES,
+                    value=DEFAULT_PAIR[1],
+                    label="Model B",
+                    info="The difference map shows B − A.",
+                    elem_id="model-b",
+                )
+            with gr.Accordion("About the models", open=False):
+                gr.Markdown(models_info())
+            crop_mode = gr.Radio(
+                [WHOLE, CROP],
+                value=WHOLE,
+                label="Input",
+                info="Whole image: shorter side 224, nothing cut off. Centre crop: as in "
+                "ImageNet evaluation.",
+            )
+            target = gr.Dropdown(
+                CLASS_CHOICES,
+                value=OWN_TOP1,
+                filterable=True,
+                allow_custom_value=True,  # API callers may send "281" or "tabby"
+                label="CAM target class",
+                info="Type to search the 1000 ImageNet classes, or click a prediction.",
+            )
+            method = gr.Dropdown(
+                METHOD_CHOICES, value="gradcam", label="CAM method", elem_id="cam-method"
+            )
+            layer = gr.Radio(
+                list(LAYERS),
+                value=DEFAULT_LAYER,
+                label="CAM layer",
+                info="The output of the stage's last bottleneck.",
+            )
+    return InputColumn(image, examples, run, model_a, model_b, crop_mode, target, method, layer)
+
+
+def cam_tab(picture: dict[str, Any]) -> tuple[gr.Radio, list[gr.Image], gr.Image, gr.Markdown]:
+    """The Grad-CAM tab: (its CAM scale, the two models' CAMs, their difference, its text)."""
+    with gr.Tab("Grad-CAM"):
+        normalization = gr.Radio(
+            list(views.NORMALIZATIONS),
+            value="per model",
+            label="CAM scale",
+            info="Per model: each map stretched to its own range. Joint: one "
+            "scale for both (from the raw maps), so magnitudes compare.",
+        )
+        with gr.Row():
+            cams = [
+                gr.Image(label=get_model(name).title, elem_id=f"cam-{slot}", **picture)
+                for slot, name in zip(SLOTS, DEFAULT_PAIR, strict=True)
+            ]
+            difference = gr.Image(
+                label=views.difference_label([get_model(n).title for n in DEFAULT_PAIR]),
+                elem_id="cam-difference",
+                **picture,
+            )
+        cam_text = gr.Markdown(elem_id="cam-text")
+    return normalization, cams, difference, cam_text
+
+
+class GateExplorer(NamedTuple):
+    """The gate explorer's components."""
+
+    gate_model: gr.Dropdown
+    unit: gr.Dropdown
+    group: gr.Slider
+    scale: gr.Radio
+    gate_text: gr.Markdown
+    mosaic: gr.Image
+    channel: gr.Image
+    detail: gr.Image
+    overview: gr.Image
+
+
+def gate_explorer_tab(picture: dict[str, Any]) -> GateExplorer:
+    """The gate explorer tab: which model's unit and group, and its pictures."""
+    with gr.Tab("Gate explorer"):
+        with gr.Row():
+            gate_model = gr.Dropdown(
+                GATED_CHOICES,
+                value=DEFAULT_PAIR[1],
+                label="Gates of",
+                info="A compared model with attention units.",
+                elem_id="gate-model",
+            )
+            unit = gr.Dropdown(
+                UNIT_NAMES,
+                value=DEFAULT_UNIT,
+                label="Attention unit",
+                elem_id="gate-unit",
+            )
+            group = gr.Slider(
+                0, MAX_GROUPS - 1, value=0, step=1, label="Group", elem_id="gate-group"
+            )
+            scale = gr.Radio(
+                list(render.GATE_SCALES),
+                value="unit range",
+                label="Spatial-gate colours",
+            )
+        gate_text = gr.Markdown(elem_id="gate-text")
+        mosaic = gr.Image(
+            label="Spatial gates of the unit's groups",
+            show_label=False,
+            elem_id="gate-mosaic",
+            **picture,
+        )
+        with gr.Row(equal_height=False):
+            channel = gr.Image(
+                label="Channel gates (groups × c)",
+                show_label=False,
+                scale=1,
+                elem_id="gate-channel",
+                **picture,
+            )
+            detail = gr.Image(
+                label="The chosen group",
+                show_label=False,
+                scale=3,
+                elem_id="gate-detail",
+                **picture,
+            )
+        overview = gr.Image(
+            label="All units: gate statistics",
+            show_label=False,
+            elem_id="gate-summary",
+            **picture,
+        )
+    return GateExplorer(
+        gate_model, unit, group, scale, gate_text, mosaic, channel, detail, overview
+    )
+
+
+def export_tab() -> tuple[gr.Button, gr.File]:
+    """The Export tab: (its button, the built ZIP)."""
+    with gr.Tab("Export"):
+        gr.Markdown(
+            "Everything for the current image in one ZIP: every picture as a "
+            "lossless PNG with the current view settings, predictions, settings "
+            "and weights status (JSON), and the raw CAMs and all gate arrays "
+            "(NPZ). (On screen, photo-like pictures are JPEG for speed; their "
+            "download buttons give that JPEG.)"
+        )
+        export_button = gr.Button("Build ZIP", elem_id="export")
+        export_file = gr.File(label="ZIP", interactive=False, elem_id="export-file")
+    return export_button, export_file
+
+
 def build_app(
     engine: Engine, *, space: TempSpace | None = None, sessions: Sessions | None = None
 ) -> gr.Blocks:
@@ -880,61 +1105,9 @@ def build_app(
             "Loading the models…", elem_classes=["untrained-banner"], elem_id="weights-status"
         )
         with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=320):
-                image = bounded_image_input(
-                    label="Image (upload, drop, paste or webcam)",
-                    elem_id="input-image",
-                    sources=["upload", "webcam", "clipboard"],
-                    height=300,
-                )
-                examples = gr.Examples(
-                    examples=[[str(ASSETS / n)] for n in EXAMPLES if (ASSETS / n).exists()],
-                    inputs=[image],
-                    label="Examples (scikit-image sample photos: CC0 / public domain)",
-                    api_visibility="private",  # a click on the page
-                )
-                run = gr.Button("Explain", variant="primary", elem_id="explain")
-                with gr.Accordion("What to explain", open=True):
-                    with gr.Row():
-                        model_a = gr.Dropdown(
-                            MODEL_CHOICES,
-                            value=DEFAULT_PAIR[0],
-                            label="Model A",
-                            elem_id="model-a",
-                        )
-                        model_b = gr.Dropdown(
-                            MODEL_CHOICES,
-                            value=DEFAULT_PAIR[1],
-                            label="Model B",
-                            info="The difference map shows B − A.",
-                            elem_id="model-b",
-                        )
-                    with gr.Accordion("About the models", open=False):
-                        gr.Markdown(models_info())
-                    crop_mode = gr.Radio(
-                        [WHOLE, CROP],
-                        value=WHOLE,
-                        label="Input",
-                        info="Whole image: shorter side 224, nothing cut off. Centre crop: as in "
-                        "ImageNet evaluation.",
-                    )
-                    target = gr.Dropdown(
-                        CLASS_CHOICES,
-                        value=OWN_TOP1,
-                        filterable=True,
-                        allow_custom_value=True,  # API callers may send "281" or "tabby"
-                        label="CAM target class",
-                        info="Type to search the 1000 ImageNet classes, or click a prediction.",
-                    )
-                    method = gr.Dropdown(
-                        METHOD_CHOICES, value="gradcam", label="CAM method", elem_id="cam-method"
-                    )
-                    layer = gr.Radio(
-                        list(LAYERS),
-                        value=DEFAULT_LAYER,
-                        label="CAM layer",
-                        info="The output of the stage's last bottleneck.",
-                    )
+            image, examples, run, model_a, model_b, crop_mode, target, method, layer = (
+                input_column()
+            )
             with gr.Column(scale=2):
                 summary = gr.Markdown(elem_id="summary")
                 with gr.Row():
@@ -957,90 +1130,19 @@ def build_app(
                         0.0, 1.0, value=render.DEFAULT_ALPHA, step=0.05, label="Overlay opacity"
                     )
                 with gr.Tabs():
-                    with gr.Tab("Grad-CAM"):
-                        normalization = gr.Radio(
-                            list(views.NORMALIZATIONS),
-                            value="per model",
-                            label="CAM scale",
-                            info="Per model: each map stretched to its own range. Joint: one "
-                            "scale for both (from the raw maps), so magnitudes compare.",
-                        )
-                        with gr.Row():
-                            cams = [
-                                gr.Image(
-                                    label=get_model(name).title, elem_id=f"cam-{slot}", **picture
-                                )
-                                for slot, name in zip(SLOTS, DEFAULT_PAIR, strict=True)
-                            ]
-                            difference = gr.Image(
-                                label=views.difference_label(
-                                    [get_model(n).title for n in DEFAULT_PAIR]
-                                ),
-                                elem_id="cam-difference",
-                                **picture,
-                            )
-                        cam_text = gr.Markdown(elem_id="cam-text")
-                    with gr.Tab("Gate explorer"):
-                        with gr.Row():
-                            gate_model = gr.Dropdown(
-                                GATED_CHOICES,
-                                value=DEFAULT_PAIR[1],
-                                label="Gates of",
-                                info="A compared model with attention units.",
-                                elem_id="gate-model",
-                            )
-                            unit = gr.Dropdown(
-                                UNIT_NAMES,
-                                value=DEFAULT_UNIT,
-                                label="Attention unit",
-                                elem_id="gate-unit",
-                            )
-                            group = gr.Slider(
-                                0, 63, value=0, step=1, label="Group", elem_id="gate-group"
-                            )
-                            scale = gr.Radio(
-                                list(render.GATE_SCALES),
-                                value="unit range",
-                                label="Spatial-gate colours",
-                            )
-                        gate_text = gr.Markdown(elem_id="gate-text")
-                        mosaic = gr.Image(
-                            label="Spatial gates of the unit's groups",
-                            show_label=False,
-                            elem_id="gate-mosaic",
-                            **picture,
-                        )
-                        with gr.Row(equal_height=False):
-                            channel = gr.Image(
-                                label="Channel gates (groups × c)",
-                                show_label=False,
-                                scale=1,
-                                elem_id="gate-channel",
-                                **picture,
-                            )
-                            detail = gr.Image(
-                                label="The chosen group",
-                                show_label=False,
-                                scale=3,
-                                elem_id="gate-detail",
-                                **picture,
-                            )
-                        overview = gr.Image(
-                            label="All units: gate statistics",
-                            show_label=False,
-                            elem_id="gate-summary",
-                            **picture,
-                        )
-                    with gr.Tab("Export"):
-                        gr.Markdown(
-                            "Everything for the current image in one ZIP: every picture as a "
-                            "lossless PNG with the current view settings, predictions, settings "
-                            "and weights status (JSON), and the raw CAMs and all gate arrays "
-                            "(NPZ). (On screen, photo-like pictures are JPEG for speed; their "
-                            "download buttons give that JPEG.)"
-                        )
-                        export_button = gr.Button("Build ZIP", elem_id="export")
-                        export_file = gr.File(label="ZIP", interactive=False, elem_id="export-file")
+                    normalization, cams, difference, cam_text = cam_tab(picture)
+                    (
+                        gate_model,
+                        unit,
+                        group,
+                        scale,
+                        gate_text,
+                        mosaic,
+                        channel,
+                        detail,
+                        overview,
+                    ) = gate_explorer_tab(picture)
+                    export_button, export_file = export_tab()
         # /explain_json: for scripts only (nothing on the page starts it)
         json_trigger = gr.Button(visible=False)
         json_document = gr.JSON(visible=False)

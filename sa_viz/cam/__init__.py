@@ -8,10 +8,11 @@ The numbers are pytorch-grad-cam's `GradCAM`'s (tests compare them within 1e-4).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -19,6 +20,12 @@ import torch
 from torch import nn
 
 from sa_viz.models.hooks import check_time, thread_local_hooks
+
+if TYPE_CHECKING:
+    from pytorch_grad_cam.base_cam import BaseCAM
+
+# What pytorch-grad-cam calls a target: a callable from a model's output to the score to explain.
+CamTarget = Callable[[torch.Tensor], torch.Tensor]
 
 LAYERS = ("layer1", "layer2", "layer3", "layer4")
 DEFAULT_LAYER = "layer4"
@@ -128,10 +135,12 @@ def head_gradient(model: nn.Module, layer: str = DEFAULT_LAYER) -> Iterator[Head
     probe = HeadGradient()
     was_enabled = torch.is_grad_enabled()
 
-    def stop_recording(_module, _args):
+    def stop_recording(_module: nn.Module, _args: tuple[Any, ...]) -> None:
         torch.set_grad_enabled(False)
 
-    def start_recording(_module, _args, output):
+    def start_recording(
+        _module: nn.Module, _args: tuple[Any, ...], output: torch.Tensor
+    ) -> torch.Tensor:
         torch.set_grad_enabled(True)
         probe.activation = output.detach().requires_grad_(True)
         return probe.activation
@@ -237,7 +246,7 @@ def compute_cam(
         ):
             original = cam.get_cam_image
 
-            def keep_raw(*args, **kwargs):
+            def keep_raw(*args: Any, **kwargs: Any) -> np.ndarray:
                 image = original(*args, **kwargs)
                 raw_maps.append(np.maximum(image, 0))
                 return image
@@ -266,7 +275,14 @@ def bounded_score_cam() -> type:
     from pytorch_grad_cam import ScoreCAM
 
     class BoundedScoreCAM(ScoreCAM):
-        def get_cam_weights(self, input_tensor, target_layer, targets, activations, grads):
+        def get_cam_weights(
+            self,
+            input_tensor: torch.Tensor,
+            target_layer: nn.Module,
+            targets: Sequence[CamTarget],
+            activations: np.ndarray,
+            grads: np.ndarray,
+        ) -> np.ndarray:
             upsample = nn.UpsamplingBilinear2d(size=input_tensor.shape[-2:])
             # 16 masked copies of a 224×224 input per pass, as the library does; fewer for a
             # larger input, so a pass needs no more memory than that (a 224×896 panorama with
@@ -327,7 +343,15 @@ def bounded_eigen_cam(name: str) -> type:
     library = getattr(pytorch_grad_cam, name)
     uses_gradients = name == "EigenGradCAM"
 
-    def get_cam_image(self, input_tensor, target_layer, targets, activations, grads, smooth):
+    def get_cam_image(
+        self: BaseCAM,
+        input_tensor: torch.Tensor,
+        target_layer: nn.Module,
+        targets: Sequence[CamTarget],
+        activations: np.ndarray,
+        grads: np.ndarray,
+        smooth: bool,
+    ) -> np.ndarray:
         return first_component(grads * activations if uses_gradients else activations)
 
     return type(f"Bounded{name}", (library,), {"get_cam_image": get_cam_image})

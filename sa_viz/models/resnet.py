@@ -7,6 +7,7 @@ loads checkpoints into them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,12 +48,12 @@ class SABottleneck(Bottleneck):
         return self.relu(out)
 
 
-def resnet50(**kwargs) -> ResNet:
+def resnet50(**kwargs: Any) -> ResNet:
     """ResNet-50 as torchvision builds it (25,557,032 parameters, same state dict), untrained."""
     return ResNet(Bottleneck, list(STAGE_DEPTHS), **kwargs)
 
 
-def sa_resnet50(**kwargs) -> ResNet:
+def sa_resnet50(**kwargs: Any) -> ResNet:
     """SA-ResNet-50 (25,557,740 parameters), untrained; state dict as the official checkpoint's."""
     return ResNet(SABottleneck, list(STAGE_DEPTHS), **kwargs)
 

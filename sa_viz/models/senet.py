@@ -8,10 +8,12 @@ once per forward: a forward hook on it reads the channel gate.
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 
-def se_resnet50(**kwargs) -> nn.Module:
+def se_resnet50(**kwargs: Any) -> nn.Module:
     """SE-ResNet-50 (28,088,024 parameters), untrained; state dict as the published file's."""
     import timm  # imported on first use: the other models do not need it
 

@@ -34,7 +34,6 @@ from sa_viz.models.registry import (
     get_model,
     list_models,
 )
-from sa_viz.probes import units_of
 
 LOCAL_WEIGHTS_DIR = Path("weights")  # ./weights of the folder SA-Viz runs in, when there is one
 UNTRAINED_SEED = 0
@@ -136,7 +135,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Checkpoi
     return _unwrap(obj, path)
 
 
-def _load(path: Path):
+def _load(path: Path) -> Any:
     """torch.load, safely; memory-mapped where the format allows, so a 200 MB training
     checkpoint is not first copied into the heap (whose freed pages glibc keeps)."""
     try:
@@ -251,7 +250,9 @@ def user_cache_dir() -> Path:
     return Path(base).expanduser() / "sa-viz"
 
 
-def find_weights(name: str, folder: str | Path | None = None, path: str | Path | None = None):
+def find_weights(
+    name: str, folder: str | Path | None = None, path: str | Path | None = None
+) -> Path | None:
     """The checkpoint file to use: `path`, else $SA_VIZ_<MODEL>, else the first known file name
     in the weights folder. Returns None when there is none."""
     spec = SPECS[name]
@@ -348,10 +349,15 @@ def _offline_requested() -> bool:
     return os.environ.get("SA_VIZ_NO_DOWNLOAD", "").lower() in {"1", "true", "yes"}
 
 
-def _file_status(spec: WeightsSpec, model: nn.Module, path: Path, info: CheckpointInfo):
+def _file_status(
+    spec: WeightsSpec, model: nn.Module, path: Path, info: CheckpointInfo
+) -> WeightsStatus:
     digest = sha256_of(path)
     verified = bool(spec.hash_prefix) and digest.startswith(spec.hash_prefix)
-    units = [(name, unit, probe) for name, unit, probe in units_of(model)]
+    # The probes read gates; they come after the models in the data flow, so imported here.
+    from sa_viz.probes import units_of
+
+    units = list(units_of(model))
     untrained_units = tuple(name for name, unit, probe in units if probe.untrained(unit))
     source = spec.source if verified else f"{path.name} ({info.format})"
     if verified:
@@ -384,7 +390,7 @@ def _file_status(spec: WeightsSpec, model: nn.Module, path: Path, info: Checkpoi
     )
 
 
-def _untrained_status(spec: WeightsSpec, problem: str | None):
+def _untrained_status(spec: WeightsSpec, problem: str | None) -> WeightsStatus:
     reason = problem or f"no {' or '.join(spec.filenames)} in the weights folder"
     return WeightsStatus(
         model=spec.model,

@@ -9,6 +9,7 @@ import io
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
@@ -39,7 +40,7 @@ def figure_array(fig: Figure, dpi: int = 100) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
 
 
-def _title(ax, text: str, untrained: bool) -> None:
+def _title(ax: Axes, text: str, untrained: bool) -> None:
     if untrained:
         text = f"{UNTRAINED_STAMP}\n{text}"
     ax.set_title(text, fontsize=9, color="#b00020" if untrained else "black")

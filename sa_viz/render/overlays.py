@@ -83,7 +83,9 @@ def gate_range(maps: np.ndarray, scale: str) -> tuple[float, float]:
     return float(np.min(maps)), float(np.max(maps))
 
 
-def to_unit(maps: np.ndarray, scale: str, value_range: tuple[float, float] | None = None):
+def to_unit(
+    maps: np.ndarray, scale: str, value_range: tuple[float, float] | None = None
+) -> np.ndarray:
     """Map gate values to [0, 1] for colouring: over `value_range` (default: from `scale`), or
     each map over its own min–max ("per group")."""
     maps = np.asarray(maps, np.float32)

@@ -248,15 +248,15 @@ def summary_panel(all_gates: dict[str, UnitGates], *, untrained: bool = False) -
 
 
 def _unit_chart(
-    names,
-    stages,
-    stats,
+    names: Sequence[str],
+    stages: Sequence[int],
+    stats: Sequence[dict[str, float]],
     kind: str,
     title: str,
     reference: float | None,
     width: int = 470,
     height: int = 260,
-):
+) -> np.ndarray:
     left, right, top, bottom = 44, 8, 24, 42
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas, "RGBA")

@@ -15,6 +15,7 @@ from sa_viz import render
 from sa_viz.cam import METHODS, cam_agreement, cam_difference, joint_scale
 from sa_viz.models.weights import WeightsStatus
 from sa_viz.pipeline.explain import Explanation, ModelExplanation
+from sa_viz.probes import UnitGates
 
 NORMALIZATIONS = ("per model", "joint")
 DISAGREE = "≠"
@@ -216,7 +217,9 @@ def gate_mosaic(
     )
 
 
-def channel_gates(result: Explanation, unit: str, group: int, *, model: str | None = None):
+def channel_gates(
+    result: Explanation, unit: str, group: int, *, model: str | None = None
+) -> np.ndarray:
     """One unit's channel gates as a groups × channels heatmap, `group`'s row marked; a unit
     with one group (SE) is shown as rows of 64 consecutive channels."""
     m, gates = unit_gates(result, unit, model)
@@ -314,7 +317,9 @@ def gated_model(result: Explanation, model: str | None = None) -> ModelExplanati
     return result.models[model]
 
 
-def unit_gates(result: Explanation, unit: str, model: str | None = None):
+def unit_gates(
+    result: Explanation, unit: str, model: str | None = None
+) -> tuple[ModelExplanation, UnitGates]:
     """(the model's explanation, its `UnitGates` at `unit`)."""
     m = gated_model(result, model)
     if unit not in m.gates:
@@ -325,7 +330,7 @@ def unit_gates(result: Explanation, unit: str, model: str | None = None):
     return m, m.gates[unit]
 
 
-def check_group(gates, group: int) -> None:
+def check_group(gates: UnitGates, group: int) -> None:
     if not 0 <= int(group) < gates.groups:
         raise ValueError(
             f"Group {group} does not exist; this unit's groups are numbered 0–{gates.groups - 1}."
