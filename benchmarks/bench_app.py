@@ -186,25 +186,24 @@ def view_round_trips(client, runs: int) -> tuple[list[float], list[float]]:
 
 
 def ours_seconds(runs: int) -> list[float]:
-    """The explanation of the default pair in this process, as the server's engine runs it (as
-    bench_explain.py's "ours"): `runs` timings after 3 warm-up runs."""
+    """The explanation of the default pair in this process, as the server's engine runs it
+    (`explain_models`, bench_explain.py's "ours"): `runs` timings after 3 warm-up runs."""
     import torch  # noqa: F401  (imported here: the cold-start numbers above must not include it)
 
-    from sa_viz.app.engine import Engine
     from sa_viz.app.runtime import tune_allocator
     from sa_viz.data.preprocess import prepare_image
     from sa_viz.models import DEFAULT_PAIR
     from sa_viz.models.weights import load_models
+    from sa_viz.pipeline.explain import explain_models
 
     tune_allocator()
-    engine = Engine(lambda: load_models(allow_download=False, names=DEFAULT_PAIR)).start()
-    models = engine.models(timeout=300)
+    models = load_models(allow_download=False, names=DEFAULT_PAIR)
     rng = np.random.default_rng(1)
     image = prepare_image(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8))
     times = []
     for i in range(runs + 3):
         start = time.perf_counter()
-        engine.run_models(models, image)
+        explain_models(models, image)
         if i >= 3:
             times.append(time.perf_counter() - start)
     return times

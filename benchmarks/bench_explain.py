@@ -8,11 +8,10 @@ round times every candidate once, so machine noise spreads over all of them):
 - floor: plain inference-mode forwards of torchvision's ResNet-50 and of SA-ResNet-50 with the
   official eager SA unit (the op sequence of SA-Net's `sa_layer`: reshape, chunk, pooled
   channel gate, GroupNorm spatial gate, cat, reshape-permute shuffle), no hooks;
-- ours: the server's engine (`Engine.run_models`: BatchNorm folded into the convolutions by
-  `sa_viz.app.speed`, the two models side by side, one thread each): top-5, Grad-CAM at layer4
-  and every attention unit's gates for both models;
-- the levers one at a time: the engine without folding (side by side, plain models), and the
-  library's way (`explain_models`: plain models, one after the other, two threads each);
+- ours: `explain_models`, as the server's engine runs it: both models in turn (plain modules,
+  one forward each): top-5, Grad-CAM at layer4 and every attention unit's gates; also our
+  SA-ResNet-50's plain forward. The levers the engine no longer pulls (BatchNorm folding, the
+  two models side by side) are measured by bench_levers.py;
 - peers: pytorch-grad-cam's GradCAM and Captum's LayerGradCam for both models (on the eager
   models), each with its target layer `layer4[-1]` and each model's top-1.
 
@@ -36,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from torchvision.models import resnet50 as torchvision_resnet50
 
-from sa_viz.app.engine import Engine
 from sa_viz.app.runtime import tune_allocator
 from sa_viz.data.preprocess import prepare_image
 from sa_viz.models import resnet50, sa_resnet50, sa_units
@@ -113,10 +111,6 @@ def main() -> None:
         "resnet50": LoadedModel("resnet50", seeded(resnet50, 0).to(device), status),
         "sa_resnet50": LoadedModel("sa_resnet50", seeded(sa_resnet50, 1).to(device), status),
     }
-    engine = Engine(lambda: plain, time_limit=None).start()  # folds copies of the models
-    unfolded = Engine(lambda: plain, time_limit=None, fold=False).start()
-    folded = engine.models(timeout=120)
-    unfolded.models(timeout=120)
     rng = np.random.default_rng(0)
     image = prepare_image(rng.integers(0, 256, (args.size, args.size, 3), dtype=np.uint8))
     x = image.tensor.to(device)
@@ -128,13 +122,9 @@ def main() -> None:
     candidates = {
         "resnet50 eager": lambda: forward(eager["resnet50"]),
         "sa_resnet50 eager": lambda: forward(eager["sa_resnet50"]),
-        "resnet50 folded": lambda: forward(folded["resnet50"].module),
-        "sa_resnet50 folded": lambda: forward(folded["sa_resnet50"].module),
-        "sa_resnet50 plain": lambda: forward(plain["sa_resnet50"].module),
-        "ours: engine": lambda: engine.run_models(folded, image),
-        "engine without folding": lambda: unfolded.run_models(plain, image),
-        "folded, in turn": lambda: explain_models(folded, image),
-        "library: explain_models": lambda: explain_models(plain, image),
+        "resnet50 ours": lambda: forward(plain["resnet50"].module),
+        "sa_resnet50 ours": lambda: forward(plain["sa_resnet50"].module),
+        "ours: explain_models": lambda: explain_models(plain, image),
     }
     if not args.no_peers:
         from pytorch_grad_cam import GradCAM
@@ -164,7 +154,7 @@ def main() -> None:
 
     medians = median_rounds(candidates, args.runs, args.warmup, sync)
     floor = medians["resnet50 eager"] + medians["sa_resnet50 eager"]
-    ours = medians["ours: engine"]
+    ours = medians["ours: explain_models"]
     print(
         f"torch {torch.__version__}, {device}, {torch.get_num_threads()} CPU threads, "
         f"input {args.size}², "
@@ -176,12 +166,8 @@ def main() -> None:
     print(f"  {'floor (both eager forwards)':32s} {floor * 1000:8.1f} ms")
     ratios = {
         "ours / floor": ours / floor,
-        "engine without folding / ours": medians["engine without folding"] / ours,
-        "folded in turn / ours (side by side)": medians["folded, in turn"] / ours,
-        "library (in turn, plain) / ours": medians["library: explain_models"] / ours,
-        "SA folded / ResNet-50 eager": medians["sa_resnet50 folded"] / medians["resnet50 eager"],
-        "SA folded / ResNet-50 folded": medians["sa_resnet50 folded"] / medians["resnet50 folded"],
-        "SA plain / SA official eager": medians["sa_resnet50 plain"] / medians["sa_resnet50 eager"],
+        "SA ours / ResNet-50 eager": medians["sa_resnet50 ours"] / medians["resnet50 eager"],
+        "SA ours / SA official eager": medians["sa_resnet50 ours"] / medians["sa_resnet50 eager"],
         "SA eager / ResNet-50 eager": medians["sa_resnet50 eager"] / medians["resnet50 eager"],
     }
     if not args.no_peers:
@@ -193,7 +179,7 @@ def main() -> None:
             ratios["captum / floor"] = medians["captum LayerGradCam both"] / floor
     for name, value in ratios.items():
         print(f"  {name:40s} {value:6.3f}")
-    print("targets: ours/floor ≤ 1.15; SA folded / ResNet-50 eager ≤ 1.10")
+    print("targets: ours/floor ≤ 1.15; SA / ResNet-50 ≤ 1.10")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,11 @@
     python benchmarks/bench_levers.py [--runs 9] [--size 224]
 
 On the plain forward of both models (batch 1, inference mode, medians of `--runs` interleaved
-rounds after warm-up), against the app's eager forward with BatchNorm folded (`sa_viz.app.speed`):
+rounds after warm-up), against the app's forward (plain modules, the two models in turn):
 
+- BatchNorm folded into the convolutions (`fold_batchnorm` below; the server did it until
+  this round);
+- the two models side by side, one thread each (the server did it until this round);
 - torch.compile (inductor) of each model: the compile time and the forward after it;
 - oneDNN fusion through TorchScript: `torch.jit.optimize_for_inference(torch.jit.freeze(...))`;
 - (oneDNN's prepacked weights in eager mode were measured in an earlier round, see
@@ -19,6 +22,8 @@ script says whether it does here. Weights are fixed-seed random (speed does not 
 from __future__ import annotations
 
 import argparse
+import copy
+import itertools
 import statistics
 import sys
 import time
@@ -29,7 +34,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sa_viz.app.speed import fold_batchnorm
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
 from sa_viz.models import resnet50, sa_resnet50
 
 
@@ -40,8 +46,29 @@ def timed(fn, x) -> float:
     return time.perf_counter() - start
 
 
+def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` with each BatchNorm folded into the convolution before it (torch's
+    `fuse_conv_bn_eval`; the pairs found by ResNet's names, conv<k>/bn<k>, and in the
+    downsample Sequentials): the server did this until this measurement showed ≤ 3 %."""
+    model = copy.deepcopy(model).eval()
+    for module in list(model.modules()):
+        children = dict(module.named_children())
+        if isinstance(module, torch.nn.Sequential):
+            names = list(children)
+            pairs = list(itertools.pairwise(names))
+        else:
+            pairs = [(n, "bn" + n[4:]) for n in children if n.startswith("conv")]
+        for conv, bn in pairs:
+            if isinstance(children.get(conv), torch.nn.Conv2d) and isinstance(
+                children.get(bn), torch.nn.BatchNorm2d
+            ):
+                setattr(module, conv, fuse_conv_bn_eval(children[conv], children[bn]))
+                setattr(module, bn, torch.nn.Identity())
+    return model
+
+
 def side_by_side(models: list[torch.nn.Module], pool: ThreadPoolExecutor):
-    """Both models at once, one thread each: how the app runs them (`Engine.run_models`)."""
+    """Both models at once, one thread each (how the server ran them until this round)."""
 
     def one(model, x):
         torch.set_num_threads(1)
@@ -60,16 +87,18 @@ def main() -> None:
     x1 = torch.randn(1, 3, args.size, args.size)
     x4 = torch.randn(4, 3, args.size, args.size)
     models = {
-        name: fold_batchnorm(build().eval())
+        name: build().eval()
         for name, build in (("resnet50", resnet50), ("sa_resnet50", sa_resnet50))
     }
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 1, {args.size}²")
     candidates = {}
     pool = ThreadPoolExecutor(2)
     both = list(models.values())
-    candidates["both side by side (the app)"] = (side_by_side(both, pool), x1, 1)
+    candidates["both in turn (the app)"] = (lambda x: [m(x) for m in both], x1, 1)
+    candidates["both side by side, one thread each"] = (side_by_side(both, pool), x1, 1)
     for name, model in models.items():
-        candidates[f"{name} eager (folded BN, the app)"] = (model, x1, 1)
+        candidates[f"{name} eager (the app)"] = (model, x1, 1)
+        candidates[f"{name} BatchNorm folded"] = (fold_batchnorm(model), x1, 1)
         candidates[f"{name} eager, batch 4, per image"] = (model, x4, 4)
         try:
             with torch.no_grad():
@@ -98,8 +127,10 @@ def main() -> None:
     medians = {key: statistics.median(values) for key, values in times.items()}
     for key, value in medians.items():
         print(f"  {key:48s} {value * 1000:7.1f} ms")
+    pair = medians["both side by side, one thread each"] / medians["both in turn (the app)"]
+    print(f"  {'both side by side, one thread each':48s} {pair:7.3f} × the app's way")
     for name in models:
-        base = medians[f"{name} eager (folded BN, the app)"]
+        base = medians[f"{name} eager (the app)"]
         for key, value in medians.items():
             if key.startswith(name + " ") and "the app" not in key:
                 print(f"  {key:48s} {value / base:7.3f} × the app's forward")

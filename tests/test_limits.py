@@ -311,6 +311,17 @@ def test_an_example_click_does_not_remove_the_image_checks(demo):
     assert state.blocks_config.blocks[image._id] is image
 
 
+def test_callers_from_before_the_model_choice_still_work(demo):
+    """A raw call that sends /explain's 11 parameters of before (no models) compares the
+    default pair; one that leaves out an older parameter is refused with their names."""
+    old = [None, "whole image", "each model's own top-1", "gradcam", "layer4", "jet", 0.5,
+           "per model", "layer3.0", 0, "unit range"]  # fmt: skip
+    preprocess(demo, "explain", [*old])
+    preprocess(demo, "gate_view", ["layer3.0", 0, "jet", 0.5, "unit range"])
+    with pytest.raises(gr.Error, match="takes 14 parameters"):
+        preprocess(demo, "explain", old[:10])
+
+
 def test_missing_parameters_and_unknown_classes_are_named(demo):
     with pytest.raises(gr.Error, match=r"takes 6 parameters \(unit, group, colormap, alpha"):
         preprocess(demo, "gate_view", [])

@@ -12,7 +12,6 @@ limit. No gradio in this module.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import gc
 import hashlib
@@ -22,24 +21,19 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from sa_viz.app.runtime import HeapBudget, OffHeap, release_free_memory
-from sa_viz.app.speed import fold_batchnorm
 from sa_viz.data.preprocess import (
     DEFAULT_LIMITS,
     ImageSource,
     Limits,
-    PreparedImage,
     prepare_image,
 )
-from sa_viz.models.device import device_of
 from sa_viz.models.hooks import Stopped
 from sa_viz.models.registry import DEFAULT_PAIR, parse_pair
 from sa_viz.models.weights import LoadedModel, WeightsStatus
@@ -48,7 +42,6 @@ from sa_viz.pipeline.explain import (
     ModelExplanation,
     check_models,
     check_settings,
-    explain_model,
     explain_models,
 )
 
@@ -140,13 +133,6 @@ class Sessions:
         raise NothingYet("Explain an image first.")
 
 
-def for_serving(loaded: LoadedModel) -> LoadedModel:
-    """A copy of the model with its BatchNorms folded into its convolutions (`speed`): what the
-    server runs. The caller's model stays as it was (tests share theirs between engines)."""
-    module = fold_batchnorm(copy.deepcopy(loaded.module).eval())
-    return dataclasses.replace(loaded, module=module)
-
-
 class Engine:
     def __init__(
         self,
@@ -155,10 +141,8 @@ class Engine:
         limits: Limits = DEFAULT_LIMITS,
         cache_size: int = 4,
         time_limit: float | None = 30.0,
-        fold: bool = True,
     ) -> None:
         self._loader = loader
-        self._fold = fold  # BatchNorm folded into the convolutions (`for_serving`)
         self.limits = limits
         self.time_limit = time_limit
         self._models: Mapping[str, LoadedModel] | None = None
@@ -168,7 +152,6 @@ class Engine:
         self._cache: OrderedDict[tuple, Explanation] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
-        self._workers = ThreadPoolExecutor(2, thread_name_prefix="sa-viz-model")
         self._stop = threading.Event()  # set by `stop_computing`: computations end
         # View updates whose result was dropped from the cache compute it again; at most this
         # many wait for the models at once, so they never fill the lane that view updates of
@@ -184,9 +167,7 @@ class Engine:
 
     def _load(self) -> None:
         try:
-            models = {
-                name: for_serving(m) if self._fold else m for name, m in self._loader().items()
-            }
+            models = dict(self._loader())
             release_free_memory()  # what loading the checkpoints allocated and freed
             self._warm_up(models)
             # Everything alive now (torch, gradio, the models) lives as long as the server:
@@ -206,38 +187,12 @@ class Engine:
             self._ready.set()
 
     def _warm_up(self, models: Mapping[str, LoadedModel]) -> None:
-        """One explanation of a blank image before the first request: folds the weights and
-        grows the heap to its working size, so neither lands on the first user."""
+        """One explanation of each model on a blank image before the first request: grows the
+        heap to its working size and lets the libraries set up, so neither lands on the first
+        user."""
         blank = prepare_image(np.full((224, 224, 3), 128, np.uint8))
         with self._compute:  # `shutdown` waits for it like for any computation
-            self.run_models(models, blank, stop=self._stop)
-
-    def run_models(
-        self, models: Mapping[str, LoadedModel], image: PreparedImage, **settings: Any
-    ) -> dict[str, ModelExplanation]:
-        """`explain_models`, with two models on the CPU side by side, one thread each.
-
-        Two small-batch CNNs run faster as two single-threaded passes at once than one after
-        the other with two threads each (measured in benchmarks/bench_explain.py; see
-        benchmarks/README.md). Hooks and grad mode are per thread, so the two passes cannot see
-        each other. The thread count is process-wide: set here, by the server, only while its
-        one computation runs (`_compute`). The workers are threads that live on: new threads
-        each call grew the process's memory.
-        """
-        threads = torch.get_num_threads()
-        on_cpu = all(device_of(m.module).type == "cpu" for m in models.values())
-        if len(models) != 2 or threads < 2 or not on_cpu:
-            return explain_models(models, image, **settings)
-        torch.set_num_threads(threads // 2)
-        try:
-            futures = {
-                name: self._workers.submit(explain_model, m, image, **settings)
-                for name, m in models.items()
-            }
-            wait(futures.values())  # both done (or failed) before the caller goes on
-            return {name: future.result() for name, future in futures.items()}
-        finally:
-            torch.set_num_threads(threads)
+            explain_models(models, blank, stop=self._stop)
 
     @property
     def ready(self) -> bool:
@@ -280,7 +235,7 @@ class Engine:
         with self._compute:
             report(0.1, "Predictions, CAMs and gates of " + " and ".join(settings.models))
             start = time.monotonic()
-            per_model = self.run_models(
+            per_model = explain_models(
                 models,
                 prepared,
                 class_idx=settings.class_idx,

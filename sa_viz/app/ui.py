@@ -649,6 +649,9 @@ class Handlers:
 # LINK and LINKS_REFUSED: from sa_viz.app.guard, which refuses links in file routes the same way
 
 
+NO_DEFAULT = object()
+
+
 @dataclass(frozen=True)
 class Param:
     """One input of the app's events, as a caller names it: its label on the page, its name in
@@ -658,6 +661,8 @@ class Param:
     name: str
     check: Callable[[Any], str | None]
     component: Any = None  # a component with checks of its own, kept for every session
+    # A parameter added after callers existed: a call that stops before it gets this value.
+    default: Any = NO_DEFAULT
 
     def problem(self, value: Any) -> str | None:
         wrong = self.check(value)
@@ -801,6 +806,10 @@ def check_inputs(
 ) -> gr.Error | None:
     """Raise a `gr.Error` for an event's inputs that `guard_events` refuses (`by_id`: the
     checked parameters by their component's id)."""
+    missing = [by_id.get(b._id) for b in block_fn.inputs[len(inputs) :]]
+    if missing and all(p is not None and p.default is not NO_DEFAULT for p in missing):
+        # Parameters added later (the models to compare): older callers leave them out.
+        inputs.extend(p.default for p in missing)
     if len(inputs) < len(block_fn.inputs):
         wanted = [getattr(by_id.get(b._id), "name", None) or str(b) for b in block_fn.inputs]
         raise _error(
@@ -1284,9 +1293,11 @@ def build_app(
             colormap: Param("Colormap", "colormap", one_of(list(render.COLORMAPS))),
             alpha: Param("Overlay opacity", "alpha", number(0.0, 1.0)),
             normalization: Param("CAM scale", "normalization", one_of(list(views.NORMALIZATIONS))),
-            model_a: Param("Model A", "model_a", one_of(list_models())),
-            model_b: Param("Model B", "model_b", one_of(list_models())),
-            gate_model: Param("Gates of", "gate_model", one_of(list_models())),
+            model_a: Param("Model A", "model_a", one_of(list_models()), default=DEFAULT_PAIR[0]),
+            model_b: Param("Model B", "model_b", one_of(list_models()), default=DEFAULT_PAIR[1]),
+            gate_model: Param(
+                "Gates of", "gate_model", one_of(list_models()), default=DEFAULT_PAIR[1]
+            ),
             unit: Param("Attention unit", "unit", one_of(UNIT_NAMES)),
             group: Param("Group", "group", whole_number(0, MAX_GROUPS - 1)),
             scale: Param("Spatial-gate colours", "scale", one_of(list(render.GATE_SCALES))),

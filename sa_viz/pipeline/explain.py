@@ -175,8 +175,8 @@ def explain(
 def explain_models(
     models: Mapping[str, LoadedModel], image: PreparedImage, **settings: Any
 ) -> dict[str, ModelExplanation]:
-    """`explain_model` for every model, one after the other (a server runs them side by side:
-    `sa_viz.app.engine`)."""
+    """`explain_model` for every model, one after the other (side by side on two threads was
+    not faster on this project's machines: benchmarks/README.md)."""
     return {name: explain_model(m, image, **settings) for name, m in models.items()}
 
 
