@@ -86,7 +86,7 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
         "--models",
         default="resnet50,sa_resnet50",
         help="the models to compare, in order, from: " + ", ".join(list_models()) + " "
-        "(the difference map is the second minus the first; default resnet50,sa_resnet50)",
+        "(the figure shows them in this order; default resnet50,sa_resnet50)",
     )
     parser.add_argument(
         "--unit",
@@ -112,10 +112,10 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
     try:
         class_idx = None if args.class_ is None else class_index(args.class_)
         names = parse_pair(args.models)
+        check_unit(args.unit, names)
     except ValueError as error:
         parser.error(str(error))
 
-    from sa_viz.data.preprocess import ImageError
     from sa_viz.models.device import DeviceUnavailable
     from sa_viz.pipeline.explain import explain
 
@@ -144,13 +144,27 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
                 method=args.method,
                 crop=args.crop,
             )
-        except ImageError as error:
+        except ValueError as error:  # ImageError, or settings the models can't take
             print(f"error: {path}: {error}", file=sys.stderr)
             failures += 1
             continue
         written = write_outputs(result, args.out, stem, args.unit, args.colormap, args.alpha)
         print(f"{path}: " + ", ".join(str(p) for p in written))
     return 1 if failures else 0
+
+
+def check_unit(unit: str, names: Sequence[str]) -> None:
+    """A ValueError naming the units when no compared model with gates has `unit` (a model
+    without gates gets no gate figure either way)."""
+    from sa_viz.probes import unit_names
+
+    units = {name: unit_names(name) for name in names}
+    gated = {name: found for name, found in units.items() if found}
+    if gated and not any(unit in found for found in gated.values()):
+        choices = sorted({u for found in gated.values() for u in found})
+        raise ValueError(
+            f"--unit {unit!r}: not an attention unit; choose one of {', '.join(choices)}"
+        )
 
 
 def output_stems(paths: Sequence[Path]) -> list[str]:
@@ -214,6 +228,8 @@ def weights_main(argv: Sequence[str] | None = None) -> int:
         prog="sa-viz weights",
         description="Show which weights each model uses; import or download checkpoints.",
     )
+    from sa_viz.models import get_model, list_models
+
     sub = parser.add_subparsers(dest="command")
     status = sub.add_parser("status", help="each model's weights status (the default)")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -223,7 +239,10 @@ def weights_main(argv: Sequence[str] | None = None) -> int:
     add_weights_arguments(imp)
     down = sub.add_parser("download", help="download the published weights that have a URL")
     down.add_argument(
-        "models", nargs="*", help="which models (default: every one with a published URL)"
+        "models",
+        nargs="*",
+        choices=[name for name in list_models() if get_model(name).weights.url],
+        help="which models (default: every one with a published URL)",
     )
     add_weights_arguments(down)
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -244,8 +263,6 @@ def weights_main(argv: Sequence[str] | None = None) -> int:
         print(f"sha256 {digest}")
         return 0
     if args.command == "download":
-        from sa_viz.models import get_model, list_models
-
         try:
             names = args.models or [n for n in list_models() if get_model(n).weights.url]
             for name in names:
@@ -256,6 +273,7 @@ def weights_main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     args.no_download = True  # a status report never touches the network
+    args.device = "cpu"  # nor needs a GPU
     models = models_from_args(args)
     if args.json:
         print(json.dumps({n: m.status.to_dict() for n, m in models.items()}, indent=2))

@@ -24,7 +24,8 @@ import httpx
 import pytest
 import torch
 
-from sa_viz.models import DEFAULT_PAIR, resnet50, sa_resnet50, sa_units, se_resnet50
+from sa_viz.models import DEFAULT_PAIR, get_model, list_models, sa_resnet50, sa_units
+from sa_viz.models.registry import SA_OFFICIAL_FILE
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ["SA_VIZ_NO_DOWNLOAD"] = "1"  # tests never wait on the network
@@ -107,9 +108,12 @@ def weights_folder(tmp_path_factory) -> Path:
     """A weights folder as a user has it: torchvision's file, the official SA-Net file and the
     published SE-ResNet-50 file (a plain state dict, as Cadene's port saved it)."""
     folder = tmp_path_factory.mktemp("weights")
-    torch.save(seeded(resnet50).state_dict(), folder / "resnet50-0676ba61.pth")
-    official_checkpoint(trained_like_sa(), folder / "sa_resnet50.pth.tar")
-    torch.save(seeded(se_resnet50).state_dict(), folder / "se_resnet50-ce0d4300.pth")
+    for name in list_models():  # every registered model, under the file name it is published as
+        spec = get_model(name).weights
+        if name == "sa_resnet50":  # the official training checkpoint's format
+            official_checkpoint(trained_like_sa(), folder / SA_OFFICIAL_FILE)
+        else:
+            torch.save(seeded(get_model(name).builder).state_dict(), folder / spec.filenames[0])
     return folder
 
 

@@ -147,7 +147,7 @@ def test_untrained_gates_in_a_loaded_file_are_flagged(tmp_path):
     torch.save(seeded(sa_resnet50).state_dict(), tmp_path / "sa_resnet50.pth")
     status = load_model("sa_resnet50", folder=tmp_path).status
     assert status.pretrained and status.untrained and len(status.untrained_units) == 16
-    assert "σ(1)" in status.message
+    assert "16 of 16 SA units" in status.message and "one constant, 0.731" in status.message
 
 
 def test_env_var_and_argument_override_the_folder(weights_folder, tmp_path, monkeypatch):

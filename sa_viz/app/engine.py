@@ -1,6 +1,6 @@
 """The models of a running server: loaded in the background, used by one request at a time.
 
-The app answers HTTP while the models load (torch's imports and two checkpoints take seconds);
+The app answers HTTP while the models load (torch's imports and the checkpoints take seconds);
 requests that need them wait. Explanations are kept in a small LRU cache keyed by the input's
 pixels and the settings that change the numbers, so a repeated image or a back-and-forth between
 settings does not run the models again. An entry holds every gate map (~17 MB for a 224×337

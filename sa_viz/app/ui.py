@@ -79,7 +79,13 @@ UNIT_NAMES = list(
 # The most groups any unit has: the API's bound for `group`; each unit's own count is checked
 # against the chosen model's.
 MAX_GROUPS = max(
-    u.groups for name in list_models() if get_model(name).gates for u in unit_layouts(name).values()
+    (
+        u.groups
+        for name in list_models()
+        if get_model(name).gates
+        for u in unit_layouts(name).values()
+    ),
+    default=1,
 )
 
 
@@ -272,8 +278,8 @@ def failure_message(handlers: Handlers, name: str, error: Exception) -> tuple[st
     )
 
 
-NO_GATES = (
-    "Neither of the compared models has attention gates: choose SA-ResNet-50 or SE-ResNet-50."
+NO_GATES = "Neither of the compared models has attention gates: choose " + " or ".join(
+    get_model(name).title for name in list_models() if get_model(name).gates
 )
 
 
@@ -518,6 +524,7 @@ class Handlers:
             alpha=alpha,
             normalization=normalization,
             scale=scale,
+            gate_model=gate_model_of(result, gate_model),
         )
         return str(path)
 
@@ -1106,9 +1113,9 @@ def build_app(
         gr.Markdown(
             "# SA-Viz · where two CNNs look, and what their attention gates do\n"
             f"Models: {titles}. Upload an image: both chosen models classify it, **Grad-CAM** "
-            "shows where each looks, and the **gate explorer** shows every attention unit's "
-            "gates: Shuffle Attention's per-group channel and spatial gates (Zhang & Yang, "
-            "ICASSP 2021), Squeeze-and-Excitation's channel gates (Hu et al., CVPR 2018)."
+            "shows where each looks, and the **gate explorer** shows the gates of every "
+            "attention unit of the models that have them (*About the models*, on the left, "
+            "says which and where each comes from)."
         )
         banner = gr.Markdown(
             "Loading the models…", elem_classes=["untrained-banner"], elem_id="weights-status"

@@ -89,8 +89,7 @@ def time_limit(
 
     Checked before the model and before each of its residual blocks (every ~10–50 ms on a CPU),
     so a long computation (ScoreCAM runs the model once per channel) ends soon after its
-    deadline, leaving the model untouched; `check_time` lets other steps check too. Hooks on
-    blocks keep the folded fast path.
+    deadline, leaving the model untouched; `check_time` lets other steps check too.
     """
     if deadline is None and stop is None:
         yield

@@ -2,17 +2,21 @@
 
 An entry names the architecture's builder, where its pretrained weights come from (file names,
 URL and published hash, how to get them offline), the preprocessing it was trained with, its
-published figures, the layers a CAM can read and which probe reads its gates. The CLI's and
-the app's weight flags, the app's model choices and the tests are generated from it.
+published figures, the layers a CAM can read and which kind of attention units it has. The
+CLI's and the app's weight flags, the app's model choices and the registry tests are generated
+from it.
 
-Adding a model: one entry in `ENTRIES`; for a new attention type, one probe file in
-`sa_viz/probes/`.
+Adding a model: its builder, one entry in `ENTRIES`; for a new attention type, one probe file
+in `sa_viz/probes/`. Limits of today's seam: every entry shares one preprocessing (`IMAGENET`:
+one prepared image feeds both models, and `check_models` refuses a pair whose transforms
+differ), and CAM layers are named `layer1` … `layer4` (`sa_viz.cam.LAYERS`), as in every
+ResNet here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
@@ -80,8 +84,9 @@ class ModelEntry:
     meta: ModelMeta
     preprocessing: Preprocessing = IMAGENET
     cam_layers: tuple[str, ...] = RESNET_LAYERS
-    gates: str | None = None  # the probe that reads its gates ("SA", "SE"); None: no gates
-    aliases: tuple[str, ...] = field(default=())
+    # The kind of attention units it has ("SA", "SE"; None: none). The probe whose unit type
+    # the model's modules are (sa_viz/probes/) reads them; tests check the two agree.
+    gates: str | None = None
 
 
 _TORCHVISION_URL = "https://download.pytorch.org/models/resnet50-0676ba61.pth"

@@ -370,10 +370,13 @@ def _file_status(
     else:
         message = f"{spec.title}: weights from {path.name} (no published hash to check it against)"
     if untrained_units:
+        name, unit, probe = units[0]
+        constant = probe.layout(name, unit).untrained_value
+        value = f", {constant:.3f}" if constant is not None else ""
         message = (
             f"{spec.title}: weights from {path.name}, but {len(untrained_units)} of {len(units)} "
-            f"{units[0][2].kind} units have untrained gate parameters (their initial values: "
-            "every gate of such a unit is one constant, σ(1) ≈ 0.731 for SA)"
+            f"{probe.kind} units have untrained gate parameters (their initial values: every "
+            f"gate of such a unit is one constant{value})"
         )
     return WeightsStatus(
         model=spec.model,

@@ -46,8 +46,11 @@ def write_zip(
     alpha: float = render.DEFAULT_ALPHA,
     normalization: str = "per model",
     scale: str = "unit range",
+    gate_model: str | None = None,
 ) -> Path:
-    """Write the ZIP for what is on screen: the same pictures with the same view settings."""
+    """Write the ZIP for what is on screen: the same pictures with the same view settings;
+    the gates of `gate_model` (the model in the gate explorer), or of every compared model
+    that has gates when None."""
     path = Path(path)
     cams = views.cam_view(result, colormap=colormap, alpha=alpha, normalization=normalization)
     pictures = {f"cam_{name}.png": overlay for name, overlay in cams.overlays.items()}
@@ -61,6 +64,9 @@ def write_zip(
         "gate_colour_scale": scale,
     }
     gated = views.gated_models(result)
+    if gate_model in gated:
+        gated = [gate_model]
+        settings["gate_model"] = gate_model
     for name in gated:
         # `group` is the one on screen (for the model on screen); a model with fewer groups
         # shows its last one.
@@ -76,9 +82,8 @@ def write_zip(
         pictures[f"{prefix}{unit}_channel.png"] = heat
         pictures[f"{prefix}{unit}_group{shown}.png"] = detail
         pictures[f"{prefix}summary.png"] = views.summary_picture(result, name)
-    report = result.to_json()
+    report = views.explanation_document(result)  # no server paths
     report["view"] = settings
-    report["agreement"] = {k: None if np.isnan(v) else v for k, v in cams.agreement.items()}
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays(result))
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -1,4 +1,5 @@
-"""One image through both models: predictions, a CAM for the chosen class and every SA gate.
+"""One image through the chosen models: predictions, a CAM for the chosen class and every
+attention gate.
 
 For Grad-CAM each model runs one forward pass (gates recorded by hooks, the target layer's
 activation kept) and one backward through the layers after the target only.
@@ -53,7 +54,7 @@ class ModelExplanation:
     target: Prediction  # the class the CAM explains, with this model's probability for it
     cam: np.ndarray  # (H, W) float32 in [0, 1], over the display image
     cam_raw: np.ndarray  # (h, w) at the layer's resolution, unscaled (for cross-model scales)
-    gates: dict[str, UnitGates]  # SA units only; each with batch size 1
+    gates: dict[str, UnitGates]  # every attention unit, by name (none for ResNet-50); batch 1
     weights: WeightsStatus
     probabilities: np.ndarray = field(repr=False)  # (1000,)
 

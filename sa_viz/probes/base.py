@@ -91,9 +91,7 @@ class Probe:
     in its own file under `sa_viz/probes/`, defines `PROBE = TheProbe()`; nothing else changes."""
 
     kind: str = ""  # short name shown to people ("SA")
-    title: str = ""  # long name ("Shuffle Attention")
     unit_type: type[nn.Module] = nn.Module
-    spatial: bool = False
 
     def units(self, model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
         """(unit name, unit module) for every unit of this type, in forward order."""

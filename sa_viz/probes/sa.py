@@ -15,9 +15,7 @@ SIGMOID_1 = 1 / (1 + math.exp(-1))  # every gate of a unit with the paper's init
 
 class ShuffleAttentionProbe(Probe):
     kind = "SA"
-    title = "Shuffle Attention"
     unit_type = ShuffleAttention
-    spatial = True
 
     def unit_name(self, path: str) -> str:
         return path.removesuffix(".sa")  # "layer3.0.sa" → "layer3.0", the bottleneck's name

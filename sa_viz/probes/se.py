@@ -11,9 +11,7 @@ from sa_viz.probes.base import GateLayout, Probe, Tap, stage_of
 
 class SqueezeExcitationProbe(Probe):
     kind = "SE"
-    title = "Squeeze-and-Excitation"
     unit_type = SEModule
-    spatial = False
 
     def unit_name(self, path: str) -> str:
         return path.removesuffix(".se_module")  # "layer3.0.se_module" → "layer3.0"

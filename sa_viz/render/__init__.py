@@ -15,6 +15,7 @@ from sa_viz.render.overlays import (
     gate_range,
     mosaic,
     overlay,
+    row_width,
     signed_overlay,
     stamp_untrained,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "mosaic",
     "note_panel",
     "overlay",
+    "row_width",
     "signed_overlay",
     "stamp_untrained",
     "summary_panel",

@@ -23,6 +23,7 @@ from sa_viz.render.overlays import (
     gate_range,
     mosaic,
     overlay,
+    row_width,
 )
 
 
@@ -81,11 +82,11 @@ def gate_grid_figure(
 ) -> Figure:
     """One attention unit: its groups' spatial gates (mean over each group's channels) over the
     image, with their colour scale, beside the groups × c channel-gate heatmap. A unit without
-    spatial gates (SE) gets its channel gates alone, in rows of 64 channels."""
+    spatial gates (SE) gets its channel gates alone, in rows of up to 64 channels."""
     channel = gates.channel[0].numpy()
     kind = gates.layout.kind if gates.layout else ""
     if gates.spatial is None:
-        columns = min(64, channel.shape[1])
+        columns = row_width(channel.shape[1])
         rows = channel.reshape(-1, columns)
         fig = Figure(figsize=(9, 1.5 + 0.12 * len(rows)), layout="constrained")
         ax = fig.subplots()

@@ -151,3 +151,12 @@ def mosaic(
 def stamp_untrained(image: np.ndarray) -> np.ndarray:
     """A red banner across the top of a picture made by an untrained model."""
     return banner(image, UNTRAINED_STAMP, UNTRAINED_RED)
+
+
+CHANNEL_ROW = 64  # channels per row when a unit's channel gates are shown as one group
+
+
+def row_width(channels: int) -> int:
+    """Channels per row for one group's channel gates: 64, or the largest divisor of the count
+    that is at most 64 (so the rows tile it exactly)."""
+    return next(w for w in range(min(CHANNEL_ROW, channels), 0, -1) if channels % w == 0)

@@ -225,7 +225,7 @@ def channel_gates(
     m, gates = unit_gates(result, unit, model)
     values = gates.channel[0].numpy()
     if gates.groups == 1:
-        columns = min(CHANNEL_ROW, values.shape[1])
+        columns = render.row_width(values.shape[1])
         values = values.reshape(-1, columns)
         return render.heatmap_panel(
             values,
@@ -335,6 +335,3 @@ def check_group(gates: UnitGates, group: int) -> None:
         raise ValueError(
             f"Group {group} does not exist; this unit's groups are numbered 0–{gates.groups - 1}."
         )
-
-
-CHANNEL_ROW = 64  # channels per row when a unit's channel gates are shown as one group
