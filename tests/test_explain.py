@@ -165,3 +165,30 @@ def test_cli_all_good_exits_zero(weights_folder, tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "rocket.json").read_text())
     assert data["models"]["resnet50"]["cam_target"]["label"] == "space shuttle"
+
+
+def test_cli_any_pair_and_a_wrong_unit(weights_folder, tmp_path):
+    result = run_cli(
+        "explain",
+        str(ASSETS / "chelsea.jpg"),
+        "--out",
+        str(tmp_path),
+        "--models",
+        "se_resnet50,sa_resnet50",
+        "--unit",
+        "layer4.1",
+        env_dir=weights_folder,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "chelsea.json").read_text())
+    assert list(data["models"]) == ["se_resnet50", "sa_resnet50"]  # in the order asked
+    for name in ("se_resnet50", "sa_resnet50"):  # both have gates: one figure each
+        assert (tmp_path / f"chelsea_gates_{name}_layer4.1.png").stat().st_size > 10_000
+    for args, message in (
+        (["--unit", "layer4.9"], "--unit 'layer4.9': not an attention unit; choose one of layer1.0"),
+        (["--models", "resnet50,vgg16"], "unknown model 'vgg16'; choose from resnet50"),
+        (["--models", "sa_resnet50,sa_resnet50"], "two different models"),
+    ):
+        chelsea = str(ASSETS / "chelsea.jpg")
+        wrong = run_cli("explain", chelsea, "--out", str(tmp_path), *args, env_dir=weights_folder)
+        assert wrong.returncode == 2 and message in wrong.stderr, wrong.stderr

@@ -202,6 +202,24 @@ def test_any_two_models_in_the_chosen_order(handlers):
     assert slider["value"] == 0 and not slider["interactive"]
     # Each model's own statistics: SE's units have channel gates only (one chart), SA's two.
     assert widths["se_resnet50"] < 600 < 900 < widths["sa_resnet50"]
+    # The ZIP holds the gates of the model on screen, and no server path.
+    path = handlers.export(
+        "jet",
+        0.5,
+        "per model",
+        "layer3.0",
+        0,
+        "unit range",
+        "se_resnet50",
+        request=session("se-sa"),
+    )
+    with zipfile.ZipFile(path) as archive:
+        gates = [n for n in archive.namelist() if n.startswith("gates_")]
+        report = json.loads(archive.read("explanation.json"))
+    assert gates and all("spatial" not in n for n in gates)  # SE: channel gates only
+    assert report["view"]["gate_model"] == "se_resnet50"
+    assert report["agreement"]["models"] == ["se_resnet50", "sa_resnet50"]
+    assert all("path" not in m["weights"] for m in report["models"].values())
     json_doc = handlers.explain_json(
         str(ASSETS / "chelsea.jpg"), model_a="sa_resnet50", model_b="resnet50"
     )
