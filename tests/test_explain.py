@@ -185,7 +185,10 @@ def test_cli_any_pair_and_a_wrong_unit(weights_folder, tmp_path):
     for name in ("se_resnet50", "sa_resnet50"):  # both have gates: one figure each
         assert (tmp_path / f"chelsea_gates_{name}_layer4.1.png").stat().st_size > 10_000
     for args, message in (
-        (["--unit", "layer4.9"], "--unit 'layer4.9': not an attention unit; choose one of layer1.0"),
+        (
+            ["--unit", "layer4.9"],
+            "--unit 'layer4.9': not an attention unit; choose one of layer1.0",
+        ),
         (["--models", "resnet50,vgg16"], "unknown model 'vgg16'; choose from resnet50"),
         (["--models", "sa_resnet50,sa_resnet50"], "two different models"),
     ):
