@@ -253,3 +253,20 @@ def test_cli_import_of_a_wrong_file_fails_cleanly(weights_folder, tmp_path):
     assert result.returncode == 1
     assert "96 missing keys" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "sa_resnet50.pth").exists()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"hello", b"\x80\x02}q\x00", b"\x80\x02]q\x01(K\x01", b"PK\x03\x04x", bytes(range(7, 40))],
+    ids=["text", "pickle-dict", "pickle-list", "zip-head", "bytes"],
+)
+def test_garbage_of_any_kind_is_named_not_raised(tmp_path, data):
+    """Short garbage fails in many places inside torch.load's unpickler (b"hello": a KeyError
+    from its memo); each is the same clear error, and the CLI prints one line."""
+    path = tmp_path / "sa_resnet50.pth.tar"
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError, match=r"truncated or corrupted|refused|not a state dict"):
+        read_checkpoint(path)
+    result = run_weights_cli("import", str(path), env_dir=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("error: ")

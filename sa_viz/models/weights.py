@@ -132,6 +132,10 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Checkpoi
         raise _unreadable(path, error) from error
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
         raise _unreadable(path, error) from error
+    except Exception as error:
+        # Garbage can fail anywhere inside the unpickler (a 5-byte file: KeyError 101 from its
+        # memo); whatever it raises, the file is not a checkpoint.
+        raise _unreadable(path, error) from error
     return _unwrap(obj, path)
 
 
