@@ -5,6 +5,7 @@ per session, and a request body bound enforced before the body is read."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 import tracemalloc
@@ -331,3 +332,17 @@ def test_missing_parameters_and_unknown_classes_are_named(demo):
             handlers.explain(str(ASSETS / "chelsea.jpg"), target=target)
     with pytest.raises(gr.Error, match="not part of the API"):
         handlers.choose_prediction(None)
+
+
+def test_mistakes_are_logged_as_one_line(demo, caplog):
+    """A refused parameter and a handler's expected error: one line each, no traceback."""
+    caplog.set_level(logging.INFO, logger="sa_viz")
+    with pytest.raises(gr.Error):
+        preprocess(demo, "gate_view", ["layer3.0", 640, "jet", 0.5, "unit range", "sa_resnet50"])
+    handlers = Handlers(Engine(dict).start())
+    with pytest.raises(gr.Error):
+        handlers.explain(str(ASSETS / "chelsea.jpg"), target="zzz-not-a-class")
+    lines = [r for r in caplog.records if "refused" in r.message or "answered" in r.message]
+    assert len(lines) == 2 and not any(r.exc_info for r in caplog.records)
+    assert "refused /gate_view: Group (parameter `group`)" in lines[0].message
+    assert "handler explain answered 'Unknown class'" in lines[1].message

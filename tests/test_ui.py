@@ -434,3 +434,14 @@ def test_the_image_input_takes_only_uploads_and_data_urls(tmp_path):
         preprocess(ImageData(path=str(tmp_path / "link.png")))
     with pytest.raises(gr.Error, match="not fetched"):
         preprocess(ImageData(url="http://169.254.169.254/latest"))
+
+
+def test_view_api_is_compact(engine):
+    """The API description lists no class names (view_api() printed 61 KB with them)."""
+    demo = build_app(engine)
+    info = demo.get_api_info()
+    text = json.dumps(info)
+    assert "Persian cat" not in text and len(text) < 40_000
+    parameters = info["named_endpoints"]["/explain"]["parameters"]
+    target = next(p for p in parameters if p["parameter_name"] == "target")
+    assert "class name or index" in json.dumps(target)

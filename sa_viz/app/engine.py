@@ -12,6 +12,7 @@ limit. No gradio in this module.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import gc
 import hashlib
@@ -133,6 +134,18 @@ class Sessions:
         raise NothingYet("Explain an image first.")
 
 
+_STARTED: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_engines() -> None:
+    """At exit, stop what the engines still compute (warming up, say) and wait for it: the
+    interpreter must not finalise while a thread is inside torch (that aborted the process,
+    `terminate called without an active exception`, when a script ended during a warm-up)."""
+    for engine in list(_STARTED):
+        engine.shutdown(timeout=10)
+
+
 class Engine:
     def __init__(
         self,
@@ -162,6 +175,7 @@ class Engine:
 
     def start(self) -> Engine:
         """Load the models in a background thread; returns at once."""
+        _STARTED.add(self)
         threading.Thread(target=self._load, name="sa-viz-load-models", daemon=True).start()
         return self
 

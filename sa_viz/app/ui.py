@@ -249,6 +249,7 @@ def handler(method: Callable[..., Any]) -> Callable[..., Any]:
         # 40 MB data: URL, for the last few requests).
         if refused_image:
             self.engine.release_refused()
+        log.info("handler %s answered %r: %s", method.__name__, title, message[:300])
         raise _error(message, title)
 
     return wrapper
@@ -796,6 +797,8 @@ def guard_events(
             message, title = refusal.message, refusal.title
             del inputs, refusal
             on_refusal()
+            # One line in the server's log (a person's mistake, not the server's: no traceback).
+            log.info("refused /%s: %s", getattr(block_fn, "api_name", "?"), message[:300])
             raise _error(message, title)
         try:
             return await original(block_fn, inputs, state, *args, **kwargs)
@@ -974,6 +977,12 @@ def input_column() -> InputColumn:
                 label="CAM target class",
                 info="Type to search the 1000 ImageNet classes, or click a prediction.",
             )
+            # The API page and view_api() list a dropdown's choices as its type: the 1001 class
+            # names made view_api() print 61 KB. Described in words instead (on this instance).
+            target.api_info = lambda: {
+                "type": "string",
+                "description": f"an ImageNet class name or index 0–999, or {OWN_TOP1!r}",
+            }
             method = gr.Dropdown(
                 METHOD_CHOICES, value="gradcam", label="CAM method", elem_id="cam-method"
             )
