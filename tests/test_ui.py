@@ -445,3 +445,7 @@ def test_view_api_is_compact(engine):
     parameters = info["named_endpoints"]["/explain"]["parameters"]
     target = next(p for p in parameters if p["parameter_name"] == "target")
     assert "class name or index" in json.dumps(target)
+    image = next(p for p in parameters if p["parameter_name"] == "image")
+    assert "links are not fetched" in json.dumps(image) and "publicly available" not in json.dumps(
+        image
+    )

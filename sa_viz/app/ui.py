@@ -139,6 +139,14 @@ def bounded_image_input(**kwargs: Any) -> gr.Image:
     # refuses. A file on the caller's machine is what `handle_file` should be given.
     component.example_payload = lambda: {"path": "image.jpg", "meta": {"_type": "gradio.FileData"}}
     component.example_value = lambda: "image.jpg"
+    # gradio describes an image parameter as "A local filepath or publicly available URL";
+    # this app fetches no URL, so the API page says what it does take.
+    described = component.api_info()
+    described["additional_description"] = (
+        "A file on your machine (handle_file(path)) or a data: URL; links are not fetched."
+    )
+    described["properties"]["url"]["description"] = "a data:image/…;base64 URL (no links)"
+    component.api_info = lambda: described
     return component
 
 
