@@ -317,6 +317,16 @@ def test_untrained_models_are_labelled(tmp_path):
     assert "UNTRAINED" in banner.value and "474p" in banner.value
     labels = [update["label"] for update in handlers.captions()[:4]]  # tables, CAM pictures
     assert all("UNTRAINED" in label for label in labels)
+    # The banner: one short line per model, the details (and how to get each file) in a fold.
+    head, fold = banner.value.split("<details>")
+    assert head.count("**UNTRAINED**") == 3 and len(head.strip().splitlines()) == 3
+    assert "474p" in fold and "How to get it" in fold
+    # The paper's init makes every SA gate σ(1): the explorer says so in words, with the way
+    # to the weights, instead of drawing 64 identical tiles.
+    gate_text = out[10]
+    assert "every gate of this unit is 0.731" in gate_text and "untrained gate weights" in gate_text
+    assert "474p" in gate_text
+    assert value(out[7]).shape[0] < 200  # a short note, not the 8 × 8 mosaic
     top = value(out[3])[:10].reshape(-1, 3).mean(0)  # the red banner across the overlay
     assert top[0] > 150 and top[1] < 80
 

@@ -218,17 +218,36 @@ def parse_target(choice: str | int | None) -> int | None:
 
 
 def status_markdown(statuses: list[WeightsStatus]) -> str:
-    lines = []
-    for status in statuses:
-        if status.untrained:
-            lines.append(
-                f"**UNTRAINED · {status.message}**  \nHow to get the weights: {status.how_to_get}"
-            )
-        elif status.verified:
-            lines.append(f"**Pretrained · {status.title}**: {status.source}, hash verified.")
-        else:
-            lines.append(f"**Loaded · {status.message}**")
-    return "\n\n".join(lines)
+    """One short line per model, then the full statuses and how to get missing weights in a
+    fold (the banner used to take ~170 px and push the CAMs below the fold)."""
+    lines = [f"**{s.title}** · {status_state(s)}" for s in statuses]
+    details = []
+    for s in statuses:
+        how = f" **How to get it:** {s.how_to_get}" if s.untrained and s.how_to_get else ""
+        details.append(f"- {s.message}.{how}".replace("..", "."))
+    fold = (
+        "Details, and how to get missing weights"
+        if any(s.untrained for s in statuses)
+        else ("Details")
+    )
+    return (
+        "  \n".join(lines)
+        + f"\n\n<details><summary>{fold}</summary>\n\n"
+        + "\n".join(details)
+        + "\n\n</details>"
+    )
+
+
+def status_state(status: WeightsStatus) -> str:
+    """A model's weights in a few words (the file's name only: no server paths on the page)."""
+    if not status.pretrained:
+        return "**UNTRAINED**: random weights, its results mean nothing"
+    if status.untrained_units:
+        return f"**UNTRAINED** gates in {len(status.untrained_units)} units"
+    if status.verified:
+        return "pretrained, published hash verified"
+    name = Path(status.path).name if status.path else "a file"
+    return f"loaded from {name} (not the published file's hash)"
 
 
 def handler(method: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,6 +8,7 @@ milliseconds here. matplotlib (render.figures) still makes the figures people ex
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -344,7 +345,10 @@ def gate_mosaic_panel(
 
 
 def note_panel(title: str, text: str, width: int = 640) -> np.ndarray:
-    """A picture that says why there is nothing to draw here."""
-    canvas = Image.new("RGB", (width, 60), "white")
-    write(ImageDraw.Draw(canvas), (8, 30), text, 13, anchor="lm", fill=AXIS)
+    """A picture that says why there is nothing to draw here (the text wrapped to the width)."""
+    lines = textwrap.wrap(text, max(20, (width - 16) // 7)) or [""]
+    canvas = Image.new("RGB", (width, 20 * len(lines) + 24), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, line in enumerate(lines):
+        write(draw, (8, 22 + 20 * i), line, 13, anchor="lm", fill=AXIS)
     return titled(np.asarray(canvas), title, size=14)

@@ -15,7 +15,7 @@ from sa_viz import render
 from sa_viz.cam import METHODS, cam_agreement, cam_difference, joint_scale
 from sa_viz.models.weights import WeightsStatus
 from sa_viz.pipeline.explain import Explanation, ModelExplanation
-from sa_viz.probes import UnitGates
+from sa_viz.probes import UnitGates, is_constant
 
 NORMALIZATIONS = ("per model", "joint")
 DISAGREE = "≠"
@@ -199,6 +199,13 @@ def gate_mosaic(
     """One unit's spatial gates (each group's averaged over its channels) over the image; a
     note for a unit without spatial gates."""
     m, gates = unit_gates(result, unit, model)
+    if flat_gates(m, gates):
+        value = float(gates.channel.flatten()[0])
+        return render.note_panel(
+            f"{m.title}, {unit}: every gate is {value:.3f}",
+            f"The {gates.groups} groups' tiles would all look the same. The text above says why, "
+            "and how to get the weights.",
+        )
     if not gates.has_spatial:
         return render.note_panel(
             f"{m.title}, {unit}: {gates.layout.kind if gates.layout else ''} units have no "
@@ -276,6 +283,9 @@ def group_detail(
 
 def gate_range_text(result: Explanation, unit: str, scale: str, *, model: str | None = None) -> str:
     m, gates = unit_gates(result, unit, model)
+    flat = flat_gates(m, gates)
+    if flat:
+        return f"**{m.title} · {unit}**: {flat}"
     layout = gates.layout
     kind = f"{layout.kind} " if layout else ""
     c = gates.channels
@@ -335,3 +345,20 @@ def check_group(gates: UnitGates, group: int) -> None:
         raise ValueError(
             f"Group {group} does not exist; this unit's groups are numbered 0–{gates.groups - 1}."
         )
+
+
+def flat_gates(m: ModelExplanation, gates: UnitGates) -> str | None:
+    """Why a unit's gates are all one value, and how to get weights that make them differ; None
+    when they vary. An SA unit with the paper's init gates everything by σ(1) = 0.731: 64
+    identical tiles said nothing, and the reason was in a footnote."""
+    if not is_constant(gates):
+        return None
+    value = float(gates.channel.flatten()[0])
+    why = (
+        f"every gate of this unit is {value:.3f}, because {m.title} runs with untrained gate "
+        "weights"
+        if m.untrained
+        else f"every gate of this unit is {value:.3f} for this image"
+    )
+    how = f" How to get the weights: {m.weights.how_to_get}" if m.weights.how_to_get else ""
+    return why + "." + how
