@@ -204,3 +204,31 @@ def test_every_hostile_file_through_the_page(page, tmp_path, shots):
     shots(page, "hostile-last", full_page=False)
     upload(page, ASSETS / "chelsea.jpg")
     wait_for_new_src(page, "cam-a", cam)
+
+
+def test_at_800_pixels_the_tables_are_readable_and_the_cams_share_a_row(page, shots):
+    """At 800 px the results go under the inputs: each top-5 row is one line (no digit per
+    line), and the two CAMs and their difference stand in one row at a usable size."""
+    narrow = page.context.browser.new_page(viewport={"width": 800, "height": 1000})
+    narrow.set_default_timeout(TIMEOUT_MS)
+    narrow.goto(page.url)
+    narrow.locator("#weights-status").get_by_text("SA-ResNet-50").first.wait_for()
+    upload(narrow, ASSETS / "chelsea.jpg")
+    wait_for_new_src(narrow, "cam-b", "")
+    narrow.wait_for_function("document.querySelector('#top5-b').innerText.includes('·')")
+    boxes = narrow.evaluate(
+        """() => {
+            const box = id => document.querySelector(id).getBoundingClientRect();
+            const cell = document.querySelector('#top5-a tbody tr td:nth-child(2)');
+            const line = parseFloat(getComputedStyle(cell).lineHeight) || 20;
+            return {cams: ['#cam-a', '#cam-b', '#cam-difference'].map(id => [box(id).top,
+                    box(id).width]), table: box('#top5-a').width, probability: cell.innerText,
+                    cellLines: (cell.getBoundingClientRect().height - 16) / line};
+        }"""
+    )
+    shots(narrow, "width-800")
+    narrow.close()
+    tops = {round(top) for top, _ in boxes["cams"]}
+    assert len(tops) == 1, boxes  # one row
+    assert all(width > 200 for _, width in boxes["cams"]), boxes
+    assert boxes["table"] > 300 and boxes["cellLines"] < 1.6, boxes  # "0.988" on one line

@@ -71,6 +71,7 @@ LOCAL_SESSION = "local"  # handlers called from Python, without a gradio request
 # are held by `Sessions`, not by gradio, so a small number is enough.
 GRADIO_SESSIONS = 200
 SLOTS = ("a", "b")  # the two compared models' places on the page
+RESULTS_MIN_WIDTH = 640  # px: the results column's narrowest (two top-5 tables side by side)
 # The attention units of every registered model with gates, in order (the handler checks that
 # the chosen model has the unit).
 UNIT_NAMES = list(
@@ -1160,7 +1161,10 @@ def build_app(
             image, examples, run, model_a, model_b, crop_mode, target, method, layer = (
                 input_column()
             )
-            with gr.Column(scale=2):
+            # Below ~1000 px the two columns no longer fit side by side (320 + 640 px): the
+            # results go under the inputs at full width instead of squeezing the tables to one
+            # digit per line (seen at 800 px).
+            with gr.Column(scale=2, min_width=RESULTS_MIN_WIDTH):
                 summary = gr.Markdown(elem_id="summary")
                 with gr.Row():
                     tables = [
@@ -1169,7 +1173,7 @@ def build_app(
                             label=f"{get_model(name).title}: top-5",
                             interactive=False,
                             wrap=True,
-                            column_widths=["62%", "16%", "22%"],
+                            column_widths=["56%", "20%", "24%"],
                             elem_id=f"top5-{slot}",
                         )
                         for slot, name in zip(SLOTS, DEFAULT_PAIR, strict=True)
