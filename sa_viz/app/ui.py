@@ -312,6 +312,11 @@ NO_GATES = "Neither of the compared models has attention gates: choose " + " or 
 )
 
 
+def group_slider(groups: int) -> dict[str, Any]:
+    """The group slider for a unit with `groups` groups: it stands at 0 for a unit with one."""
+    return gr.update(interactive=groups > 1, **({} if groups > 1 else {"value": 0}))
+
+
 def gate_model_of(result: Explanation, wanted: str | None) -> str | None:
     """The model whose gates the explorer shows: `wanted` if it has gates in this result, else
     the first compared model that has them (None if neither has)."""
@@ -404,7 +409,7 @@ class Handlers:
             *(gr.update(label=caption) for caption in named),
             gr.update(label=views.difference_label([get_model(n).title for n in pair])),
             gr.update(choices=[model_choice(n) for n in gated], value=shown),
-            gr.update(interactive=groups > 1, **({} if groups > 1 else {"value": 0})),
+            group_slider(groups),
         )
 
     @handler
@@ -519,16 +524,10 @@ class Handlers:
         the group slider moves (a unit with one group holds it at 0)."""
         result = self._need(request)
         shown = gate_model_of(result, gate_model)
-        groups = (
-            result.models[shown].gates[unit].groups
-            if shown and unit in result.models[shown].gates
-            else 1
-        )
-        if groups == 1:
-            group = 0
         gates = self._gates(result, unit, group, colormap, alpha, scale, shown)
-        slider = gr.update(interactive=groups > 1, **({} if groups > 1 else {"value": 0}))
-        return (*gates, self._overview(result, shown), slider)
+        units = result.models[shown].gates if shown else {}
+        groups = units[unit].groups if unit in units else 1
+        return (*gates, self._overview(result, shown), group_slider(groups))
 
     @handler
     def export(

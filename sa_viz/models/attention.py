@@ -42,6 +42,12 @@ class ShuffleAttention(nn.Module):
         """c: channels in each half of a group (2, 4, 8, 16 in ResNet-50's four stages)."""
         return self.cweight.shape[1]
 
+    @property
+    def untrained(self) -> bool:
+        """True while the gate weights are the paper's zero init (every gate is then σ(bias)):
+        trained weights are never exactly zero."""
+        return not (self.cweight.detach().any() or self.sweight.detach().any())
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         g, c = self.groups, self.channels_per_half

@@ -76,8 +76,4 @@ def untrained_sa_units(model: nn.Module) -> list[str]:
     Trained weights are never exactly zero, so this tells a checkpoint that was never trained
     (or never loaded) from a real one.
     """
-    return [
-        name
-        for name, unit in sa_units(model)
-        if not (unit.cweight.detach().any() or unit.sweight.detach().any())
-    ]
+    return [name for name, unit in sa_units(model) if unit.untrained]

@@ -8,9 +8,16 @@ its `GateLayout`: every panel, export and figure reads the layout, never a fixed
 
 from __future__ import annotations
 
-from sa_viz.probes.base import GateLayout, Probe, Tap, UnitGates, gate_stats, is_constant
-from sa_viz.probes.recorder import (
+from sa_viz.probes.base import (
+    GateLayout,
     GateStats,
+    Probe,
+    Tap,
+    UnitGates,
+    gate_stats,
+    is_constant,
+)
+from sa_viz.probes.recorder import (
     probe_for,
     record_gates,
     unit_layouts,

@@ -161,11 +161,14 @@ def gate_stats(gates: UnitGates, index: int = 0) -> GateStats:
 
 def is_constant(gates: UnitGates, tol: float = 1e-6) -> bool:
     """True when every gate value is the same: the sign of a unit that was never trained."""
-    parts = [gates.channel.flatten()]
+    # In NumPy: the gate explorer calls this on its render threads, where a torch op wakes
+    # torch's intra-op threads (see `UnitGates.spatial_mean`).
+    parts = [gates.channel.numpy()]
     if gates.spatial is not None:
-        parts.append(gates.spatial.flatten())
-    values = torch.cat(parts)
-    return bool((values.max() - values.min()) <= tol)
+        parts.append(gates.spatial.numpy())
+    low = min(float(p.min()) for p in parts)
+    high = max(float(p.max()) for p in parts)
+    return high - low <= tol
 
 
 def stage_of(path: str) -> int:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from sa_viz.models.hooks import thread_local_hooks
-from sa_viz.probes.base import GateLayout, GateStats, Probe, UnitGates, gate_stats  # noqa: F401
+from sa_viz.probes.base import GateLayout, Probe, UnitGates
 
 _SHARED = {"base", "recorder"}
 

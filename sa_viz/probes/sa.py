@@ -29,9 +29,7 @@ class ShuffleAttentionProbe(Probe):
         )
 
     def untrained(self, unit: nn.Module) -> bool:
-        # The paper's init (weights 0, biases 1) makes every gate σ(1); trained weights are
-        # never exactly zero.
-        return not (unit.cweight.detach().any() or unit.sweight.detach().any())
+        return unit.untrained  # the paper's init (weights 0, biases 1): every gate is σ(1)
 
 
 PROBE = ShuffleAttentionProbe()
