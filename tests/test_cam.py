@@ -11,6 +11,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from sa_viz.cam import (
     METHODS,
+    SCORECAM_CHANNELS,
     bounded_score_cam,
     cam_agreement,
     cam_difference,
@@ -19,9 +20,11 @@ from sa_viz.cam import (
     grad_cam_result,
     head_gradient,
     joint_scale,
+    own_thread_hooks,
     target_layer,
 )
 from sa_viz.models import resnet50
+from sa_viz.models.hooks import reporting
 
 
 @pytest.fixture(scope="module", params=["resnet50", "sa_resnet50"])
@@ -135,11 +138,54 @@ def test_every_method_by_name(model, method):
     assert not any(p.grad is not None for p in model.parameters()), "param grads left behind"
 
 
-def test_scorecam_runs_by_name():
-    """ScoreCAM masks the input with each of the layer's channels: on layer4, 2048 passes."""
+def test_scorecam_runs_by_name_and_reports_its_passes():
+    """ScoreCAM masks the input with the layer's most active channels, one pass each, and says
+    how far it is after each batch of passes."""
     model = seeded(resnet50)
-    result = compute_cam(model, torch.randn(1, 3, 32, 32), None, "layer4", "scorecam")
-    assert result.maps.shape == (1, 32, 32)
+    seen = []
+    with reporting(seen.append):
+        result = compute_cam(model, torch.randn(1, 3, 224, 224), None, "layer4", "scorecam")
+    assert result.maps.shape == (1, 224, 224)
+    assert METHODS["scorecam"].long and str(SCORECAM_CHANNELS) in METHODS["scorecam"].note
+    assert seen == [0.5, 1.0]  # 32 channels, 16 a pass at 224 × 224
+
+
+def test_bounded_scorecam_scores_only_the_most_active_channels():
+    """With `channels`, only the channels of highest mean activation are scored (the others
+    weigh 0) and the softmax runs over those: the same weights as the library's ScoreCAM on a
+    layer that has only those channels."""
+    model = seeded(resnet50)
+    x = torch.randn(1, 3, 40, 48, generator=torch.Generator().manual_seed(5))
+    targets = [ClassifierOutputTarget(7)]
+    with bounded_score_cam()(model, [model.layer1]) as cam:
+        activations = cam.activations_and_grads(x)  # run once to read the layer
+        acts = cam.activations_and_grads.activations[0].numpy()
+        cam.channels = 10
+        weights = cam.get_cam_weights(x, model.layer1, targets, acts, None)
+        cam.channels = None
+        every = cam.get_cam_weights(x, model.layer1, targets, acts, None)
+    top = np.argsort(-acts.mean(axis=(2, 3))[0])[:10]
+    assert set(np.flatnonzero(weights[0])) == set(top)
+    assert weights[0].sum() == pytest.approx(1.0)
+    scores = np.log(every[0][top])  # the full softmax's scores, up to a constant
+    np.testing.assert_allclose(weights[0][top], np.exp(scores) / np.exp(scores).sum(), rtol=1e-4)
+    del activations
+
+
+def test_library_hooks_see_only_their_own_thread():
+    """A CAM method's hooks on a shared model ignore another thread's forward passes (a server
+    runs Grad-CAM for one user while a ScoreCAM runs for another)."""
+    import threading
+
+    model = seeded(resnet50)
+    x = torch.randn(1, 3, 64, 64)
+    other = threading.Thread(target=lambda: [model(x) for _ in range(3)])
+    with bounded_score_cam()(model, [model.layer4]) as cam, own_thread_hooks(cam, [model.layer4]):
+        other.start()
+        other.join()
+        assert cam.activations_and_grads.activations == []
+        cam.activations_and_grads(x)
+        assert len(cam.activations_and_grads.activations) == 1
 
 
 def test_bounded_scorecam_scores_as_the_library_does():

@@ -22,6 +22,10 @@ from sa_viz.app.engine import Engine, Kept, ModelsUnavailable, Settings
 from sa_viz.app.ui import (
     CLASS_CHOICES,
     CROP,
+    EMPTY,
+    EXPLAIN_OUTPUTS,
+    HINT_PLACES,
+    OWN_TOP1,
     QUEUE_IDLE_POLL_S,
     Handlers,
     bounded_image_input,
@@ -32,6 +36,7 @@ from sa_viz.app.ui import (
 from sa_viz.data.preprocess import prepare_image
 from sa_viz.models.weights import load_models
 from sa_viz.pipeline.explain import Explanation, explain_models
+from sa_viz.render.overlays import tile_size
 
 
 @pytest.fixture(scope="module")
@@ -114,14 +119,15 @@ def test_explain_fills_every_output(handlers, outputs):
         "SA-ResNet-50: top-5",
         "ResNet-50",
         "SA-ResNet-50",
-        "Difference: SA-ResNet-50 − ResNet-50",  # B − A, as chosen
+        "SA-ResNet-50 − ResNet-50",  # B − A, as chosen
     ]
     gate_model, group = handlers.captions()[5:]
     assert gate_model["value"] == "sa_resnet50" and len(gate_model["choices"]) == 1
     assert group["interactive"]
     size = state.result().image.size
-    for picture in (value(cam_r), value(cam_sa), value(diff)):
-        assert picture.shape == (*size, 3) and picture.dtype == np.uint8
+    for picture in (value(cam_r), value(cam_sa), value(diff)):  # the image, its colour bar under it
+        assert picture.shape[1:] == (size[1], 3) and picture.dtype == np.uint8
+        assert size[0] + 40 < picture.shape[0] < size[0] + 100
     assert "Pearson r" in cam_text and "explains" in cam_text
     assert value(grid).shape[0] > 500
     assert value(heat).ndim == value(detail).ndim == value(overview).ndim == 3
@@ -172,7 +178,7 @@ def test_any_two_models_in_the_chosen_order(handlers):
     assert [update["label"] for update in labels[2:]] == [
         "SE-ResNet-50",
         "SA-ResNet-50",
-        "Difference: SA-ResNet-50 − SE-ResNet-50",
+        "SA-ResNet-50 − SE-ResNet-50",
     ]
     assert "red where SA-ResNet-50 looks more, blue where SE-ResNet-50 does" in out[6]
     assert gate_model["value"] == "se_resnet50"
@@ -306,7 +312,7 @@ def test_choosing_a_prediction_sets_the_target(handlers, outputs):
     rows = value(outputs[2])
     event = gr.SelectData(None, {"index": [1, 0], "value": rows[1][0]})
     choice = handlers.choose_prediction(rows, event)
-    assert parse_target(choice) == int(str(rows[1][0]).split("·")[0])
+    assert parse_target(choice) == int(str(rows[1][0]).split("·")[0].strip("▶ "))
 
 
 def test_untrained_models_are_labelled(tmp_path):
@@ -403,7 +409,7 @@ def test_the_time_limit_stops_a_request_and_the_next_one_works(loaded_models):
     handlers = Handlers(engine)
     with pytest.raises(gr.Error, match="limit of 0 s"):
         handlers.explain(str(ASSETS / "chelsea.jpg"))
-    with pytest.raises(gr.Error, match=r"ScoreCAM runs each model once per channel.*2048"):
+    with pytest.raises(gr.Error, match=r"ScoreCAM runs each model once per scored channel \(32"):
         handlers.explain(str(ASSETS / "chelsea.jpg"), method="scorecam", layer="layer4")
     for loaded in loaded_models.values():  # the stopped passes left no hooks behind
         assert not any(m._forward_pre_hooks or m._forward_hooks for m in loaded.module.modules())
@@ -418,7 +424,7 @@ def test_scorecam_is_stopped_soon_after_its_time_limit(loaded_models):
     start = time.monotonic()
     with pytest.raises(gr.Error, match="ScoreCAM"):
         Handlers(engine).explain(str(ASSETS / "chelsea.jpg"), method="scorecam")
-    assert time.monotonic() - start < 10  # unbounded, ScoreCAM at layer4 takes minutes here
+    assert time.monotonic() - start < 10
 
 
 def test_unexpected_failures_name_no_server_paths(handlers, monkeypatch):
@@ -459,3 +465,124 @@ def test_view_api_is_compact(engine):
     assert "links are not fetched" in json.dumps(image) and "publicly available" not in json.dumps(
         image
     )
+
+
+@pytest.mark.parametrize(
+    ("typed", "index"),
+    [("hot dog", 934), ("Hot-dog", 934), ("red hot", 934), ("hotdog", 934), ("snowbird", 13)],
+)
+def test_class_search_knows_spaces_and_synonyms(typed, index):
+    assert parse_target(typed) == index
+    assert any(typed.lower() in choice.lower() for choice in CLASS_CHOICES[1:]) or "-" in typed
+
+
+def hints_of(answer: tuple) -> dict[str, str]:
+    """The page's visible hints in a page event's answer (they come last)."""
+    shown = {}
+    for place, update in zip(HINT_PLACES, answer[-len(HINT_PLACES) :], strict=True):
+        if update.get("visible"):
+            shown[place] = update["value"]
+    return shown
+
+
+def test_on_the_page_a_failure_keeps_the_results_and_says_why_beside_the_control(handlers):
+    page = session("page")
+    chelsea = str(ASSETS / "chelsea.jpg")
+    args = [chelsea, "whole image", "281: tabby", "gradcam", "layer4"]
+    view = ["jet", 0.5, "per model", "layer3.0", 0, "unit range"]
+    done = handlers.page_explain(*args, *view, request=page)
+    assert len(done) == EXPLAIN_OUTPUTS + len(HINT_PLACES) + 1 and not hints_of(done[:-1])
+    kept = handlers.sessions.get("page")
+    failed = handlers.page_explain(
+        chelsea, "whole image", "no such class", *args[3:], *view, request=page
+    )
+    outputs, long_trigger = failed[:EXPLAIN_OUTPUTS], failed[-1]
+    assert all(o is gr.skip() or o == gr.skip() for o in (*outputs, long_trigger))  # all kept
+    assert (
+        list(hints_of(failed[:-1])) == ["target"]
+        and "Unknown class" in hints_of(failed[:-1])["target"]
+    )
+    assert "(parameter" not in hints_of(failed[:-1])["target"]  # the control is beside it
+    assert handlers.sessions.get("page") is kept  # the good result is still the session's
+    again = handlers.page_explain(*args, *view, request=page)
+    assert not hints_of(again[:-1])  # the next action clears the hint
+
+
+def test_before_any_image_every_action_gives_one_hint(handlers):
+    empty = session("empty")
+    view = ["jet", 0.5, "per model"]
+    gates = ["layer3.0", 0, "unit range"]
+    for answer in (
+        handlers.page_explain(None, request=empty)[:-1],  # the Explain button (no trigger)
+        handlers.page_look(*view, *gates, request=empty),  # colormap or opacity: one event
+        handlers.page_cams(*view, request=empty),
+        handlers.page_gates("layer3.0", 0, "jet", 0.5, "unit range", request=empty),
+    ):
+        assert hints_of(answer) == {"image": EMPTY}
+
+
+def test_a_long_method_runs_in_its_own_lane_and_a_newer_request_supersedes_it(handlers, engine):
+    page = session("long")
+    args = [str(ASSETS / "coffee.jpg"), "whole image", OWN_TOP1, "scorecam", "layer4"]
+    first = handlers.page_explain(*args, request=page)
+    assert all(o is gr.skip() or o == gr.skip() for o in first[:EXPLAIN_OUTPUTS]) and first[-1]
+    seen = []
+
+    def progress(fraction, desc=None):
+        seen.append(fraction)
+
+    answer = handlers.page_explain_long(progress, request=page)
+    assert "ScoreCAM at layer4" in answer[6] and not hints_of(answer)
+    assert len(seen) > 4 and seen == sorted(seen)  # real progress: one report per batch
+    assert handlers.page_explain_long(progress, request=page)[0] == gr.skip()  # taken once
+    # A newer request of the page stops the long one at its next report, which changes nothing.
+    args[-1] = "layer3"  # not in the cache
+    handlers.page_explain(*args, request=page)
+
+    def newer_request_arrives(fraction, desc=None):
+        if fraction > 0.3:
+            handlers.page_explain(*args[:3], "gradcam", "layer4", request=page)
+
+    answer = handlers.page_explain_long(newer_request_arrives, request=page)
+    assert all(o is gr.skip() or o == gr.skip() for o in answer)
+    assert handlers.sessions.get("long").settings.method == "gradcam"
+
+
+def test_a_shared_link_sets_the_view(handlers):
+    link = gr.Request(
+        session_hash="link",
+        query_params={
+            "example": "coffee",
+            "class": "hot dog",
+            "layer": "layer3",
+            "unit": "layer2.1",
+            "group": "5",
+            "method": "magic",  # unknown: left as it is
+            "b": "se_resnet50",
+        },
+    )
+    image, example, target, method, layer, unit, group, a, b, gates, crop = handlers.from_url(link)
+    assert (
+        Path(image).name == "coffee.jpg"
+        and Path(image).read_bytes() == (ASSETS / "coffee.jpg").read_bytes()
+    )
+    assert (example, target, layer, unit, group, b) == (
+        "coffee",
+        CLASS_CHOICES[935],
+        "layer3",
+        "layer2.1",
+        5,
+        "se_resnet50",
+    )
+    assert all(v is gr.skip() or v == gr.skip() for v in (method, a, gates, crop))
+    nothing = handlers.from_url(gr.Request(session_hash="plain", query_params={}))
+    assert all(v is gr.skip() or v == gr.skip() for v in nothing)
+
+
+def test_a_click_on_a_tile_opens_its_group(handlers, outputs):
+    result = handlers.sessions.get("chelsea").result()
+    th, tw = tile_size(result.image.display, 96)
+    click = gr.EventData(None, {"index": [3 * (tw + 2) + 5, 28 + (th + 2) + 5]})  # row 1, col 3
+    assert handlers.pick_group("layer3.0", None, click, request=CHELSEA) == 11
+    beside = gr.EventData(None, {"index": [5, 5]})  # the title
+    assert handlers.pick_group("layer3.0", None, beside, request=CHELSEA) == gr.skip()

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from sa_viz.app.runtime import HeapBudget, OffHeap, release_free_memory
+from sa_viz.cam import METHODS
 from sa_viz.data.preprocess import (
     DEFAULT_LIMITS,
     ImageSource,
@@ -161,7 +162,10 @@ class Engine:
         self._models: Mapping[str, LoadedModel] | None = None
         self._failure: str | None = None
         self._ready = threading.Event()
+        # One computation at a time per lane: one-pass methods in one, methods with many passes
+        # (ScoreCAM) in the other, so a long one never holds up anyone's Grad-CAM.
         self._compute = threading.Lock()
+        self._long = threading.Lock()
         self._cache: OrderedDict[tuple, Explanation] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
@@ -246,12 +250,15 @@ class Engine:
                 f"this server has not loaded {', '.join(set(settings.models) - set(models))}"
             )
         check_models(models, settings.layer)
-        with self._compute:
-            report(0.1, "Predictions, CAMs and gates of " + " and ".join(settings.models))
+        method = METHODS[settings.method]
+        lane = self._long if method.long else self._compute
+        with lane:
+            report(0.1, f"{method.title}, predictions and gates")
             start = time.monotonic()
             per_model = explain_models(
                 models,
                 prepared,
+                lambda fraction, title: report(0.1 + 0.85 * fraction, f"{method.title}: {title}"),
                 class_idx=settings.class_idx,
                 layer=settings.layer,
                 method=settings.method,
@@ -329,6 +336,11 @@ class Engine:
         result = kept.result()
         if result is not None:
             return result
+        if METHODS[kept.settings.method].long:
+            raise ResultExpired(
+                f"This {METHODS[kept.settings.method].title} result is no longer in memory, and "
+                "a view update does not run a long method again. Press Explain to compute it."
+            )
         if kept.source is None or not Path(kept.source).is_file():
             raise ResultExpired(
                 "This result is no longer in memory (the server keeps the most recent "
@@ -370,7 +382,8 @@ class Engine:
         started = time.monotonic()
         if not self._ready.wait(timeout):  # reading checkpoints cannot be stopped
             return False
-        if not self._compute.acquire(timeout=max(0.0, timeout - (time.monotonic() - started))):
-            return False
-        self._compute.release()
+        for lane in (self._compute, self._long):
+            if not lane.acquire(timeout=max(0.0, timeout - (time.monotonic() - started))):
+                return False
+            lane.release()
         return True

@@ -8,11 +8,18 @@ messages for people. They are methods of `Handlers`, so tests call them directly
 from __future__ import annotations
 
 import functools
+import inspect
+import itertools
+import json
 import logging
+import re
 import reprlib
+import shutil
 import sys
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,9 +42,9 @@ from sa_viz.app.engine import (
 )
 from sa_viz.app.guard import LINK, LINKS_REFUSED
 from sa_viz.app.tempspace import TempSpace
-from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
+from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS, SCORECAM_CHANNELS
 from sa_viz.data.examples import EXAMPLES, EXAMPLES_DIR
-from sa_viz.data.imagenet import class_index, labels
+from sa_viz.data.imagenet import choice_label, class_index, labels
 from sa_viz.data.preprocess import ImageError
 from sa_viz.models import DEFAULT_PAIR, get_model, list_models
 from sa_viz.models.hooks import Stopped, TimeLimitExceeded
@@ -56,9 +63,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ASSETS = EXAMPLES_DIR
-LAYER_CHANNELS = {"layer1": 256, "layer2": 512, "layer3": 1024, "layer4": 2048}
 OWN_TOP1 = "each model's own top-1"
-CLASS_CHOICES = [OWN_TOP1] + [f"{i}: {name}" for i, name in enumerate(labels())]
+# "934: hotdog (hot dog, red hot)": the list's filter finds a class by any of its names.
+CLASS_CHOICES = [OWN_TOP1] + [choice_label(i) for i in range(len(labels()))]
 WHOLE, CROP = "whole image", "centre crop 224 (evaluation protocol)"
 DEFAULT_UNIT = "layer3.0"
 TABLE_HEADERS = ["class", "p", "in other top-5"]
@@ -67,6 +74,7 @@ METHOD_CHOICES = [(f"{m.title}: {m.note}", key) for key, m in METHODS.items()]
 VIEW_LANE_SIZE = 4  # view updates and exports running at once (explanations: one at a time)
 PER_SESSION = 2  # requests of one session that may wait in a lane
 LOCAL_SESSION = "local"  # handlers called from Python, without a gradio request
+EXPLAIN_OUTPUTS = 12  # summary, 2 tables, 2 CAMs, difference, CAM text, 4 gate pictures, text
 # Gradio keeps per-session copies of the page's components (for the captions' labels); results
 # are held by `Sessions`, not by gradio, so a small number is enough.
 GRADIO_SESSIONS = 200
@@ -113,6 +121,10 @@ GATED_CHOICES = [model_choice(name) for name in list_models() if get_model(name)
 CSS = """
 .untrained-banner {border-left: 6px solid #b00020; padding-left: 10px;}
 .ok-banner {border-left: 6px solid #2e7d32; padding-left: 10px;}
+.hint {border-left: 4px solid #b00020; padding: 2px 8px; background: #fdecee; color: #5f0010;}
+/* gradio floats a picture's label and buttons over its top edge: room for them above it, so
+   they never cover a title, a stamp or a colour bar's end */
+.picture .image-frame {margin-top: 36px;}
 """
 
 
@@ -297,6 +309,8 @@ def failure_message(handlers: Handlers, name: str, error: Exception) -> tuple[st
         return str(error), "Nothing to show yet"
     if isinstance(error, ResultExpired):
         return str(error), "Result expired"
+    if isinstance(error, Superseded):
+        return "A newer request of this page replaced this one.", SUPERSEDED
     if isinstance(error, (ModelsUnavailable, ValueError)):
         return str(error), "Error"
     log.error("handler %s failed", name, exc_info=error)
@@ -329,15 +343,77 @@ def gate_model_of(result: Explanation, wanted: str | None) -> str | None:
 STOPPING = "The server is shutting down and stopped this computation. Try again once it is back."
 
 
-def time_limit_message(limit: float | None, method: str = "gradcam", layer: str = "") -> str:
+def time_limit_message(limit: float | None, method: str = "gradcam") -> str:
     message = f"Explaining took longer than this server's limit of {limit:g} s and was stopped."
     if method == "scorecam":
         return (
-            f"{message} ScoreCAM runs each model once per channel of the layer "
-            f"({LAYER_CHANNELS.get(layer, 'thousands of')} at {layer or 'this layer'}): choose "
-            "layer1 or a gradient method such as GradCAM, which needs one pass."
+            f"{message} ScoreCAM runs each model once per scored channel ({SCORECAM_CHANNELS} "
+            "at any layer) on the whole image: choose the centre crop (fewer pixels) or a "
+            "one-pass method such as Grad-CAM."
         )
     return f"{message} Try a smaller image or GradCAM; the server's operator can raise the limit."
+
+
+def _one_of(choices: Sequence[str]) -> Callable[[str | None], str | None]:
+    return lambda value: value if value in choices else None
+
+
+def _url_class(value: str | None) -> str | None:
+    try:
+        index = parse_target(value) if value else None
+    except gr.Error:
+        return None
+    return None if index is None else CLASS_CHOICES[index + 1]
+
+
+def _url_group(value: str | None) -> int | None:
+    if value and value.isascii() and value.isdigit() and len(value) <= 4:
+        return int(value)
+    return None
+
+
+# A view's state in the page's address, by the query key each control has there (the order of
+# `Handlers.from_url`'s outputs, after the image): what a shared link restores.
+URL_KEYS: dict[str, Callable[[str | None], Any]] = {
+    "example": _one_of([Path(name).stem for name in EXAMPLES]),
+    "class": _url_class,
+    "method": _one_of(list(METHODS)),
+    "layer": _one_of(list(LAYERS)),
+    "unit": _one_of(UNIT_NAMES),
+    "group": _url_group,
+    "a": _one_of(list_models()),
+    "b": _one_of(list_models()),
+    "gates": _one_of([name for name in list_models() if get_model(name).gates]),
+    "input": lambda value: {"crop": CROP, "whole": WHOLE}.get(value or ""),
+}
+# The address follows the controls (in the browser: no request), in `URL_KEYS`' order.
+WRITE_URL = r"""
+(example, target, method, layer, unit, group, a, b, gates, input) => {
+    const defaults = DEFAULTS;
+    const values = {example, class: (/^\d+/.exec(target || "") || [""])[0], method, layer,
+                    unit, group: String(group), a, b, gates, input: input === CROP ? "crop" : ""};
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(values)) {
+        if (value && value !== defaults[key]) query.set(key, value);
+    }
+    const text = query.toString();
+    history.replaceState(null, "", text ? "?" + text : location.pathname);
+    return [];
+}
+""".replace(
+    "DEFAULTS",
+    json.dumps(
+        {
+            "method": "gradcam",
+            "layer": DEFAULT_LAYER,
+            "unit": DEFAULT_UNIT,
+            "group": "0",
+            "a": DEFAULT_PAIR[0],
+            "b": DEFAULT_PAIR[1],
+            "gates": DEFAULT_PAIR[1],
+        }
+    ),
+).replace("CROP", json.dumps(CROP))
 
 
 def session_of(request: gr.Request | None) -> str:
@@ -352,6 +428,103 @@ def _error(message: str, title: str = "Error") -> gr.Error:
     return gr.Error(message, title=title, print_exception=False)
 
 
+# --- failures on the page: kept results, a hint next to the control ------------------------------
+
+# API callers get a failure as an error; the page keeps its last good result and shows the
+# failure as a hint beside the control a person would change, until their next action (a toast
+# faded after ~10 s, and gradio replaced every output with an "Error" badge).
+HINT_PLACES = ("image", "run", "models", "target", "method", "view")
+PLACE_OF = {  # by the failure's title; anything else goes under the Explain button ("run")
+    "No image": "image",
+    "Nothing to show yet": "image",
+    "This image can't be used": "image",
+    "Links are not fetched": "image",
+    "File not allowed": "image",
+    "Same model twice": "models",
+    "Unknown class": "target",
+    "Too slow": "method",
+    "Unknown unit": "view",
+    "Unknown group": "view",
+}
+# One hint for every action that needs an image before there is one.
+EMPTY = "Upload an image or pick an example first."
+SUPERSEDED = "Superseded"
+
+
+class Superseded(Exception):
+    """A page's long explanation was replaced by a newer request of the same page."""
+
+
+def hint_values(error: gr.Error | None) -> tuple[dict[str, Any], ...]:
+    """The page's hints after an event: none, or `error`'s beside its control."""
+    place = None if error is None else PLACE_OF.get(error.title, "run")
+    if error is not None and error.title in ("No image", "Nothing to show yet"):
+        text = EMPTY
+    else:
+        # The control is beside the hint: the API's name for it is not needed there.
+        message = "" if error is None else re.sub(r" \(parameter `\w+`\)", "", error.message)
+        text = "" if error is None else f"**{error.title}.** {message}"
+    return tuple(
+        gr.update(value=text if p == place else "", visible=p == place) for p in HINT_PLACES
+    )
+
+
+def on_page(method: Callable[..., tuple], outputs: int) -> Callable[..., tuple]:
+    """A handler as the page calls it: its `outputs` values and the hints (`hint_values`).
+
+    On a failure every output keeps what it shows (`gr.skip()`) and the hint says what went
+    wrong; a superseded request changes nothing. The API's endpoints call the handlers
+    themselves, and get errors."""
+
+    @functools.wraps(method)
+    def page(self: Handlers, *args: Any, **kwargs: Any) -> tuple:
+        try:
+            values = method(self, *args, **kwargs)
+        except gr.Error as error:
+            if error.title == SUPERSEDED:
+                return (gr.skip(),) * (outputs + len(HINT_PLACES))
+            return (*(gr.skip(),) * outputs, *hint_values(error))
+        return (*values, *hint_values(None))
+
+    return page
+
+
+class LongJobs:
+    """Each page's newest explanation request and, when it asks for a long method, the call that
+    the long lane runs (`Handlers.page_explain`). A newer request of the same page supersedes it:
+    the long computation stops at its next progress report and shows nothing. Bounded like
+    `Sessions`."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.capacity = capacity
+        self._newest: OrderedDict[str, tuple[int, inspect.BoundArguments | None]] = OrderedDict()
+        self._tokens = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def start(self, session: str, call: inspect.BoundArguments | None) -> int:
+        """Record a page's new request (`call`: a long one's arguments); returns its token."""
+        with self._lock:
+            token = next(self._tokens)
+            self._newest[session] = (token, call)
+            self._newest.move_to_end(session)
+            while len(self._newest) > self.capacity:
+                self._newest.popitem(last=False)
+            return token
+
+    def take(self, session: str) -> tuple[int, inspect.BoundArguments] | None:
+        """The page's waiting long call, once (None: none waits, or a newer request came)."""
+        with self._lock:
+            token, call = self._newest.get(session, (0, None))
+            if call is None:
+                return None
+            self._newest[session] = (token, None)
+            return token, call
+
+    def current(self, session: str, token: int) -> bool:
+        with self._lock:
+            return self._newest.get(session, (0, None))[0] == token
+
+
 class Handlers:
     """The app's event handlers around one `Engine`; no gradio layout here."""
 
@@ -361,6 +534,7 @@ class Handlers:
         self.engine = engine
         self.space = space or TempSpace()
         self.sessions = Sessions() if sessions is None else sessions
+        self.jobs = LongJobs()
         # The gate summary and the gate mosaic are drawn while the handler's thread draws the
         # other pictures: numpy, cv2 and PIL release the GIL for part of it, so the two cores
         # share some of the work (measured in one process: a request answered from the cache
@@ -437,9 +611,8 @@ class Handlers:
         (`captions` names them). The session keeps the result (`Sessions`) for later view
         updates and exports."""
         if not image:
-            if event is not None and event.target is not None:
-                return gr.skip()  # the page's image was cleared (or a control changed before
-                # any upload): nothing to explain, and nothing wrong either
+            if isinstance(getattr(event, "target", None), gr.Image):
+                return (gr.skip(),) * EXPLAIN_OUTPUTS  # the page's image was cleared
             raise _error("Upload an image first (or pick one of the examples).", "No image")
         result = self._explain(
             image,
@@ -568,13 +741,112 @@ class Handlers:
             index = click["index"]
             row = index[0] if isinstance(index, (list, tuple)) else index
             rows = table["data"] if isinstance(table, dict) else table
-            return CLASS_CHOICES[class_index(str(rows[int(row)][0]).split("·", 1)[0]) + 1]
-        except (KeyError, IndexError, TypeError, ValueError):
+            index = re.search(r"\d+", str(rows[int(row)][0]))  # "▶ 283 · Persian cat"
+            return CLASS_CHOICES[class_index(index.group()) + 1]
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
             raise _error(
                 "This event follows a click on a prediction in the page; it is not part of the "
                 "API. Send the class as `target` to /explain instead.",
                 "Not an API endpoint",
             ) from None
+
+    @handler
+    def update_look(
+        self,
+        colormap: str,
+        alpha: float,
+        normalization: str,
+        unit: str,
+        group: int,
+        scale: str,
+        gate_model: str | None = None,
+        request: gr.Request = None,
+    ) -> tuple:
+        """A new colormap or opacity: the CAMs and the gate pictures (`update_cams` and
+        `update_gates` in one event, so the page gets one answer, and one hint without an image)."""
+        result = self._need(request)
+        shown = gate_model_of(result, gate_model)
+        return (
+            *self._cams(result, colormap, alpha, normalization),
+            *self._gates(result, unit, group, colormap, alpha, scale, shown),
+        )
+
+    @handler
+    def pick_group(
+        self,
+        unit: str,
+        gate_model: str | None = None,
+        evt: gr.EventData = None,
+        request: gr.Request = None,
+    ) -> Any:
+        """A click on a tile of the unit's mosaic opens that group: the group slider moves to it
+        (unchanged for a click beside the tiles). `gr.EventData`, as in `choose_prediction`."""
+        click = getattr(evt, "_data", None) or {}
+        result = self._need(request)
+        shown = gate_model_of(result, gate_model)
+        try:
+            x, y = (float(v) for v in click["index"])
+        except (KeyError, TypeError, ValueError):
+            return gr.skip()
+        group = None if shown is None else views.group_at(result, unit, x, y, model=shown)
+        return gr.skip() if group is None else group
+
+    def from_url(self, request: gr.Request = None) -> tuple:
+        """The view a shared link names (`URL_KEYS`, e.g. `?example=chelsea&class=281&layer=
+        layer3&unit=layer3.0&group=5`): its controls set, its example loaded, which starts the
+        explanation. What the link does not name, or names wrongly, stays as it is."""
+        query = dict(getattr(request, "query_params", None) or {})
+        values = [read(query.get(key)) for key, read in URL_KEYS.items()]
+        example = values[0]
+        image = gr.skip()
+        if example is not None:  # a copy in the app's space: the package may lie anywhere
+            image = str(shutil.copy(ASSETS / f"{example}.jpg", self.space.folder()))
+        return (image, *(gr.skip() if v is None else v for v in values))
+
+    # --- the page's events: results kept on a failure, which shows as a hint (`on_page`) -------
+
+    _page_explain = on_page(explain, EXPLAIN_OUTPUTS)
+    page_cams = on_page(update_cams, 4)
+    page_gates = on_page(update_gates, 4)
+    page_look = on_page(update_look, 8)
+    page_switch_gates = on_page(switch_gates, 6)
+    page_export = on_page(export, 1)
+
+    @functools.wraps(explain)
+    def page_explain(self, *args: Any, **kwargs: Any) -> tuple:
+        """The page's explanation, in the models lane: `explain`'s outputs, the hints, and the
+        long lane's trigger. A long method (ScoreCAM) is not computed here: the trigger starts
+        `page_explain_long` in a lane of its own, so it never holds up anyone's Grad-CAM."""
+        call = inspect.signature(self.explain).bind(*args, **kwargs)
+        call.apply_defaults()
+        image, method, request = (call.arguments[k] for k in ("image", "method", "request"))
+        long = bool(image) and method in METHODS and METHODS[method].long
+        token = self.jobs.start(session_of(request), call if long else None)
+        if long:
+            return (*(gr.skip(),) * EXPLAIN_OUTPUTS, *hint_values(None), str(token))
+        return (*self._page_explain(*call.args, **call.kwargs), gr.skip())
+
+    def page_explain_long(
+        self,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (gradio's idiom)
+        request: gr.Request = None,
+    ) -> tuple:
+        """The long lane: the page's waiting long explanation, with its real progress (one report
+        per batch of ScoreCAM's passes). It stops at its next report once the page asks for
+        something newer, and then changes nothing on the page."""
+        session = session_of(request)
+        job = self.jobs.take(session)
+        if job is None:
+            return (gr.skip(),) * (EXPLAIN_OUTPUTS + len(HINT_PLACES))
+        token, call = job
+
+        def report(fraction: float, desc: str | None = None) -> None:
+            if not self.jobs.current(session, token):
+                raise Superseded
+            progress(fraction, desc=desc)
+
+        call.arguments["progress"] = report
+        return self._page_explain(*call.args, **call.kwargs)
 
     # --- pieces -------------------------------------------------------------------------------
 
@@ -602,9 +874,7 @@ class Handlers:
         except Stopped:
             raise
         except TimeLimitExceeded:
-            raise _error(
-                time_limit_message(self.engine.time_limit, method, layer), "Too slow"
-            ) from None
+            raise _error(time_limit_message(self.engine.time_limit, method), "Too slow") from None
         self.sessions.keep(session_of(request), self.engine.remember(result, image, settings))
         return result
 
@@ -954,6 +1224,12 @@ class InputColumn(NamedTuple):
     target: gr.Dropdown
     method: gr.Dropdown
     layer: gr.Radio
+    hints: dict[str, gr.Markdown]  # by place (`HINT_PLACES`), except "view"
+
+
+def hint(place: str) -> gr.Markdown:
+    """Where the page says what went wrong with the control above it (hidden until then)."""
+    return gr.Markdown(visible=False, elem_id=f"hint-{place}", elem_classes=["hint"])
 
 
 def input_column() -> InputColumn:
@@ -965,6 +1241,7 @@ def input_column() -> InputColumn:
             sources=["upload", "webcam", "clipboard"],
             height=300,
         )
+        hints = {"image": hint("image")}
         examples = gr.Examples(
             examples=[[str(ASSETS / n)] for n in EXAMPLES if (ASSETS / n).exists()],
             inputs=[image],
@@ -972,6 +1249,7 @@ def input_column() -> InputColumn:
             api_visibility="private",  # a click on the page
         )
         run = gr.Button("Explain", variant="primary", elem_id="explain")
+        hints["run"] = hint("run")
         with gr.Accordion("What to explain", open=True):
             with gr.Row():
                 model_a = gr.Dropdown(
@@ -987,6 +1265,7 @@ def input_column() -> InputColumn:
                     info="The difference map shows B − A.",
                     elem_id="model-b",
                 )
+            hints["models"] = hint("models")
             with gr.Accordion("About the models", open=False):
                 gr.Markdown(models_info())
             crop_mode = gr.Radio(
@@ -1003,7 +1282,9 @@ def input_column() -> InputColumn:
                 allow_custom_value=True,  # API callers may send "281" or "tabby"
                 label="CAM target class",
                 info="Type to search the 1000 ImageNet classes, or click a prediction.",
+                elem_id="target",
             )
+            hints["target"] = hint("target")
             # The API page and view_api() list a dropdown's choices as its type: the 1001 class
             # names made view_api() print 61 KB. Described in words instead (on this instance).
             target.api_info = lambda: {
@@ -1018,8 +1299,12 @@ def input_column() -> InputColumn:
                 value=DEFAULT_LAYER,
                 label="CAM layer",
                 info="The output of the stage's last bottleneck.",
+                elem_id="cam-layer",
             )
-    return InputColumn(image, examples, run, model_a, model_b, crop_mode, target, method, layer)
+            hints["method"] = hint("method")
+    return InputColumn(
+        image, examples, run, model_a, model_b, crop_mode, target, method, layer, hints
+    )
 
 
 def cam_tab(picture: dict[str, Any]) -> tuple[gr.Radio, list[gr.Image], gr.Image, gr.Markdown]:
@@ -1092,21 +1377,17 @@ def gate_explorer_tab(picture: dict[str, Any]) -> GateExplorer:
             elem_id="gate-mosaic",
             **picture,
         )
-        with gr.Row(equal_height=False):
-            channel = gr.Image(
-                label="Channel gates (groups × c)",
-                show_label=False,
-                scale=1,
-                elem_id="gate-channel",
-                **picture,
-            )
-            detail = gr.Image(
-                label="The chosen group",
-                show_label=False,
-                scale=3,
-                elem_id="gate-detail",
-                **picture,
-            )
+        # One below the other, each at the column's width: side by side, the channel-gate
+        # heatmap was drawn at half its size (labels 5–7 px on screen).
+        detail = gr.Image(
+            label="The chosen group", show_label=False, elem_id="gate-detail", **picture
+        )
+        channel = gr.Image(
+            label="Channel gates (groups × c)",
+            show_label=False,
+            elem_id="gate-channel",
+            **picture,
+        )
         overview = gr.Image(
             label="All units: gate statistics",
             show_label=False,
@@ -1133,220 +1414,368 @@ def export_tab() -> tuple[gr.Button, gr.File]:
     return export_button, export_file
 
 
+@dataclass(frozen=True)
+class Page:
+    """Every component the page's events read or write."""
+
+    banner: gr.Markdown
+    inputs: InputColumn
+    summary: gr.Markdown
+    tables: list[gr.Dataframe]
+    colormap: gr.Dropdown
+    alpha: gr.Slider
+    normalization: gr.Radio
+    cams: list[gr.Image]
+    difference: gr.Image
+    cam_text: gr.Markdown
+    explorer: GateExplorer
+    export_button: gr.Button
+    export_file: gr.File
+    hints: dict[str, gr.Markdown]  # by place, in `HINT_PLACES` order
+    long_trigger: gr.Textbox  # set by `Handlers.page_explain` for a long method
+    example: gr.Textbox  # the example shown ("chelsea"), for the page's address; "": an upload
+    api_only: gr.Button  # the API's endpoints' trigger: nothing on the page presses it
+    json_document: gr.JSON
+
+    @property
+    def hint_outputs(self) -> list[gr.Markdown]:
+        return [self.hints[place] for place in HINT_PLACES]
+
+    @property
+    def view_inputs(self) -> list[gr.components.Component]:
+        return [self.colormap, self.alpha, self.normalization]
+
+    @property
+    def gate_inputs(self) -> list[gr.components.Component]:
+        e = self.explorer
+        return [e.unit, e.group, self.colormap, self.alpha, e.scale, e.gate_model]
+
+    @property
+    def explain_inputs(self) -> list[gr.components.Component]:
+        i, e = self.inputs, self.explorer
+        return [
+            *(i.image, i.crop_mode, i.target, i.method, i.layer),
+            *self.view_inputs,
+            *(e.unit, e.group, e.scale, i.model_a, i.model_b, e.gate_model),
+        ]
+
+    @property
+    def export_inputs(self) -> list[gr.components.Component]:
+        e = self.explorer
+        return [*self.view_inputs, e.unit, e.group, e.scale, e.gate_model]
+
+    @property
+    def cam_outputs(self) -> list[gr.components.Component]:
+        return [*self.cams, self.difference, self.cam_text]
+
+    @property
+    def gate_outputs(self) -> list[gr.components.Component]:
+        e = self.explorer
+        return [e.mosaic, e.channel, e.detail, e.gate_text]
+
+    @property
+    def explain_outputs(self) -> list[gr.components.Component]:
+        return [
+            self.summary,
+            *self.tables,
+            *self.cam_outputs,
+            *self.gate_outputs,
+            self.explorer.overview,
+        ]
+
+
+def layout(picture: dict[str, Any]) -> Page:
+    """The page's components, in a `gr.Blocks` context."""
+    titles = " · ".join(get_model(n).title for n in list_models())
+    gr.Markdown(
+        "# SA-Viz · where two CNNs look, and what their attention gates do\n"
+        f"Models: {titles}. Upload an image: both chosen models classify it, **Grad-CAM** "
+        "shows where each looks, and the **gate explorer** shows the gates of every "
+        "attention unit of the models that have them (*About the models*, on the left, "
+        "says which and where each comes from)."
+    )
+    banner = gr.Markdown(
+        "Loading the models…", elem_classes=["untrained-banner"], elem_id="weights-status"
+    )
+    with gr.Row(equal_height=False):
+        inputs = input_column()
+        hints = dict(inputs.hints)
+        # Below ~1000 px the two columns no longer fit side by side (320 + 640 px): the
+        # results go under the inputs at full width instead of squeezing the tables to one
+        # digit per line (seen at 800 px).
+        with gr.Column(scale=2, min_width=RESULTS_MIN_WIDTH):
+            summary = gr.Markdown(elem_id="summary")
+            with gr.Row():
+                tables = [
+                    gr.Dataframe(
+                        headers=TABLE_HEADERS,
+                        label=f"{get_model(name).title}: top-5",
+                        interactive=False,
+                        wrap=True,
+                        column_widths=["56%", "20%", "24%"],
+                        elem_id=f"top5-{slot}",
+                    )
+                    for slot, name in zip(SLOTS, DEFAULT_PAIR, strict=True)
+                ]
+            with gr.Row():
+                colormap = gr.Dropdown(
+                    list(render.COLORMAPS),
+                    value=render.DEFAULT_COLORMAP,
+                    label="Colormap",
+                    elem_id="colormap",
+                )
+                alpha = gr.Slider(
+                    0.0,
+                    1.0,
+                    value=render.DEFAULT_ALPHA,
+                    step=0.05,
+                    label="Overlay opacity",
+                    elem_id="opacity",
+                )
+            hints["view"] = hint("view")
+            with gr.Tabs():
+                normalization, cams, difference, cam_text = cam_tab(picture)
+                explorer = gate_explorer_tab(picture)
+                export_button, export_file = export_tab()
+    return Page(
+        banner=banner,
+        inputs=inputs,
+        summary=summary,
+        tables=tables,
+        colormap=colormap,
+        alpha=alpha,
+        normalization=normalization,
+        cams=cams,
+        difference=difference,
+        cam_text=cam_text,
+        explorer=explorer,
+        export_button=export_button,
+        export_file=export_file,
+        hints={place: hints[place] for place in HINT_PLACES},
+        long_trigger=gr.Textbox(visible=False),
+        example=gr.Textbox(visible=False),
+        api_only=gr.Button(visible=False),
+        json_document=gr.JSON(visible=False),
+    )
+
+
+# View updates and exports: their own lane, several at once, so none waits behind another
+# user's explanation or behind another view update that computes an evicted result again
+# (`Engine.recall` lets at most two do that at once). The page's explanations: one at a time in
+# the models lane, long methods one at a time in a lane of their own; the API's explanations in
+# theirs, two at once (a long one beside a one-pass one).
+VIEW_LANE = {"concurrency_id": "views", "concurrency_limit": VIEW_LANE_SIZE}
+API_LANE = {"concurrency_id": "api", "concurrency_limit": 2}
+
+
+def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
+    """The page's own events: private (not in the API), each answering with the hints."""
+    i, e = page.inputs, page.explorer
+    own = {"api_visibility": "private", "trigger_mode": "always_last"}
+    views_quietly = {"show_progress": "hidden", **own, **VIEW_LANE}
+    demo.load(handlers.weights_status, outputs=page.banner, api_name="weights_status")
+    labels = {
+        "inputs": [i.model_a, i.model_b, e.gate_model],
+        "outputs": [*page.tables, *page.cams, page.difference, e.gate_model, e.group],
+        "api_visibility": "private",  # the page's own names: nothing for an API caller
+        "show_progress": "hidden",
+        **VIEW_LANE,
+    }
+    demo.load(handlers.captions, **labels)
+    explain = {
+        "fn": handlers.page_explain,
+        "inputs": page.explain_inputs,
+        "outputs": [*page.explain_outputs, *page.hint_outputs, page.long_trigger],
+        "api_name": "page_explain",
+        "concurrency_id": "models",
+        **own,
+    }
+    # `.input`: a person's change; a value set by the page itself (a click on a prediction)
+    # starts the explanation once, below.
+    triggers = [i.run.click, i.image.change]
+    triggers += [c.input for c in (i.crop_mode, i.target, i.method, i.layer)]
+    triggers += [i.model_a.input, i.model_b.input]
+    gr.on(triggers, **explain).success(handlers.captions, **labels)
+    page.long_trigger.change(
+        handlers.page_explain_long,
+        outputs=[*page.explain_outputs, *page.hint_outputs],
+        api_name="page_explain_long",
+        concurrency_id="long",
+        concurrency_limit=1,
+        **own,
+    )
+    gr.on(
+        [page.normalization.input],
+        handlers.page_cams,
+        inputs=page.view_inputs,
+        outputs=[*page.cam_outputs, *page.hint_outputs],
+        api_name="page_cams",
+        **views_quietly,
+    )
+    gr.on(
+        [page.colormap.input, page.alpha.input],  # dragging, arrow keys, a typed number
+        handlers.page_look,
+        inputs=[*page.view_inputs, e.unit, e.group, e.scale, e.gate_model],
+        outputs=[*page.cam_outputs, *page.gate_outputs, *page.hint_outputs],
+        api_name="page_look",
+        **views_quietly,
+    )
+    gr.on(
+        [e.unit.input, e.group.input, e.scale.input],
+        handlers.page_gates,
+        inputs=page.gate_inputs,
+        outputs=[*page.gate_outputs, *page.hint_outputs],
+        api_name="page_gates",
+        **views_quietly,
+    )
+    e.gate_model.input(
+        handlers.page_switch_gates,
+        inputs=page.gate_inputs,
+        outputs=[*page.gate_outputs, e.overview, e.group, *page.hint_outputs],
+        api_name="page_switch_gates",
+        **views_quietly,
+    )
+    page.export_button.click(
+        handlers.page_export,
+        inputs=page.export_inputs,
+        outputs=[page.export_file, *page.hint_outputs],
+        api_name="page_export",
+        api_visibility="private",
+        **VIEW_LANE,
+    )
+    e.mosaic.select(  # a click on a tile opens its group
+        handlers.pick_group,
+        inputs=[e.unit, e.gate_model],
+        outputs=e.group,
+        api_name="pick_group",
+        **views_quietly,
+    ).success(
+        handlers.page_gates,
+        inputs=page.gate_inputs,
+        outputs=[*page.gate_outputs, *page.hint_outputs],
+        api_name="page_gates_picked",
+        **views_quietly,
+    )
+    address(demo, handlers, page)
+    for slot, table in zip(SLOTS, page.tables, strict=True):
+        table.select(
+            handlers.choose_prediction,
+            inputs=table,
+            outputs=i.target,
+            api_name=f"choose_prediction_{slot}",
+            api_visibility="private",  # a click on the page; nothing an API caller can send
+            preprocess=False,  # the handler reads the table as sent, or says what to do
+            **VIEW_LANE,
+        ).success(**{**explain, "api_name": f"page_explain_{slot}"})
+
+
+def address(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
+    """The view in the page's address: set from it when the page opens, kept up to date in the
+    browser as the controls change (`URL_KEYS`), so a link shares it and a reload keeps it."""
+    i, e = page.inputs, page.explorer
+    controls = [i.target, i.method, i.layer, e.unit, e.group, i.model_a, i.model_b]
+    controls += [e.gate_model, i.crop_mode]
+    demo.load(
+        handlers.from_url,
+        outputs=[i.image, page.example, *controls],
+        api_name="from_url",
+        api_visibility="private",
+        **VIEW_LANE,
+    )
+    names = [Path(name).stem for name in EXAMPLES]
+
+    def example_name(chosen: Any) -> str:  # gr.Examples' dataset gives (index, sample)
+        index = chosen[0] if isinstance(chosen, (tuple, list)) and chosen else chosen
+        return names[index] if isinstance(index, int) and 0 <= index < len(names) else ""
+
+    i.examples.dataset.click(
+        example_name,
+        inputs=i.examples.dataset,
+        outputs=page.example,
+        api_name="example_name",
+        api_visibility="private",
+        **VIEW_LANE,
+    )
+    for upload in (i.image.upload, i.image.clear):  # not an example any more
+        upload(None, outputs=page.example, js="() => ''", api_visibility="private")
+    gr.on(
+        [c.change for c in (page.example, *controls)],
+        None,
+        inputs=[page.example, *controls],
+        js=WRITE_URL,
+        api_visibility="private",
+    )
+
+
+def api_endpoints(handlers: Handlers, page: Page) -> None:
+    """The API: the handlers themselves, whose failures are errors for the caller."""
+    i = page.inputs
+    endpoints = [
+        ("explain", handlers.explain, page.explain_inputs, page.explain_outputs, API_LANE),
+        (
+            "explain_json",
+            handlers.explain_json,
+            [i.image, i.crop_mode, i.target, i.method, i.layer, i.model_a, i.model_b],
+            page.json_document,
+            API_LANE,
+        ),
+        ("cam_view", handlers.update_cams, page.view_inputs, page.cam_outputs, VIEW_LANE),
+        ("gate_view", handlers.update_gates, page.gate_inputs, page.gate_outputs, VIEW_LANE),
+        ("export_zip", handlers.export, page.export_inputs, page.export_file, VIEW_LANE),
+    ]
+    for name, fn, inputs, outputs, lane in endpoints:
+        page.api_only.click(fn, inputs=inputs, outputs=outputs, api_name=name, **lane)
+
+
 def build_app(
     engine: Engine, *, space: TempSpace | None = None, sessions: Sessions | None = None
 ) -> gr.Blocks:
     """The whole app around an `Engine` (which may still be loading its models)."""
     handlers = Handlers(engine, space, sessions)
     # Pictures arrive as files the handlers encoded (JPEG for photos, PNG for charts).
-    picture = {"type": "filepath", "interactive": False, "buttons": ["download", "fullscreen"]}
-
+    picture = {
+        "type": "filepath",
+        "interactive": False,
+        "buttons": ["download", "fullscreen"],
+        "elem_classes": ["picture"],
+    }
     # delete_cache: gradio's copies of served files older than an hour go, checked every 10 min.
-    titles = " · ".join(get_model(n).title for n in list_models())
     with gr.Blocks(
         title="SA-Viz: attention in CNNs, two models compared", delete_cache=(600, 3600)
     ) as demo:
-        gr.Markdown(
-            "# SA-Viz · where two CNNs look, and what their attention gates do\n"
-            f"Models: {titles}. Upload an image: both chosen models classify it, **Grad-CAM** "
-            "shows where each looks, and the **gate explorer** shows the gates of every "
-            "attention unit of the models that have them (*About the models*, on the left, "
-            "says which and where each comes from)."
-        )
-        banner = gr.Markdown(
-            "Loading the models…", elem_classes=["untrained-banner"], elem_id="weights-status"
-        )
-        with gr.Row(equal_height=False):
-            image, examples, run, model_a, model_b, crop_mode, target, method, layer = (
-                input_column()
-            )
-            # Below ~1000 px the two columns no longer fit side by side (320 + 640 px): the
-            # results go under the inputs at full width instead of squeezing the tables to one
-            # digit per line (seen at 800 px).
-            with gr.Column(scale=2, min_width=RESULTS_MIN_WIDTH):
-                summary = gr.Markdown(elem_id="summary")
-                with gr.Row():
-                    tables = [
-                        gr.Dataframe(
-                            headers=TABLE_HEADERS,
-                            label=f"{get_model(name).title}: top-5",
-                            interactive=False,
-                            wrap=True,
-                            column_widths=["56%", "20%", "24%"],
-                            elem_id=f"top5-{slot}",
-                        )
-                        for slot, name in zip(SLOTS, DEFAULT_PAIR, strict=True)
-                    ]
-                with gr.Row():
-                    colormap = gr.Dropdown(
-                        list(render.COLORMAPS), value=render.DEFAULT_COLORMAP, label="Colormap"
-                    )
-                    alpha = gr.Slider(
-                        0.0, 1.0, value=render.DEFAULT_ALPHA, step=0.05, label="Overlay opacity"
-                    )
-                with gr.Tabs():
-                    normalization, cams, difference, cam_text = cam_tab(picture)
-                    (
-                        gate_model,
-                        unit,
-                        group,
-                        scale,
-                        gate_text,
-                        mosaic,
-                        channel,
-                        detail,
-                        overview,
-                    ) = gate_explorer_tab(picture)
-                    export_button, export_file = export_tab()
-        # /explain_json: for scripts only (nothing on the page starts it)
-        json_trigger = gr.Button(visible=False)
-        json_document = gr.JSON(visible=False)
-
-        # --- events ---------------------------------------------------------------------------
-        # View updates and exports: their own lane, several at once, so none waits behind
-        # another user's explanation or behind another view update that computes an evicted
-        # result again (`Engine.recall` lets at most two do that at once).
-        view_lane = {"concurrency_id": "views", "concurrency_limit": VIEW_LANE_SIZE}
-        demo.load(handlers.weights_status, outputs=banner, api_name="weights_status")
-        labels = {
-            "inputs": [model_a, model_b, gate_model],
-            "outputs": [*tables, *cams, difference, gate_model, group],
-            "api_visibility": "private",  # the page's own names: nothing for an API caller
-            "show_progress": "hidden",
-            **view_lane,
-        }
-        demo.load(handlers.captions, **labels)
-        view_inputs = [colormap, alpha, normalization]
-        gate_inputs = [unit, group, colormap, alpha, scale, gate_model]
-        gr.on(
-            [
-                run.click,
-                image.change,
-                crop_mode.change,
-                target.change,
-                method.change,
-                layer.change,
-                model_a.change,
-                model_b.change,
-            ],
-            handlers.explain,
-            inputs=[
-                image,
-                crop_mode,
-                target,
-                method,
-                layer,
-                *view_inputs,
-                unit,
-                group,
-                scale,
-                model_a,
-                model_b,
-                gate_model,
-            ],
-            outputs=[
-                summary,
-                *tables,
-                *cams,
-                difference,
-                cam_text,
-                mosaic,
-                channel,
-                detail,
-                gate_text,
-                overview,
-            ],
-            api_name="explain",
-            trigger_mode="always_last",
-            concurrency_id="models",
-        ).success(handlers.captions, **labels)
-        json_trigger.click(
-            handlers.explain_json,
-            inputs=[image, crop_mode, target, method, layer, model_a, model_b],
-            outputs=json_document,
-            api_name="explain_json",
-            concurrency_id="models",
-        )
-        gr.on(
-            [colormap.change, alpha.release, normalization.change],
-            handlers.update_cams,
-            inputs=view_inputs,
-            outputs=[*cams, difference, cam_text],
-            api_name="cam_view",
-            trigger_mode="always_last",
-            show_progress="hidden",
-            **view_lane,
-        )
-        gr.on(
-            [
-                unit.change,
-                group.change,
-                scale.change,
-                colormap.change,
-                alpha.release,
-            ],
-            handlers.update_gates,
-            inputs=gate_inputs,
-            outputs=[mosaic, channel, detail, gate_text],
-            api_name="gate_view",
-            trigger_mode="always_last",
-            show_progress="hidden",
-            **view_lane,
-        )
-        gate_model.input(  # a person's choice; an explanation sets it with the rest
-            handlers.switch_gates,
-            inputs=gate_inputs,
-            outputs=[mosaic, channel, detail, gate_text, overview, group],
-            api_name="gate_model",
-            api_visibility="private",  # the page's control; /gate_view takes `gate_model` too
-            trigger_mode="always_last",
-            show_progress="hidden",
-            **view_lane,
-        )
-        export_button.click(
-            handlers.export,
-            inputs=[*view_inputs, unit, group, scale, gate_model],
-            outputs=export_file,
-            api_name="export_zip",
-            **view_lane,
-        )
-        for slot, table in zip(SLOTS, tables, strict=True):
-            table.select(
-                handlers.choose_prediction,
-                inputs=table,
-                outputs=target,
-                api_name=f"choose_prediction_{slot}",
-                api_visibility="private",  # a click on the page; nothing an API caller can send
-                preprocess=False,  # the handler reads the table as sent, or says what to do
-                **view_lane,
-            )
+        page = layout(picture)
+        page_events(demo, handlers, page)
+        api_endpoints(handlers, page)
+    i, e = page.inputs, page.explorer
     guard_events(
         demo,
         on_refusal=engine.release_refused,
         params={
-            image: Param("Image", "image", file_payload, component=image),
+            i.image: Param("Image", "image", file_payload, component=i.image),
             **{
                 table: Param(f"Model {slot.upper()}: top-5", "table", table_payload)
-                for slot, table in zip(SLOTS, tables, strict=True)
+                for slot, table in zip(SLOTS, page.tables, strict=True)
             },
-            examples.dataset: Param(
-                "Example", "index", whole_number(0, len(examples.examples) - 1)
+            i.examples.dataset: Param(
+                "Example", "index", whole_number(0, len(i.examples.examples) - 1)
             ),
-            crop_mode: Param("Input", "crop_mode", one_of([WHOLE, CROP])),
-            target: Param("CAM target class", "target", class_choice),
-            method: Param("CAM method", "method", one_of(list(METHODS))),
-            layer: Param("CAM layer", "layer", one_of(list(LAYERS))),
-            colormap: Param("Colormap", "colormap", one_of(list(render.COLORMAPS))),
-            alpha: Param("Overlay opacity", "alpha", number(0.0, 1.0)),
-            normalization: Param("CAM scale", "normalization", one_of(list(views.NORMALIZATIONS))),
-            model_a: Param("Model A", "model_a", one_of(list_models()), default=DEFAULT_PAIR[0]),
-            model_b: Param("Model B", "model_b", one_of(list_models()), default=DEFAULT_PAIR[1]),
-            gate_model: Param(
+            i.crop_mode: Param("Input", "crop_mode", one_of([WHOLE, CROP])),
+            i.target: Param("CAM target class", "target", class_choice),
+            i.method: Param("CAM method", "method", one_of(list(METHODS))),
+            i.layer: Param("CAM layer", "layer", one_of(list(LAYERS))),
+            page.colormap: Param("Colormap", "colormap", one_of(list(render.COLORMAPS))),
+            page.alpha: Param("Overlay opacity", "alpha", number(0.0, 1.0)),
+            page.normalization: Param(
+                "CAM scale", "normalization", one_of(list(views.NORMALIZATIONS))
+            ),
+            i.model_a: Param("Model A", "model_a", one_of(list_models()), default=DEFAULT_PAIR[0]),
+            i.model_b: Param("Model B", "model_b", one_of(list_models()), default=DEFAULT_PAIR[1]),
+            e.gate_model: Param(
                 "Gates of", "gate_model", one_of(list_models()), default=DEFAULT_PAIR[1]
             ),
-            unit: Param("Attention unit", "unit", one_of(UNIT_NAMES)),
-            group: Param("Group", "group", whole_number(0, MAX_GROUPS - 1)),
-            scale: Param("Spatial-gate colours", "scale", one_of(list(render.GATE_SCALES))),
+            e.unit: Param("Attention unit", "unit", one_of(UNIT_NAMES)),
+            e.group: Param("Group", "group", whole_number(0, MAX_GROUPS - 1)),
+            e.scale: Param("Spatial-gate colours", "scale", one_of(list(render.GATE_SCALES))),
         },
     )
     return demo

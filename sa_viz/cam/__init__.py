@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sa_viz.models.hooks import check_time, thread_local_hooks
+from sa_viz.models.hooks import check_time, report, thread_local_hooks
 
 if TYPE_CHECKING:
     from pytorch_grad_cam.base_cam import BaseCAM
@@ -29,6 +29,10 @@ CamTarget = Callable[[torch.Tensor], torch.Tensor]
 
 LAYERS = ("layer1", "layer2", "layer3", "layer4")
 DEFAULT_LAYER = "layer4"
+# ScoreCAM scores this many channels of the target layer, the most active ones (by mean
+# activation), with one forward pass each: all of layer4's 2048 took minutes per model on a
+# CPU; 32 take seconds (benchmarks/README.md). The rest get weight 0.
+SCORECAM_CHANNELS = 32
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class CamMethod:
     grad_cam_class: str | None  # the pytorch-grad-cam class; None: our head-only Grad-CAM
     note: str = ""
     gradients: bool = True  # False: the method reads activations only (no autograd graph)
+    long: bool = False  # many forward passes: a server runs it apart from one-pass methods
 
 
 METHODS: dict[str, CamMethod] = {
@@ -62,8 +67,10 @@ METHODS: dict[str, CamMethod] = {
             "scorecam",
             "ScoreCAM",
             "ScoreCAM",
-            "one forward pass per channel: minutes on a CPU at layer4 (2048 channels)",
+            f"the layer's {SCORECAM_CHANNELS} most active channels, one forward pass each "
+            "(seconds on a CPU)",
             gradients=False,
+            long=True,
         ),
     )
 }
@@ -235,6 +242,7 @@ def compute_cam(
     bounded = BOUNDED_METHODS.get(method)
     method_class = bounded() if bounded else getattr(pytorch_grad_cam, spec.grad_cam_class)
     raw_maps: list[np.ndarray] = []
+    layers = [target_layer(model, layer)]
     try:
         with (
             torch.inference_mode(False),
@@ -242,8 +250,11 @@ def compute_cam(
             # otherwise record the whole forward's graph for nothing (+1.2 GB for EigenCAM on a
             # 224×896 input, measured with benchmarks/bench_methods.py).
             torch.set_grad_enabled(spec.gradients),
-            method_class(model, [target_layer(model, layer)]) as cam,
+            method_class(model, layers) as cam,
+            own_thread_hooks(cam, layers),
         ):
+            if method == "scorecam":
+                cam.channels = SCORECAM_CHANNELS
             original = cam.get_cam_image
 
             def keep_raw(*args: Any, **kwargs: Any) -> np.ndarray:
@@ -261,6 +272,23 @@ def compute_cam(
     return CamResult(np.float32(maps), np.float32(raw_maps[0]), logits, classes)
 
 
+@contextmanager
+def own_thread_hooks(cam: BaseCAM, layers: Sequence[nn.Module]) -> Iterator[None]:
+    """pytorch-grad-cam's hooks on the target layers, seeing only the calling thread's passes.
+
+    The library registers them on the shared model: a server explaining another request with the
+    same model at the same time (one-pass methods beside a ScoreCAM) would add its activations
+    and gradients to this CAM's lists. Replaced, for the block, by `thread_local_hooks`.
+    """
+    recorder = cam.activations_and_grads
+    for handle in recorder.handles:
+        handle.remove()
+    recorder.handles.clear()
+    hooks = [(m, fn) for m in layers for fn in (recorder.save_activation, recorder.save_gradient)]
+    with thread_local_hooks(hooks):
+        yield
+
+
 @cache
 def bounded_score_cam() -> type:
     """pytorch-grad-cam's ScoreCAM, with each batch of masked inputs made when it is needed.
@@ -270,11 +298,16 @@ def bounded_score_cam() -> type:
     the first forward pass, where no time limit can stop it. Each channel's upsampling and
     min-max scaling is its own, so doing them per batch gives the same scores (tested). Batches
     shrink with the input's size, so memory stays that of a 224×224 input.
+
+    `channels` (None: all, as the library) scores only that many channels per image, those with
+    the highest mean activation; the others get weight 0 and the softmax runs over the scored
+    ones. Each pass reports its progress (`sa_viz.models.hooks.report`).
     """
-    import tqdm
     from pytorch_grad_cam import ScoreCAM
 
     class BoundedScoreCAM(ScoreCAM):
+        channels: int | None = None
+
         def get_cam_weights(
             self,
             input_tensor: torch.Tensor,
@@ -289,13 +322,24 @@ def bounded_score_cam() -> type:
             # 16 a pass took 3.1 GB more at layer1, measured with benchmarks/bench_methods.py).
             pixels = input_tensor.shape[-2] * input_tensor.shape[-1]
             batch_size = max(1, getattr(self, "batch_size", 16) * 224 * 224 // pixels)
-            scores = []
+            all_maps = torch.from_numpy(activations)
+            b, c = all_maps.shape[:2]
+            chosen = (
+                torch.arange(c).expand(b, c)
+                if self.channels is None or self.channels >= c
+                else all_maps.mean(dim=(2, 3)).topk(self.channels, dim=1).indices
+            )
+            passes = b * -(-chosen.shape[1] // batch_size)
+            done = 0
+            weights = torch.zeros(b, c)
             with torch.no_grad():
-                for target, image, maps in zip(
-                    targets, input_tensor, torch.from_numpy(activations), strict=True
+                for n, (target, image, maps) in enumerate(
+                    zip(targets, input_tensor, all_maps, strict=True)
                 ):
-                    for i in tqdm.tqdm(range(0, maps.shape[0], batch_size)):
-                        masks = upsample(maps[None, i : i + batch_size].to(self.device))[0]
+                    scores = []
+                    for i in range(0, chosen.shape[1], batch_size):
+                        picked = maps[chosen[n, i : i + batch_size]]
+                        masks = upsample(picked[None].to(self.device))[0]
                         flat = masks.flatten(1)
                         low = flat.min(-1)[0][:, None, None]
                         high = flat.max(-1)[0][:, None, None]
@@ -306,8 +350,10 @@ def bounded_score_cam() -> type:
                         # (a batch's layer1 output at 224×896 is 51 MB; 3 GB before the time
                         # limit), long after the first pass's were read: drop them.
                         self.activations_and_grads.activations.clear()
-            scores = torch.tensor(scores).view(activations.shape[0], activations.shape[1])
-            return torch.softmax(scores, dim=-1).numpy()
+                        done += 1
+                        report(done / passes)
+                    weights[n, chosen[n]] = torch.softmax(torch.tensor(scores), dim=0)
+            return weights.numpy()
 
     return BoundedScoreCAM
 

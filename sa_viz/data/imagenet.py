@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 from torchvision.models import ResNet50_Weights
@@ -27,9 +28,38 @@ def label(index: int) -> str:
     return labels()[index]
 
 
+@cache
+def synonyms() -> tuple[tuple[str, ...], ...]:
+    """Each class's other WordNet names, in index order ("hotdog": "hot dog", "red hot"), from
+    the synset lemmas timm ships (same order as torchvision's names; no download)."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo("imagenet-1k")
+    names = []
+    for i, name in enumerate(labels()):
+        lemmas = [s.strip() for s in info.index_to_description(i).split(",")]
+        names.append(tuple(s for s in lemmas if s and s.lower() != name.lower()))
+    return tuple(names)
+
+
+def choice_label(index: int) -> str:
+    """ "934: hotdog (hot dog, red hot)": a class as a list shows it, so that typing any of its
+    names finds it."""
+    others = synonyms()[index]
+    return f"{index}: {label(index)}" + (f" ({', '.join(others)})" if others else "")
+
+
+def _plain(text: str) -> str:
+    """Lower case, with spaces, hyphens and underscores dropped: "Hot-dog" and "hot dog" are
+    "hotdog"."""
+    return re.sub(r"[\s_\-]+", "", text.lower())
+
+
 def class_index(text: str | int) -> int:
-    """An ImageNet class from an index (281), "281: tabby", or a name ("tabby", "Tiger Cat",
-    or a part of exactly one name). Raises ValueError with the candidates otherwise."""
+    """An ImageNet class from an index (281), "281: tabby", or a name: torchvision's ("tabby",
+    "Tiger Cat"), a WordNet synonym ("hot dog", "red hot"), either without its spaces or
+    hyphens, or a part of the names of exactly one class. Raises ValueError with the candidates
+    otherwise."""
     text = str(text).strip()
     head = text.split(":", 1)[0].strip()
     if head.isascii() and head.isdigit():  # "²".isdigit() is True too
@@ -37,11 +67,18 @@ def class_index(text: str | int) -> int:
         if index >= NUM_CLASSES:
             raise ValueError(f"class index {index} is outside 0..{NUM_CLASSES - 1}")
         return index
-    wanted = text.lower()
-    names = [name.lower() for name in labels()]
-    if wanted in names:
-        return names.index(wanted)
-    matches = [i for i, name in enumerate(names) if wanted and wanted in name]
+    wanted = _plain(text)
+    names = [
+        [_plain(name), *(_plain(other) for other in others)]
+        for name, others in zip(labels(), synonyms(), strict=True)
+    ]
+    for exact in (
+        [i for i, n in enumerate(names) if wanted == n[0]],  # the class's own name first
+        [i for i, n in enumerate(names) if wanted in n],
+    ):
+        if len(exact) == 1:
+            return exact[0]
+    matches = [i for i, n in enumerate(names) if wanted and any(wanted in x for x in n)]
     if len(matches) == 1:
         return matches[0]
     found = ", ".join(f"{i}: {labels()[i]}" for i in matches[:8]) if matches else "none"

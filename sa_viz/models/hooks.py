@@ -54,6 +54,7 @@ class Stopped(TimeLimitExceeded):
 
 
 _limits = threading.local()  # the calling thread's (deadline, stop) inside `time_limit`
+_progress = threading.local()  # the calling thread's callback inside `reporting`
 
 
 def check_time() -> None:
@@ -109,3 +110,25 @@ def time_limit(
             del _limits.current
         else:
             _limits.current = outer
+
+
+@contextmanager
+def reporting(callback: Callable[[float], None]) -> Iterator[None]:
+    """Inside the block, `report(fraction)` on this thread calls `callback(fraction)`.
+
+    A long step deep inside a library call (ScoreCAM's passes) says how far it is without every
+    function between it and the server taking a callback; like `time_limit`, per thread.
+    """
+    outer = getattr(_progress, "current", None)
+    _progress.current = callback
+    try:
+        yield
+    finally:
+        _progress.current = outer
+
+
+def report(fraction: float) -> None:
+    """Tell the calling thread's `reporting` block how far its current step is (0–1)."""
+    callback = getattr(_progress, "current", None)
+    if callback is not None:
+        callback(min(1.0, max(0.0, fraction)))

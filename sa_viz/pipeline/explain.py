@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -29,7 +29,7 @@ from sa_viz.cam import (
 from sa_viz.data.imagenet import label
 from sa_viz.data.preprocess import DEFAULT_LIMITS, ImageSource, Limits, PreparedImage, prepare_image
 from sa_viz.models.device import device_of
-from sa_viz.models.hooks import time_limit
+from sa_viz.models.hooks import reporting, time_limit
 from sa_viz.models.registry import DEFAULT_PAIR, get_model, parse_pair
 from sa_viz.models.weights import LoadedModel, WeightsStatus, load_model
 from sa_viz.probes import UnitGates, record_gates
@@ -174,11 +174,29 @@ def explain(
 
 
 def explain_models(
-    models: Mapping[str, LoadedModel], image: PreparedImage, **settings: Any
+    models: Mapping[str, LoadedModel],
+    image: PreparedImage,
+    progress: Callable[[float, str], None] | None = None,
+    **settings: Any,
 ) -> dict[str, ModelExplanation]:
     """`explain_model` for every model, one after the other (side by side on two threads was
-    not faster on this project's machines: benchmarks/README.md)."""
-    return {name: explain_model(m, image, **settings) for name, m in models.items()}
+    not faster on this project's machines: benchmarks/README.md).
+
+    `progress(fraction, title)`: called as each model starts and as a long method's passes end
+    (`sa_viz.models.hooks.report`), with the fraction of the whole done."""
+    results = {}
+    for i, (name, loaded) in enumerate(models.items()):
+        if progress is None:
+            results[name] = explain_model(loaded, image, **settings)
+            continue
+
+        def step(fraction: float, i: int = i, title: str = loaded.title) -> None:
+            progress((i + fraction) / len(models), title)
+
+        step(0.0)
+        with reporting(step):
+            results[name] = explain_model(loaded, image, **settings)
+    return results
 
 
 def check_models(models: Mapping[str, LoadedModel], layer: str) -> None:

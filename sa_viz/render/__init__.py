@@ -9,6 +9,7 @@ from sa_viz.render.overlays import (
     COLORMAPS,
     DEFAULT_ALPHA,
     DEFAULT_COLORMAP,
+    DIVERGING,
     GATE_SCALES,
     UNTRAINED_STAMP,
     colorize,
@@ -18,6 +19,7 @@ from sa_viz.render.overlays import (
     row_width,
     signed_overlay,
     stamp_untrained,
+    symmetric_limit,
 )
 from sa_viz.render.panels import (
     bar_panel,
@@ -25,14 +27,18 @@ from sa_viz.render.panels import (
     gate_mosaic_panel,
     group_panel,
     heatmap_panel,
+    mosaic_tile_at,
     note_panel,
     summary_panel,
+    unit_range,
+    with_colour_strip,
 )
 
 __all__ = [
     "COLORMAPS",
     "DEFAULT_ALPHA",
     "DEFAULT_COLORMAP",
+    "DIVERGING",
     "GATE_SCALES",
     "UNTRAINED_STAMP",
     "bar_panel",
@@ -47,10 +53,14 @@ __all__ = [
     "group_panel",
     "heatmap_panel",
     "mosaic",
+    "mosaic_tile_at",
     "note_panel",
     "overlay",
     "row_width",
     "signed_overlay",
     "stamp_untrained",
     "summary_panel",
+    "symmetric_limit",
+    "unit_range",
+    "with_colour_strip",
 ]

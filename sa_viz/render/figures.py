@@ -20,11 +20,11 @@ from sa_viz.render.overlays import (
     DEFAULT_ALPHA,
     DEFAULT_COLORMAP,
     UNTRAINED_STAMP,
-    gate_range,
     mosaic,
     overlay,
     row_width,
 )
+from sa_viz.render.panels import unit_range
 
 
 def figure_png(fig: Figure, dpi: int = 110) -> bytes:
@@ -65,6 +65,12 @@ def comparison_figure(
         _title(ax, text, untrained)
     for ax in axes:
         ax.axis("off")
+    fig.colorbar(
+        ScalarMappable(Normalize(0, 1), colormap),
+        ax=axes[1:],
+        shrink=0.7,
+        label="CAM (each map: its min → max)",
+    )
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     return fig
@@ -99,19 +105,21 @@ def gate_grid_figure(
         )
         return fig
     spatial = gates.spatial_mean()[0].numpy()
-    grid = mosaic(image, spatial, colormap=colormap, alpha=alpha, scale=scale)
+    value_range = unit_range(gates, scale)
+    grid = mosaic(
+        image, spatial, colormap=colormap, alpha=alpha, scale=scale, value_range=value_range
+    )
     fig = Figure(figsize=(12, 7.2), layout="constrained")
     left, right = fig.subfigures(1, 2, width_ratios=[4, 1])
     ax = left.subplots()
     ax.imshow(grid)
     ax.axis("off")
-    low, high = gate_range(spatial, scale)
-    if scale != "per group":
+    if value_range is not None:
         left.colorbar(
-            ScalarMappable(Normalize(low, high), colormap),
+            ScalarMappable(Normalize(*value_range), colormap),
             ax=ax,
             shrink=0.6,
-            label="spatial gate (mean over the group's channels)",
+            label=f"spatial gate ({scale}; tiles: the mean over each group's channels)",
         )
     _title(ax, f"{unit}: spatial gates of the {gates.groups} groups (colours: {scale})", untrained)
     hx = right.subplots()

@@ -21,6 +21,7 @@ DIVERGING = "RdBu_r"
 UNTRAINED_STAMP = "UNTRAINED weights"
 GATE_SCALES = ("unit range", "0–1", "per group")
 UNTRAINED_RED = (176, 0, 32)
+TILE_GAP = 2  # pixels between the tiles of a `mosaic`
 
 
 @cache
@@ -67,11 +68,20 @@ def overlay(
     return blend(image, colorize(resize_maps(values, image.shape[:2]), colormap), alpha)
 
 
-def signed_overlay(image: np.ndarray, values: np.ndarray, alpha: float = 0.65) -> np.ndarray:
-    """A map in [−1, 1] in a diverging colormap (red > 0, blue < 0) over the image in gray."""
+def signed_overlay(
+    image: np.ndarray, values: np.ndarray, alpha: float = 0.65, limit: float = 1.0
+) -> np.ndarray:
+    """A signed map in a diverging colormap centred on zero (red > 0, white 0, blue < 0) over the
+    image in gray; ±`limit` get the strongest colours."""
     gray = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
-    colours = colorize((resize_maps(values, image.shape[:2]) + 1) / 2, DIVERGING)
+    colours = colorize(resize_maps(values, image.shape[:2]) / (2 * limit) + 0.5, DIVERGING)
     return blend(gray, colours, alpha)
+
+
+def symmetric_limit(values: np.ndarray) -> float:
+    """The largest |value| (a tiny positive number for an all-zero map): a diverging scale's
+    end, so the strongest difference gets the strongest colour and zero stays white."""
+    return max(float(np.max(np.abs(values))), 1e-6)
 
 
 def gate_range(maps: np.ndarray, scale: str) -> tuple[float, float]:
@@ -126,7 +136,7 @@ def mosaic(
     tiles = blend(
         base, colorize(resize_maps(to_unit(maps, scale, value_range), (th, tw)), colormap), alpha
     )
-    rows, gap = -(-n // columns), 2
+    rows, gap = -(-n // columns), TILE_GAP
     canvas = np.full((rows * (th + gap) - gap, columns * (tw + gap) - gap, 3), 255, np.uint8)
     for i in range(n):
         r, c = divmod(i, columns)

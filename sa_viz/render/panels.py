@@ -18,14 +18,19 @@ from sa_viz.probes import UnitGates, gate_stats
 from sa_viz.render.overlays import (
     DEFAULT_ALPHA,
     DEFAULT_COLORMAP,
+    TILE_GAP,
     UNTRAINED_RED,
     UNTRAINED_STAMP,
     colorize,
     gate_range,
     mosaic,
+    tile_size,
 )
 from sa_viz.render.text import text_width, titled, write
 
+# The unit's mosaic: tiles of this shorter side, this many to a row, under a title this size
+# (`gate_mosaic_panel`; `mosaic_tile_at` finds a tile from a click).
+MOSAIC_TILE, MOSAIC_COLUMNS, MOSAIC_TITLE = 96, 8, 14
 GRID = (225, 225, 225)
 AXIS = (90, 90, 90)
 BLUE = (59, 110, 168)
@@ -34,6 +39,63 @@ ORANGE = (221, 132, 82)
 
 def _title(title: str, untrained: bool) -> tuple[str, tuple[int, int, int]]:
     return (f"{UNTRAINED_STAMP} · {title}", UNTRAINED_RED) if untrained else (title, (0, 0, 0))
+
+
+def unit_range(gates: UnitGates, scale: str) -> tuple[float, float] | None:
+    """The colour range of a unit's spatial gates under `scale`: every group's every channel
+    ("unit range"), 0–1, or None ("per group": each map its own). One range per unit, used by
+    the mosaic (whose tiles, channel means, lie inside it), the group view and the text."""
+    if scale == "per group" or gates.spatial is None:
+        return None
+    return gate_range(gates.spatial[0].numpy(), scale)
+
+
+def scale_bar(
+    scale: str, value_range: tuple[float, float] | None, colormap: str, *, height: int
+) -> np.ndarray:
+    """The vertical colour bar of spatial gates coloured with `scale` (`unit_range`)."""
+    if value_range is None:  # "per group": each map from its own lowest to its highest value
+        return colorbar(0.0, 1.0, colormap, height=height, label="each map: min → max")
+    return colorbar(*value_range, colormap, height=height, label=f"spatial gate ({scale})")
+
+
+def colour_strip(
+    width: int,
+    low: float,
+    high: float,
+    colormap: str,
+    label: str,
+    *,
+    signed: bool = False,
+    size: int = 14,
+) -> np.ndarray:
+    """A horizontal colour bar `width` pixels wide with its ends' (and middle's) values, and a
+    label under it wrapped to the width: the scale of the picture above it."""
+    margin = max(text_width(f"{-abs(low):+.2f}", size), text_width(f"{high:+.2f}", size)) // 2 + 4
+    bar_width, bar_height = max(20, width - 2 * margin), 12
+    ramp = colorize(np.linspace(0, 1, bar_width)[None, :].repeat(bar_height, 0), colormap)
+    lines = textwrap.wrap(label, max(12, int(width / (0.6 * size)))) or [""]
+    height = 6 + bar_height + 4 + size + 4 + (size + 4) * len(lines) + 4
+    canvas = Image.new("RGB", (width, height), "white")
+    canvas.paste(Image.fromarray(ramp), (margin, 6))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle([margin - 1, 5, margin + bar_width, 6 + bar_height], outline=AXIS)
+    y = 6 + bar_height + 3
+    ticks = ((0.0, low), (0.5, (low + high) / 2), (1.0, high))
+    for frac, value in ticks:
+        x = margin + round(frac * (bar_width - 1))
+        draw.line([(x, y - 3), (x, y)], fill=AXIS)
+        text = f"{value:+.2f}" if signed and abs(value) > 5e-3 else f"{value:.2f}"
+        write(draw, (x, y + 1), text, size, anchor="mt")
+    for i, line in enumerate(lines):
+        write(draw, (width // 2, y + size + 6 + (size + 4) * i), line, size, anchor="mt", fill=AXIS)
+    return np.asarray(canvas)
+
+
+def with_colour_strip(picture: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
+    """The picture above its `colour_strip` (same arguments, after the width)."""
+    strip = colour_strip(picture.shape[1], *args, **kwargs)
+    return np.concatenate([picture, strip], axis=0)
 
 
 def colorbar(
@@ -188,19 +250,20 @@ def group_panel(
         return titled(bars, text, colour=colour, size=14)
     spatial = gates.spatial[0, group].numpy()  # (c, h, w)
     c = len(spatial)
-    unit_range = None if scale == "per group" else gate_range(gates.spatial[0].numpy(), scale)
+    value_range = unit_range(gates, scale)
     maps = mosaic(
         image,
         spatial,
         colormap=colormap,
         alpha=alpha,
         scale=scale,
-        value_range=unit_range,
+        value_range=value_range,
         columns=min(c, 8),
         tile=128 if c <= 4 else 96,
         labels=[f"ch {c + i}: {spatial[i].mean():.2f}" for i in range(c)],
     )
-    maps = titled(maps, f"spatial gates (σ per pixel), channels {c}–{2 * c - 1}", size=12)
+    maps = _side_by_side([maps, scale_bar(scale, value_range, colormap, height=maps.shape[0] - 16)])
+    maps = titled(maps, f"spatial gates (σ per pixel), channels {c}–{2 * c - 1}", size=13)
     bars = bar_panel(
         channel,
         [str(j) for j in range(c)],
@@ -211,8 +274,8 @@ def group_panel(
     )
     range_text = (
         "spatial colours: each map's own range"
-        if scale == "per group"
-        else f"spatial colours: {unit_range[0]:.3f}–{unit_range[1]:.3f} ({scale})"
+        if value_range is None
+        else f"spatial colours: {value_range[0]:.3f}–{value_range[1]:.3f} ({scale})"
     )
     body = _stacked([maps, bars], gap=8)
     text, colour = _title(f"{unit}, group {group} · {range_text}", untrained)
@@ -330,18 +393,42 @@ def gate_mosaic_panel(
     """The groups' spatial gates (each the mean over its c channels) over the image, 8 to a
     row, with the colour bar of the scale in use."""
     maps = gates.spatial_mean()[0].numpy()
-    grid = mosaic(image, maps, colormap=colormap, alpha=alpha, scale=scale, highlight=highlight)
-    if scale != "per group":
-        low, high = gate_range(maps, scale)
-        bar = colorbar(low, high, colormap, height=grid.shape[0] - 16, label="spatial gate")
-        grid = _side_by_side([grid, bar], gap=6)
+    value_range = unit_range(gates, scale)
+    grid = mosaic(
+        image,
+        maps,
+        colormap=colormap,
+        alpha=alpha,
+        scale=scale,
+        value_range=value_range,
+        columns=MOSAIC_COLUMNS,
+        tile=MOSAIC_TILE,
+        highlight=highlight,
+    )
+    bar = scale_bar(scale, value_range, colormap, height=grid.shape[0] - 16)
+    grid = _side_by_side([grid, bar], gap=6)
     text, colour = _title(
         f"{unit}: spatial gates of the {gates.groups} groups, each averaged over its "
         f"{gates.channels} channels"
         + (" (colours: each tile's own range)" if scale == "per group" else ""),
         untrained,
     )
-    return titled(grid, text, colour=colour, size=14)
+    return titled(grid, text, colour=colour, size=MOSAIC_TITLE)
+
+
+def mosaic_tile_at(image_shape: tuple[int, ...], count: int, x: float, y: float) -> int | None:
+    """The index of the tile of `gate_mosaic_panel` at pixel (x, y) of the picture (None: the
+    title, the colour bar, a gap or past the last tile)."""
+    th, tw = tile_size(np.empty((*image_shape[:2], 0)), MOSAIC_TILE)
+    y -= MOSAIC_TITLE + 14  # `titled`'s band
+    if x < 0 or y < 0:
+        return None
+    column, dx = divmod(int(x), tw + TILE_GAP)
+    row, dy = divmod(int(y), th + TILE_GAP)
+    index = row * MOSAIC_COLUMNS + column
+    if column >= MOSAIC_COLUMNS or dx >= tw or dy >= th or index >= count:
+        return None
+    return index
 
 
 def note_panel(title: str, text: str, width: int = 640) -> np.ndarray:

@@ -12,29 +12,32 @@ from pathlib import Path
 import numpy as np
 
 from sa_viz import render
-from sa_viz.cam import METHODS, cam_agreement, cam_difference, joint_scale
+from sa_viz.cam import METHODS, cam_agreement, joint_scale
 from sa_viz.models.weights import WeightsStatus
 from sa_viz.pipeline.explain import Explanation, ModelExplanation
 from sa_viz.probes import UnitGates, is_constant
 
 NORMALIZATIONS = ("per model", "joint")
 DISAGREE = "≠"
+TARGET = "▶"  # marks the class the CAMs explain in the prediction tables
 METHOD_TITLES = {key: m.title for key, m in METHODS.items()}
 
 
 @dataclass(frozen=True)
 class CamView:
-    overlays: dict[str, np.ndarray]  # model name → RGB overlay
+    overlays: dict[str, np.ndarray]  # model name → RGB overlay with its colour bar
     difference: np.ndarray  # the second model's map minus the first's, diverging colours
     agreement: dict[str, float]
     order: tuple[str, ...] = ()  # the compared models' titles, first then second
+    normalization: str = "per model"
+    limit: float = 1.0  # the difference's largest |value|: its colour bar's ends
 
 
 def difference_label(titles: tuple[str, ...] | list[str]) -> str:
     """What the difference map shows, in the order the models were chosen."""
     if len(titles) != 2:
         return "Difference (needs two models)"
-    return f"Difference: {titles[1]} − {titles[0]}"
+    return f"{titles[1]} − {titles[0]}"
 
 
 def model_caption(m: ModelExplanation | WeightsStatus) -> str:
@@ -71,24 +74,36 @@ def cam_view(
     models = list(result.models.values())
     if normalization == "joint":
         maps = joint_scale([m.cam_raw for m in models], result.image.size)
+        scale_label = "CAM ÷ the larger maximum of both maps (joint)"
     else:
         maps = [m.cam for m in models]
+        scale_label = "CAM, each map from its min to its max"
     overlays = {}
     for m, values in zip(models, maps, strict=True):
         picture = render.overlay(image, values, colormap, alpha)
-        overlays[m.name] = render.stamp_untrained(picture) if m.untrained else picture
-    if len(models) == 2:
-        difference = cam_difference(models[0].cam_raw, models[1].cam_raw, result.image.size)
-        agreement = cam_agreement(models[0].cam, models[1].cam)
-        picture = render.signed_overlay(image, difference)
-        if any(m.untrained for m in models):
+        if m.untrained:
             picture = render.stamp_untrained(picture)
-    else:
-        picture, agreement = (
-            np.zeros_like(image),
-            {"pearson": float("nan"), "iou_top": float("nan")},
-        )
-    return CamView(overlays, picture, agreement, tuple(m.title for m in models))
+        overlays[m.name] = render.with_colour_strip(picture, 0.0, 1.0, colormap, scale_label)
+    titles = tuple(m.title for m in models)
+    if len(models) != 2:
+        nothing = {"pearson": float("nan"), "iou_top": float("nan")}
+        return CamView(overlays, np.zeros_like(image), nothing, titles, normalization)
+    # The difference of the maps as shown, on the chosen scale: B − A, zero in white.
+    difference = maps[1] - maps[0]
+    limit = render.symmetric_limit(difference)
+    picture = render.signed_overlay(image, difference, alpha, limit)
+    if any(m.untrained for m in models):
+        picture = render.stamp_untrained(picture)
+    picture = render.with_colour_strip(
+        picture,
+        -limit,
+        limit,
+        render.DIVERGING,
+        f"{titles[1]} − {titles[0]} ({normalization} scale)",
+        signed=True,
+    )
+    agreement = cam_agreement(models[0].cam, models[1].cam)
+    return CamView(overlays, picture, agreement, titles, normalization, limit)
 
 
 def explanation_document(result: Explanation) -> dict:
@@ -122,23 +137,29 @@ def agreement_text(view: CamView) -> str:
         return "Agreement: n/a (a map is constant)."
     return (
         f"**Agreement of the two maps:** Pearson r = {r:.3f} · IoU of the top-20% regions = "
-        f"{iou:.3f}. Difference map ({second} − {first}): red where {second} looks more, blue "
-        f"where {first} does (joint scale)."
+        f"{iou:.3f}. Difference map ({second} − {first}, {view.normalization} scale): red where "
+        f"{second} looks more, blue where {first} does, white where they agree; the strongest "
+        f"colours are ±{view.limit:.2f}."
     )
 
 
 def prediction_rows(result: Explanation, name: str) -> list[list]:
     """One model's top-5 as table rows: "index · label", probability, and the class's rank in
-    the other model's top-5 (or a mark where it is not there)."""
+    the other model's top-5 (or a mark where it is not there). The class the CAMs explain is
+    marked (`TARGET`); a chosen class outside the top-5 follows as a sixth row."""
     this = result.models[name]
     others = [m for n, m in result.models.items() if n != name]
     rows = []
-    for p in this.top5:
+    shown = list(this.top5)
+    if this.target.index not in [p.index for p in shown]:
+        shown.append(this.target)
+    for p in shown:
         marks = []
         for other in others:
             ranks = [q.index for q in other.top5]
             marks.append(f"#{ranks.index(p.index) + 1}" if p.index in ranks else f"{DISAGREE} no")
-        rows.append([f"{p.index} · {p.label}", f"{p.probability:.3f}", ", ".join(marks)])
+        mark = f"{TARGET} " if p.index == this.target.index else ""
+        rows.append([f"{mark}{p.index} · {p.label}", f"{p.probability:.3f}", ", ".join(marks)])
     return rows
 
 
@@ -224,6 +245,17 @@ def gate_mosaic(
     )
 
 
+def group_at(
+    result: Explanation, unit: str, x: float, y: float, *, model: str | None = None
+) -> int | None:
+    """The group whose tile of `gate_mosaic` is at pixel (x, y); None where there is none (a
+    unit without spatial gates or with flat gates is a note, not tiles)."""
+    m, gates = unit_gates(result, unit, model)
+    if flat_gates(m, gates) or not gates.has_spatial:
+        return None
+    return render.mosaic_tile_at(result.image.display.shape, gates.groups, x, y)
+
+
 def channel_gates(
     result: Explanation, unit: str, group: int, *, model: str | None = None
 ) -> np.ndarray:
@@ -295,13 +327,13 @@ def gate_range_text(result: Explanation, unit: str, scale: str, *, model: str | 
             f"**{m.title} · {unit}** ({kind}unit): one channel gate per channel, {c} channels; "
             f"values {values.min():.3f} to {values.max():.3f}."
         )
-    spatial = gates.spatial_mean()[0].numpy()
-    low, high = render.gate_range(spatial, scale)
-    h, w = spatial.shape[-2:]
+    h, w = gates.spatial.shape[-2:]
+    value_range = render.unit_range(gates, scale)
     scale_text = (
         "each tile scaled to its own min–max"
-        if scale == "per group"
-        else f"colours span {low:.3f} (low) to {high:.3f} (high)"
+        if value_range is None
+        else f"colours span {value_range[0]:.3f} to {value_range[1]:.3f} ({scale}, the same in "
+        "the group view)"
     )
     return (
         f"**{m.title} · {unit}** ({kind}unit): {gates.groups} groups × {c} channels per gate, "
