@@ -55,6 +55,13 @@ def test_whole_image_mode_keeps_everything():
     assert whole_image_size(100, 100) == (224, 224)  # small images are scaled up
 
 
+def test_a_panorama_says_its_shorter_side_is_not_224():
+    wide = prepare_image(np.full((100, 900, 3), 128, np.uint8))
+    assert wide.size == (100, 896)
+    assert any("shorter side 100 px, not 224" in note for note in wide.notes)
+    assert not prepare_image(np.full((300, 451, 3), 128, np.uint8)).notes
+
+
 def test_crop_mode_is_the_evaluation_protocol():
     image = Image.open(ASSETS / "coffee.jpg")
     expected = ResNet50_Weights.IMAGENET1K_V1.transforms()(image).unsqueeze(0)

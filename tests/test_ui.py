@@ -37,6 +37,7 @@ from sa_viz.data.preprocess import prepare_image
 from sa_viz.models.weights import load_models
 from sa_viz.pipeline.explain import Explanation, explain_models
 from sa_viz.render.overlays import tile_size
+from sa_viz.render.panels import MOSAIC_TILE
 
 
 @pytest.fixture(scope="module")
@@ -581,7 +582,7 @@ def test_a_shared_link_sets_the_view(handlers):
 
 def test_a_click_on_a_tile_opens_its_group(handlers, outputs):
     result = handlers.sessions.get("chelsea").result()
-    th, tw = tile_size(result.image.display, 96)
+    th, tw = tile_size(result.image.display, MOSAIC_TILE)
     click = gr.EventData(None, {"index": [3 * (tw + 2) + 5, 28 + (th + 2) + 5]})  # row 1, col 3
     assert handlers.pick_group("layer3.0", None, click, request=CHELSEA) == 11
     beside = gr.EventData(None, {"index": [5, 5]})  # the title

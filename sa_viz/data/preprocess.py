@@ -112,7 +112,14 @@ def prepare_image(
                 f"up to {limits.max_aspect:g}:1. Crop the region you want explained, or switch "
                 "to centre-crop mode."
             )
-        resized = rgb.resize(whole_image_size(width, height), Image.Resampling.BILINEAR)
+        size = whole_image_size(width, height)
+        if min(size) < INPUT_SIZE:
+            aspect = max(width, height) / min(width, height)
+            notes.append(
+                f"shorter side {min(size)} px, not {INPUT_SIZE}: at {aspect:.1f}:1 the longer "
+                f"side is capped at {MAX_SIDE_FACTOR * INPUT_SIZE} px (centre crop: 224 × 224)"
+            )
+        resized = rgb.resize(size, Image.Resampling.BILINEAR)
     display = np.asarray(resized, dtype=np.uint8).copy()
     return PreparedImage(
         tensor=to_tensor(display),

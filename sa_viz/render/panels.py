@@ -30,7 +30,9 @@ from sa_viz.render.text import text_width, titled, write
 
 # The unit's mosaic: tiles of this shorter side, this many to a row, under a title this size
 # (`gate_mosaic_panel`; `mosaic_tile_at` finds a tile from a click).
-MOSAIC_TILE, MOSAIC_COLUMNS, MOSAIC_TITLE = 96, 8, 14
+# 64 px: the grid is ~870 px wide, so an 800-px window shows it at 4/5 of its size (96-px tiles
+# were shown at 0.56, their labels at 7 px; the tiles' size on screen is about the same).
+MOSAIC_TILE, MOSAIC_COLUMNS, MOSAIC_TITLE = 64, 8, 14
 GRID = (225, 225, 225)
 AXIS = (90, 90, 90)
 BLUE = (59, 110, 168)
@@ -243,7 +245,7 @@ def group_panel(
             [str(j) if j % max(1, c // 16) == 0 else "" for j in range(c)],
             title=f"channel gates (one σ per channel), channels 0–{c - 1}",
             y_label="gate value",
-            width=max(360, min(1200, 6 * c)),
+            width=max(360, min(720, 6 * c)),
             reference=reference,
         )
         text, colour = _title(f"{unit}, all {c} channels", untrained)
@@ -258,8 +260,8 @@ def group_panel(
         alpha=alpha,
         scale=scale,
         value_range=value_range,
-        columns=min(c, 8),
-        tile=128 if c <= 4 else 96,
+        columns=min(c, 4),  # 4 to a row: the group view fits an 800-px window at full size
+        tile=128 if c <= 2 else 96,
         labels=[f"ch {c + i}: {spatial[i].mean():.2f}" for i in range(c)],
     )
     maps = _side_by_side([maps, scale_bar(scale, value_range, colormap, height=maps.shape[0] - 16)])
@@ -298,15 +300,19 @@ def summary_panel(all_gates: dict[str, UnitGates], *, untrained: bool = False) -
         _unit_chart(names, stages, stats, kind, f"{kind} gates per {kind_name} unit", reference)
         for kind in kinds
     ]
-    body = _side_by_side(charts, gap=10)
+    # One above the other: side by side (950 px) they were drawn at 3/4 size in an 800-px
+    # window, their 10-px ticks at 7 px.
+    body = _stacked(charts, gap=10)
     legend = "dot: mean · bar: ± std within groups" + (
         " · shading: ± std of the group means" if first.groups > 1 else ""
     )
     if reference is not None:
         legend += f" · dotted: {reference:.3f}, the value of every gate of an untrained unit"
-    canvas = Image.new("RGB", (body.shape[1], body.shape[0] + 22), "white")
+    lines = textwrap.wrap(legend, max(20, body.shape[1] // 7))
+    canvas = Image.new("RGB", (body.shape[1], body.shape[0] + 6 + 16 * len(lines)), "white")
     canvas.paste(Image.fromarray(body), (0, 0))
-    write(ImageDraw.Draw(canvas), (8, body.shape[0] + 4), legend, 11, fill=AXIS)
+    for i, line in enumerate(lines):
+        write(ImageDraw.Draw(canvas), (8, body.shape[0] + 4 + 16 * i), line, 11, fill=AXIS)
     text, colour = _title(f"Gate statistics of all {len(names)} {kind_name} units", untrained)
     return titled(np.asarray(canvas), text, colour=colour, size=14)
 
