@@ -43,7 +43,7 @@ def test_every_endpoint(client):
     assert "predict" in summary or "disagree" in summary
     for table in (table_r, table_sa):
         assert len(table["data"]) == 5
-    cams = [read(p) for p in (cam_r, cam_sa, diff)]  # the image over its colour bar
+    cams = [read(p) for p in (cam_r, cam_sa, diff)]  # the image over its colour bar, one height
     assert cams[0].shape == cams[1].shape == cams[2].shape and cams[0].shape[1:] == (337, 3)
     assert cams[0].shape[0] > 224
     assert "Pearson r" in cam_text and "layer3.0" in gate_text

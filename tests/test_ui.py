@@ -195,20 +195,21 @@ def test_any_two_models_in_the_chosen_order(handlers):
         "layer3.0", 5, "jet", 0.5, "unit range", "se_resnet50", request=session("se-sa")
     )
     assert "SE-ResNet-50" in se[3]  # the group is ignored for a unit with one group
-    widths = {
+    heights = {
         name: value(
             handlers.switch_gates(
                 "layer3.0", 0, "jet", 0.5, "unit range", name, request=session("se-sa")
             )[-2]
-        ).shape[1]
+        ).shape[0]
         for name in ("se_resnet50", "sa_resnet50")
     }
     slider = handlers.switch_gates(
         "layer3.0", 9, "jet", 0.5, "unit range", "se_resnet50", request=session("se-sa")
     )[-1]
     assert slider["value"] == 0 and not slider["interactive"]
-    # Each model's own statistics: SE's units have channel gates only (one chart), SA's two.
-    assert widths["se_resnet50"] < 600 < 900 < widths["sa_resnet50"]
+    # Each model's own statistics: SE's units have channel gates only (one chart), SA's two, one
+    # above the other.
+    assert heights["se_resnet50"] < 420 < 520 < heights["sa_resnet50"]
     # The ZIP holds the gates of the model on screen, and no server path.
     path = handlers.export(
         "jet",

@@ -55,6 +55,10 @@ def test_the_difference_follows_scale_and_opacity_and_is_centred_on_zero(result)
     joint = views.cam_view(result, normalization="joint")
     faint = views.cam_view(result, normalization="per model", alpha=0.1)
     pictures = [v.difference[:height] for v in (per_model, joint, faint)]
+    for view in (per_model, joint):  # side by side on the page: one height for the three
+        assert {p.shape for p in (*view.overlays.values(), view.difference)} == {
+            view.difference.shape
+        }
     assert not np.array_equal(pictures[0], pictures[1])  # the scale changes it
     assert not np.array_equal(pictures[0], pictures[2])  # and so does the opacity
     # Per model: the limit is the largest |difference| of the min–max maps as shown.

@@ -70,14 +70,16 @@ def colour_strip(
     *,
     signed: bool = False,
     size: int = 14,
+    lines: int = 1,
 ) -> np.ndarray:
     """A horizontal colour bar `width` pixels wide with its ends' (and middle's) values, and a
-    label under it wrapped to the width: the scale of the picture above it."""
+    label under it wrapped to the width, in at least `lines` lines (pictures shown side by side
+    get strips of one height: `strip_lines`): the scale of the picture above it."""
     margin = max(text_width(f"{-abs(low):+.2f}", size), text_width(f"{high:+.2f}", size)) // 2 + 4
     bar_width, bar_height = max(20, width - 2 * margin), 12
     ramp = colorize(np.linspace(0, 1, bar_width)[None, :].repeat(bar_height, 0), colormap)
-    lines = textwrap.wrap(label, max(12, int(width / (0.6 * size)))) or [""]
-    height = 6 + bar_height + 4 + size + 4 + (size + 4) * len(lines) + 4
+    wrapped = _wrap_strip(width, label, size)
+    height = 6 + bar_height + 4 + size + 4 + (size + 4) * max(lines, len(wrapped)) + 4
     canvas = Image.new("RGB", (width, height), "white")
     canvas.paste(Image.fromarray(ramp), (margin, 6))
     draw = ImageDraw.Draw(canvas)
@@ -89,9 +91,18 @@ def colour_strip(
         draw.line([(x, y - 3), (x, y)], fill=AXIS)
         text = f"{value:+.2f}" if signed and abs(value) > 5e-3 else f"{value:.2f}"
         write(draw, (x, y + 1), text, size, anchor="mt")
-    for i, line in enumerate(lines):
+    for i, line in enumerate(wrapped):
         write(draw, (width // 2, y + size + 6 + (size + 4) * i), line, size, anchor="mt", fill=AXIS)
     return np.asarray(canvas)
+
+
+def _wrap_strip(width: int, label: str, size: int = 14) -> list[str]:
+    return textwrap.wrap(label, max(12, int(width / (0.6 * size)))) or [""]
+
+
+def strip_lines(width: int, labels: Sequence[str], size: int = 14) -> int:
+    """The most lines any of `labels` takes in a `colour_strip` `width` pixels wide."""
+    return max(len(_wrap_strip(width, label, size)) for label in labels)
 
 
 def with_colour_strip(picture: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
@@ -114,6 +125,8 @@ def colorbar(
         y = margin_top + round((1 - frac) * (height - 1))
         draw.line([(width, y), (width + 4, y)], fill=AXIS)
         write(draw, (width + 6, y), f"{low + frac * (high - low):.3f}", 11, anchor="lm")
+    if text_width(label, 11) > height:  # a short bar: its label without the note in brackets
+        label = label.split(" (")[0]
     label_image = Image.new("RGB", (height, 16), "white")
     write(ImageDraw.Draw(label_image), (height // 2, 8), label, 11, anchor="mm")
     canvas.paste(label_image.rotate(90, expand=True), (width + pad + 4, margin_top))

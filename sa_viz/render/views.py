@@ -78,13 +78,18 @@ def cam_view(
     else:
         maps = [m.cam for m in models]
         scale_label = "CAM, each map from its min to its max"
+    titles = tuple(m.title for m in models)
+    difference_label = f"{titles[-1]} − {titles[0]} ({normalization} scale)"
+    # One strip height for the three pictures, which stand side by side.
+    lines = render.strip_lines(image.shape[1], [scale_label, difference_label])
     overlays = {}
     for m, values in zip(models, maps, strict=True):
         picture = render.overlay(image, values, colormap, alpha)
         if m.untrained:
             picture = render.stamp_untrained(picture)
-        overlays[m.name] = render.with_colour_strip(picture, 0.0, 1.0, colormap, scale_label)
-    titles = tuple(m.title for m in models)
+        overlays[m.name] = render.with_colour_strip(
+            picture, 0.0, 1.0, colormap, scale_label, lines=lines
+        )
     if len(models) != 2:
         nothing = {"pearson": float("nan"), "iou_top": float("nan")}
         return CamView(overlays, np.zeros_like(image), nothing, titles, normalization)
@@ -95,12 +100,7 @@ def cam_view(
     if any(m.untrained for m in models):
         picture = render.stamp_untrained(picture)
     picture = render.with_colour_strip(
-        picture,
-        -limit,
-        limit,
-        render.DIVERGING,
-        f"{titles[1]} − {titles[0]} ({normalization} scale)",
-        signed=True,
+        picture, -limit, limit, render.DIVERGING, difference_label, signed=True, lines=lines
     )
     agreement = cam_agreement(models[0].cam, models[1].cam)
     return CamView(overlays, picture, agreement, titles, normalization, limit)
