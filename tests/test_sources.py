@@ -1,0 +1,110 @@
+"""A study's images in each layout a dataset comes in, labels mapped onto ImageNet's classes, and
+every problem reported by name."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import ASSETS
+
+from sa_viz.data.sources import label_of, read_source
+
+PHOTOS = ["chelsea.jpg", "coffee.jpg", "astronaut.jpg", "rocket.jpg"]
+
+
+def copy(name: str, to) -> None:
+    to.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ASSETS / name, to)
+
+
+def test_labels_by_wordnet_id_index_or_name():
+    assert label_of("n01440764") == 0 and label_of("n07697537") == 934
+    assert label_of("934") == 934 and label_of("hot dog") == 934 and label_of("tabby") == 281
+    assert label_of(None) is None and label_of("") is None
+    for wrong in ("n99999999", "no such class", "1000"):
+        with pytest.raises(ValueError):
+            label_of(wrong)
+
+
+def test_a_plain_folder_is_read_recursively_without_labels(tmp_path):
+    copy("chelsea.jpg", tmp_path / "a.jpg")
+    copy("coffee.jpg", tmp_path / "deeper" / "still" / "b.jpg")
+    (tmp_path / "notes.txt").write_text("not an image")
+    source = read_source(tmp_path)
+    assert source.layout == "folder" and source.labelled == 0
+    assert [item.key for item in source.items] == ["a.jpg", "deeper/still/b.jpg"]
+
+
+def test_an_image_folder_by_wordnet_id_index_and_name(tmp_path):
+    copy("chelsea.jpg", tmp_path / "n02123045" / "cat.jpg")  # tabby
+    copy("coffee.jpg", tmp_path / "967" / "cup.jpg")  # espresso
+    copy("rocket.jpg", tmp_path / "hot dog" / "x.jpg")
+    copy("astronaut.jpg", tmp_path / "astronauts" / "y.jpg")  # no such class
+    source = read_source(tmp_path)
+    assert source.layout == "imagefolder"
+    labels = {item.key: item.label for item in source.items}
+    assert labels == {
+        "n02123045/cat.jpg": 281,
+        "967/cup.jpg": 967,
+        "hot dog/x.jpg": 934,
+        "astronauts/y.jpg": None,
+    }
+    assert len(source.problems) == 1 and "astronauts/ (1 images)" in source.problems[0]
+
+
+def test_the_imagenet_validation_layout_with_boxes(tmp_path):
+    val = tmp_path / "val"
+    for i, name in enumerate(PHOTOS[:3], start=1):
+        copy(name, val / f"ILSVRC2012_val_{i:08d}.JPEG")
+    (tmp_path / "LOC_val_solution.csv").write_text(
+        "ImageId,PredictionString\n"
+        "ILSVRC2012_val_00000001,n02123045 10 20 200 210 n02123045 5 5 50 50 \n"
+        "ILSVRC2012_val_00000002,n07920052 0 0 100 100 \n"  # espresso
+    )
+    source = read_source(val)
+    assert source.layout == "imagenet-val"
+    first, second, third = source.items
+    assert first.label == 281 and first.boxes == ((10, 20, 200, 210), (5, 5, 50, 50))
+    assert second.label == 967 and third.label is None
+    assert source.problems == [
+        "ILSVRC2012_val_00000003.JPEG: not in LOC_val_solution.csv; studied without a label"
+    ]
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_a_list_reports_every_problem_by_name_and_keeps_the_rest(tmp_path, kind):
+    copy("chelsea.jpg", tmp_path / "img" / "cat.jpg")
+    copy("coffee.jpg", tmp_path / "img" / "cup.jpg")
+    rows = [
+        {"path": "img/cat.jpg", "label": "tabby", "box": "10 20 200 210"},
+        {"path": "img/cup.jpg", "label": "no such class"},
+        {"path": "img/missing.jpg", "label": "1"},
+        {"path": "img/cat.jpg", "label": "281"},
+        {"path": "img/cup.jpg", "label": "967", "box": "5 5 1 1"} if kind == "jsonl" else None,
+    ]
+    rows = [r for r in rows if r]
+    listing = tmp_path / f"list.{kind}"
+    if kind == "csv":
+        lines = ["path,label,box"] + [f"{r['path']},{r['label']},{r.get('box', '')}" for r in rows]
+        listing.write_text("\n".join(lines) + "\n")
+    else:
+        listing.write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n")
+    source = read_source(listing)
+    assert source.layout == "list"
+    assert [(i.key, i.label, i.boxes) for i in source.items] == [
+        ("img/cat.jpg", 281, ((10.0, 20.0, 200.0, 210.0),)),
+        ("img/cup.jpg", None, ()),
+    ]
+    text = " | ".join(source.problems)
+    assert "'no such class' is not one ImageNet class name" in text
+    assert "img/missing.jpg does not exist" in text
+    assert "img/cat.jpg is listed twice" in text
+    if kind == "jsonl":
+        assert "not JSON" in text
+
+
+def test_a_missing_source_says_what_it_needs(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"neither a folder of images nor a \.csv"):
+        read_source(tmp_path / "nothing")
