@@ -338,7 +338,7 @@ def test_mistakes_are_logged_as_one_line(demo, caplog):
     """A refused parameter and a handler's expected error: one line each, no traceback."""
     caplog.set_level(logging.INFO, logger="sa_viz")
     with pytest.raises(gr.Error):
-        preprocess(demo, "gate_view", ["layer3.0", 640, "jet", 0.5, "unit range", "sa_resnet50"])
+        preprocess(demo, "gate_view", ["layer3.0", 64000, "jet", 0.5, "unit range", "sa_resnet50"])
     handlers = Handlers(Engine(dict).start())
     with pytest.raises(gr.Error):
         handlers.explain(str(ASSETS / "chelsea.jpg"), target="zzz-not-a-class")

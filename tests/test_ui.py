@@ -36,7 +36,7 @@ from sa_viz.app.ui import (
 from sa_viz.data.preprocess import prepare_image
 from sa_viz.models.weights import load_models
 from sa_viz.pipeline.explain import Explanation, explain_models
-from sa_viz.render.overlays import tile_size
+from sa_viz.render.overlays import LABEL_BAND, tile_size
 from sa_viz.render.panels import MOSAIC_TILE
 
 
@@ -563,7 +563,9 @@ def test_a_shared_link_sets_the_view(handlers):
             "b": "se_resnet50",
         },
     )
-    image, example, target, method, layer, unit, group, a, b, gates, crop = handlers.from_url(link)
+    answer = handlers.from_url(link)
+    image, example, target, method, layer, unit, group, a, b, gates, crop = answer[:11]
+    assert "method=magic" in hints_of(answer)["run"]  # the one it could not use, named
     assert (
         Path(image).name == "coffee.jpg"
         and Path(image).read_bytes() == (ASSETS / "coffee.jpg").read_bytes()
@@ -578,13 +580,45 @@ def test_a_shared_link_sets_the_view(handlers):
     )
     assert all(v is gr.skip() or v == gr.skip() for v in (method, a, gates, crop))
     nothing = handlers.from_url(gr.Request(session_hash="plain", query_params={}))
-    assert all(v is gr.skip() or v == gr.skip() for v in nothing)
+    assert all(v is gr.skip() or v == gr.skip() for v in nothing[:11]) and not hints_of(nothing)
 
 
 def test_a_click_on_a_tile_opens_its_group(handlers, outputs):
     result = handlers.sessions.get("chelsea").result()
     th, tw = tile_size(result.image.display, MOSAIC_TILE)
-    click = gr.EventData(None, {"index": [3 * (tw + 2) + 5, 28 + (th + 2) + 5]})  # row 1, col 3
+    y = 28 + (LABEL_BAND + th + 2) + LABEL_BAND + 5  # the title, row 0, row 1's labels
+    click = gr.EventData(None, {"index": [3 * (tw + 2) + 5, y]})  # row 1, column 3
     assert handlers.pick_group("layer3.0", None, click, request=CHELSEA) == 11
     beside = gr.EventData(None, {"index": [5, 5]})  # the title
     assert handlers.pick_group("layer3.0", None, beside, request=CHELSEA) == gr.skip()
+
+
+def test_on_the_page_export_gives_its_zip(handlers, outputs):
+    """The page's Build ZIP: one output, the file (it was split into 67 characters)."""
+    answer = handlers.page_export(
+        "jet", 0.5, "per model", "layer3.0", 0, "unit range", request=CHELSEA
+    )
+    assert len(answer) == 1 + len(HINT_PLACES) and answer[0].endswith("sa-viz-export.zip")
+    assert zipfile.is_zipfile(answer[0])
+
+
+def test_a_view_update_leaves_a_hint_about_the_explanations_inputs(handlers, outputs, tmp_path):
+    """An unknown class stays in its box: a colormap change keeps its hint; and a bad upload
+    with that class still there is answered about the upload."""
+    answer = handlers.page_look(
+        "viridis", 0.5, "per model", "layer3.0", 0, "unit range", request=CHELSEA
+    )
+    hints = answer[-len(HINT_PLACES) :]
+    assert [h is gr.skip() or h == gr.skip() for h in hints] == [p != "view" for p in HINT_PLACES]
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not a photo")
+    failed = handlers.page_explain(str(bad), "whole image", "zzz no class", request=CHELSEA)
+    assert list(hints_of(failed[:-1])) == ["image"]
+
+
+def test_a_link_that_names_nothing_says_so(handlers):
+    link = gr.Request(session_hash="bad-link", query_params={"layer": "layer9", "group": "abc"})
+    answer = handlers.from_url(link)
+    assert all(v is gr.skip() or v == gr.skip() for v in answer[: -len(HINT_PLACES)])
+    shown = hints_of(answer)
+    assert list(shown) == ["run"] and "layer=layer9, group=abc" in shown["run"]

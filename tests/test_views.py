@@ -101,17 +101,18 @@ def test_a_click_finds_its_tile(result):
     th, tw = render.overlays.tile_size(result.image.display, render.panels.MOSAIC_TILE)
     band = render.panels.MOSAIC_TITLE + 14
     columns = render.panels.MOSAIC_COLUMNS
+    row_height = render.overlays.LABEL_BAND + th + 2  # a row: its labels, then its tiles
     for group in range(gates.groups):
         row, column = divmod(group, columns)
         x = column * (tw + 2) + tw // 2
-        y = band + row * (th + 2) + th // 2
+        y = band + row * row_height + render.overlays.LABEL_BAND + th // 2
         assert views.group_at(result, "layer2.0", x, y) == group
     assert render.mosaic_tile_at(shape, gates.groups, 10, 5) is None  # the title
     assert render.mosaic_tile_at(shape, gates.groups, columns * (tw + 2) + 5, band + 5) is None
     assert render.mosaic_tile_at(shape, gates.groups, tw + 1, band + 5) is None  # a gap
     picture = views.gate_mosaic(result, "layer2.0", 0)
     rows = -(-gates.groups // columns)
-    assert picture.shape[0] == band + rows * (th + 2) - 2
+    assert picture.shape[0] == band + rows * row_height - 2
 
 
 def test_the_target_is_marked_in_the_tables(loaded_models):

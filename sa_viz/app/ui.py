@@ -45,7 +45,7 @@ from sa_viz.app.tempspace import TempSpace
 from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS, SCORECAM_CHANNELS
 from sa_viz.data.examples import EXAMPLES, EXAMPLES_DIR
 from sa_viz.data.imagenet import choice_label, class_index, labels
-from sa_viz.data.preprocess import ImageError
+from sa_viz.data.preprocess import ImageError, prepare_image
 from sa_viz.models import DEFAULT_PAIR, get_model, list_models
 from sa_viz.models.hooks import Stopped, TimeLimitExceeded
 from sa_viz.models.weights import WeightsStatus
@@ -446,6 +446,8 @@ PLACE_OF = {  # by the failure's title; anything else goes under the Explain but
     "Unknown unit": "view",
     "Unknown group": "view",
 }
+# What a view update's success clears: its own hint, and "an image first" (there is one now).
+VIEW_HINTS = ("view",)
 # One hint for every action that needs an image before there is one.
 EMPTY = "Upload an image or pick an example first."
 SUPERSEDED = "Superseded"
@@ -469,12 +471,16 @@ def hint_values(error: gr.Error | None) -> tuple[dict[str, Any], ...]:
     )
 
 
-def on_page(method: Callable[..., tuple], outputs: int) -> Callable[..., tuple]:
+def on_page(
+    method: Callable[..., Any], outputs: int, clears: Sequence[str] = HINT_PLACES
+) -> Callable[..., tuple]:
     """A handler as the page calls it: its `outputs` values and the hints (`hint_values`).
 
     On a failure every output keeps what it shows (`gr.skip()`) and the hint says what went
-    wrong; a superseded request changes nothing. The API's endpoints call the handlers
-    themselves, and get errors."""
+    wrong; a superseded request changes nothing. A success clears the hints at `clears` only:
+    a view update leaves a hint about the explanation's inputs (an unknown class still in its
+    box, an unusable upload) in place. The API's endpoints call the handlers themselves, and
+    get errors."""
 
     @functools.wraps(method)
     def page(self: Handlers, *args: Any, **kwargs: Any) -> tuple:
@@ -484,7 +490,10 @@ def on_page(method: Callable[..., tuple], outputs: int) -> Callable[..., tuple]:
             if error.title == SUPERSEDED:
                 return (gr.skip(),) * (outputs + len(HINT_PLACES))
             return (*(gr.skip(),) * outputs, *hint_values(error))
-        return (*values, *hint_values(None))
+        values = (values,) if outputs == 1 else values
+        cleared = hint_values(None)
+        hints = [h if p in clears else gr.skip() for p, h in zip(HINT_PLACES, cleared, strict=True)]
+        return (*values, *hints)
 
     return page
 
@@ -801,16 +810,27 @@ class Handlers:
         image = gr.skip()
         if example is not None:  # a copy in the app's space: the package may lie anywhere
             image = str(shutil.copy(ASSETS / f"{example}.jpg", self.space.folder()))
-        return (image, *(gr.skip() if v is None else v for v in values))
+        wrong = [
+            f"{key}={str(query[key])[:40]}"
+            for key, value in zip(URL_KEYS, values, strict=True)
+            if query.get(key) and value is None
+        ]
+        note = _error(
+            f"This link's {', '.join(wrong)} named nothing this page has: "
+            f"{'they were' if len(wrong) > 1 else 'it was'} left at the default.",
+            "Link",
+        )
+        hints = hint_values(note if wrong else None)
+        return (image, *(gr.skip() if v is None else v for v in values), *hints)
 
     # --- the page's events: results kept on a failure, which shows as a hint (`on_page`) -------
 
     _page_explain = on_page(explain, EXPLAIN_OUTPUTS)
-    page_cams = on_page(update_cams, 4)
-    page_gates = on_page(update_gates, 4)
-    page_look = on_page(update_look, 8)
-    page_switch_gates = on_page(switch_gates, 6)
-    page_export = on_page(export, 1)
+    page_cams = on_page(update_cams, 4, VIEW_HINTS)
+    page_gates = on_page(update_gates, 4, VIEW_HINTS)
+    page_look = on_page(update_look, 8, VIEW_HINTS)
+    page_switch_gates = on_page(switch_gates, 6, VIEW_HINTS)
+    page_export = on_page(export, 1, VIEW_HINTS)
 
     @functools.wraps(explain)
     def page_explain(self, *args: Any, **kwargs: Any) -> tuple:
@@ -868,7 +888,14 @@ class Handlers:
                 "different models to compare.",
                 "Same model twice",
             )
-        settings = Settings(crop_mode == CROP, parse_target(target), layer, method, tuple(models))
+        try:
+            class_idx = parse_target(target)
+        except gr.Error:
+            # An unusable image is said first: with an unknown class still in its box, a bad
+            # upload was answered "Unknown class" (seen by a tester).
+            prepare_image(image, crop=crop_mode == CROP, limits=self.engine.limits)
+            raise
+        settings = Settings(crop_mode == CROP, class_idx, layer, method, tuple(models))
         try:
             result = self.engine.explain(image, settings, progress)
         except Stopped:
@@ -1602,6 +1629,9 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
         api_name="page_explain_long",
         concurrency_id="long",
         concurrency_limit=1,
+        # Its progress on the line under the CAMs: over every output, it hid the last results
+        # for the whole run and was drawn four times.
+        show_progress_on=[page.cam_text],
         **own,
     )
     gr.on(
@@ -1677,7 +1707,7 @@ def address(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
     controls += [e.gate_model, i.crop_mode]
     demo.load(
         handlers.from_url,
-        outputs=[i.image, page.example, *controls],
+        outputs=[i.image, page.example, *controls, *page.hint_outputs],
         api_name="from_url",
         api_visibility="private",
         **VIEW_LANE,
@@ -1774,7 +1804,9 @@ def build_app(
                 "Gates of", "gate_model", one_of(list_models()), default=DEFAULT_PAIR[1]
             ),
             e.unit: Param("Attention unit", "unit", one_of(UNIT_NAMES)),
-            e.group: Param("Group", "group", whole_number(0, MAX_GROUPS - 1)),
+            # Bounded here; the unit's own range (0–63 for SA) is the handler's to say, beside
+            # the control on the page ("Unknown group").
+            e.group: Param("Group", "group", whole_number(0, 9999)),
             e.scale: Param("Spatial-gate colours", "scale", one_of(list(render.GATE_SCALES))),
         },
     )

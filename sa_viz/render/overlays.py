@@ -22,6 +22,7 @@ UNTRAINED_STAMP = "UNTRAINED weights"
 GATE_SCALES = ("unit range", "0–1", "per group")
 UNTRAINED_RED = (176, 0, 32)
 TILE_GAP = 2  # pixels between the tiles of a `mosaic`
+LABEL_BAND = 17  # pixels above each row of a `mosaic`'s tiles, for their labels
 
 
 @cache
@@ -136,25 +137,21 @@ def mosaic(
     tiles = blend(
         base, colorize(resize_maps(to_unit(maps, scale, value_range), (th, tw)), colormap), alpha
     )
-    rows, gap = -(-n // columns), TILE_GAP
-    canvas = np.full((rows * (th + gap) - gap, columns * (tw + gap) - gap, 3), 255, np.uint8)
+    rows, gap, band = -(-n // columns), TILE_GAP, LABEL_BAND
+    row = band + th + gap  # each row: its labels in a white band, then its tiles
+    canvas = np.full((rows * row - gap, columns * (tw + gap) - gap, 3), 255, np.uint8)
     for i in range(n):
         r, c = divmod(i, columns)
-        y, x = r * (th + gap), c * (tw + gap)
+        y, x = r * row + band, c * (tw + gap)
         canvas[y : y + th, x : x + tw] = tiles[i]
         if highlight == i:
             cv2.rectangle(canvas, (x, y), (x + tw - 1, y + th - 1), (255, 255, 255), 4)
             cv2.rectangle(canvas, (x, y), (x + tw - 1, y + th - 1), (0, 0, 0), 1)
+    # Above its tile, not on it: a label never covers the map.
+    texts = [labels[i] if labels is not None else str(i) for i in range(n)]
     return draw_labels(
         canvas,
-        [
-            (
-                labels[i] if labels is not None else str(i),
-                (i % columns) * (tw + gap) + 4,
-                (i // columns) * (th + gap) + 2,
-            )
-            for i in range(n)
-        ],
+        [(t, (i % columns) * (tw + gap) + 1, (i // columns) * row) for i, t in enumerate(texts)],
     )
 
 

@@ -18,6 +18,7 @@ from sa_viz.probes import UnitGates, gate_stats
 from sa_viz.render.overlays import (
     DEFAULT_ALPHA,
     DEFAULT_COLORMAP,
+    LABEL_BAND,
     TILE_GAP,
     UNTRAINED_RED,
     UNTRAINED_STAMP,
@@ -278,11 +279,15 @@ def group_panel(
         labels=[f"ch {c + i}: {spatial[i].mean():.2f}" for i in range(c)],
     )
     maps = _side_by_side([maps, scale_bar(scale, value_range, colormap, height=maps.shape[0] - 16)])
-    maps = titled(maps, f"spatial gates (σ per pixel), channels {c}–{2 * c - 1}", size=13)
+    maps = titled(
+        maps,
+        f"spatial gates (σ per pixel), channels {c}–{2 * c - 1}: the group's second half",
+        size=13,
+    )
     bars = bar_panel(
         channel,
         [str(j) for j in range(c)],
-        title=f"channel gates (one σ per channel), channels 0–{c - 1}",
+        title=f"channel gates (one σ per channel), channels 0–{c - 1}: the group's first half",
         y_label="gate value",
         width=max(maps.shape[1], 360),
         reference=reference,
@@ -443,9 +448,10 @@ def mosaic_tile_at(image_shape: tuple[int, ...], count: int, x: float, y: float)
     if x < 0 or y < 0:
         return None
     column, dx = divmod(int(x), tw + TILE_GAP)
-    row, dy = divmod(int(y), th + TILE_GAP)
+    row, dy = divmod(int(y), LABEL_BAND + th + TILE_GAP)
     index = row * MOSAIC_COLUMNS + column
-    if column >= MOSAIC_COLUMNS or dx >= tw or dy >= th or index >= count:
+    # A click on a tile's label counts as a click on the tile.
+    if column >= MOSAIC_COLUMNS or dx >= tw or dy >= LABEL_BAND + th or index >= count:
         return None
     return index
 

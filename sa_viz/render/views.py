@@ -173,8 +173,8 @@ def prediction_summary(result: Explanation) -> str:
     else:
         line = (
             f"{DISAGREE} **The models disagree:** {a.title} says **{a.top5[0].label}** "
-            f"({a.top5[0].probability:.2f}), {b.title} says **{b.top5[0].label}** "
-            f"({b.top5[0].probability:.2f})."
+            f"({a.top5[0].probability:.3f}), {b.title} says **{b.top5[0].label}** "
+            f"({b.top5[0].probability:.3f})."
         )
     notes = list(result.image.notes)
     if notes:
