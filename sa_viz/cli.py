@@ -315,7 +315,102 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def study_main(argv: Sequence[str] | None = None) -> int:
+    """`sa-viz study SOURCE --out DIR`: a dataset through the two models, into Parquet."""
+    from sa_viz.cam import DEFAULT_LAYER, LAYERS
+    from sa_viz.models.registry import DEFAULT_PAIR, parse_pair
+
+    parser = argparse.ArgumentParser(
+        prog="sa-viz study",
+        description="Explain a whole dataset with two models: one Parquet row per image and "
+        "model (top-5, correct@1/@5, the raw Grad-CAM, every unit's gate summaries, the pair's "
+        "CAM agreement) and study.json (accuracy with 95%% intervals, the paired comparison). "
+        "Run the same command again to resume an interrupted study.",
+    )
+    parser.add_argument(
+        "source",
+        type=Path,
+        help="a folder of images (recursive), an ImageFolder (one sub-folder per class), an "
+        "ImageNet validation folder with LOC_val_solution.csv, or a .csv/.jsonl list",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="folder for the study")
+    parser.add_argument(
+        "--models", default=",".join(DEFAULT_PAIR), help="A,B (default: %(default)s)"
+    )
+    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
+    parser.add_argument("--limit", type=int, default=None, help="study the first N images only")
+    parser.add_argument("--layer", default=DEFAULT_LAYER, choices=LAYERS, help="CAM layer")
+    parser.add_argument(
+        "--whole-image",
+        action="store_true",
+        help="each image whole (shorter side 224) instead of the centre crop; one image a batch",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="decoding processes (0: none)")
+    add_weights_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.batch_size < 1 or (args.limit is not None and args.limit < 0):
+        parser.error("--batch-size must be at least 1 and --limit at least 0")
+    try:
+        names = parse_pair(args.models)
+    except ValueError as error:
+        parser.error(str(error))
+    from sa_viz.data.sources import read_source
+    from sa_viz.models.device import DeviceUnavailable
+    from sa_viz.outputs.study import run_study
+
+    try:
+        source = read_source(args.source)
+    except FileNotFoundError as error:
+        parser.error(str(error))
+    try:
+        models = models_from_args(args, names)
+    except DeviceUnavailable as error:
+        parser.error(str(error))
+    for loaded in models.values():
+        print(
+            ("warning: " if loaded.status.untrained else "") + loaded.status.message,
+            file=sys.stderr,
+        )
+    print(
+        f"{args.source}: {source.layout}, {len(source.items)} images, {source.labelled} labelled, "
+        f"{len(source.problems)} problems (see {args.out / 'problems.txt'})",
+        file=sys.stderr,
+    )
+    try:
+        summary = run_study(
+            source,
+            args.out,
+            models,
+            batch_size=1 if args.whole_image else args.batch_size,
+            limit=args.limit,
+            layer=args.layer,
+            crop=not args.whole_image,
+            workers=args.workers,
+        )
+    except KeyboardInterrupt:
+        print(
+            "\nstopped: the parts written so far are kept; run the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+    counts = summary["counts"]
+    print(
+        f"studied {counts['studied']} of {counts['listed']} images in {summary['seconds']} s; "
+        f"{counts['problems']} problems; {args.out / 'study.json'}"
+    )
+    for name, figures in summary["accuracy"].items():
+        top1 = figures["top1"]
+        if top1["n"]:
+            low, high = top1["ci95"]
+            print(
+                f"  {name}: top-1 {top1['accuracy']:.3f} "
+                f"(95% CI {low:.3f}–{high:.3f}, n={top1['n']})"
+            )
+    return 0
+
+
 USAGE = """usage: sa-viz explain IMAGE... --out DIR [--models A,B] [options]
+       sa-viz study SOURCE --out DIR [--models A,B] [--batch-size N] [--limit N]
        sa-viz weights [status|import PATH|download [MODEL...]]
        sa-viz serve [--port N] [--device auto|cpu|cuda] [options]   (the web app)
 
@@ -324,7 +419,12 @@ Each command has --help."""
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"explain": explain_main, "weights": weights_main, "serve": serve_main}
+    commands = {
+        "explain": explain_main,
+        "study": study_main,
+        "weights": weights_main,
+        "serve": serve_main,
+    }
     if not argv or argv[0] not in commands:
         print(USAGE, file=sys.stderr if argv[:1] not in (["-h"], ["--help"]) else sys.stdout)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2

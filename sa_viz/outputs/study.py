@@ -1,0 +1,231 @@
+"""A study's files: the records as a Parquet dataset, `study.json`, and the problems met.
+
+`run_study` writes the records in parts of `PART_SIZE` images (`rows/part-NNNNN.parquet`), each
+written whole or not at all (a temporary name, then a rename); running the same command again
+skips the images already in a part, so an interrupted study resumes where it stopped and Ctrl+C
+never leaves a half-written file. Memory stays that of a few batches, whatever the dataset's size.
+
+Schema, one row per image and model:
+
+| column | type | meaning |
+| --- | --- | --- |
+| key | string | the image's path relative to the source |
+| model | string | the model's registry name |
+| label | int32, null | the ImageNet class from the source (null: unknown) |
+| top5, top5_p | list<int32>, list<float> | the model's top-5 classes and probabilities |
+| correct1, correct5 | bool, null | whether the label is the top-1 / in the top-5 (null: no label) |
+| target, target_p | int32, float | the CAM's class (the label if known, else the top-1) and its p |
+| cam_raw, cam_shape | list<float>, list<int32> | the raw Grad-CAM at the layer, row by row |
+| pearson, iou_top20 | float, null | the pair's CAM agreement (the same on both models' rows) |
+| units | list<struct> | per attention unit: see below |
+
+Each unit: `unit` ("layer3.0"), `groups` (G), `channel` (its G·c channel-gate values, group by
+group), and per group `spatial_mean`, `spatial_std`, `spatial_entropy` (0: one position, 1:
+uniform), `peak_y`, `peak_x` (the peak's position, 0–1 from the top left); the spatial columns
+are null for a unit without spatial gates (SE).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sa_viz.cam import DEFAULT_LAYER
+from sa_viz.data.sources import Source, read_source
+from sa_viz.models.weights import LoadedModel
+from sa_viz.pipeline.study import decoded, study_batch
+
+PART_SIZE = 256  # images per Parquet part: what an interruption can cost at most
+
+UNIT = pa.struct(
+    [
+        ("unit", pa.string()),
+        ("groups", pa.int32()),
+        ("channel", pa.list_(pa.float32())),
+        *((name, pa.list_(pa.float32())) for name in ("spatial_mean", "spatial_std")),
+        *((name, pa.list_(pa.float32())) for name in ("spatial_entropy", "peak_y", "peak_x")),
+    ]
+)
+SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("model", pa.string()),
+        ("label", pa.int32()),
+        ("top5", pa.list_(pa.int32())),
+        ("top5_p", pa.list_(pa.float32())),
+        ("correct1", pa.bool_()),
+        ("correct5", pa.bool_()),
+        ("target", pa.int32()),
+        ("target_p", pa.float32()),
+        ("cam_raw", pa.list_(pa.float32())),
+        ("cam_shape", pa.list_(pa.int32())),
+        ("pearson", pa.float32()),
+        ("iou_top20", pa.float32()),
+        ("units", pa.list_(UNIT)),
+    ]
+)
+
+
+def done_keys(out: Path) -> set[str]:
+    """The images already in the study's parts (what a resumed run skips)."""
+    parts = sorted((out / "rows").glob("part-*.parquet"))
+    keys: set[str] = set()
+    for part in parts:
+        keys.update(pq.read_table(part, columns=["key"]).column("key").to_pylist())
+    return keys
+
+
+def run_study(
+    source: str | Path | Source,
+    out: str | Path,
+    models: Mapping[str, LoadedModel],
+    *,
+    batch_size: int = 16,
+    limit: int | None = None,
+    layer: str = DEFAULT_LAYER,
+    crop: bool = True,
+    workers: int = 2,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Study `source` with `models` into the folder `out`; returns what `study.json` holds."""
+    from tqdm import tqdm
+
+    started = time.monotonic()
+    source = source if isinstance(source, Source) else read_source(source)
+    out = Path(out)
+    (out / "rows").mkdir(parents=True, exist_ok=True)
+    items = source.items[:limit] if limit is not None else list(source.items)
+    done = done_keys(out)
+    todo = [item for item in items if item.key not in done]
+    problems_file = out / "problems.txt"
+    problems = list(source.problems)
+    if problems_file.exists():  # from an earlier run of this study: the images it could not read
+        problems += [p for p in problems_file.read_text().splitlines() if p not in problems]
+    part = len(list((out / "rows").glob("part-*.parquet")))
+    bar = tqdm(total=len(items), initial=len(items) - len(todo), unit="image", disable=not progress)
+    # Worker processes started fresh ("spawn"): forked from a process whose torch threads are
+    # running, a worker can deadlock (seen: a study that never began).
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=context) if workers > 0 else None
+    try:
+        for chunk_start in range(0, len(todo), PART_SIZE):
+            chunk = todo[chunk_start : chunk_start + PART_SIZE]
+            records: list[dict[str, Any]] = []
+            for batch in decoded(chunk, pool, batch_size, crop):
+                problems += [d.problem for d in batch if d.problem]
+                records += study_batch(models, batch, layer)
+                bar.update(len(batch))
+            _write_part(out, part, records)
+            problems_file.write_text("".join(f"{p}\n" for p in problems))
+            part += 1
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    summary = describe(out, source, models, items, problems, layer, crop, batch_size)
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    (out / "study.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _write_part(out: Path, part: int, records: Sequence[dict[str, Any]]) -> None:
+    path = out / "rows" / f"part-{part:05d}.parquet"
+    partial = path.with_suffix(".parquet.partial")
+    pq.write_table(pa.Table.from_pylist(list(records), schema=SCHEMA), partial)
+    partial.replace(path)  # whole or not at all
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson interval of a proportion."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def describe(
+    out: Path,
+    source: Source,
+    models: Mapping[str, LoadedModel],
+    items: Sequence[Any],
+    problems: Sequence[str],
+    layer: str,
+    crop: bool,
+    batch_size: int,
+) -> dict[str, Any]:
+    """`study.json`: the models and their weights, the settings, versions, counts and accuracy
+    (with 95 % intervals, the paired difference and who is right where both are labelled)."""
+    import timm
+    import torch
+
+    import sa_viz
+
+    table = pq.read_table(out / "rows", columns=["key", "model", "correct1", "correct5"])
+    rows = table.to_pylist()
+    names = list(models)
+    right = {name: {r["key"]: r["correct1"] for r in rows if r["model"] == name} for name in names}
+    accuracy = {}
+    for name in names:
+        for k in ("correct1", "correct5"):
+            values = [r[k] for r in rows if r["model"] == name and r[k] is not None]
+            low, high = wilson(sum(values), len(values))
+            accuracy.setdefault(name, {})[k.replace("correct", "top")] = {
+                "n": len(values),
+                "accuracy": sum(values) / len(values) if values else None,
+                "ci95": [low, high] if values else None,
+            }
+    paired = None
+    if len(names) == 2:
+        a, b = (right[n] for n in names)
+        both = [k for k in a if k in b and a[k] is not None and b[k] is not None]
+        cells = {
+            "both_right": sum(a[k] and b[k] for k in both),
+            f"only_{names[0]}": sum(a[k] and not b[k] for k in both),
+            f"only_{names[1]}": sum(b[k] and not a[k] for k in both),
+            "both_wrong": sum(not a[k] and not b[k] for k in both),
+        }
+        paired = {"n": len(both), "matrix": cells}
+        if both:
+            paired["difference_top1"] = (
+                cells[f"only_{names[1]}"] - cells[f"only_{names[0]}"]
+            ) / len(both)
+    return {
+        "source": {"path": str(source.root), "layout": source.layout},
+        "models": {
+            name: {
+                "title": m.title,
+                "weights_file": Path(m.status.path).name if m.status.path else None,
+                "sha256": m.status.sha256,
+                "pretrained": m.status.pretrained,
+            }
+            for name, m in models.items()
+        },
+        "settings": {"layer": layer, "crop": crop, "batch_size": batch_size, "method": "gradcam"},
+        "versions": {
+            "sa_viz": getattr(sa_viz, "__version__", None),
+            "torch": torch.__version__,
+            "timm": timm.__version__,
+            "python": platform.python_version(),
+        },
+        "counts": {
+            "listed": len(items),
+            "labelled": sum(item.label is not None for item in items),
+            "studied": len({r["key"] for r in rows}),
+            "problems": len(problems),
+        },
+        "accuracy": accuracy,
+        "paired": paired,
+        "problems_file": "problems.txt",
+    }

@@ -1,0 +1,165 @@
+"""A study: many images through the compared models in batches, one record per image and model.
+
+Per image and model: the top-5, whether the label is in it (when there is one), the CAM target
+(the label if known, else the model's top-1) with the raw Grad-CAM at the chosen layer, and the
+gate summaries of every attention unit: per group, the channel-gate values and the spatial gate's
+mean, spread (std), entropy and peak position. Per image, for the pair: the CAM agreement.
+
+Grad-CAM here is the same head-only Grad-CAM as one image's (`sa_viz.cam.head_gradient`), for a
+batch at once; images are decoded by `sa_viz.data.preprocess` in worker processes
+(`decoded`), with the centre crop by default so that they batch. No files are written here:
+`sa_viz.outputs.study` does that.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from sa_viz.cam import DEFAULT_LAYER, cam_agreement, head_gradient, resolve_classes, scale_cams
+from sa_viz.data.preprocess import ImageError, prepare_image, to_tensor
+from sa_viz.data.sources import Item
+from sa_viz.models.device import device_of
+from sa_viz.models.weights import LoadedModel
+from sa_viz.probes import UnitGates, record_gates
+
+TOP_K = 5
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An item decoded for the models (`pixels`: (224, 224, 3) uint8), or why it could not be."""
+
+    item: Item
+    pixels: np.ndarray | None
+    problem: str | None = None
+
+
+def decode(item: Item, crop: bool = True) -> Decoded:
+    """One item's pixels as the models take them; an unreadable file gives its problem instead
+    (runs in a worker process: plain data in and out)."""
+    try:
+        prepared = prepare_image(item.path, crop=crop)
+    except (ImageError, OSError) as error:
+        return Decoded(item, None, f"{item.key}: {error}")
+    return Decoded(item, prepared.display)
+
+
+def decoded(
+    items: Sequence[Item], pool: Executor | None, batch_size: int, crop: bool = True
+) -> Iterator[list[Decoded]]:
+    """The items decoded, `batch_size` at a time and in order; with a `pool`, the next two
+    batches are being decoded while the caller computes one (memory: three batches)."""
+    batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+    if pool is None:
+        for batch in batches:
+            yield [decode(item, crop) for item in batch]
+        return
+    ahead: list[list[Future[Decoded]]] = []
+    for batch in batches:
+        ahead.append([pool.submit(decode, item, crop) for item in batch])
+        if len(ahead) > 2:
+            yield [f.result() for f in ahead.pop(0)]
+    for futures in ahead:
+        yield [f.result() for f in futures]
+
+
+def unit_summary(gates: UnitGates, index: int) -> dict[str, Any]:
+    """One unit's gates of one image, summarised per group."""
+    summary: dict[str, Any] = {
+        "channel": gates.channel[index].flatten().tolist(),  # (G·c,): group by group
+        "groups": gates.groups,
+    }
+    if gates.spatial is None:
+        return (
+            summary
+            | {k: None for k in ("spatial_mean", "spatial_std", "spatial_entropy")}
+            | {
+                "peak_y": None,
+                "peak_x": None,
+            }
+        )
+    maps = gates.spatial[index].mean(dim=1).double()  # (G, h, w): over each group's c channels
+    g, h, w = maps.shape
+    flat = maps.reshape(g, -1)
+    p = flat / flat.sum(dim=1, keepdim=True)
+    entropy = -(p * p.clamp_min(1e-12).log()).sum(dim=1) / math.log(max(2, h * w))
+    peak = flat.argmax(dim=1)
+    return summary | {
+        "spatial_mean": flat.mean(dim=1).tolist(),
+        "spatial_std": flat.std(dim=1, correction=0).tolist(),
+        "spatial_entropy": entropy.tolist(),  # 0: one position; 1: uniform
+        "peak_y": ((peak // w).double() + 0.5).div(h).tolist(),  # in (0, 1), from the top
+        "peak_x": ((peak % w).double() + 0.5).div(w).tolist(),
+    }
+
+
+def study_batch(
+    models: Mapping[str, LoadedModel], batch: list[Decoded], layer: str = DEFAULT_LAYER
+) -> list[dict[str, Any]]:
+    """Records (one per decoded image and model, in that order) for one batch."""
+    good = [d for d in batch if d.pixels is not None]
+    if not good:
+        return []
+    x = torch.cat([to_tensor(d.pixels) for d in good])
+    labels = [d.item.label for d in good]
+    per_model: dict[str, dict[str, Any]] = {}
+    for name, loaded in models.items():
+        model = loaded.module
+        with record_gates(model) as gates, head_gradient(model, layer) as probe:
+            logits = model(x.to(device_of(model)))
+            own = resolve_classes(logits, None)
+            targets = [own[i] if label is None else label for i, label in enumerate(labels)]
+            raw = probe.raw_cam(logits, targets).cpu().numpy()
+        probabilities = torch.softmax(logits.detach().double(), 1).cpu().numpy()
+        per_model[name] = {
+            "probabilities": probabilities,
+            "targets": targets,
+            "raw": raw,
+            "maps": scale_cams(raw, tuple(x.shape[-2:])),
+            "gates": dict(gates),
+        }
+    names = list(models)
+    records = []
+    for i, d in enumerate(good):
+        agreement = (
+            cam_agreement(per_model[names[0]]["maps"][i], per_model[names[1]]["maps"][i])
+            if len(names) == 2
+            else {"pearson": float("nan"), "iou_top": float("nan")}
+        )
+        for name in names:
+            m = per_model[name]
+            p = m["probabilities"][i]
+            top = np.argsort(-p, kind="stable")[:TOP_K]
+            label = d.item.label
+            records.append(
+                {
+                    "key": d.item.key,
+                    "model": name,
+                    "label": label,
+                    "top5": top.tolist(),
+                    "top5_p": p[top].astype(np.float32).tolist(),
+                    "correct1": None if label is None else bool(top[0] == label),
+                    "correct5": None if label is None else bool(label in top),
+                    "target": int(m["targets"][i]),
+                    "target_p": float(p[m["targets"][i]]),
+                    "cam_raw": m["raw"][i].astype(np.float32).ravel().tolist(),
+                    "cam_shape": list(m["raw"][i].shape),
+                    "pearson": _finite(agreement["pearson"]),
+                    "iou_top20": _finite(agreement["iou_top"]),
+                    "units": [
+                        {"unit": unit, **unit_summary(g, i)} for unit, g in m["gates"].items()
+                    ],
+                }
+            )
+    return records
+
+
+def _finite(value: float) -> float | None:
+    return None if value != value else float(value)

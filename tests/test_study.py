@@ -1,0 +1,127 @@
+"""A study on a dataset the test makes: counts and schema, a bad file reported and the rest
+studied, and a resumed study giving the rows of an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from conftest import ASSETS
+
+from sa_viz.outputs import study as study_files
+from sa_viz.outputs.study import SCHEMA, run_study, wilson
+
+PHOTOS = {"chelsea.jpg": "n02123045", "coffee.jpg": "967", "rocket.jpg": "hot dog"}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """An ImageFolder: 3 photos × 3 copies in class folders, and an unreadable file."""
+    root = tmp_path_factory.mktemp("dataset")
+    for name, folder in PHOTOS.items():
+        (root / folder).mkdir()
+        for i in range(3):
+            shutil.copy(ASSETS / name, root / folder / f"{i}-{name}")
+    (root / "967" / "broken.jpg").write_text("not a photo")
+    return root
+
+
+def rows(out):
+    table = pq.read_table(out / "rows")
+    return sorted(table.to_pylist(), key=lambda r: (r["key"], r["model"]))
+
+
+def test_a_study_writes_every_image_and_reports_the_bad_one(dataset, loaded_models, tmp_path):
+    out = tmp_path / "study"
+    summary = run_study(dataset, out, loaded_models, batch_size=4, workers=0, progress=False)
+    table = pq.read_table(out / "rows")
+    assert table.schema.equals(SCHEMA)
+    assert table.num_rows == 9 * 2  # 9 readable images, two models each
+    assert summary["counts"] == {"listed": 10, "labelled": 10, "studied": 9, "problems": 1}
+    assert "967/broken.jpg" in (out / "problems.txt").read_text()
+    record = next(r for r in rows(out) if r["model"] == "sa_resnet50")
+    assert record["label"] == 967 and record["target"] == 967  # the label is the CAM's class
+    assert len(record["top5"]) == 5 and record["cam_shape"] == [7, 7]
+    assert len(record["cam_raw"]) == 49 and min(record["cam_raw"]) >= 0
+    units = record["units"]
+    assert len(units) == 16 and units[0]["unit"] == "layer1.0" and units[0]["groups"] == 64
+    assert len(units[0]["channel"]) == 64 * 2 and len(units[0]["spatial_entropy"]) == 64
+    assert all(0 <= e <= 1 for e in units[0]["spatial_entropy"])
+    assert all(0 < y < 1 for y in units[0]["peak_y"])
+    plain = next(r for r in rows(out) if r["model"] == "resnet50")
+    assert plain["units"] == [] and plain["pearson"] == record["pearson"]
+    written = json.loads((out / "study.json").read_text())
+    assert set(written["models"]) == {"resnet50", "sa_resnet50"}
+    assert written["paired"]["n"] == 9 and sum(written["paired"]["matrix"].values()) == 9
+    assert written["accuracy"]["resnet50"]["top1"]["n"] == 9
+
+
+def test_an_interrupted_study_resumes_to_the_same_rows(
+    dataset, loaded_models, tmp_path, monkeypatch
+):
+    whole = tmp_path / "whole"
+    run_study(dataset, whole, loaded_models, batch_size=2, workers=0, progress=False)
+    resumed = tmp_path / "resumed"
+    monkeypatch.setattr(study_files, "PART_SIZE", 4)  # parts of 4 images: stop after the first
+    calls = {"n": 0}
+    original = study_files.study_batch
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # in the second part: as Ctrl+C would
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(study_files, "study_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(dataset, resumed, loaded_models, batch_size=2, workers=0, progress=False)
+    assert len(list((resumed / "rows").glob("*.parquet"))) == 1  # one whole part, no half one
+    assert not list((resumed / "rows").glob("*.partial"))
+    monkeypatch.setattr(study_files, "study_batch", original)
+    run_study(dataset, resumed, loaded_models, batch_size=2, workers=0, progress=False)
+    first, second = rows(whole), rows(resumed)
+    assert [r["key"] for r in first] == [r["key"] for r in second]
+    for a, b in zip(first, second, strict=True):
+        assert a["top5"] == b["top5"] and a["target"] == b["target"]
+        np.testing.assert_allclose(a["cam_raw"], b["cam_raw"], rtol=1e-4, atol=1e-6)
+
+
+def test_the_command_line_with_decoding_processes(dataset, weights_folder, tmp_path):
+    out = tmp_path / "cli"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sa_viz",
+            "study",
+            str(dataset),
+            "--out",
+            str(out),
+            "--weights-dir",
+            str(weights_folder),
+            "--no-download",
+            "--batch-size",
+            "4",
+            "--limit",
+            "5",
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "studied 5 of 5 images" in done.stdout or "studied 4 of 5 images" in done.stdout
+    assert "imagefolder, 10 images, 10 labelled" in done.stderr
+
+
+def test_wilson_intervals():
+    low, high = wilson(8, 10)
+    assert 0.49 < low < 0.5 and 0.94 < high < 0.95  # the textbook 0.490–0.943
+    assert wilson(0, 5)[0] == 0.0 and wilson(5, 5)[1] == 1.0
