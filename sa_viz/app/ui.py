@@ -815,6 +815,22 @@ class Handlers:
             for key, value in zip(URL_KEYS, values, strict=True)
             if query.get(key) and value is None
         ]
+        # "Gates of" lists the gated models of the pair: the link's pair's, or a choice outside
+        # its list makes gradio refuse every later event of the page (seen: a link with gates=
+        # se_resnet50 and the page's default list).
+        a, b, gates = values[6], values[7], values[8]
+        pair = (a or DEFAULT_PAIR[0], b or DEFAULT_PAIR[1])
+        gated = [n for n in dict.fromkeys(pair) if get_model(n).gates]
+        if gates is not None and gates not in gated:
+            wrong.append(f"gates={gates}")
+        values[8] = (
+            gr.update(
+                choices=[model_choice(n) for n in gated],
+                value=gates if gates in gated else (gated[0] if gated else None),
+            )
+            if (a or b or gates) and gated
+            else None
+        )
         note = _error(
             f"This link's {', '.join(wrong)} named nothing this page has: "
             f"{'they were' if len(wrong) > 1 else 'it was'} left at the default.",
@@ -1379,6 +1395,10 @@ def gate_explorer_tab(picture: dict[str, Any]) -> GateExplorer:
             gate_model = gr.Dropdown(
                 GATED_CHOICES,
                 value=DEFAULT_PAIR[1],
+                # Its list follows the pair (`captions`, `from_url`); a value in flight from
+                # before a change of list is still a model's name, checked by `guard_events`,
+                # not refused by gradio for the rest of the page's life.
+                allow_custom_value=True,
                 label="Gates of",
                 info="A compared model with attention units.",
                 elem_id="gate-model",
@@ -1804,9 +1824,9 @@ def build_app(
                 "Gates of", "gate_model", one_of(list_models()), default=DEFAULT_PAIR[1]
             ),
             e.unit: Param("Attention unit", "unit", one_of(UNIT_NAMES)),
-            # Bounded here; the unit's own range (0–63 for SA) is the handler's to say, beside
-            # the control on the page ("Unknown group").
-            e.group: Param("Group", "group", whole_number(0, 9999)),
+            # The slider's own range (gradio checks it too, in words that name no parameter); a
+            # unit's narrower range is the handler's to say, beside the control on the page.
+            e.group: Param("Group", "group", whole_number(0, MAX_GROUPS - 1)),
             e.scale: Param("Spatial-gate colours", "scale", one_of(list(render.GATE_SCALES))),
         },
     )
