@@ -124,3 +124,22 @@ def test_the_target_is_marked_in_the_tables(loaded_models):
     chosen = explain(ASSETS / "chelsea.jpg", models=loaded_models, class_idx=934)
     rows = views.prediction_rows(chosen, "resnet50")
     assert len(rows) == 6 and re.match(rf"{views.TARGET} 934 · hotdog", rows[-1][0])
+
+
+def test_a_flat_map_says_so(result):
+    """A CAM that is one value everywhere (a class with no evidence at the layer) is named as
+    flat, in its colour strip's place and in the agreement text, instead of a 0–1 bar."""
+    import dataclasses
+
+    a, b = result.models.values()
+    flat = dataclasses.replace(b, cam=np.zeros_like(b.cam), cam_raw=np.zeros_like(b.cam_raw))
+    view = views.cam_view(
+        Explanation(result.image, {a.name: a, b.name: flat}, result.layer, result.method, None)
+    )
+    assert view.flat == (b.title,)
+    assert f"{b.title}'s map is flat" in views.agreement_text(view)
+    normal = views.cam_view(result)
+    assert normal.flat == () and not np.array_equal(
+        view.overlays[b.name][result.image.size[0] :],
+        normal.overlays[b.name][result.image.size[0] :],
+    )

@@ -19,6 +19,7 @@ from sa_viz.probes import UnitGates, is_constant
 
 NORMALIZATIONS = ("per model", "joint")
 DISAGREE = "≠"
+FLAT = "flat map: one value everywhere (no evidence for the class here)"
 TARGET = "▶"  # marks the class the CAMs explain in the prediction tables
 METHOD_TITLES = {key: m.title for key, m in METHODS.items()}
 
@@ -31,6 +32,7 @@ class CamView:
     order: tuple[str, ...] = ()  # the compared models' titles, first then second
     normalization: str = "per model"
     limit: float = 1.0  # the difference's largest |value|: its colour bar's ends
+    flat: tuple[str, ...] = ()  # the titles of the models whose map is one value everywhere
 
 
 def difference_label(titles: tuple[str, ...] | list[str]) -> str:
@@ -79,20 +81,20 @@ def cam_view(
         maps = [m.cam for m in models]
         scale_label = "CAM, each map from its min to its max"
     titles = tuple(m.title for m in models)
+    flat = tuple(m.title for m in models if np.ptp(m.cam_raw) == 0)
+    labels = [FLAT if m.title in flat else scale_label for m in models]
     difference_label = f"{titles[-1]} − {titles[0]} ({normalization} scale)"
     # One strip height for the three pictures, which stand side by side.
-    lines = render.strip_lines(image.shape[1], [scale_label, difference_label])
+    lines = render.strip_lines(image.shape[1], [*labels, difference_label])
     overlays = {}
-    for m, values in zip(models, maps, strict=True):
+    for m, values, label in zip(models, maps, labels, strict=True):
         picture = render.overlay(image, values, colormap, alpha)
         if m.untrained:
             picture = render.stamp_untrained(picture)
-        overlays[m.name] = render.with_colour_strip(
-            picture, 0.0, 1.0, colormap, scale_label, lines=lines
-        )
+        overlays[m.name] = render.with_colour_strip(picture, 0.0, 1.0, colormap, label, lines=lines)
     if len(models) != 2:
         nothing = {"pearson": float("nan"), "iou_top": float("nan")}
-        return CamView(overlays, np.zeros_like(image), nothing, titles, normalization)
+        return CamView(overlays, np.zeros_like(image), nothing, titles, normalization, flat=flat)
     # The difference of the maps as shown, on the chosen scale: B − A, zero in white.
     difference = maps[1] - maps[0]
     limit = render.symmetric_limit(difference)
@@ -103,7 +105,7 @@ def cam_view(
         picture, -limit, limit, render.DIVERGING, difference_label, signed=True, lines=lines
     )
     agreement = cam_agreement(models[0].cam, models[1].cam)
-    return CamView(overlays, picture, agreement, titles, normalization, limit)
+    return CamView(overlays, picture, agreement, titles, normalization, limit, flat)
 
 
 def explanation_document(result: Explanation) -> dict:
@@ -134,7 +136,11 @@ def agreement_text(view: CamView) -> str:
         return ""
     first, second = view.order
     if np.isnan(r):
-        return "Agreement: n/a (a map is constant)."
+        which = " and ".join(view.flat) or "a model"
+        return (
+            f"**Agreement:** n/a: {which}'s map is flat (one value everywhere: no evidence for "
+            "the class at this layer), so there is nothing to compare."
+        )
     return (
         f"**Agreement of the two maps:** Pearson r = {r:.3f} · IoU of the top-20% regions = "
         f"{iou:.3f}. Difference map ({second} − {first}, {view.normalization} scale): red where "
