@@ -59,6 +59,17 @@ def test_a_study_writes_every_image_and_reports_the_bad_one(dataset, loaded_mode
     assert set(written["models"]) == {"resnet50", "sa_resnet50"}
     assert written["paired"]["n"] == 9 and sum(written["paired"]["matrix"].values()) == 9
     assert written["accuracy"]["resnet50"]["top1"]["n"] == 9
+    report = (out / "report.html").read_text()
+    for part in (
+        "Accuracy",
+        "Paired, on 9 labelled images",
+        "Where the two models look",
+        "SA-ResNet-50: gates across depth",
+        "figures/gates-sa_resnet50.png",
+    ):
+        assert part in report, part
+    assert (out / "figures" / "agreement.png").stat().st_size > 1000
+    assert (out / "figures" / "gates-sa_resnet50.png").stat().st_size > 1000
 
 
 def test_an_interrupted_study_resumes_to_the_same_rows(

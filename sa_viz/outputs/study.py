@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 from sa_viz.cam import DEFAULT_LAYER
 from sa_viz.data.sources import Source, read_source
 from sa_viz.models.weights import LoadedModel
+from sa_viz.outputs.study_report import write_report
 from sa_viz.pipeline.study import decoded, study_batch
 
 PART_SIZE = 256  # images per Parquet part: what an interruption can cost at most
@@ -135,6 +136,7 @@ def run_study(
     summary = describe(out, source, models, items, problems, layer, crop, batch_size)
     summary["seconds"] = round(time.monotonic() - started, 1)
     (out / "study.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_report(out)
     return summary
 
 
