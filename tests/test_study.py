@@ -14,6 +14,7 @@ import pytest
 from conftest import ASSETS
 
 from sa_viz.outputs import study as study_files
+from sa_viz.outputs import study_report
 from sa_viz.outputs.study import SCHEMA, run_study, wilson
 
 PHOTOS = {"chelsea.jpg": "n02123045", "coffee.jpg": "967", "rocket.jpg": "hot dog"}
@@ -70,6 +71,18 @@ def test_a_study_writes_every_image_and_reports_the_bad_one(dataset, loaded_mode
         assert part in report, part
     assert (out / "figures" / "agreement.png").stat().st_size > 1000
     assert (out / "figures" / "gates-sa_resnet50.png").stat().st_size > 1000
+
+
+def test_the_agreement_histogram_counts_images_not_rows(
+    dataset, loaded_models, tmp_path, monkeypatch
+):
+    out = tmp_path / "study"
+    run_study(dataset, out, loaded_models, batch_size=4, workers=0, progress=False)
+    seen = []
+    original = study_report._histogram
+    monkeypatch.setattr(study_report, "_histogram", lambda v: seen.append(len(v)) or original(v))
+    study_report.write_report(out)
+    assert seen == [9]  # 9 images, each on two rows (one per model)
 
 
 def test_an_interrupted_study_resumes_to_the_same_rows(

@@ -29,10 +29,10 @@ def write_report(out: str | Path) -> Path:
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
     parts = [_accuracy_section(summary)]
-    pearson = [r["pearson"] for r in rows if r["pearson"] is not None]
-    if pearson:
-        keys = {r["key"]: r["pearson"] for r in rows if r["pearson"] is not None}
-        (figures / "agreement.png").write_bytes(figure_png(_histogram(pearson)))
+    # One value per image (each image's rows, one per model, carry the pair's agreement).
+    keys = {r["key"]: r["pearson"] for r in rows if r["pearson"] is not None}
+    if keys:
+        (figures / "agreement.png").write_bytes(figure_png(_histogram(list(keys.values()))))
         differ = sorted(keys.items(), key=lambda kv: kv[1])[:10]
         items = "".join(f"<li>{html.escape(k)}: r = {v:.3f}</li>" for k, v in differ)
         parts.append(
