@@ -51,6 +51,25 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def models_or_exit(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, names: Sequence[str]
+) -> dict[str, LoadedModel]:
+    """The models `names` from the weights flags, each one's weights status on stderr; a device
+    that is not there ends the command with the parser's error."""
+    from sa_viz.models.device import DeviceUnavailable
+
+    try:
+        models = models_from_args(args, names)
+    except DeviceUnavailable as error:
+        parser.error(str(error))
+    for loaded in models.values():
+        print(
+            ("warning: " if loaded.status.untrained else "") + loaded.status.message,
+            file=sys.stderr,
+        )
+    return models
+
+
 def models_from_args(
     args: argparse.Namespace, names: Sequence[str] | None = None
 ) -> dict[str, LoadedModel]:
@@ -116,18 +135,9 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
 
-    from sa_viz.models.device import DeviceUnavailable
     from sa_viz.pipeline.explain import explain
 
-    try:
-        models = models_from_args(args, names)
-    except DeviceUnavailable as error:
-        parser.error(str(error))
-    for loaded in models.values():
-        print(
-            ("warning: " if loaded.status.untrained else "") + loaded.status.message,
-            file=sys.stderr,
-        )
+    models = models_or_exit(parser, args, names)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -355,22 +365,13 @@ def study_main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     from sa_viz.data.sources import read_source
-    from sa_viz.models.device import DeviceUnavailable
     from sa_viz.outputs.study import run_study
 
     try:
         source = read_source(args.source)
     except FileNotFoundError as error:
         parser.error(str(error))
-    try:
-        models = models_from_args(args, names)
-    except DeviceUnavailable as error:
-        parser.error(str(error))
-    for loaded in models.values():
-        print(
-            ("warning: " if loaded.status.untrained else "") + loaded.status.message,
-            file=sys.stderr,
-        )
+    models = models_or_exit(parser, args, names)
     print(
         f"{args.source}: {source.layout}, {len(source.items)} images, {source.labelled} labelled, "
         f"{len(source.problems)} problems (see {args.out / 'problems.txt'})",

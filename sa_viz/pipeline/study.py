@@ -30,6 +30,7 @@ from sa_viz.models.weights import LoadedModel
 from sa_viz.probes import UnitGates, record_gates
 
 TOP_K = 5
+SPATIAL_SUMMARIES = ("spatial_mean", "spatial_std", "spatial_entropy", "peak_y", "peak_x")
 
 
 @dataclass(frozen=True)
@@ -77,14 +78,7 @@ def unit_summary(gates: UnitGates, index: int) -> dict[str, Any]:
         "groups": gates.groups,
     }
     if gates.spatial is None:
-        return (
-            summary
-            | {k: None for k in ("spatial_mean", "spatial_std", "spatial_entropy")}
-            | {
-                "peak_y": None,
-                "peak_x": None,
-            }
-        )
+        return summary | dict.fromkeys(SPATIAL_SUMMARIES)  # no spatial gate (SE): nulls
     maps = gates.spatial[index].mean(dim=1).double()  # (G, h, w): over each group's c channels
     g, h, w = maps.shape
     flat = maps.reshape(g, -1)
