@@ -355,11 +355,39 @@ def study_main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="each image whole (shorter side 224) instead of the centre crop; one image a batch",
     )
-    parser.add_argument("--workers", type=int, default=2, help="decoding processes (0: none)")
+    parser.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="local: this process (default); ray: a Ray cluster, each worker holding the models "
+        'once (needs pip install "sa-viz[ray]")',
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="with --engine ray: the cluster to join (e.g. auto or HOST:6379; default: "
+        "RAY_ADDRESS, else a Ray instance started on this machine)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="local: decoding processes (0: none); ray: workers, each with the models and one "
+        "CPU, or one GPU where the cluster has GPUs (default 2)",
+    )
     add_weights_arguments(parser)
     args = parser.parse_args(argv)
     if args.batch_size < 1 or (args.limit is not None and args.limit < 0):
         parser.error("--batch-size must be at least 1 and --limit at least 0")
+    if args.engine == "ray":
+        if args.workers < 1:
+            parser.error("--engine ray needs --workers 1 or more")
+        from sa_viz.pipeline.study_ray import RayUnavailable, import_ray
+
+        try:
+            import_ray()
+        except RayUnavailable as error:
+            parser.error(str(error))
     try:
         names = parse_pair(args.models)
     except ValueError as error:
@@ -387,6 +415,8 @@ def study_main(argv: Sequence[str] | None = None) -> int:
             layer=args.layer,
             crop=not args.whole_image,
             workers=args.workers,
+            engine=args.engine,
+            address=args.address,
         )
     except KeyboardInterrupt:
         print(
@@ -411,7 +441,7 @@ def study_main(argv: Sequence[str] | None = None) -> int:
 
 
 USAGE = """usage: sa-viz explain IMAGE... --out DIR [--models A,B] [options]
-       sa-viz study SOURCE --out DIR [--models A,B] [--batch-size N] [--limit N]
+       sa-viz study SOURCE --out DIR [--models A,B] [--engine local|ray] [--limit N]
        sa-viz weights [status|import PATH|download [MODEL...]]
        sa-viz serve [--port N] [--device auto|cpu|cuda] [options]   (the web app)
 

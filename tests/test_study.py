@@ -4,6 +4,7 @@ studied, and a resumed study giving the rows of an uninterrupted one."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -149,3 +150,57 @@ def test_wilson_intervals():
     low, high = wilson(8, 10)
     assert 0.49 < low < 0.5 and 0.94 < high < 0.95  # the textbook 0.490–0.943
     assert wilson(0, 5)[0] == 0.0 and wilson(5, 5)[1] == 1.0
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A real Ray instance on this machine, two CPUs (CI installs Ray: there, no skip)."""
+    if os.environ.get("CI"):
+        import ray
+    else:
+        ray = pytest.importorskip("ray", reason='the Ray engine needs pip install ".[ray]"')
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_gives_the_local_engines_rows(dataset, loaded_models, local_ray, tmp_path):
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    run_study(dataset, local, loaded_models, batch_size=4, workers=0, progress=False)
+    summary = run_study(
+        dataset, on_ray, loaded_models, batch_size=4, workers=2, engine="ray", progress=False
+    )
+    assert summary["counts"] == {"listed": 10, "labelled": 10, "studied": 9, "problems": 1}
+    assert summary["settings"]["engine"] == "ray"
+    assert "967/broken.jpg" in (on_ray / "problems.txt").read_text()
+    first, second = rows(local), rows(on_ray)
+    assert [(r["key"], r["model"]) for r in first] == [(r["key"], r["model"]) for r in second]
+    for a, b in zip(first, second, strict=True):
+        # The same weights and inputs; only the CPU threads differ (one per Ray worker).
+        for column in ("label", "top5", "correct1", "correct5", "target", "cam_shape"):
+            assert a[column] == b[column], column
+        np.testing.assert_allclose(a["top5_p"], b["top5_p"], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(a["cam_raw"], b["cam_raw"], rtol=1e-4, atol=1e-6)
+        for x, y in zip(a["units"], b["units"], strict=True):
+            assert x["unit"] == y["unit"]
+            np.testing.assert_allclose(x["channel"], y["channel"], rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(x["spatial_mean"], y["spatial_mean"], rtol=1e-4)
+    a_json = json.loads((local / "study.json").read_text())
+    assert a_json["accuracy"] == summary["accuracy"] and a_json["paired"] == summary["paired"]
+
+
+@pytest.mark.slow
+def test_the_command_line_on_ray_resumes(dataset, weights_folder, tmp_path):
+    """`sa-viz study --engine ray` starts its own local Ray instance; a second run of the same
+    command finds the study done."""
+    command = [
+        sys.executable, "-m", "sa_viz", "study", str(dataset), "--out", str(tmp_path / "ray"),
+        "--weights-dir", str(weights_folder), "--no-download", "--engine", "ray",
+        "--workers", "2", "--batch-size", "4",
+    ]  # fmt: skip
+    for _ in range(2):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "studied 9 of 10 images" in done.stdout
+    assert pq.read_table(tmp_path / "ray" / "rows").num_rows == 18

@@ -32,7 +32,7 @@ import math
 import multiprocessing
 import platform
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sa_viz.cam import DEFAULT_LAYER
-from sa_viz.data.sources import Source, read_source
+from sa_viz.data.sources import Item, Source, read_source
 from sa_viz.models.weights import LoadedModel
 from sa_viz.outputs.study_report import write_report
 from sa_viz.pipeline.study import decoded, study_batch
@@ -97,8 +97,14 @@ def run_study(
     crop: bool = True,
     workers: int = 2,
     progress: bool = True,
+    engine: str = "local",
+    address: str | None = None,
 ) -> dict[str, Any]:
-    """Study `source` with `models` into the folder `out`; returns what `study.json` holds."""
+    """Study `source` with `models` into the folder `out`; returns what `study.json` holds.
+
+    `engine` "local" computes in this process with `workers` decoding processes; "ray" on a Ray
+    cluster (at `address`, or a local instance) with `workers` actors, each holding the models.
+    """
     from tqdm import tqdm
 
     started = time.monotonic()
@@ -114,37 +120,76 @@ def run_study(
         problems += [p for p in problems_file.read_text().splitlines() if p not in problems]
     part = len(list((out / "rows").glob("part-*.parquet")))
     bar = tqdm(total=len(items), initial=len(items) - len(todo), unit="image", disable=not progress)
-    # Worker processes started fresh ("spawn"): forked from a process whose torch threads are
-    # running, a worker can deadlock (seen: a study that never began).
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context) if workers > 0 else None
+    options = {"batch_size": batch_size, "layer": layer, "crop": crop, "workers": workers}
+    if engine == "ray":
+        from sa_viz.pipeline.study_ray import ray_batches
+
+        batches = ray_batches(todo, models, address=address, **options)
+    elif engine == "local":
+        batches = local_batches(todo, models, **options)
+    else:
+        raise ValueError(f"unknown engine {engine!r}: local or ray")
+    records: list[dict[str, Any]] = []
+    pending = 0  # images in `records`
     try:
-        for chunk_start in range(0, len(todo), PART_SIZE):
-            chunk = todo[chunk_start : chunk_start + PART_SIZE]
-            records: list[dict[str, Any]] = []
-            for batch in decoded(chunk, pool, batch_size, crop):
-                problems += [d.problem for d in batch if d.problem]
-                records += study_batch(models, batch, layer)
-                bar.update(len(batch))
-            _write_part(out, part, records)
-            problems_file.write_text("".join(f"{p}\n" for p in problems))
-            part += 1
+        for images, batch_records, batch_problems in batches:
+            problems += batch_problems
+            records += batch_records
+            pending += images
+            bar.update(images)
+            if pending >= PART_SIZE:
+                _write_part(out, part, records, problems_file, problems)
+                part, records, pending = part + 1, [], 0
+        if pending:
+            _write_part(out, part, records, problems_file, problems)
     finally:
         bar.close()
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        batches.close()
     summary = describe(out, source, models, items, problems, layer, crop, batch_size)
+    summary["settings"]["engine"] = engine
     summary["seconds"] = round(time.monotonic() - started, 1)
     (out / "study.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_report(out)
     return summary
 
 
-def _write_part(out: Path, part: int, records: Sequence[dict[str, Any]]) -> None:
+def local_batches(
+    items: Sequence[Item],
+    models: Mapping[str, LoadedModel],
+    *,
+    batch_size: int,
+    layer: str,
+    crop: bool,
+    workers: int,
+) -> Iterator[tuple[int, list[dict[str, Any]], list[str]]]:
+    """(images, records, problems) for `items`, batch by batch, in this process, with `workers`
+    decoding processes (0: none)."""
+    # Worker processes started fresh ("spawn"): forked from a process whose torch threads are
+    # running, a worker can deadlock (seen: a study that never began).
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=context) if workers > 0 else None
+    try:
+        for batch in decoded(items, pool, batch_size, crop):
+            problems = [d.problem for d in batch if d.problem]
+            yield len(batch), study_batch(models, batch, layer), problems
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _write_part(
+    out: Path,
+    part: int,
+    records: Sequence[dict[str, Any]],
+    problems_file: Path,
+    problems: Sequence[str],
+) -> None:
+    """One part of the rows, whole or not at all, then the problems met so far."""
     path = out / "rows" / f"part-{part:05d}.parquet"
     partial = path.with_suffix(".parquet.partial")
     pq.write_table(pa.Table.from_pylist(list(records), schema=SCHEMA), partial)
-    partial.replace(path)  # whole or not at all
+    partial.replace(path)
+    problems_file.write_text("".join(f"{p}\n" for p in problems))
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
