@@ -35,7 +35,7 @@ class RayUnavailable(RuntimeError):
 def import_ray() -> Any:
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError as error:
         raise RayUnavailable(
             'the Ray engine needs Ray: pip install "sa-viz[ray]" (or: pip install "ray[data]")'
@@ -97,9 +97,7 @@ def ray_batches(
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the study's own bar counts the images
     use_gpu = bool(ray.cluster_resources().get("GPU", 0))
-    on_cpu = {
-        name: LoadedModel(m.name, _on_cpu(m.module), m.status) for name, m in models.items()
-    }
+    on_cpu = {name: LoadedModel(m.name, _on_cpu(m.module), m.status) for name, m in models.items()}
     rows = [
         {"key": i.key, "path": str(i.path), "label": NO_LABEL if i.label is None else i.label}
         for i in items
