@@ -325,10 +325,9 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def study_main(argv: Sequence[str] | None = None) -> int:
-    """`sa-viz study SOURCE --out DIR`: a dataset through the two models, into Parquet."""
+def study_parser() -> argparse.ArgumentParser:
     from sa_viz.cam import DEFAULT_LAYER, LAYERS
-    from sa_viz.models.registry import DEFAULT_PAIR, parse_pair
+    from sa_viz.models.registry import DEFAULT_PAIR
 
     parser = argparse.ArgumentParser(
         prog="sa-viz study",
@@ -375,8 +374,29 @@ def study_main(argv: Sequence[str] | None = None) -> int:
         help="local: decoding processes (0: none); ray: workers, each with the models and one "
         "CPU, or one GPU where the cluster has GPUs (default 2)",
     )
+    parser.add_argument(
+        "--report-classes",
+        default=None,
+        metavar="C,C,...",
+        help="classes (index or name) for the report's per-class gate figure (default: the "
+        "three most frequent labels)",
+    )
     add_weights_arguments(parser)
+    return parser
+
+
+def study_main(argv: Sequence[str] | None = None) -> int:
+    """`sa-viz study SOURCE --out DIR`: a dataset through the two models, into Parquet."""
+    from sa_viz.models.registry import parse_pair
+
+    parser = study_parser()
     args = parser.parse_args(argv)
+    from sa_viz.data.imagenet import class_index
+
+    try:
+        report_classes = [class_index(c) for c in (args.report_classes or "").split(",") if c]
+    except ValueError as error:
+        parser.error(f"--report-classes: {error}")
     if args.batch_size < 1 or (args.limit is not None and args.limit < 0):
         parser.error("--batch-size must be at least 1 and --limit at least 0")
     if args.engine == "ray":
@@ -417,6 +437,7 @@ def study_main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             engine=args.engine,
             address=args.address,
+            report_classes=report_classes or None,
         )
     except KeyboardInterrupt:
         print(

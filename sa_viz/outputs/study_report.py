@@ -1,14 +1,25 @@
 """A study's report: `report.html` and its PNG figures, from the study's Parquet rows and
-`study.json` (first part: accuracy, agreement, gates across depth; issue 16 lists the rest).
+`study.json`.
 
-The figures are matplotlib's (they are for reading and for papers); the page is plain HTML with
-the figures beside it, so it opens from the folder with no server.
+Sections: accuracy (95 % intervals, the paired matrix); per class, where the second model wins
+and loses most, with an example image and both CAMs; the two CAMs' agreement over the dataset
+and the images where they differ most; per gated model, its gates across depth (the
+distribution of channel-gate values per unit, over all images and for a few chosen classes, as
+in the SE-Net paper's excitation figure), the spatial gates' entropy per unit, and the units
+whose gates never vary.
+
+The gate statistics are gathered part by part into fixed histograms and per-class sums
+(`GateTally`), so the report's memory does not grow with the study. The figures are
+matplotlib's; the page is plain HTML beside them, so it opens from the folder with no server.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,68 +27,96 @@ import numpy as np
 import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
+from sa_viz.cam import scale_cams
+from sa_viz.data.imagenet import label as class_name
+from sa_viz.data.preprocess import ImageError, prepare_image
 from sa_viz.render import figure_png
+from sa_viz.render.overlays import overlay
 
 FLAT_SPREAD = 1e-6  # a unit whose channel gates vary less than this over the study is flagged
+BINS = np.linspace(0.0, 1.0, 10001)  # gate values and entropies lie in [0, 1]; fine enough
+# for entropies that all sit near 1
+CHOSEN = 3  # classes in the per-class gate figure when none are named: the most frequent
+CLASSES_SHOWN = 5  # classes listed where the second model wins, and where it loses
+EXAMPLES = 6  # images shown where the two CAMs differ most
 
 
-def write_report(out: str | Path) -> Path:
-    """`out/report.html` (and `out/figures/*.png`) for the study in `out`; returns its path."""
+@dataclass
+class UnitTally:
+    """One unit's gate values over a study, gathered without keeping them."""
+
+    channel: np.ndarray = field(default_factory=lambda: np.zeros(len(BINS) - 1, np.int64))
+    entropy: np.ndarray | None = None
+    low: float = np.inf
+    high: float = -np.inf
+    sums: dict[int | None, np.ndarray] = field(default_factory=dict)  # class (None: all) → sum
+    counts: Counter = field(default_factory=Counter)
+
+    def add(self, unit: dict[str, Any], label: int | None, classes: set[int]) -> None:
+        values = np.asarray(unit["channel"], dtype=np.float64)
+        self.channel += np.histogram(values, BINS)[0]
+        self.low, self.high = min(self.low, values.min()), max(self.high, values.max())
+        if unit["spatial_entropy"] is not None:
+            counts = np.histogram(unit["spatial_entropy"], BINS)[0]
+            self.entropy = counts if self.entropy is None else self.entropy + counts
+        for key in (None, label) if label in classes else (None,):
+            self.sums[key] = self.sums.get(key, 0) + values
+            self.counts[key] += 1
+
+
+def tally_gates(out: Path, model: str, classes: set[int]) -> dict[str, UnitTally]:
+    """Every unit's tally for `model`, reading the study's parts one at a time."""
+    tallies: dict[str, UnitTally] = {}
+    for part in sorted((out / "rows").glob("part-*.parquet")):
+        table = pq.read_table(part, columns=["model", "label", "units"], filters=[
+            ("model", "=", model)
+        ])  # fmt: skip
+        for row in table.to_pylist():
+            for unit in row["units"] or ():
+                tallies.setdefault(unit["unit"], UnitTally()).add(unit, row["label"], classes)
+    return tallies
+
+
+def write_report(out: str | Path, classes: Sequence[int] | None = None) -> Path:
+    """`out/report.html` (and `out/figures/*.png`) for the study in `out`; returns its path.
+    `classes`: the classes of the per-class gate figure (default: the most frequent labels)."""
     out = Path(out)
     summary = json.loads((out / "study.json").read_text())
-    rows = pq.read_table(out / "rows", columns=["key", "model", "pearson", "units"]).to_pylist()
+    columns = ["key", "model", "label", "correct1", "target", "pearson"]
+    rows = pq.read_table(out / "rows", columns=columns).to_pylist()
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
+    names = list(summary["models"])
+    examples = Examples(out, summary)
     parts = [_accuracy_section(summary)]
-    # One value per image (each image's rows, one per model, carry the pair's agreement).
-    keys = {r["key"]: r["pearson"] for r in rows if r["pearson"] is not None}
-    if keys:
-        (figures / "agreement.png").write_bytes(figure_png(_histogram(list(keys.values()))))
-        differ = sorted(keys.items(), key=lambda kv: kv[1])[:10]
-        items = "".join(f"<li>{html.escape(k)}: r = {v:.3f}</li>" for k, v in differ)
-        parts.append(
-            "<h2>Where the two models look</h2><p>Pearson r of the two CAMs of each image.</p>"
-            f'<img src="figures/agreement.png" alt="CAM agreement histogram">'
-            f"<p>The images where they look most differently:</p><ol>{items}</ol>"
-        )
-    for model in summary["models"]:
-        units = [r["units"] for r in rows if r["model"] == model and r["units"]]
-        if not units:
-            continue
-        names = [u["unit"] for u in units[0]]
-        values = [
-            np.concatenate([np.asarray(img[i]["channel"]) for img in units])
-            for i in range(len(names))
-        ]
-        flat = [n for n, v in zip(names, values, strict=True) if float(np.ptp(v)) < FLAT_SPREAD]
-        file = f"gates-{model}.png"
-        (figures / file).write_bytes(figure_png(_depth_figure(names, values, model)))
-        note = (
-            f"<p><b>Units whose gates never vary over the study</b> (untrained or dead): "
-            f"{html.escape(', '.join(flat))}.</p>"
-            if flat
-            else "<p>Every unit's gates vary over the study.</p>"
-        )
-        parts.append(
-            f"<h2>{html.escape(summary['models'][model]['title'])}: gates across depth</h2>"
-            "<p>For each unit, the distribution of its channel-gate values over all images "
-            "(as in the SE-Net paper's excitation figure).</p>"
-            f'<img src="figures/{file}" alt="channel gates per unit">{note}'
-        )
+    if len(names) == 2:
+        parts.append(_class_section(rows, names, examples))
+        parts.append(_agreement_section(rows, examples))
+    labels = Counter(r["label"] for r in rows if r["label"] is not None and r["model"] == names[0])
+    chosen = list(classes) if classes else [c for c, _ in labels.most_common(CHOSEN)]
+    for model in names:
+        parts.append(_gates_section(out, summary, model, chosen))
     counts = summary["counts"]
     page = (
         "<!doctype html><meta charset=utf-8><title>SA-Viz study</title>"
+        "<meta name=viewport content='width=device-width, initial-scale=1'>"
         "<style>body{font:15px/1.5 sans-serif;max-width:960px;margin:2em auto;padding:0 1em}"
-        "img{max-width:100%}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-        "padding:4px 8px;text-align:right}</style>"
+        "img{max-width:100%}table{border-collapse:collapse;margin:.5em 0}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "th:first-child{text-align:left}.wide{overflow-x:auto}img.examples{width:min(100%,620px)}"
+        "</style>"
         f"<h1>SA-Viz study of {html.escape(summary['source']['path'])}</h1>"
         f"<p>{counts['studied']} of {counts['listed']} images studied ({counts['labelled']} "
         f"labelled), {counts['problems']} problems (<a href=problems.txt>problems.txt</a>); "
-        f"Grad-CAM at {summary['settings']['layer']}.</p>" + "".join(parts)
+        f"Grad-CAM at {summary['settings']['layer']}.</p>" + "".join(p for p in parts if p)
     )
     path = out / "report.html"
     path.write_text(page)
     return path
+
+
+def _title(summary: dict[str, Any], model: str) -> str:
+    return html.escape(summary["models"][model]["title"])
 
 
 def _accuracy_section(summary: dict[str, Any]) -> str:
@@ -91,15 +130,17 @@ def _accuracy_section(summary: dict[str, Any]) -> str:
                 if not f["n"]
                 else f"<td>{f['accuracy']:.3f} ({f['ci95'][0]:.3f}–{f['ci95'][1]:.3f})</td>"
             )
-        title = html.escape(summary["models"][model]["title"])
-        rows.append(f"<tr><th>{title}</th>{''.join(cells)}<td>{figures['top1']['n']}</td></tr>")
+        rows.append(
+            f"<tr><th>{_title(summary, model)}</th>{''.join(cells)}"
+            f"<td>{figures['top1']['n']}</td></tr>"
+        )
     section = (
         "<h2>Accuracy</h2><table><tr><th></th><th>top-1 (95 % CI)</th><th>top-5 (95 % CI)</th>"
         f"<th>labelled images</th></tr>{''.join(rows)}</table>"
     )
     paired = summary.get("paired")
     if paired and paired["n"]:
-        titles = {f"only_{m}": f"only {v['title']}" for m, v in summary["models"].items()}
+        titles = {f"only_{m}": f"only {v['title']} right" for m, v in summary["models"].items()}
         cells = "".join(
             f"<tr><th>{html.escape(titles.get(k, k.replace('_', ' ')))}</th><td>{v}</td></tr>"
             for k, v in paired["matrix"].items()
@@ -111,6 +152,196 @@ def _accuracy_section(summary: dict[str, Any]) -> str:
     return section
 
 
+class Examples:
+    """Example images with both models' CAMs, drawn from the study's rows and its source."""
+
+    def __init__(self, out: Path, summary: dict[str, Any]) -> None:
+        self.out, self.summary = out, summary
+        self.root = Path(summary["source"]["path"])
+        self.crop = summary["settings"].get("crop", True)
+
+    def figure(self, file: str, keys: Sequence[str], captions: Sequence[str]) -> str:
+        """`figures/<file>`: one row per image (the image, then each model's CAM), as an <img>;
+        empty when the images can no longer be read."""
+        table = pq.read_table(
+            self.out / "rows",
+            columns=["key", "model", "label", "top5", "target", "cam_raw", "cam_shape"],
+            filters=[("key", "in", list(keys))],
+        ).to_pylist()
+        cams = {(r["key"], r["model"]): r for r in table}
+        models = list(self.summary["models"])
+        shown = []
+        for key, caption in zip(keys, captions, strict=True):
+            try:
+                image = prepare_image(self.root / key, crop=self.crop).display
+            except (ImageError, OSError):
+                continue  # the source moved since the study: the row is listed, not drawn
+            panels = []
+            for model in models:
+                r = cams[(key, model)]
+                raw = np.asarray(r["cam_raw"], np.float32).reshape(r["cam_shape"])
+                cam = scale_cams(raw[None], image.shape[:2])[0]
+                top = r["top5"][0]
+                mark = "" if r["label"] is None else (" ✓" if top == r["label"] else " ✗")
+                title = self.summary["models"][model]["title"]
+                words = f"{title}: CAM of {_short(r['target'])}\ntop-1 {_short(top)}{mark}"
+                panels.append((overlay(image, cam), words))
+            shown.append((image, caption, panels))
+        if not shown:
+            return ""
+        (self.out / "figures" / file).write_bytes(figure_png(_examples_figure(shown)))
+        return f'<img class=examples src="figures/{file}" alt="example images with both CAMs">'
+
+
+def _examples_figure(shown: list[tuple[np.ndarray, str, list[tuple[np.ndarray, str]]]]) -> Figure:
+    columns = 1 + len(shown[0][2])
+    fig = Figure(figsize=(2.3 * columns, 2.6 * len(shown)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(shown), columns))
+    for row, (image, caption, panels) in zip(axes, shown, strict=True):
+        for ax, (picture, title) in zip(row, [(image, caption), *panels], strict=True):
+            ax.imshow(picture)
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    return fig
+
+
+def _class_section(rows: list[dict[str, Any]], names: list[str], examples: Examples) -> str:
+    """Per class: where the second model is right and the first wrong (wins), and the reverse."""
+    a, b = ({r["key"]: r for r in rows if r["model"] == n} for n in names)
+    per_class: dict[int, dict[str, list[str]]] = {}
+    for key, ra in a.items():
+        rb = b.get(key)
+        if ra["label"] is None or rb is None:
+            continue
+        cell = per_class.setdefault(ra["label"], {"n": [], "wins": [], "losses": []})
+        cell["n"].append(key)
+        if rb["correct1"] and not ra["correct1"]:
+            cell["wins"].append(key)
+        if ra["correct1"] and not rb["correct1"]:
+            cell["losses"].append(key)
+    if not per_class:
+        return ""
+    net = {c: len(v["wins"]) - len(v["losses"]) for c, v in per_class.items()}
+    wins = sorted((c for c in net if net[c] > 0), key=lambda c: (-net[c], c))[:CLASSES_SHOWN]
+    losses = sorted((c for c in net if net[c] < 0), key=lambda c: (net[c], c))[:CLASSES_SHOWN]
+    section = [
+        "<h2>Per class</h2><p>For each labelled class: its images, and on how many of them only "
+        f"the second model ({html.escape(names[1])}) is right (wins) or only the first "
+        f"({html.escape(names[0])}) is (losses). One example per class, with both CAMs of "
+        "the true class.</p>"
+    ]
+    for title, chosen, kind in (("wins most", wins, "wins"), ("loses most", losses, "losses")):
+        section.append(f"<h3>Where the second model {title}</h3>")
+        if not chosen:
+            section.append("<p>No class.</p>")
+            continue
+        body = "".join(
+            f"<tr><th>{c} {html.escape(class_name(c))}</th><td>{len(per_class[c]['n'])}</td>"
+            f"<td>{len(per_class[c]['wins'])}</td><td>{len(per_class[c]['losses'])}</td></tr>"
+            for c in chosen
+        )
+        section.append(
+            "<table><tr><th>class</th><th>images</th><th>wins</th><th>losses</th></tr>"
+            f"{body}</table>"
+        )
+        keys = [per_class[c][kind][0] for c in chosen]
+        captions = [f"{c} {class_name(c)}\n{key}" for c, key in zip(chosen, keys, strict=True)]
+        section.append(examples.figure(f"classes-{kind}.png", keys, captions))
+    return "".join(section)
+
+
+def _agreement_section(rows: list[dict[str, Any]], examples: Examples) -> str:
+    # One value per image (each image's rows, one per model, carry the pair's agreement).
+    agreement = {r["key"]: r["pearson"] for r in rows if r["pearson"] is not None}
+    if not agreement:
+        return ""
+    (examples.out / "figures" / "agreement.png").write_bytes(
+        figure_png(_histogram(list(agreement.values())))
+    )
+    differ = sorted(agreement.items(), key=lambda kv: kv[1])[:10]
+    items = "".join(f"<li>{html.escape(k)}: r = {v:.3f}</li>" for k, v in differ)
+    shown = differ[:EXAMPLES]
+    picture = examples.figure(
+        "differ.png", [k for k, _ in shown], [f"{k}\nr = {v:.3f}" for k, v in shown]
+    )
+    return (
+        "<h2>Where the two models look</h2><p>Pearson r of the two CAMs of each image.</p>"
+        f'<img src="figures/agreement.png" alt="CAM agreement histogram">'
+        f"<p>The images where they look most differently:</p><ol>{items}</ol>{picture}"
+    )
+
+
+def _gates_section(out: Path, summary: dict[str, Any], model: str, chosen: list[int]) -> str:
+    tallies = tally_gates(out, model, set(chosen))
+    if not tallies:
+        return ""
+    units = list(tallies)
+    title = _title(summary, model)
+    (out / "figures" / f"gates-{model}.png").write_bytes(
+        figure_png(_depth_figure(units, [tallies[u].channel for u in units], model))
+    )
+    parts = [
+        f"<h2>{title}: gates across depth</h2><p>For each unit, the distribution of its "
+        "channel-gate values over all images (as in the SE-Net paper's excitation figure; "
+        "boxes: quartiles, whiskers: 5th and 95th percentiles).</p>"
+        f'<div class=wide><img src="figures/gates-{model}.png" alt="channel gates per unit">'
+        "</div>"
+    ]
+    shown = [c for c in chosen if tallies[units[0]].counts[c]]
+    if shown:
+        file = f"gates-classes-{model}.png"
+        (out / "figures" / file).write_bytes(
+            figure_png(_classes_figure(tallies, _class_units(units), shown, model))
+        )
+        parts.append(
+            "<p>The mean channel-gate value of each channel, over all images and over the "
+            f"images of each chosen class ({', '.join(f'{c} {class_name(c)}' for c in shown)}), "
+            "for the last unit of each stage and every unit of the last: where the lines part, "
+            f'the gates depend on the class.</p><img src="figures/{file}" '
+            'alt="channel gates per class">'
+        )
+    entropies = [tallies[u].entropy for u in units]
+    if all(e is not None for e in entropies):
+        file = f"entropy-{model}.png"
+        (out / "figures" / file).write_bytes(
+            figure_png(_depth_figure(units, entropies, model, "spatial-gate entropy", False))
+        )
+        parts.append(
+            "<p>The entropy of each group's spatial gate (0: all on one position, 1: uniform), "
+            f'over all images and groups, per unit.</p><div class=wide><img src="figures/{file}" '
+            'alt="spatial-gate entropy per unit"></div>'
+        )
+    flat = [u for u in units if tallies[u].high - tallies[u].low < FLAT_SPREAD]
+    parts.append(
+        f"<p><b>Units whose gates never vary over the study</b> (untrained or dead): "
+        f"{html.escape(', '.join(flat))}.</p>"
+        if flat
+        else "<p>Every unit's gates vary over the study.</p>"
+    )
+    return "".join(parts)
+
+
+def _short(index: int) -> str:
+    """A class as a figure's caption names it: its index and first name, cut at 16 letters."""
+    return f"{index} {class_name(index)[:16]}"
+
+
+def _class_units(units: list[str]) -> list[str]:
+    """The last unit of each stage and every unit of the last stage, in depth order."""
+    stages: dict[str, list[str]] = {}
+    for unit in units:
+        stages.setdefault(unit.split(".")[0], []).append(unit)
+    *early, last = stages.values()
+    return [s[-1] for s in early] + last
+
+
+def _quantiles(counts: np.ndarray, qs: Iterable[float]) -> list[float]:
+    """Quantiles of values known only by their histogram over `BINS` (bin centres)."""
+    cumulative = np.cumsum(counts) / max(1, counts.sum())
+    centres = (BINS[:-1] + BINS[1:]) / 2
+    return [float(centres[min(len(centres) - 1, np.searchsorted(cumulative, q))]) for q in qs]
+
+
 def _histogram(values: list[float]) -> Figure:
     fig = Figure(figsize=(6, 3), layout="constrained")
     ax = fig.subplots()
@@ -120,13 +351,53 @@ def _histogram(values: list[float]) -> Figure:
     return fig
 
 
-def _depth_figure(names: list[str], values: list[np.ndarray], model: str) -> Figure:
+def _depth_figure(
+    names: list[str],
+    histograms: list[np.ndarray],
+    model: str,
+    what: str = "channel gate",
+    whole_range: bool = True,  # the y axis 0–1, else the data's range (entropies crowd near 1)
+) -> Figure:
+    stats = []
+    for name, counts in zip(names, histograms, strict=True):
+        low, q1, med, q3, high = _quantiles(counts, (0.05, 0.25, 0.5, 0.75, 0.95))
+        stats.append(
+            {"label": name.removeprefix("layer"), "whislo": low, "q1": q1, "med": med,
+             "q3": q3, "whishi": high, "fliers": []}
+        )  # fmt: skip
     fig = Figure(figsize=(max(6, 0.45 * len(names)), 3.4), layout="constrained")
     ax = fig.subplots()
-    ax.boxplot(values, showfliers=False)
-    ax.set_xticks(range(1, len(names) + 1), [n.removeprefix("layer") for n in names])
+    ax.bxp(stats, showfliers=False)
     ax.set_xlabel("unit (stage.block)")
-    ax.set_ylabel("channel gate")
-    ax.set_ylim(0, 1)
-    ax.set_title(f"{model}: channel gates over all images, per unit", fontsize=10)
+    ax.set_ylabel(what)
+    if whole_range:
+        ax.set_ylim(0, 1)
+    ax.set_title(f"{model}: {what} over all images, per unit", fontsize=10)
+    return fig
+
+
+def _classes_figure(
+    tallies: dict[str, UnitTally], units: list[str], classes: list[int], model: str
+) -> Figure:
+    columns = min(3, len(units))
+    rows = -(-len(units) // columns)
+    fig = Figure(figsize=(4 * columns, 2.6 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
+    for ax, unit in zip(axes, units, strict=False):
+        tally = tallies[unit]
+        for key, colour in ((None, "black"), *((c, f"C{i}") for i, c in enumerate(classes))):
+            if not tally.counts[key]:
+                continue
+            mean = tally.sums[key] / tally.counts[key]
+            name = "all" if key is None else _short(key)
+            ax.plot(mean, lw=0.8, color=colour, label=f"{name} ({tally.counts[key]})")
+        ax.set_title(unit, fontsize=9)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("channel", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes[len(units) :]:
+        ax.axis("off")
+    axes[0].set_ylabel("mean channel gate", fontsize=8)
+    axes[0].legend(fontsize=8, loc="lower left")
+    fig.suptitle(f"{model}: channel gates per class", fontsize=10)
     return fig
