@@ -205,11 +205,17 @@ def running_app(
 
 
 @pytest.fixture(scope="session")
-def app_server(weights_folder, tmp_path_factory):
-    """The app with the test weights and default settings, shared by the server tests."""
+def app_server(weights_folder, studies_folder, tmp_path_factory):
+    """The app with the test weights and default settings (and a studies folder, empty until a
+    test writes a study into it), shared by the server tests."""
     log = tmp_path_factory.mktemp("server") / "app.log"
-    with running_app(weights_folder, log) as (url, _process):
+    with running_app(weights_folder, log, "--studies-dir", str(studies_folder)) as (url, _):
         yield url
+
+
+@pytest.fixture(scope="session")
+def studies_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("studies")
 
 
 # The explain endpoint's inputs after the image, at their defaults (a raw HTTP call sends all).

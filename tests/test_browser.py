@@ -7,14 +7,18 @@ from here: `SA_VIZ_SCREENSHOTS=assets/screenshots pytest tests/test_browser.py`)
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
 from conftest import ASSETS, REPO
 from hostile import write_all
+
+from sa_viz.outputs.study import run_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -432,3 +436,38 @@ def test_linked_views_and_a_shared_link(at_width, shots):
     page.get_by_role("tab", name="Gate explorer").click()
     assert page.locator("#gate-group input[type=number]").input_value() == "2"
     assert page.url == link and "example=coffee" in link and "layer=layer3" in link
+
+
+def test_a_study_from_the_page_and_one_from_the_studies_folder(
+    at_width, studies_folder, loaded_models, tmp_path, shots
+):
+    """Upload a ZIP of class folders, run the study, read its report on the page and get it as
+    a ZIP; then open a study the CLI wrote into the server's studies folder."""
+    page = at_width
+    archive = tmp_path / "set.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for name, folder in (("chelsea.jpg", "n02123045"), ("coffee.jpg", "967")):
+            for i in range(2):
+                z.write(ASSETS / name, f"{folder}/{i}-{name}")
+    if not (studies_folder / "cli-study" / "study.json").exists():
+        run_study(ASSETS, studies_folder / "cli-study", loaded_models, workers=0, progress=False)
+    page.goto(page.url)  # the list of studies is read when the page opens
+    page.get_by_role("tab", name="Study").click()
+    page.locator("#study-files input[type=file]").set_input_files(str(archive))
+    page.locator("#study-files").get_by_text("set.zip").wait_for()
+    page.locator("#study-run").click()
+    report = page.locator("#study-report")
+    report.get_by_text("4 of 4 images studied (4 labelled)").wait_for()
+    for heading in ("Accuracy", "Per class", "Where the two models look", "gates across depth"):
+        assert report.get_by_text(heading).count() >= 1, heading
+    assert report.locator("img").count() >= 4
+    link = page.locator("#study-zip a[download='study.zip']")
+    link.wait_for()
+    data = page.request.get(link.get_attribute("href")).body()
+    with zipfile.ZipFile(io.BytesIO(data)) as z:  # what the download gives
+        assert {"report.html", "study.json", "figures/agreement.png"} <= set(z.namelist())
+    assert page.locator("#hint-study").is_hidden()
+    shots(page, f"study-{page.width}")
+    pick(page, "study-open", "cli-study")
+    page.locator("#study-open-button").click()
+    report.get_by_text("4 of 4 images studied (0 labelled)").wait_for()  # the 4 examples

@@ -21,9 +21,11 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,9 +38,10 @@ from sa_viz.data.preprocess import (
     Limits,
     prepare_image,
 )
-from sa_viz.models.hooks import Stopped
+from sa_viz.models.hooks import Stopped, time_limit
 from sa_viz.models.registry import DEFAULT_PAIR, parse_pair
 from sa_viz.models.weights import LoadedModel, WeightsStatus
+from sa_viz.outputs.study import run_study
 from sa_viz.pipeline.explain import (
     Explanation,
     ModelExplanation,
@@ -166,6 +169,7 @@ class Engine:
         # (ScoreCAM) in the other, so a long one never holds up anyone's Grad-CAM.
         self._compute = threading.Lock()
         self._long = threading.Lock()
+        self._study = threading.Lock()  # the Study tab's studies: one at a time, in their own lane
         self._cache: OrderedDict[tuple, Explanation] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
@@ -356,6 +360,20 @@ class Engine:
         finally:
             self._recomputing.release()
 
+    def study(self, images: Path, out: Path, names: Sequence[str]) -> dict[str, Any]:
+        """A study of the images in the folder `images` with the models `names`, into `out`;
+        one at a time, beside (not behind) the explanations, and stopped like them."""
+        loaded = self.models(timeout=300)
+        missing = [name for name in names if name not in loaded]
+        if missing:
+            raise ValueError(f"this server has not loaded {', '.join(missing)}")
+        models = {name: loaded[name] for name in names}
+        with self._study, ExitStack() as stack:
+            for m in models.values():
+                stack.enter_context(time_limit(m.module, None, self._stop))
+            # The progress bar is tqdm's: the Study tab's progress follows it.
+            return run_study(images, out, models, batch_size=8, workers=0, progress=True)
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
@@ -382,7 +400,7 @@ class Engine:
         started = time.monotonic()
         if not self._ready.wait(timeout):  # reading checkpoints cannot be stopped
             return False
-        for lane in (self._compute, self._long):
+        for lane in (self._compute, self._long, self._study):
             if not lane.acquire(timeout=max(0.0, timeout - (time.monotonic() - started))):
                 return False
             lane.release()

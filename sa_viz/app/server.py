@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -82,6 +83,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="sessions whose latest result stays reachable by view updates and exports; an "
         "older session is told that its result expired (env SA_VIZ_MAX_SESSIONS; default 10000)",
     )
+    studies = parser.add_argument_group("studies (the Study tab)")
+    studies.add_argument(
+        "--studies-dir",
+        type=Path,
+        default=env("SA_VIZ_STUDIES_DIR"),
+        help="a folder of studies written by `sa-viz study`: the Study tab opens those, and "
+        "nothing else on the server (env SA_VIZ_STUDIES_DIR; default: none)",
+    )
+    studies.add_argument(
+        "--max-study-images",
+        type=positive(int),
+        default=int(env("SA_VIZ_MAX_STUDY_IMAGES", "200")),
+        help="images one study from the page may have (env SA_VIZ_MAX_STUDY_IMAGES; default 200)",
+    )
+    studies.add_argument(
+        "--max-study-mb",
+        type=positive(float),
+        default=float(env("SA_VIZ_MAX_STUDY_MB", "200")),
+        help="the images of one study from the page together, unpacked, in MB "
+        "(env SA_VIZ_MAX_STUDY_MB; default 200)",
+    )
     add_weights_arguments(parser)
     args = parser.parse_args(argv)
     if args.auth is not None and ":" not in args.auth[1:-1]:
@@ -141,6 +163,7 @@ def serve(args: argparse.Namespace, space: TempSpace) -> None:
 
     from sa_viz.app.engine import Engine, Sessions
     from sa_viz.app.guard import RequestGuard, body_limit
+    from sa_viz.app.study_tab import StudyLimits
     from sa_viz.app.ui import CSS, GRADIO_SESSIONS, build_app, configure_queue
     from sa_viz.cli import models_from_args
     from sa_viz.data.preprocess import Limits
@@ -170,7 +193,13 @@ def serve(args: argparse.Namespace, space: TempSpace) -> None:
     engine.start()
     demo = None
     try:
-        demo = build_app(engine, space=space, sessions=Sessions(args.max_sessions))
+        demo = build_app(
+            engine,
+            space=space,
+            sessions=Sessions(args.max_sessions),
+            study_limits=StudyLimits(args.max_study_images, int(args.max_study_mb * 2**20)),
+            studies_dir=args.studies_dir,
+        )
         configure_queue(demo, max_size=args.max_queue)
         guard = Middleware(
             RequestGuard, max_body=body_limit(limits.max_bytes), max_image_bytes=limits.max_bytes

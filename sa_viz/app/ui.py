@@ -41,6 +41,7 @@ from sa_viz.app.engine import (
     Settings,
 )
 from sa_viz.app.guard import LINK, LINKS_REFUSED
+from sa_viz.app.study_tab import StudyHandlers, StudyLimits, StudyTab, study_tab
 from sa_viz.app.tempspace import TempSpace
 from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS, SCORECAM_CHANNELS
 from sa_viz.data.examples import EXAMPLES, EXAMPLES_DIR
@@ -119,6 +120,12 @@ MODEL_CHOICES = [model_choice(name) for name in list_models()]
 GATED_CHOICES = [model_choice(name) for name in list_models() if get_model(name).gates]
 
 CSS = """
+/* The Study tab shows a study's report.html: its own look, scoped to it */
+#study-report img {max-width: 100%;}
+#study-report img.examples {width: min(100%, 620px);}
+#study-report table {border-collapse: collapse; margin: .5em 0;}
+#study-report td, #study-report th {border: 1px solid #ccc; padding: 4px 8px; text-align: right;}
+#study-report th:first-child {text-align: left;}
 .untrained-banner {border-left: 6px solid #b00020; padding-left: 10px;}
 .ok-banner {border-left: 6px solid #2e7d32; padding-left: 10px;}
 .hint {border-left: 4px solid #b00020; padding: 2px 8px; background: #fdecee; color: #5f0010;}
@@ -1483,6 +1490,7 @@ class Page:
     example: gr.Textbox  # the example shown ("chelsea"), for the page's address; "": an upload
     api_only: gr.Button  # the API's endpoints' trigger: nothing on the page presses it
     json_document: gr.JSON
+    study: StudyTab
 
     @property
     def hint_outputs(self) -> list[gr.Markdown]:
@@ -1531,7 +1539,11 @@ class Page:
         ]
 
 
-def layout(picture: dict[str, Any]) -> Page:
+def layout(
+    picture: dict[str, Any],
+    study_limits: StudyLimits = StudyLimits(),  # noqa: B008 (frozen)
+    studies_dir: Path | None = None,
+) -> Page:
     """The page's components, in a `gr.Blocks` context."""
     titles = " · ".join(get_model(n).title for n in list_models())
     gr.Markdown(
@@ -1584,6 +1596,7 @@ def layout(picture: dict[str, Any]) -> Page:
                 normalization, cams, difference, cam_text = cam_tab(picture)
                 explorer = gate_explorer_tab(picture)
                 export_button, export_file = export_tab()
+                study = study_tab(study_limits, studies_dir)
     return Page(
         banner=banner,
         inputs=inputs,
@@ -1603,6 +1616,7 @@ def layout(picture: dict[str, Any]) -> Page:
         example=gr.Textbox(visible=False),
         api_only=gr.Button(visible=False),
         json_document=gr.JSON(visible=False),
+        study=study,
     )
 
 
@@ -1777,11 +1791,44 @@ def api_endpoints(handlers: Handlers, page: Page) -> None:
         page.api_only.click(fn, inputs=inputs, outputs=outputs, api_name=name, **lane)
 
 
+def study_events(demo: gr.Blocks, handlers: StudyHandlers, page: Page) -> None:
+    """The Study tab's events: a study in a lane of its own, one at a time; opening a study
+    from the studies folder beside the view updates."""
+    tab, own = page.study, {"api_visibility": "private"}
+    demo.load(handlers.listing, outputs=tab.studies, api_name="studies", **own, **VIEW_LANE)
+    tab.run.click(
+        handlers.run,
+        inputs=[tab.files, page.inputs.model_a, page.inputs.model_b],
+        outputs=tab.outputs,
+        api_name="page_study",
+        concurrency_id="study",
+        concurrency_limit=1,
+        show_progress_on=[tab.report],
+        **own,
+    )
+    tab.open.click(
+        handlers.open, inputs=tab.studies, outputs=tab.outputs, api_name="page_open_study",
+        **own, **VIEW_LANE,
+    )  # fmt: skip
+
+
+def files_payload(value: Any) -> str | None:
+    if value is None or (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
+        return None
+    return "must be a list of uploaded files"
+
+
 def build_app(
-    engine: Engine, *, space: TempSpace | None = None, sessions: Sessions | None = None
+    engine: Engine,
+    *,
+    space: TempSpace | None = None,
+    sessions: Sessions | None = None,
+    study_limits: StudyLimits = StudyLimits(),  # noqa: B008 (frozen)
+    studies_dir: Path | None = None,
 ) -> gr.Blocks:
     """The whole app around an `Engine` (which may still be loading its models)."""
     handlers = Handlers(engine, space, sessions)
+    studies = StudyHandlers(engine, handlers.space, study_limits, studies_dir)
     # Pictures arrive as files the handlers encoded (JPEG for photos, PNG for charts).
     picture = {
         "type": "filepath",
@@ -1793,8 +1840,9 @@ def build_app(
     with gr.Blocks(
         title="SA-Viz: attention in CNNs, two models compared", delete_cache=(600, 3600)
     ) as demo:
-        page = layout(picture)
+        page = layout(picture, study_limits, studies_dir)
         page_events(demo, handlers, page)
+        study_events(demo, studies, page)
         api_endpoints(handlers, page)
     i, e = page.inputs, page.explorer
     guard_events(
@@ -1828,6 +1876,10 @@ def build_app(
             # unit's narrower range is the handler's to say, beside the control on the page.
             e.group: Param("Group", "group", whole_number(0, MAX_GROUPS - 1)),
             e.scale: Param("Spatial-gate colours", "scale", one_of(list(render.GATE_SCALES))),
+            page.study.files: Param("Images or a ZIP", "files", files_payload),
+            page.study.studies: Param(
+                "Study", "study", lambda v: None if v is None or isinstance(v, str) else "a name"
+            ),
         },
     )
     return demo

@@ -90,7 +90,8 @@ def write_report(out: str | Path, classes: Sequence[int] | None = None) -> Path:
     examples = Examples(out, summary)
     parts = [_accuracy_section(summary)]
     if len(names) == 2:
-        parts.append(_class_section(rows, names, examples))
+        titles = [summary["models"][n]["title"] for n in names]
+        parts.append(_class_section(rows, names, titles, examples))
         parts.append(_agreement_section(rows, examples))
     labels = Counter(r["label"] for r in rows if r["label"] is not None and r["model"] == names[0])
     chosen = list(classes) if classes else [c for c, _ in labels.most_common(CHOSEN)]
@@ -205,7 +206,9 @@ def _examples_figure(shown: list[tuple[np.ndarray, str, list[tuple[np.ndarray, s
     return fig
 
 
-def _class_section(rows: list[dict[str, Any]], names: list[str], examples: Examples) -> str:
+def _class_section(
+    rows: list[dict[str, Any]], names: list[str], titles: list[str], examples: Examples
+) -> str:
     """Per class: where the second model is right and the first wrong (wins), and the reverse."""
     a, b = ({r["key"]: r for r in rows if r["model"] == n} for n in names)
     per_class: dict[int, dict[str, list[str]]] = {}
@@ -226,8 +229,8 @@ def _class_section(rows: list[dict[str, Any]], names: list[str], examples: Examp
     losses = sorted((c for c in net if net[c] < 0), key=lambda c: (net[c], c))[:CLASSES_SHOWN]
     section = [
         "<h2>Per class</h2><p>For each labelled class: its images, and on how many of them only "
-        f"the second model ({html.escape(names[1])}) is right (wins) or only the first "
-        f"({html.escape(names[0])}) is (losses). One example per class, with both CAMs of "
+        f"the second model ({html.escape(titles[1])}) is right (wins) or only the first "
+        f"({html.escape(titles[0])}) is (losses). One example per class, with both CAMs of "
         "the true class.</p>"
     ]
     for title, chosen, kind in (("wins most", wins, "wins"), ("loses most", losses, "losses")):

@@ -1,0 +1,255 @@
+"""The Study tab: a set of images (or a ZIP of them) through the two chosen models, with the
+study's report figures on the page and the whole study as a ZIP; or a study the CLI wrote,
+opened from the folder the server was started with (`--studies-dir`), never from any other path.
+
+An upload is bounded (`StudyLimits`: images and bytes, counted before anything is unpacked) and
+unpacked into the app's own temp space: only image files, under names made here (a ZIP's class
+folders are kept when their names are plain, so an ImageFolder's labels survive). The study
+runs in a lane of its own (`Engine.study`), so the page's explanations never wait for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import gradio as gr
+
+from sa_viz.app.engine import Engine, ModelsUnavailable
+from sa_viz.app.tempspace import TempSpace
+from sa_viz.data.sources import IMAGE_SUFFIXES
+from sa_viz.models.hooks import Stopped
+
+PLAIN = re.compile(r"^[\w][\w .+-]{0,99}$")  # a file or folder name kept from an upload
+FIGURE = re.compile(r'src="figures/([\w.-]+\.png)"')
+
+
+@dataclass(frozen=True)
+class StudyLimits:
+    max_images: int = 200
+    max_bytes: int = 200 * 2**20  # all the upload's images together, unpacked
+
+
+@dataclass(frozen=True)
+class StudyTab:
+    files: gr.File
+    run: gr.Button
+    studies: gr.Dropdown
+    open: gr.Button
+    hint: gr.Markdown
+    report: gr.HTML
+    download: gr.File
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [self.report, self.download, self.hint]
+
+
+def study_tab(limits: StudyLimits, studies_dir: Path | None) -> StudyTab:
+    """The tab's components, inside the page's `gr.Tabs`."""
+    with gr.Tab("Study"):
+        gr.Markdown(
+            "One image is an anecdote. Upload a set of images, or a ZIP (with one folder per "
+            "class, named by WordNet id, class index or name, the images get labels and the "
+            "report accuracy): both chosen models explain every image, and the report shows "
+            "accuracy, where the two look differently and the gates across depth. "
+            f"Up to {limits.max_images} images and {limits.max_bytes / 2**20:.0f} MB here; "
+            "`sa-viz study` takes whole datasets."
+        )
+        files = gr.File(
+            label="Images or a ZIP",
+            file_count="multiple",
+            file_types=["image", ".zip"],
+            type="filepath",
+            elem_id="study-files",
+        )
+        run = gr.Button("Run study", variant="primary", elem_id="study-run")
+        with gr.Row(visible=studies_dir is not None):
+            studies = gr.Dropdown(
+                [],
+                label="Or open a study from the server's studies folder",
+                elem_id="study-open",
+                scale=3,
+            )
+            open_button = gr.Button("Open", elem_id="study-open-button", scale=1)
+        hint = gr.Markdown(visible=False, elem_id="hint-study", elem_classes=["hint"])
+        download = gr.File(
+            label="The study as a ZIP (report.html and its figures, study.json, the Parquet rows)",
+            interactive=False,
+            elem_id="study-zip",
+        )
+        report = gr.HTML(elem_id="study-report")
+    return StudyTab(files, run, studies, open_button, hint, report, download)
+
+
+class StudyHandlers:
+    def __init__(
+        self,
+        engine: Engine,
+        space: TempSpace,
+        limits: StudyLimits,
+        studies_dir: Path | None = None,
+    ) -> None:
+        self.engine, self.space, self.limits = engine, space, limits
+        self.studies_dir = studies_dir.resolve() if studies_dir is not None else None
+
+    # The page's events: outputs, then the hint (an error keeps what the page shows).
+
+    def run(
+        self,
+        files: Sequence[str] | None,
+        model_a: str,
+        model_b: str,
+        progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (gradio's way)
+    ) -> tuple[Any, ...]:
+        return _on_page(lambda: self._run(files, (model_a, model_b), progress))
+
+    def open(self, name: str | None) -> tuple[Any, ...]:
+        return _on_page(lambda: self._open(name))
+
+    def listing(self) -> dict[str, Any]:
+        """The studies under `--studies-dir` (folders with a study.json), for the dropdown."""
+        return gr.update(choices=self.studies())
+
+    def studies(self) -> list[str]:
+        if self.studies_dir is None or not self.studies_dir.is_dir():
+            return []
+        found = self.studies_dir.glob("**/study.json")
+        return sorted(str(p.parent.relative_to(self.studies_dir)) for p in found)
+
+    def _run(
+        self, files: Sequence[str] | None, names: tuple[str, str], progress: gr.Progress
+    ) -> tuple[Any, ...]:
+        if not files:
+            raise gr.Error("Choose images or a ZIP of images first.", title="No images")
+        if names[0] == names[1]:
+            raise gr.Error("Choose two different models (Model A and Model B).", title="Models")
+        folder = self.space.folder()
+        images = folder / "images"
+        unpack(files, images, self.limits)
+        progress(0, desc="Waiting for the models")
+        self.engine.study(images, folder / "study", names)
+        return shown(folder / "study", self.space)
+
+    def _open(self, name: str | None) -> tuple[Any, ...]:
+        if self.studies_dir is None:
+            raise gr.Error("This server was started without --studies-dir.", title="No studies")
+        if not name or name not in self.studies():
+            raise gr.Error(
+                "Pick a study from the list (folders under the server's --studies-dir that "
+                "hold a study.json).",
+                title="Unknown study",
+            )
+        folder = (self.studies_dir / name).resolve()
+        if not folder.is_relative_to(self.studies_dir):  # a link out of the studies folder
+            raise gr.Error("That study lies outside the studies folder.", title="Unknown study")
+        copy = self.space.folder() / "study"
+        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("*.partial"))
+        return shown(copy, self.space)
+
+
+def _on_page(compute: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The outputs and a hidden hint; on a failure, the outputs as they were and the hint."""
+    try:
+        return (*compute(), gr.update(value="", visible=False))
+    except gr.Error as error:
+        text = f"**{error.title}.** {error.message}"
+    except (ModelsUnavailable, ValueError) as error:
+        text = f"**The study could not run.** {error}"
+    except Stopped:
+        text = "**Stopped.** The server is stopping."
+    return (gr.skip(), gr.skip(), gr.update(value=text, visible=True))
+
+
+def unpack(files: Sequence[str], folder: Path, limits: StudyLimits) -> int:
+    """The uploaded images (and the images inside uploaded ZIPs) into `folder`; returns how
+    many. Refuses, before writing anything, more than `limits` allow or a file that is neither."""
+    entries: list[tuple[PurePosixPath, Callable[[], Any], int]] = []
+    for file in files:
+        path = Path(file)
+        if path.suffix.lower() == ".zip":
+            entries += _zip_entries(path)
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            entries.append(
+                (PurePosixPath(path.name), lambda p=path: p.open("rb"), path.stat().st_size)
+            )
+        else:
+            raise gr.Error(f"{path.name} is neither an image nor a ZIP.", title="Not an image")
+    if not entries:
+        raise gr.Error("The upload holds no images.", title="No images")
+    if len(entries) > limits.max_images:
+        raise gr.Error(
+            f"{len(entries)} images: this server studies at most {limits.max_images} at once "
+            "(sa-viz study takes whole datasets).",
+            title="Too many images",
+        )
+    total = sum(size for _, _, size in entries)
+    if total > limits.max_bytes:
+        raise gr.Error(
+            f"{total / 2**20:.0f} MB of images: this server takes at most "
+            f"{limits.max_bytes / 2**20:.0f} MB at once.",
+            title="Too large",
+        )
+    used: set[PurePosixPath] = set()
+    for name, opener, _size in entries:
+        target = _free_name(name, used)
+        (folder / target).parent.mkdir(parents=True, exist_ok=True)
+        # zipfile reads an entry up to its declared size and then checks its CRC: an entry that
+        # unpacks to more than it claims (a zip bomb's trick) ends there, as a damaged ZIP.
+        try:
+            with opener() as source, (folder / target).open("wb") as out:
+                shutil.copyfileobj(source, out)
+        except (zipfile.BadZipFile, OSError) as error:
+            raise gr.Error(f"{name} could not be unpacked: {error}", title="Damaged ZIP") from error
+    return len(entries)
+
+
+def _zip_entries(path: Path) -> list[tuple[PurePosixPath, Callable[[], Any], int]]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as error:
+        raise gr.Error(f"{path.name} is not a readable ZIP.", title="Not an image") from error
+    entries = []
+    for info in archive.infolist():
+        name = PurePosixPath(info.filename)
+        if info.is_dir() or name.suffix.lower() not in IMAGE_SUFFIXES:
+            continue  # folders, text files, __MACOSX/… resource forks are not images
+        if name.name.startswith(".") or "__MACOSX" in name.parts:
+            continue
+        # Class folders are kept when plain (one level, e.g. n01440764/x.jpg); anything else
+        # (absolute paths, "..", deeper trees) keeps only the file's own name.
+        kept = name if len(name.parts) == 2 and all(PLAIN.match(p) for p in name.parts) else None
+        kept = kept or PurePosixPath(name.name if PLAIN.match(name.name) else f"image{name.suffix}")
+        entries.append((kept, lambda a=archive, i=info: a.open(i), info.file_size))
+    return entries
+
+
+def _free_name(name: PurePosixPath, used: set[PurePosixPath]) -> PurePosixPath:
+    candidate, n = name, 1
+    while candidate in used:
+        candidate = name.with_name(f"{name.stem}-{n}{name.suffix}")
+        n += 1
+    used.add(candidate)
+    return candidate
+
+
+def shown(study: Path, space: TempSpace) -> tuple[str, str]:
+    """What the tab shows of a study folder inside the temp space: its report (report.html's
+    body, its figures inlined: the page serves no study folder) and the whole folder as a ZIP."""
+    page = (study / "report.html").read_text()
+    body = page[page.index("</style>") + len("</style>") :]
+    body = body.replace("<a href=problems.txt>problems.txt</a>", "problems.txt in the ZIP")
+    body = re.sub(r"<h1>.*?</h1>", "", body)  # it names the server's folder; the tab says it
+
+    def inline(match: re.Match[str]) -> str:
+        data = (study / "figures" / match.group(1)).read_bytes()
+        return f'src="data:image/png;base64,{base64.b64encode(data).decode()}"'
+
+    archive = shutil.make_archive(str(study.parent / "study"), "zip", study)
+    return FIGURE.sub(inline, body), archive

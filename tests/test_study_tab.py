@@ -1,0 +1,145 @@
+"""The Study tab's handlers: uploads unpacked within bounds and under names made here, studies
+opened only from the studies folder, every failure a hint that keeps what the tab shows."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import zipfile
+
+import gradio as gr
+import pytest
+from conftest import ASSETS
+
+from sa_viz.app.engine import Engine
+from sa_viz.app.study_tab import StudyHandlers, StudyLimits, unpack
+from sa_viz.app.tempspace import TempSpace
+from sa_viz.outputs.study import run_study
+
+PHOTO = (ASSETS / "chelsea.jpg").read_bytes()
+
+
+def make_zip(path, names, data=PHOTO):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in names:
+            archive.writestr(name, data)
+    return str(path)
+
+
+def files_in(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_zip_keeps_plain_class_folders_and_nothing_outside(tmp_path):
+    archive = make_zip(
+        tmp_path / "set.zip",
+        [
+            "n02123045/a.jpg",  # a class folder: kept (the label)
+            "../../escape.jpg",  # outside: only its name is kept
+            "/etc/absolute.jpg",
+            "deep/er/tree.jpg",
+            "__MACOSX/n02123045/._a.jpg",  # resource forks and hidden files: skipped
+            ".hidden.jpg",
+            "notes.txt",  # not an image: skipped
+            "n02123045/b c.jpg",  # odd but plain
+        ],
+    )
+    out = tmp_path / "out"
+    assert unpack([archive], out, StudyLimits()) == 5
+    assert files_in(out) == [
+        "absolute.jpg",
+        "escape.jpg",
+        "n02123045/a.jpg",
+        "n02123045/b c.jpg",
+        "tree.jpg",
+    ]
+    assert not (tmp_path / "escape.jpg").exists()
+
+
+def test_the_same_name_twice_gets_a_second_name(tmp_path):
+    first, second = tmp_path / "1", tmp_path / "2"
+    first.mkdir(), second.mkdir()
+    shutil.copy(ASSETS / "chelsea.jpg", first / "cat.jpg")
+    shutil.copy(ASSETS / "coffee.jpg", second / "cat.jpg")
+    out = tmp_path / "out"
+    unpack([str(first / "cat.jpg"), str(second / "cat.jpg")], out, StudyLimits())
+    assert files_in(out) == ["cat-1.jpg", "cat.jpg"]
+    assert (out / "cat-1.jpg").read_bytes() == (ASSETS / "coffee.jpg").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("limits", "names", "words"),
+    [
+        (StudyLimits(max_images=3), [f"{i}.jpg" for i in range(4)], "at most 3"),
+        (StudyLimits(max_bytes=2 * len(PHOTO)), ["a.jpg", "b.jpg", "c.jpg"], "at most"),
+        (StudyLimits(), ["notes.txt"], "no images"),
+    ],
+    ids=["count", "size", "empty"],
+)
+def test_limits_are_checked_before_anything_is_written(tmp_path, limits, names, words):
+    archive = make_zip(tmp_path / "set.zip", names)
+    out = tmp_path / "out"
+    with pytest.raises(gr.Error, match=words):
+        unpack([archive], out, limits)
+    assert not out.exists()
+
+
+def test_a_file_that_is_neither_is_named(tmp_path):
+    (tmp_path / "list.csv").write_text("path\n")
+    with pytest.raises(gr.Error, match=r"list\.csv is neither an image nor a ZIP"):
+        unpack([str(tmp_path / "list.csv")], tmp_path / "out", StudyLimits())
+    (tmp_path / "bad.zip").write_text("not a zip")
+    with pytest.raises(gr.Error, match=r"bad\.zip is not a readable ZIP"):
+        unpack([str(tmp_path / "bad.zip")], tmp_path / "out", StudyLimits())
+
+
+def test_an_entry_that_unpacks_to_more_than_it_declares_stops_there(tmp_path):
+    """A ZIP whose directory understates an entry's size (a zip bomb's trick): the limits count
+    the declared sizes, and the copy stops there with a hint."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("big.png", b"\0" * 1_000_000)
+    data = bytearray(buffer.getvalue())
+    central = data.rindex(b"PK\x01\x02")  # the central directory's entry: its sizes lie
+    data[central + 24 : central + 28] = (1000).to_bytes(4, "little")
+    (tmp_path / "bomb.zip").write_bytes(bytes(data))
+    out = tmp_path / "out"
+    with pytest.raises(gr.Error, match=r"big\.png could not be unpacked"):
+        unpack([str(tmp_path / "bomb.zip")], out, StudyLimits(max_bytes=10_000))
+    assert (out / "big.png").stat().st_size <= 1000
+
+
+@pytest.fixture
+def studies(tmp_path, loaded_models):
+    """A studies folder with one study in it, and a study outside it linked from inside."""
+    root = tmp_path / "studies"
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(ASSETS / "chelsea.jpg", data / "chelsea.jpg")
+    run_study(data, root / "cats", loaded_models, workers=0, progress=False)
+    shutil.copytree(root / "cats", tmp_path / "outside")
+    (root / "linked").symlink_to(tmp_path / "outside")
+    engine = Engine(lambda: loaded_models)
+    return StudyHandlers(engine, TempSpace(), StudyLimits(), root)
+
+
+def test_a_study_opens_from_the_studies_folder_only(studies):
+    assert "cats" in studies.studies()
+    report, archive, hint = studies.open("cats")
+    assert "1 of 1 images studied" in report and "data:image/png;base64," in report
+    assert "<h1>" not in report and 'src="figures/' not in report
+    assert archive.endswith(".zip") and str(studies.space.root) in archive
+    with zipfile.ZipFile(archive) as z:
+        assert {"report.html", "study.json", "problems.txt"} <= set(z.namelist())
+    assert hint["visible"] is False
+    for name in ("linked", "../outside", "/etc", "", None):
+        *kept, hint = studies.open(name)
+        assert kept == [gr.skip(), gr.skip()] and hint["visible"], name
+        assert "Unknown study" in hint["value"] or "outside" in hint["value"]
+
+
+def test_run_asks_for_images_and_two_models(studies, tmp_path):
+    *kept, hint = studies.run(None, "resnet50", "sa_resnet50")
+    assert kept == [gr.skip(), gr.skip()] and "No images" in hint["value"]
+    *kept, hint = studies.run([str(ASSETS / "chelsea.jpg")], "resnet50", "resnet50")
+    assert "two different models" in hint["value"]
