@@ -370,9 +370,10 @@ def study_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--workers",
         type=int,
-        default=2,
-        help="local: decoding processes (0: none); ray: workers, each with the models and one "
-        "CPU, or one GPU where the cluster has GPUs (default 2)",
+        default=None,
+        help="local: decoding processes (0: none; default: none on 2 cores or fewer, else half "
+        "the cores, at most 8); ray: workers, each with the models and one CPU, or one GPU "
+        "where the cluster has GPUs (default: one per GPU, else 2)",
     )
     parser.add_argument(
         "--report-classes",
@@ -399,8 +400,10 @@ def study_main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--report-classes: {error}")
     if args.batch_size < 1 or (args.limit is not None and args.limit < 0):
         parser.error("--batch-size must be at least 1 and --limit at least 0")
+    if args.workers is not None and args.workers < 0:
+        parser.error("--workers must be 0 or more")
     if args.engine == "ray":
-        if args.workers < 1:
+        if args.workers is not None and args.workers < 1:
             parser.error("--engine ray needs --workers 1 or more")
         from sa_viz.pipeline.study_ray import RayUnavailable, import_ray
 

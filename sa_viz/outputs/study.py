@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
 import platform
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -95,18 +96,20 @@ def run_study(
     limit: int | None = None,
     layer: str = DEFAULT_LAYER,
     crop: bool = True,
-    workers: int = 2,
+    workers: int | None = None,
     progress: bool = True,
     engine: str = "local",
     address: str | None = None,
     report_classes: Sequence[int] | None = None,
+    report: bool = True,
 ) -> dict[str, Any]:
     """Study `source` with `models` into the folder `out`; returns what `study.json` holds.
 
-    `engine` "local" computes in this process with `workers` decoding processes; "ray" on a Ray
-    cluster (at `address`, or a local instance) with `workers` actors, each holding the models.
+    `engine` "local" computes in this process with `workers` decoding processes (None: see
+    `decoding_processes`); "ray" on a Ray cluster (at `address`, or a local instance) with
+    `workers` actors, each holding the models (None: one per GPU, else 2).
     `report_classes`: the classes of the report's per-class gate figure (default: the most
-    frequent labels).
+    frequent labels); `report=False` writes no report (`write_report` writes it later).
     """
     from tqdm import tqdm
 
@@ -152,8 +155,17 @@ def run_study(
     summary["settings"]["engine"] = engine
     summary["seconds"] = round(time.monotonic() - started, 1)
     (out / "study.json").write_text(json.dumps(summary, indent=2) + "\n")
-    write_report(out, report_classes)
+    if report:
+        write_report(out, report_classes)
     return summary
+
+
+def decoding_processes() -> int:
+    """The local engine's decoding processes by default: none on a machine of 2 cores or fewer
+    (there, two processes that import torch and decode took the models' CPU: 3.6 images/s
+    against 5.5–6.2 without, benchmarks/README.md), else half the cores, at most 8."""
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(8, cores // 2)
 
 
 def local_batches(
@@ -163,10 +175,11 @@ def local_batches(
     batch_size: int,
     layer: str,
     crop: bool,
-    workers: int,
+    workers: int | None,
 ) -> Iterator[tuple[int, list[dict[str, Any]], list[str]]]:
     """(images, records, problems) for `items`, batch by batch, in this process, with `workers`
-    decoding processes (0: none)."""
+    decoding processes (0: none; None: `decoding_processes()`)."""
+    workers = decoding_processes() if workers is None else workers
     # Worker processes started fresh ("spawn"): forked from a process whose torch threads are
     # running, a worker can deadlock (seen: a study that never began).
     context = multiprocessing.get_context("spawn")

@@ -84,10 +84,11 @@ def ray_batches(
     batch_size: int,
     layer: str,
     crop: bool,
-    workers: int,
+    workers: int | None,
     address: str | None = None,
 ) -> Iterator[tuple[int, list[dict[str, Any]], list[str]]]:
-    """(images, records, problems) for `items`, batch by batch, from `workers` Ray actors;
+    """(images, records, problems) for `items`, batch by batch, from `workers` Ray actors (None:
+    one per GPU of the cluster, else 2);
     connects to the cluster at `address` (or starts a local instance) unless Ray is running."""
     ray = import_ray()
     if not items:
@@ -96,7 +97,9 @@ def ray_batches(
         ray.init(address=address, include_dashboard=False, logging_level="WARNING")
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the study's own bar counts the images
-    use_gpu = bool(ray.cluster_resources().get("GPU", 0))
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    use_gpu = gpus > 0
+    workers = workers or gpus or 2  # default: one per GPU, else 2
     on_cpu = {name: LoadedModel(m.name, _on_cpu(m.module), m.status) for name, m in models.items()}
     rows = [
         {"key": i.key, "path": str(i.path), "label": NO_LABEL if i.label is None else i.label}

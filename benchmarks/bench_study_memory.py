@@ -1,0 +1,80 @@
+"""A study's resident memory over many images (issue 16, point 6: growth ≤ 50 MB over 2,000).
+
+Runs `run_study` (the local engine, as `sa-viz study` runs it, report included) on `--images`
+copies of the example photos and samples this process's resident memory (VmRSS) every half
+second. Prints it after the first part (256 images: the models, the first batches and the
+libraries' working memory are in place) and at its peak after that; the growth is the
+difference. Decoding processes, when there are any, are separate processes and not counted.
+
+    SA_VIZ_WEIGHTS_DIR=DIR python benchmarks/bench_study_memory.py [--images 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=None, help="default: as sa-viz study")
+    args = parser.parse_args()
+
+    from sa_viz.data.examples import EXAMPLES, EXAMPLES_DIR
+    from sa_viz.models.weights import load_models
+    from sa_viz.outputs import study
+
+    models = load_models(allow_download=False, names=["resnet50", "sa_resnet50"], device="cpu")
+    samples: list[tuple[float, int, float]] = []  # (time, parts written, RSS in MB)
+    done = threading.Event()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / "images"
+        root.mkdir()
+        for i in range(args.images):
+            name = EXAMPLES[i % len(EXAMPLES)]
+            shutil.copy(EXAMPLES_DIR / name, root / f"{i:05d}-{name}")
+        out = Path(folder) / "study"
+
+        def sample() -> None:
+            while not done.wait(0.5):
+                parts = len(list((out / "rows").glob("part-*.parquet")))
+                samples.append((time.monotonic(), parts, rss_mb()))
+
+        threading.Thread(target=sample, daemon=True).start()
+        started = time.monotonic()
+        study.run_study(root, out, models, batch_size=args.batch_size, workers=args.workers,
+                        progress=False)  # fmt: skip
+        done.set()
+        seconds = time.monotonic() - started
+    after_first = [rss for _, parts, rss in samples if parts >= 1]
+    baseline, peak = after_first[0], max(after_first)
+    per_part = {}
+    for _, parts, rss in samples:
+        per_part[parts] = max(per_part.get(parts, 0.0), rss)
+    print(f"{args.images} images in {seconds:.0f} s ({args.images / seconds:.2f} images/s)")
+    print("peak RSS per parts written: " + ", ".join(f"{k}: {v:.0f}" for k, v in per_part.items()))
+    print(
+        f"RSS after the first part {baseline:.0f} MB, peak after it {peak:.0f} MB: growth "
+        f"{peak - baseline:.0f} MB (target ≤ 50)"
+    )
+
+
+if __name__ == "__main__":
+    main()
