@@ -108,3 +108,44 @@ def test_a_list_reports_every_problem_by_name_and_keeps_the_rest(tmp_path, kind)
 def test_a_missing_source_says_what_it_needs(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"neither a folder of images nor a \.csv"):
         read_source(tmp_path / "nothing")
+
+
+def annotation(synset, *boxes):
+    objects = "".join(
+        f"<object><name>{synset}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
+        f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
+        for b in boxes
+    )
+    return f"<annotation><folder>val</folder>{objects}</annotation>"
+
+
+def test_the_official_tree_with_xml_annotations(tmp_path):
+    """ILSVRC/Data/CLS-LOC/val/*.JPEG with ILSVRC/Annotations/CLS-LOC/val/*.xml."""
+    val = tmp_path / "ILSVRC" / "Data" / "CLS-LOC" / "val"
+    notes = tmp_path / "ILSVRC" / "Annotations" / "CLS-LOC" / "val"
+    notes.mkdir(parents=True)
+    for i, name in enumerate(PHOTOS[:3], start=1):
+        copy(name, val / f"ILSVRC2012_val_{i:08d}.JPEG")
+    (notes / "ILSVRC2012_val_00000001.xml").write_text(
+        annotation("n02123045", (10, 20, 200, 210), (5, 5, 50, 50))
+    )
+    (notes / "ILSVRC2012_val_00000002.xml").write_text("<annotation><object>")  # cut short
+    source = read_source(val)
+    assert source.layout == "imagenet-val"
+    first, second, third = source.items
+    assert first.label == 281 and first.boxes == ((10, 20, 200, 210), (5, 5, 50, 50))
+    assert second.label is None and third.label is None
+    assert len(source.problems) == 2
+    assert source.problems[0].startswith("ILSVRC2012_val_00000002.xml: ")
+    assert source.problems[1] == (
+        "ILSVRC2012_val_00000003.JPEG: not in val/*.xml; studied without a label"
+    )
+
+
+def test_xml_annotations_beside_the_images(tmp_path):
+    copy(PHOTOS[0], tmp_path / "val" / "ILSVRC2012_val_00000007.JPEG")
+    (tmp_path / "val" / "ILSVRC2012_val_00000007.xml").write_text(
+        annotation("n07920052", (1, 2, 3, 4))
+    )
+    (item,) = read_source(tmp_path / "val").items
+    assert item.label == 967 and item.boxes == ((1, 2, 3, 4),)

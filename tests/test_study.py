@@ -44,8 +44,12 @@ def test_a_study_writes_every_image_and_reports_the_bad_one(dataset, loaded_mode
     table = pq.read_table(out / "rows")
     assert table.schema.equals(SCHEMA)
     assert table.num_rows == 9 * 2  # 9 readable images, two models each
-    assert summary["counts"] == {"listed": 10, "labelled": 10, "studied": 9, "problems": 1}
-    assert "967/broken.jpg" in (out / "problems.txt").read_text()
+    # The broken file, and each photo's two copies (the same file under other names).
+    assert summary["counts"] == {"listed": 10, "labelled": 10, "studied": 9, "problems": 7}
+    problems = (out / "problems.txt").read_text()
+    assert "967/broken.jpg" in problems
+    assert "967/2-coffee.jpg: the same file as 967/0-coffee.jpg (both studied)" in problems
+    assert problems.count("the same file as") == 6
     record = next(r for r in rows(out) if r["model"] == "sa_resnet50")
     assert record["label"] == 967 and record["target"] == 967  # the label is the CAM's class
     assert len(record["top5"]) == 5 and record["cam_shape"] == [7, 7]
@@ -111,6 +115,9 @@ def test_an_interrupted_study_resumes_to_the_same_rows(
     run_study(dataset, resumed, loaded_models, batch_size=2, workers=0, progress=False)
     first, second = rows(whole), rows(resumed)
     assert [r["key"] for r in first] == [r["key"] for r in second]
+    lines = [sorted((o / "problems.txt").read_text().splitlines()) for o in (whole, resumed)]
+    assert lines[0] == lines[1], lines
+    assert len(lines[0]) == 7  # duplicates across parts too
     for a, b in zip(first, second, strict=True):
         assert a["top5"] == b["top5"] and a["target"] == b["target"]
         np.testing.assert_allclose(a["cam_raw"], b["cam_raw"], rtol=1e-4, atol=1e-6)
@@ -171,7 +178,7 @@ def test_ray_gives_the_local_engines_rows(dataset, loaded_models, local_ray, tmp
     summary = run_study(
         dataset, on_ray, loaded_models, batch_size=4, workers=2, engine="ray", progress=False
     )
-    assert summary["counts"] == {"listed": 10, "labelled": 10, "studied": 9, "problems": 1}
+    assert summary["counts"] == {"listed": 10, "labelled": 10, "studied": 9, "problems": 7}
     assert summary["settings"]["engine"] == "ray"
     assert "967/broken.jpg" in (on_ray / "problems.txt").read_text()
     first, second = rows(local), rows(on_ray)

@@ -6,8 +6,11 @@ the 1000 ImageNet classes:
 - a list: a `.csv` (columns `path`, optional `label`, optional `box` as "x0 y0 x1 y1") or a
   `.jsonl` file (one object per line with the same keys); relative paths are read from the
   list's folder;
-- the ImageNet validation layout: a flat folder of images with `LOC_val_solution.csv` (the Kaggle
-  localisation file: each image's synset and boxes) in it or beside it;
+- the ImageNet validation layout: a flat folder of images with its ground truth, either
+  `LOC_val_solution.csv` (the Kaggle localisation file: each image's synset and boxes) in it or
+  beside it, or the official per-image XML annotations (`ILSVRC2012_val_00000001.xml`: the
+  synset and box of each object) beside the images or in the official tree
+  (`Annotations/CLS-LOC/val/` for `Data/CLS-LOC/val/`);
 - an ImageFolder: one sub-folder per class, named by WordNet id (`n01440764`), class index
   (`0`–`999`) or class name (`tench`, `hot dog`: `sa_viz.data.imagenet.class_index`);
 - any other folder: every image in it, recursively, without labels.
@@ -94,7 +97,10 @@ def read_source(path: str | Path) -> Source:
         (p for p in (path / LOC_SOLUTION, path.parent / LOC_SOLUTION) if p.is_file()), None
     )
     if solution is not None:
-        return _imagenet_val(path, solution)
+        return _imagenet_val(path, _solution_truth(solution), solution.name)
+    annotations = _annotations_folder(path)
+    if annotations is not None:
+        return _imagenet_val(path, _xml_truth(annotations), f"{annotations.name}/*.xml")
     folders = sorted(p for p in path.iterdir() if p.is_dir())
     if folders and _all_classes(folders):
         return _image_folder(path, folders)
@@ -134,11 +140,15 @@ def _image_folder(root: Path, folders: list[Path]) -> Source:
     return source
 
 
-def _imagenet_val(folder: Path, solution: Path) -> Source:
-    """A flat folder of validation images and the localisation file: "ImageId,PredictionString"
-    with "n01751748 x0 y0 x1 y1 n01751748 …" (one synset and box per object)."""
-    source = Source("imagenet-val", folder)
-    truth: dict[str, tuple[int | None, tuple[Box, ...]]] = {}
+BOX_TAGS = ("xmin", "ymin", "xmax", "ymax")
+Truth = dict[str, tuple[int | None, tuple[Box, ...]]]  # image stem → label, boxes; or a problem
+
+
+def _solution_truth(solution: Path) -> tuple[Truth, list[str]]:
+    """`LOC_val_solution.csv`: "ImageId,PredictionString" with "n01751748 x0 y0 x1 y1 n01751748
+    …" (one synset and box per object)."""
+    truth: Truth = {}
+    problems = []
     with solution.open(newline="") as f:
         for row in csv.DictReader(f):
             image, parts = row.get("ImageId", ""), (row.get("PredictionString") or "").split()
@@ -147,13 +157,55 @@ def _imagenet_val(folder: Path, solution: Path) -> Source:
                 label = label_of(objects[0][0]) if objects else None
                 boxes = tuple(tuple(float(v) for v in o[1:5]) for o in objects)
             except ValueError as error:
-                source.problems.append(f"{solution.name}, {image}: {error}")
+                problems.append(f"{solution.name}, {image}: {error}")
                 label, boxes = None, ()
             truth[image] = (label, boxes)
+    return truth, problems
+
+
+def _annotations_folder(folder: Path) -> Path | None:
+    """Where the official XML annotations of a flat folder of validation images are: beside
+    them, or in the official tree (…/Annotations/CLS-LOC/val for …/Data/CLS-LOC/val)."""
+    candidates = [folder]
+    data = folder.parent.parent  # …/Data/CLS-LOC/val
+    if data.name == "Data":
+        candidates.append(data.parent / "Annotations" / folder.parent.name / folder.name)
+    for candidate in candidates:
+        if candidate.is_dir() and next(candidate.glob("*_val_*.xml"), None) is not None:
+            return candidate
+    return None
+
+
+def _xml_truth(folder: Path) -> tuple[Truth, list[str]]:
+    """The official annotations: per image an XML file with, per object, its synset (`name`)
+    and box (`bndbox`: xmin, ymin, xmax, ymax)."""
+    import xml.etree.ElementTree as ET
+
+    truth: Truth = {}
+    problems = []
+    for path in sorted(folder.glob("*.xml")):
+        try:
+            objects = ET.parse(path).getroot().findall("object")
+            names = [o.findtext("name", "") for o in objects]
+            label = label_of(names[0]) if names else None
+            boxes = tuple(
+                tuple(float(o.findtext(f"bndbox/{k}", "")) for k in BOX_TAGS) for o in objects
+            )
+        except (ET.ParseError, ValueError) as error:
+            problems.append(f"{path.name}: {error}; its image is studied without a label")
+            label, boxes = None, ()
+        truth[path.stem] = (label, boxes)
+    return truth, problems
+
+
+def _imagenet_val(folder: Path, read: tuple[Truth, list[str]], where: str) -> Source:
+    """A flat folder of validation images and their ground truth (`where` names it)."""
+    source = Source("imagenet-val", folder)
+    truth, source.problems = read
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     for path in images:
         if path.stem not in truth:
-            source.problems.append(f"{path.name}: not in {solution.name}; studied without a label")
+            source.problems.append(f"{path.name}: not in {where}; studied without a label")
     _add_images(source, images, folder, lambda p: truth.get(p.stem, (None, ()))[0], truth)
     return source
 

@@ -10,6 +10,7 @@ Schema, one row per image and model:
 | column | type | meaning |
 | --- | --- | --- |
 | key | string | the image's path relative to the source |
+| sha256 | string | of the image file's bytes (the same picture under two keys: problems.txt) |
 | model | string | the model's registry name |
 | label | int32, null | the ImageNet class from the source (null: unknown) |
 | top5, top5_p | list<int32>, list<float> | the model's top-5 classes and probabilities |
@@ -33,7 +34,7 @@ import multiprocessing
 import os
 import platform
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ UNIT = pa.struct(
 SCHEMA = pa.schema(
     [
         ("key", pa.string()),
+        ("sha256", pa.string()),
         ("model", pa.string()),
         ("label", pa.int32()),
         ("top5", pa.list_(pa.int32())),
@@ -78,13 +80,27 @@ SCHEMA = pa.schema(
 )
 
 
-def done_keys(out: Path) -> set[str]:
-    """The images already in the study's parts (what a resumed run skips)."""
-    parts = sorted((out / "rows").glob("part-*.parquet"))
-    keys: set[str] = set()
-    for part in parts:
-        keys.update(pq.read_table(part, columns=["key"]).column("key").to_pylist())
+def done_keys(out: Path) -> dict[str, str | None]:
+    """The images already in the study's parts (what a resumed run skips), with their files'
+    sha256."""
+    keys: dict[str, str | None] = {}
+    for part in sorted((out / "rows").glob("part-*.parquet")):
+        table = pq.read_table(part, columns=["key", "sha256"])
+        keys.update(zip(*(table.column(c).to_pylist() for c in ("key", "sha256")), strict=True))
     return keys
+
+
+def duplicates(records: Sequence[dict[str, Any]], seen: dict[str, str]) -> list[str]:
+    """Problems for the images in `records` whose file is one already seen under another key
+    (`seen`: sha256 → the first key, updated); both are studied, as the dataset has them."""
+    found: list[str] = []
+    for record in records:
+        digest, key = record["sha256"], record["key"]
+        first = key if digest is None else seen.setdefault(digest, key)
+        problem = f"{key}: the same file as {first} (both studied)"
+        if first != key and problem not in found:
+            found.append(problem)
+    return found
 
 
 def run_study(
@@ -120,10 +136,15 @@ def run_study(
     items = source.items[:limit] if limit is not None else list(source.items)
     done = done_keys(out)
     todo = [item for item in items if item.key not in done]
+    seen: dict[str, str] = {}  # sha256 → the first key with it
+    for key, digest in done.items():
+        if digest is not None:
+            seen.setdefault(digest, key)
     problems_file = out / "problems.txt"
-    problems = list(source.problems)
-    if problems_file.exists():  # from an earlier run of this study: the images it could not read
-        problems += [p for p in problems_file.read_text().splitlines() if p not in problems]
+    # Each problem once, in the order met (a resumed run meets its unreadable files again).
+    problems = dict.fromkeys(source.problems)
+    if problems_file.exists():  # from an earlier run of this study
+        problems.update(dict.fromkeys(problems_file.read_text().splitlines()))
     part = len(list((out / "rows").glob("part-*.parquet")))
     bar = tqdm(total=len(items), initial=len(items) - len(todo), unit="image", disable=not progress)
     options = {"batch_size": batch_size, "layer": layer, "crop": crop, "workers": workers}
@@ -135,23 +156,26 @@ def run_study(
         batches = local_batches(todo, models, **options)
     else:
         raise ValueError(f"unknown engine {engine!r}: local or ray")
-    records: list[dict[str, Any]] = []
-    pending = 0  # images in `records`
+    # Each batch's records become a columnar table at once (float32 columns): as Python lists
+    # of floats, a part's 512 records held ~115 MB until it was written.
+    tables: list[pa.Table] = []
+    pending = 0  # images in `tables`
     try:
         for images, batch_records, batch_problems in batches:
-            problems += batch_problems
-            records += batch_records
+            problems.update(dict.fromkeys(batch_problems + duplicates(batch_records, seen)))
+            tables.append(pa.Table.from_pylist(batch_records, schema=SCHEMA))
+            del batch_records
             pending += images
             bar.update(images)
             if pending >= PART_SIZE:
-                _write_part(out, part, records, problems_file, problems)
-                part, records, pending = part + 1, [], 0
+                _write_part(out, part, tables, problems_file, problems)
+                part, tables, pending = part + 1, [], 0
         if pending:
-            _write_part(out, part, records, problems_file, problems)
+            _write_part(out, part, tables, problems_file, problems)
     finally:
         bar.close()
         batches.close()
-    summary = describe(out, source, models, items, problems, layer, crop, batch_size)
+    summary = describe(out, source, models, items, list(problems), layer, crop, batch_size)
     summary["settings"]["engine"] = engine
     summary["seconds"] = round(time.monotonic() - started, 1)
     (out / "study.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -196,14 +220,14 @@ def local_batches(
 def _write_part(
     out: Path,
     part: int,
-    records: Sequence[dict[str, Any]],
+    tables: Sequence[pa.Table],
     problems_file: Path,
-    problems: Sequence[str],
+    problems: Iterable[str],
 ) -> None:
     """One part of the rows, whole or not at all, then the problems met so far."""
     path = out / "rows" / f"part-{part:05d}.parquet"
     partial = path.with_suffix(".parquet.partial")
-    pq.write_table(pa.Table.from_pylist(list(records), schema=SCHEMA), partial)
+    pq.write_table(pa.concat_tables(tables), partial)
     partial.replace(path)
     problems_file.write_text("".join(f"{p}\n" for p in problems))
 

@@ -13,10 +13,12 @@ batch at once; images are decoded by `sa_viz.data.preprocess` in worker processe
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,16 +42,18 @@ class Decoded:
     item: Item
     pixels: np.ndarray | None
     problem: str | None = None
+    sha256: str | None = None  # of the file's bytes: the same picture under two names
 
 
 def decode(item: Item, crop: bool = True) -> Decoded:
     """One item's pixels as the models take them; an unreadable file gives its problem instead
     (runs in a worker process: plain data in and out)."""
     try:
+        digest = hashlib.sha256(Path(item.path).read_bytes()).hexdigest()
         prepared = prepare_image(item.path, crop=crop)
     except (ImageError, OSError) as error:
         return Decoded(item, None, f"{item.key}: {error}")
-    return Decoded(item, prepared.display)
+    return Decoded(item, prepared.display, sha256=digest)
 
 
 def decoded(
@@ -135,6 +139,7 @@ def study_batch(
             records.append(
                 {
                     "key": d.item.key,
+                    "sha256": d.sha256,
                     "model": name,
                     "label": label,
                     "top5": top.tolist(),
