@@ -2,9 +2,9 @@
 
 Runs `run_study` (the local engine, as `sa-viz study` runs it, report included) on `--images`
 copies of the example photos and samples this process's resident memory (VmRSS) every half
-second. Prints its peak while each part of 256 images is computed; the growth is the highest
-peak of the later parts less the peak of the second part (by then the models, the batches and
-the libraries' working memory are in place). The end (the last part, study.json and the
+second. Prints its peak and median while each part of 256 images is computed, and the growth
+from the second part (by then the models, the batches and the libraries' working memory are in
+place) to the last, and to the highest later peak. The end (the last part, study.json and the
 report, which reads the whole study) is printed apart. Decoding processes, when there are
 any, are separate processes and not counted.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -65,20 +66,25 @@ def main() -> None:
                         progress=False)  # fmt: skip
         done.set()
         seconds = time.monotonic() - started
-    per_part: dict[int, float] = {}
+    by_part: dict[int, list[float]] = {}
     for _, parts, rss in samples:
-        per_part[parts] = max(per_part.get(parts, 0.0), rss)
-    *computing, end = sorted(per_part)
+        by_part.setdefault(parts, []).append(rss)
+    *computing, end = sorted(by_part)
     print(f"{args.images} images in {seconds:.0f} s ({args.images / seconds:.2f} images/s)")
+    for what, stat in (("peak", max), ("median", statistics.median)):
+        print(
+            f"{what} RSS (MB) while each part is computed: "
+            + ", ".join(f"{k + 1}: {stat(by_part[k]):.0f}" for k in computing)
+            + f"; the end (last part, study.json, report): {stat(by_part[end]):.0f}"
+        )
+    median = {k: statistics.median(by_part[k]) for k in computing}
+    peak = {k: max(by_part[k]) for k in computing}
     print(
-        "peak RSS (MB) while each part is computed: "
-        + ", ".join(f"{k + 1}: {per_part[k]:.0f}" for k in computing)
-        + f"; the end (last part, study.json, report): {per_part[end]:.0f}"
+        f"growth from the second part to the last: median {median[computing[-1]] - median[computing[1]]:+.0f} MB, "
+        f"peak {peak[computing[-1]] - peak[computing[1]]:+.0f} MB; highest later peak less the "
+        f"second part's: {max(peak[k] for k in computing[2:]) - peak[computing[1]]:+.0f} MB "
+        "(target: growth ≤ 50)"
     )
-    second, later = per_part[computing[1]], max(per_part[k] for k in computing[2:])
-    print(f"growth: {later - second:.0f} MB from the second part to the highest later one "
-          "(target ≤ 50)")  # fmt: skip
-
 
 if __name__ == "__main__":
     main()

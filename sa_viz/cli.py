@@ -376,6 +376,14 @@ def study_parser() -> argparse.ArgumentParser:
         "where the cluster has GPUs (default: one per GPU, else 2)",
     )
     parser.add_argument(
+        "--analyses",
+        default="",
+        metavar="A,B,...",
+        help="analyses to run on every image and model, from: deletion_insertion, localisation "
+        "(needs boxes), road, knockout (each adds passes: deletion_insertion 34 per model "
+        "and image)",
+    )
+    parser.add_argument(
         "--report-classes",
         default=None,
         metavar="C,C,...",
@@ -386,12 +394,12 @@ def study_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def study_main(argv: Sequence[str] | None = None) -> int:
-    """`sa-viz study SOURCE --out DIR`: a dataset through the two models, into Parquet."""
-    from sa_viz.models.registry import parse_pair
-
-    parser = study_parser()
-    args = parser.parse_args(argv)
+def check_study_args(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> tuple[list[int], list[str]]:
+    """The study's flags checked (the parser's error otherwise): its report classes and its
+    analyses."""
+    from sa_viz.analyses import analyses as known_analyses
     from sa_viz.data.imagenet import class_index
 
     try:
@@ -400,6 +408,12 @@ def study_main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--report-classes: {error}")
     if args.batch_size < 1 or (args.limit is not None and args.limit < 0):
         parser.error("--batch-size must be at least 1 and --limit at least 0")
+    chosen = [a for a in args.analyses.split(",") if a]
+    unknown = [a for a in chosen if a not in known_analyses()]
+    if unknown:
+        parser.error(
+            f"--analyses: unknown {', '.join(unknown)}; known: {', '.join(known_analyses())}"
+        )
     if args.workers is not None and args.workers < 0:
         parser.error("--workers must be 0 or more")
     if args.engine == "ray":
@@ -411,6 +425,16 @@ def study_main(argv: Sequence[str] | None = None) -> int:
             import_ray()
         except RayUnavailable as error:
             parser.error(str(error))
+    return report_classes, chosen
+
+
+def study_main(argv: Sequence[str] | None = None) -> int:
+    """`sa-viz study SOURCE --out DIR`: a dataset through the two models, into Parquet."""
+    from sa_viz.models.registry import parse_pair
+
+    parser = study_parser()
+    args = parser.parse_args(argv)
+    report_classes, chosen = check_study_args(parser, args)
     try:
         names = parse_pair(args.models)
     except ValueError as error:
@@ -441,6 +465,7 @@ def study_main(argv: Sequence[str] | None = None) -> int:
             engine=args.engine,
             address=args.address,
             report_classes=report_classes or None,
+            analyses=chosen,
         )
     except KeyboardInterrupt:
         print(

@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO
 
 PACKAGE = REPO / "sa_viz"
-FLOW = ["data", "models", "probes", "cam", "pipeline", "render", "outputs", "app"]
+FLOW = ["data", "models", "probes", "cam", "analyses", "pipeline", "render", "outputs", "app"]
 ONLY_IN = {"gradio": "app", "gradio_client": "app", "pytorch_grad_cam": "cam"}
 
 

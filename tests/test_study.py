@@ -261,3 +261,44 @@ def test_gate_tallies_match_the_rows(dataset, loaded_models, tmp_path):
     np.testing.assert_allclose(unit.sums[967] / unit.counts[967], espresso.mean(0), rtol=1e-6)
     assert unit.low == values.min() and unit.high == values.max()
     assert unit.entropy.sum() == len(table) * 64  # one entropy per group and image
+
+
+def test_analyses_in_a_study_with_boxes(loaded_models, tmp_path):
+    """Deletion/insertion on every row, localisation where a box is known; study.json holds
+    each model's mean with its interval and the paired difference."""
+    lines = [
+        {"path": str(ASSETS / "chelsea.jpg"), "label": 281, "box": "30 0 385 300"},
+        {"path": str(ASSETS / "coffee.jpg"), "label": 967},
+    ]
+    listed = tmp_path / "list.jsonl"
+    listed.write_text("\n".join(json.dumps(line) for line in lines))
+    out = tmp_path / "study"
+    summary = run_study(listed, out, loaded_models, workers=0, progress=False,
+                        analyses=["deletion_insertion", "localisation"])  # fmt: skip
+    table = rows(out)
+    for row in table:
+        numbers = dict(row["analyses"])
+        assert 0 <= numbers["deletion_auc"] <= 1 and 0 <= numbers["insertion_auc"] <= 1
+        assert ("pointing_hit" in numbers) is ("chelsea" in row["key"])
+    found = summary["analyses"]
+    assert found["deletion_auc"]["resnet50"]["n"] == 2
+    assert found["pointing_hit"]["sa_resnet50"]["n"] == 1
+    assert found["deletion_auc"]["paired"]["n"] == 2
+    assert set(found["insertion_auc"]["per_class"]) == {"281", "967"}
+    assert json.loads((out / "study.json").read_text())["settings"]["analyses"] == [
+        "deletion_insertion",
+        "localisation",
+    ]
+
+
+def test_boxes_follow_the_resize_and_the_centre_crop():
+    from sa_viz.data.preprocess import boxes_in_input, prepare_image
+
+    prepared = prepare_image(ASSETS / "chelsea.jpg", crop=True)  # 451 × 300 → 384 × 256 → 224
+    ((x0, y0, x1, y1),) = boxes_in_input([(100, 50, 200, 150)], (451, 300), prepared)
+    assert (x0, y0) == pytest.approx((100 * 384 / 451 - 80, 50 * 256 / 300 - 16))
+    assert (x1, y1) == pytest.approx((200 * 384 / 451 - 80, 150 * 256 / 300 - 16))
+    assert boxes_in_input([(0, 0, 50, 10)], (451, 300), prepared) == ()  # cropped away
+    whole = prepare_image(ASSETS / "chelsea.jpg")  # 451 × 300 → 337 × 224
+    ((x0, y0, x1, y1),) = boxes_in_input([(100, 50, 200, 150)], (451, 300), whole)
+    assert (x0, x1) == pytest.approx((100 * 337 / 451, 200 * 337 / 451))

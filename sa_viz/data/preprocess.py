@@ -25,6 +25,7 @@ import math
 import re
 import struct
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,6 +129,35 @@ def prepare_image(
         crop=crop,
         notes=tuple(notes),
     )
+
+
+def boxes_in_input(
+    boxes: Sequence[tuple[float, float, float, float]],
+    file_size: tuple[int, int],
+    prepared: PreparedImage,
+) -> tuple[tuple[float, float, float, float], ...]:
+    """Boxes (x0, y0, x1, y1) in the file's pixels (`file_size`: width, height), as the model
+    input's pixels: through the reduced decoding, the resize and the centre crop (torchvision's
+    arithmetic), clipped to the input; a box left with no area is dropped."""
+    fw, fh = file_size
+    w, h = prepared.original_size
+    out_h, out_w = prepared.size
+    if prepared.crop:  # shorter side to 256 (the longer truncated), then the central 224
+        if w <= h:
+            rw, rh = RESIZE_SIZE, int(RESIZE_SIZE * h / w)
+        else:
+            rw, rh = int(RESIZE_SIZE * w / h), RESIZE_SIZE
+        left, top = round((rw - INPUT_SIZE) / 2.0), round((rh - INPUT_SIZE) / 2.0)
+    else:
+        rw, rh, left, top = out_w, out_h, 0, 0
+    sx, sy = rw / fw, rh / fh
+    mapped = []
+    for x0, y0, x1, y1 in boxes:
+        nx0, nx1 = (min(max(v * sx - left, 0.0), out_w) for v in (x0, x1))
+        ny0, ny1 = (min(max(v * sy - top, 0.0), out_h) for v in (y0, y1))
+        if nx1 > nx0 and ny1 > ny0:
+            mapped.append((nx0, ny0, nx1, ny1))
+    return tuple(mapped)
 
 
 def whole_image_size(width: int, height: int) -> tuple[int, int]:

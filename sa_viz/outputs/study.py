@@ -19,6 +19,7 @@ Schema, one row per image and model:
 | cam_raw, cam_shape | list<float>, list<int32> | the raw Grad-CAM at the layer, row by row |
 | pearson, iou_top20 | float, null | the pair's CAM agreement (the same on both models' rows) |
 | units | list<struct> | per attention unit: see below |
+| analyses | map<string, double> | the numbers of the `--analyses` (`sa_viz.analyses`) by name |
 
 Each unit: `unit` ("layer3.0"), `groups` (G), `channel` (its G·c channel-gate values, group by
 group), and per group `spatial_mean`, `spatial_std`, `spatial_entropy` (0: one position, 1:
@@ -39,6 +40,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -76,6 +78,7 @@ SCHEMA = pa.schema(
         ("pearson", pa.float32()),
         ("iou_top20", pa.float32()),
         ("units", pa.list_(UNIT)),
+        ("analyses", pa.map_(pa.string(), pa.float64())),
     ]
 )
 
@@ -118,6 +121,7 @@ def run_study(
     address: str | None = None,
     report_classes: Sequence[int] | None = None,
     report: bool = True,
+    analyses: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Study `source` with `models` into the folder `out`; returns what `study.json` holds.
 
@@ -126,6 +130,7 @@ def run_study(
     `workers` actors, each holding the models (None: one per GPU, else 2).
     `report_classes`: the classes of the report's per-class gate figure (default: the most
     frequent labels); `report=False` writes no report (`write_report` writes it later).
+    `analyses`: the analyses (`sa_viz.analyses`) to run on every image and model.
     """
     from tqdm import tqdm
 
@@ -148,6 +153,7 @@ def run_study(
     part = len(list((out / "rows").glob("part-*.parquet")))
     bar = tqdm(total=len(items), initial=len(items) - len(todo), unit="image", disable=not progress)
     options = {"batch_size": batch_size, "layer": layer, "crop": crop, "workers": workers}
+    options["analyses"] = tuple(analyses)
     if engine == "ray":
         from sa_viz.pipeline.study_ray import ray_batches
 
@@ -176,8 +182,11 @@ def run_study(
         bar.close()
         batches.close()
     summary = describe(out, source, models, items, list(problems), layer, crop, batch_size)
-    summary["settings"]["engine"] = engine
-    summary["seconds"] = round(time.monotonic() - started, 1)
+    summary["settings"] |= {"engine": engine, "analyses": list(analyses)}
+    summary |= {
+        "analyses": describe_analyses(out, list(models), analyses),
+        "seconds": round(time.monotonic() - started, 1),
+    }
     (out / "study.json").write_text(json.dumps(summary, indent=2) + "\n")
     if report:
         write_report(out, report_classes)
@@ -200,6 +209,7 @@ def local_batches(
     layer: str,
     crop: bool,
     workers: int | None,
+    analyses: Sequence[str] = (),
 ) -> Iterator[tuple[int, list[dict[str, Any]], list[str]]]:
     """(images, records, problems) for `items`, batch by batch, in this process, with `workers`
     decoding processes (0: none; None: `decoding_processes()`)."""
@@ -211,7 +221,7 @@ def local_batches(
     try:
         for batch in decoded(items, pool, batch_size, crop):
             problems = [d.problem for d in batch if d.problem]
-            yield len(batch), study_batch(models, batch, layer), problems
+            yield len(batch), study_batch(models, batch, layer, analyses), problems
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -230,6 +240,57 @@ def _write_part(
     pq.write_table(pa.concat_tables(tables), partial)
     partial.replace(path)
     problems_file.write_text("".join(f"{p}\n" for p in problems))
+
+
+def describe_analyses(
+    out: Path, names: Sequence[str], analyses: Sequence[str]
+) -> dict[str, Any] | None:
+    """Per analysis number: each model's mean with its 95 % bootstrap interval, the paired
+    difference of the two models (second − first) with its interval and permutation p-value,
+    and per labelled class each model's mean."""
+    if not analyses:
+        return None
+    from sa_viz.analyses import analyses as registry
+
+    rows = pq.read_table(out / "rows", columns=["key", "model", "label", "analyses"]).to_pylist()
+    values: dict[str, dict[str, dict[str, float]]] = {}  # model → key → numbers
+    labels = {}
+    for row in rows:
+        values.setdefault(row["model"], {})[row["key"]] = dict(row["analyses"] or [])
+        labels[row["key"]] = row["label"]
+    found: dict[str, Any] = {}
+    for analysis in (registry()[a] for a in analyses):
+        for number in analysis.numbers:
+            per_model = {
+                m: {k: v[number] for k, v in values.get(m, {}).items() if number in v}
+                for m in names
+            }
+            found[number] = {
+                **_number_entry(per_model, names, labels),
+                "higher_is_better": analysis.higher_is_better.get(number),
+            }
+    return found
+
+
+def _number_entry(
+    per_model: dict[str, dict[str, float]], names: Sequence[str], labels: dict[str, int | None]
+) -> dict[str, Any]:
+    from sa_viz.analyses.stats import mean_interval, paired
+
+    entry: dict[str, Any] = {m: mean_interval(list(v.values())) for m, v in per_model.items()}
+    if len(names) == 2:
+        a, b = (per_model[m] for m in names)
+        both = [k for k in a if k in b]
+        entry["paired"] = paired([a[k] for k in both], [b[k] for k in both])
+    classes: dict[int, dict[str, list[float]]] = {}
+    for m, v in per_model.items():
+        for key, value in v.items():
+            if labels.get(key) is not None:
+                classes.setdefault(labels[key], {}).setdefault(m, []).append(value)
+    entry["per_class"] = {
+        str(c): {m: float(np.mean(xs)) for m, xs in classes[c].items()} for c in sorted(classes)
+    }
+    return entry
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -23,9 +23,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
+from sa_viz.analyses import Box, ImageInput, run_analyses
 from sa_viz.cam import DEFAULT_LAYER, cam_agreement, head_gradient, resolve_classes, scale_cams
-from sa_viz.data.preprocess import ImageError, prepare_image, to_tensor
+from sa_viz.data.preprocess import ImageError, boxes_in_input, prepare_image, to_tensor
 from sa_viz.data.sources import Item
 from sa_viz.models.device import device_of
 from sa_viz.models.weights import LoadedModel
@@ -43,6 +45,7 @@ class Decoded:
     pixels: np.ndarray | None
     problem: str | None = None
     sha256: str | None = None  # of the file's bytes: the same picture under two names
+    boxes: tuple[Box, ...] = ()  # the item's boxes in the model input's pixels
 
 
 def decode(item: Item, crop: bool = True) -> Decoded:
@@ -51,9 +54,13 @@ def decode(item: Item, crop: bool = True) -> Decoded:
     try:
         digest = hashlib.sha256(Path(item.path).read_bytes()).hexdigest()
         prepared = prepare_image(item.path, crop=crop)
+        boxes = ()
+        if item.boxes:
+            with Image.open(item.path) as header:  # the boxes are in the file's pixels
+                boxes = boxes_in_input(item.boxes, header.size, prepared)
     except (ImageError, OSError) as error:
         return Decoded(item, None, f"{item.key}: {error}")
-    return Decoded(item, prepared.display, sha256=digest)
+    return Decoded(item, prepared.display, sha256=digest, boxes=boxes)
 
 
 def decoded(
@@ -99,9 +106,13 @@ def unit_summary(gates: UnitGates, index: int) -> dict[str, Any]:
 
 
 def study_batch(
-    models: Mapping[str, LoadedModel], batch: list[Decoded], layer: str = DEFAULT_LAYER
+    models: Mapping[str, LoadedModel],
+    batch: list[Decoded],
+    layer: str = DEFAULT_LAYER,
+    analyses: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """Records (one per decoded image and model, in that order) for one batch."""
+    """Records (one per decoded image and model, in that order) for one batch; with the
+    numbers of the named `analyses` (`sa_viz.analyses`) of each image and model."""
     good = [d for d in batch if d.pixels is not None]
     if not good:
         return []
@@ -116,12 +127,17 @@ def study_batch(
             targets = [own[i] if label is None else label for i, label in enumerate(labels)]
             raw = probe.raw_cam(logits, targets).cpu().numpy()
         probabilities = torch.softmax(logits.detach().double(), 1).cpu().numpy()
+        maps = scale_cams(raw, tuple(x.shape[-2:]))
         per_model[name] = {
             "probabilities": probabilities,
             "targets": targets,
             "raw": raw,
-            "maps": scale_cams(raw, tuple(x.shape[-2:])),
+            "maps": maps,
             "gates": dict(gates),
+            "analyses": [
+                analysis_numbers(analyses, model, x[i : i + 1], maps[i], targets[i], d.boxes)
+                for i, d in enumerate(good)
+            ],
         }
     names = list(models)
     records = []
@@ -155,9 +171,26 @@ def study_batch(
                     "units": [
                         {"unit": unit, **unit_summary(g, i)} for unit, g in m["gates"].items()
                     ],
+                    "analyses": m["analyses"][i],
                 }
             )
     return records
+
+
+def analysis_numbers(
+    names: Sequence[str],
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    cam: np.ndarray,
+    target: int,
+    boxes: tuple[Box, ...],
+) -> dict[str, float]:
+    """The numbers of the named analyses of one image (those that apply to it)."""
+    if not names:
+        return {}
+    image = ImageInput(model, x.to(device_of(model)), cam, int(target), boxes)
+    found = run_analyses(names, image)
+    return {k: v for result in found.values() for k, v in result.numbers.items()}
 
 
 def _finite(value: float) -> float | None:

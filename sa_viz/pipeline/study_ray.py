@@ -46,7 +46,9 @@ def import_ray() -> Any:
 class StudyActor:
     """One Ray worker: the models, loaded once, and a batch of items in, records out."""
 
-    def __init__(self, models_ref: Any, layer: str, crop: bool, use_gpu: bool) -> None:
+    def __init__(
+        self, models_ref: Any, layer: str, crop: bool, use_gpu: bool, analyses: Sequence[str]
+    ) -> None:
         import ray
         import torch
 
@@ -56,7 +58,7 @@ class StudyActor:
             name: LoadedModel(m.name, m.module.to(device).eval(), m.status)
             for name, m in models.items()
         }
-        self.layer, self.crop = layer, crop
+        self.layer, self.crop, self.analyses = layer, crop, tuple(analyses)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         items = [
@@ -64,7 +66,7 @@ class StudyActor:
             for key, path, label in zip(batch["key"], batch["path"], batch["label"], strict=True)
         ]
         decoded = [decode(item, self.crop) for item in items]
-        records = study_batch(self.models, decoded, self.layer)
+        records = study_batch(self.models, decoded, self.layer, self.analyses)
         by_key: dict[str, list[dict[str, Any]]] = {}
         for record in records:
             by_key.setdefault(record["key"], []).append(record)
@@ -86,6 +88,7 @@ def ray_batches(
     crop: bool,
     workers: int | None,
     address: str | None = None,
+    analyses: Sequence[str] = (),
 ) -> Iterator[tuple[int, list[dict[str, Any]], list[str]]]:
     """(images, records, problems) for `items`, batch by batch, from `workers` Ray actors (None:
     one per GPU of the cluster, else 2);
@@ -112,6 +115,7 @@ def ray_batches(
             "layer": layer,
             "crop": crop,
             "use_gpu": use_gpu,
+            "analyses": tuple(analyses),
         },
         batch_size=batch_size,
         compute=ray.data.ActorPoolStrategy(size=workers),

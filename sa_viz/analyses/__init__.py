@@ -1,0 +1,94 @@
+"""Analyses that test the maps and the gates: each is one module of this package with an
+`ANALYSIS` (`Analysis`: a per-image step and a dataset reduction); `analyses()` finds them all,
+so adding one touches no other analysis, and whoever runs analyses (the CLI, studies) asks this
+registry instead of naming them.
+
+Per image, a step gets an `ImageInput` (the model, the image as the model takes it, the CAM at
+the image's size, its class, the object boxes when known) and returns named numbers (what a
+study stores per row) and, if it has them, curves or per-group values (`details`, for figures
+and exports). The reduction turns the numbers of many images into means with 95 % bootstrap
+intervals (`sa_viz.analyses.stats`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in the image's pixels
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """One image for one model: `x` (1, 3, H, W) as the model takes it, `cam` (H, W) in [0, 1],
+    the CAM's class `target`, and the objects' `boxes` in `x`'s pixels (empty: none known)."""
+
+    model: nn.Module
+    x: torch.Tensor
+    cam: np.ndarray
+    target: int
+    boxes: tuple[Box, ...] = ()
+
+
+@dataclass(frozen=True)
+class Result:
+    """What an analysis found for one image: `numbers` (name → value; a study's columns) and
+    `details` (curves, per-group values: for figures and exports)."""
+
+    numbers: dict[str, float]
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    name: str
+    title: str
+    per_image: Callable[[ImageInput], Result | None]  # None: does not apply (no box, say)
+    numbers: tuple[str, ...]  # the names of its numbers, for reductions and columns
+    higher_is_better: Mapping[str, bool] = field(default_factory=dict)
+
+    def reduce(self, values: Mapping[str, Sequence[float]]) -> dict[str, Any]:
+        """Per number: the mean over images with its 95 % bootstrap interval."""
+        from sa_viz.analyses.stats import mean_interval
+
+        return {name: mean_interval(values.get(name, ())) for name in self.numbers}
+
+
+@cache
+def analyses() -> dict[str, Analysis]:
+    """Every analysis of this package, by name (each module's `ANALYSIS`)."""
+    found = {}
+    for module in pkgutil.iter_modules(__path__):
+        analysis = getattr(importlib.import_module(f"{__name__}.{module.name}"), "ANALYSIS", None)
+        if analysis is not None:
+            found[analysis.name] = analysis
+    return dict(sorted(found.items()))
+
+
+def run_analyses(names: Sequence[str], image: ImageInput) -> dict[str, Result]:
+    """The named analyses of one image (those that apply to it)."""
+    results = {}
+    for name in names:
+        result = analyses()[name].per_image(image)
+        if result is not None:
+            results[name] = result
+    return results
+
+
+def probability(model: nn.Module, x: torch.Tensor, target: int, chunk: int = 32) -> np.ndarray:
+    """The softmax probability of `target` for each image of the batch `x`, in chunks, with no
+    graph kept."""
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(x), chunk):
+            logits = model(x[start : start + chunk])
+            out.append(torch.softmax(logits.double(), 1)[:, target].cpu().numpy())
+    return np.concatenate(out)
