@@ -79,12 +79,14 @@ def main() -> None:
         )
     median = {k: statistics.median(by_part[k]) for k in computing}
     peak = {k: max(by_part[k]) for k in computing}
+    second, last = computing[1], computing[-1]
+    highest = max(peak[k] for k in computing[2:])
     print(
-        f"growth from the second part to the last: median {median[computing[-1]] - median[computing[1]]:+.0f} MB, "
-        f"peak {peak[computing[-1]] - peak[computing[1]]:+.0f} MB; highest later peak less the "
-        f"second part's: {max(peak[k] for k in computing[2:]) - peak[computing[1]]:+.0f} MB "
-        "(target: growth ≤ 50)"
+        f"growth from the second part to the last: median {median[last] - median[second]:+.0f} "
+        f"MB, peak {peak[last] - peak[second]:+.0f} MB; highest later peak less the second "
+        f"part's: {highest - peak[second]:+.0f} MB (target: growth ≤ 50)"
     )
+
 
 if __name__ == "__main__":
     main()
