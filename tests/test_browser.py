@@ -471,3 +471,25 @@ def test_a_study_from_the_page_and_one_from_the_studies_folder(
     pick(page, "study-open", "cli-study")
     page.locator("#study-open-button").click()
     report.get_by_text("4 of 4 images studied (0 labelled)").wait_for()  # the 4 examples
+
+
+def test_faithfulness_and_a_knockout_bar_that_opens_its_group(page, shots):
+    page.goto(page.url.split("?")[0] + "?example=chelsea")
+    page.locator("#cam-a img").wait_for()
+    page.get_by_role("tab", name="Analyses").click()
+    page.locator("#faith-run").click()
+    text = page.locator("#faith-text")
+    text.get_by_text("SA-ResNet-50 (class").wait_for()
+    assert text.inner_text().count("insertion area") == 2  # both models
+    page.locator("#knock-run").click()
+    page.locator("#knock-text").get_by_text("Most harmful groups").wait_for()
+    shots(page, "analyses-1440")
+    chart = page.locator("#knock-plot img")
+    box = chart.bounding_box()
+    # The chart's axes span 8–98 % of its width (analyses_tab.CHART_LEFT/RIGHT): bar 10's middle.
+    chart.click(position={"x": box["width"] * (0.08 + 10.5 / 64 * 0.90), "y": box["height"] / 2})
+    page.get_by_role("tab", name="Gate explorer").click()
+    page.wait_for_function(
+        "() => document.querySelector('#gate-group input[type=number]')?.value === '10'"
+    )
+    assert page.locator("#hint-analyses").count() == 0 or page.locator("#hint-analyses").is_hidden()

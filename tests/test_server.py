@@ -108,3 +108,18 @@ def test_explain_json_is_one_document(client):
     assert fresh.predict("layer2.1", 5, api_name="/gate_view")[3].startswith(
         "**SA-ResNet-50 · layer2.1**"
     )
+
+
+def test_the_analyses_api(client):
+    """/faithfulness and /knockout answer for the session's latest explanation, as JSON."""
+    client.predict(handle_file(str(ASSETS / "chelsea.jpg")), api_name="/explain")
+    found = client.predict(api_name="/faithfulness")
+    assert set(found) == {"resnet50", "sa_resnet50"}
+    for model in found.values():
+        assert len(model["details"]["deletion"]) == 17 and len(model["details"]["insertion"]) == 17
+        assert 0 <= model["numbers"]["insertion_auc"] <= 1
+    knocked = client.predict("layer4.2", "sa_resnet50", "spatial", "zero", api_name="/knockout")
+    assert knocked["unit"] == "layer4.2" and len(knocked["group_dp"]) == 64
+    assert sorted(knocked["ranking"]) == list(range(64))
+    with pytest.raises(Exception, match="has no attention unit"):
+        client.predict("layer4.2", "resnet50", "both", "one", api_name="/knockout")

@@ -285,6 +285,8 @@ def test_analyses_in_a_study_with_boxes(loaded_models, tmp_path):
     assert found["pointing_hit"]["sa_resnet50"]["n"] == 1
     assert found["deletion_auc"]["paired"]["n"] == 2
     assert set(found["insertion_auc"]["per_class"]) == {"281", "967"}
+    report = (out / "report.html").read_text()
+    assert "<h2>Analyses</h2>" in report and "insertion_auc ↑" in report
     assert json.loads((out / "study.json").read_text())["settings"]["analyses"] == [
         "deletion_insertion",
         "localisation",

@@ -374,6 +374,17 @@ class Engine:
             # The progress bar is tqdm's: the Study tab's progress follows it.
             return run_study(images, out, models, batch_size=8, workers=0, progress=True)
 
+    def analyse(self, compute: Callable[[Mapping[str, LoadedModel]], Any]) -> Any:
+        """`compute(models)` for an analysis of a result (deletion/insertion, knockout): in the
+        lane of the long CAM methods, beside the one-pass explanations, within the time
+        limit, stopped like any computation."""
+        loaded = self.models(timeout=300)
+        with self._long, ExitStack() as stack:
+            deadline = time.monotonic() + self.time_limit if self.time_limit else None
+            for m in loaded.values():
+                stack.enter_context(time_limit(m.module, deadline, self._stop))
+            return compute(loaded)
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()

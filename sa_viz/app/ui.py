@@ -31,6 +31,8 @@ from gradio import utils as gradio_utils
 from gradio.data_classes import ImageData
 
 from sa_viz import render
+from sa_viz.analyses.knockout import GATES, VALUES
+from sa_viz.app.analyses_tab import AnalysesTab, AnalysisHandlers, analyses_tab
 from sa_viz.app.engine import (
     Engine,
     ModelsUnavailable,
@@ -1491,6 +1493,7 @@ class Page:
     api_only: gr.Button  # the API's endpoints' trigger: nothing on the page presses it
     json_document: gr.JSON
     study: StudyTab
+    analyses: AnalysesTab
 
     @property
     def hint_outputs(self) -> list[gr.Markdown]:
@@ -1595,6 +1598,7 @@ def layout(
             with gr.Tabs():
                 normalization, cams, difference, cam_text = cam_tab(picture)
                 explorer = gate_explorer_tab(picture)
+                analyses = analyses_tab(picture)
                 export_button, export_file = export_tab()
                 study = study_tab(study_limits, studies_dir)
     return Page(
@@ -1617,6 +1621,7 @@ def layout(
         api_only=gr.Button(visible=False),
         json_document=gr.JSON(visible=False),
         study=study,
+        analyses=analyses,
     )
 
 
@@ -1812,6 +1817,48 @@ def study_events(demo: gr.Blocks, handlers: StudyHandlers, page: Page) -> None:
     )  # fmt: skip
 
 
+def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
+    """The Analyses tab's events (one at a time, in a lane of their own) and its API."""
+    a, e = page.analyses, page.explorer
+    found = AnalysisHandlers(
+        handlers.engine,
+        handlers.space,
+        handlers._need,
+        lambda name, error: failure_message(handlers, name, error),
+    )
+    lane = {"concurrency_id": "analyses", "concurrency_limit": 1}
+    own = {"api_visibility": "private", **lane}
+    a.faith_button.click(
+        found.faithfulness, outputs=[a.faith_plot, a.faith_text, a.hint],
+        api_name="page_faithfulness", show_progress_on=[a.faith_text], **own,
+    )  # fmt: skip
+    knock_inputs = [e.unit, e.gate_model, a.knock_gates, a.knock_value]
+    a.knock_button.click(
+        found.knockout, inputs=knock_inputs, outputs=[a.knock_plot, a.knock_text, a.hint],
+        api_name="page_knockout", show_progress_on=[a.knock_text], **own,
+    )  # fmt: skip
+    a.knock_plot.select(
+        found.pick,
+        inputs=[e.unit, e.gate_model],
+        outputs=e.group,
+        api_name="pick_bar",
+        api_visibility="private",
+        **VIEW_LANE,
+    ).success(
+        handlers.page_gates,
+        inputs=page.gate_inputs,
+        outputs=[*page.gate_outputs, *page.hint_outputs],
+        api_name="page_gates_bar",
+        api_visibility="private",
+        **VIEW_LANE,
+    )
+    for name, fn, inputs in (
+        ("faithfulness", found.faithfulness_api, []),
+        ("knockout", found.knockout_api, knock_inputs),
+    ):
+        page.api_only.click(fn, inputs=inputs, outputs=page.json_document, api_name=name, **lane)
+
+
 def files_payload(value: Any) -> str | None:
     if value is None or (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
         return None
@@ -1843,6 +1890,7 @@ def build_app(
         page = layout(picture, study_limits, studies_dir)
         page_events(demo, handlers, page)
         study_events(demo, studies, page)
+        analyses_events(demo, handlers, page)
         api_endpoints(handlers, page)
     i, e = page.inputs, page.explorer
     guard_events(
@@ -1877,6 +1925,8 @@ def build_app(
             e.group: Param("Group", "group", whole_number(0, MAX_GROUPS - 1)),
             e.scale: Param("Spatial-gate colours", "scale", one_of(list(render.GATE_SCALES))),
             page.study.files: Param("Images or a ZIP", "files", files_payload),
+            page.analyses.knock_gates: Param("Gates replaced", "gates", one_of(list(GATES))),
+            page.analyses.knock_value: Param("Replaced by", "value", one_of(list(VALUES))),
             page.study.studies: Param(
                 "Study", "study", lambda v: None if v is None or isinstance(v, str) else "a name"
             ),

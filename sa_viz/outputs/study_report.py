@@ -95,6 +95,7 @@ def write_report(out: str | Path, classes: Sequence[int] | None = None) -> Path:
         parts.append(_agreement_section(rows, examples))
     labels = Counter(r["label"] for r in rows if r["label"] is not None and r["model"] == names[0])
     chosen = list(classes) if classes else [c for c, _ in labels.most_common(CHOSEN)]
+    parts.append(_analyses_section(summary))
     for model in names:
         parts.append(_gates_section(out, summary, model, chosen))
     counts = summary["counts"]
@@ -151,6 +152,43 @@ def _accuracy_section(summary: dict[str, Any]) -> str:
             f"<p>Top-1 difference (second − first): {paired['difference_top1']:+.3f}.</p>"
         )
     return section
+
+
+def _analyses_section(summary: dict[str, Any]) -> str:
+    """The analyses' numbers: each model's mean (95 % bootstrap interval) and the paired
+    difference, second − first, with its interval and permutation p-value."""
+    found = summary.get("analyses")
+    if not found:
+        return ""
+    models = list(summary["models"])
+    head = "".join(f"<th>{_title(summary, m)}</th>" for m in models)
+    head += "<th>second − first (p)</th>" if len(models) == 2 else ""
+    body = []
+    for number, entry in found.items():
+        better = {True: " ↑", False: " ↓"}.get(entry.get("higher_is_better"), "")
+        cells = [f"<th>{html.escape(number)}{better}</th>"]
+        for m in models:
+            e = entry[m]
+            cells.append(
+                "<td>–</td>"
+                if not e["n"]
+                else f"<td>{e['mean']:.3f} ({e['ci95'][0]:.3f}–{e['ci95'][1]:.3f}), n={e['n']}</td>"
+            )
+        pair = entry.get("paired")
+        if pair is not None:
+            cells.append(
+                "<td>–</td>"
+                if not pair["n"]
+                else f"<td>{pair['mean_difference']:+.3f} ({pair['ci95'][0]:+.3f}–"
+                f"{pair['ci95'][1]:+.3f}), p={pair['p']:.3f}</td>"
+            )
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        "<h2>Analyses</h2><p>Means over the images with 95 % bootstrap intervals; ↑: higher is "
+        "better, ↓: lower is. The paired column: the second model less the first on the same "
+        "images, with a sign-flip permutation test's p. Per class: study.json.</p>"
+        f"<div class=wide><table><tr><th></th>{head}</tr>{''.join(body)}</table></div>"
+    )
 
 
 class Examples:

@@ -1,0 +1,248 @@
+"""The Analyses tab: does each map hold up, and what does each gate group do?
+
+- Faithfulness: deletion and insertion curves of both compared models on one plot, with their
+  areas, for the CAMs on screen (`sa_viz.analyses.faithfulness`);
+- Group knockout: for the gate explorer's model and unit, the change of the CAM class's
+  probability when each group's gates are replaced (pass-through 1, zero or the gate's mean),
+  as a bar chart; a click on a bar opens that group in the gate explorer
+  (`sa_viz.analyses.knockout`).
+
+Both run on request, in the lane of the long CAM methods (`Engine.analyse`: beside the one-pass
+explanations, within the time limit). A failure is a hint in the tab; the pictures stay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from matplotlib.figure import Figure
+
+from sa_viz.analyses import ImageInput
+from sa_viz.analyses.faithfulness import STEPS, deletion_insertion
+from sa_viz.analyses.knockout import GATES, VALUES, group_knockout
+from sa_viz.app.engine import Engine
+from sa_viz.app.tempspace import TempSpace
+from sa_viz.pipeline.explain import Explanation
+from sa_viz.probes.recorder import unit_layouts
+from sa_viz.render import figure_array
+
+log = logging.getLogger(__name__)
+
+# The knockout chart's fixed geometry, so that a click's x finds its bar.
+CHART_SIZE = (8.0, 3.0)  # inches, at 100 dpi: 800 × 300 pixels
+CHART_DPI = 100
+CHART_LEFT, CHART_RIGHT = 0.08, 0.98
+
+
+@dataclass(frozen=True)
+class AnalysesTab:
+    faith_button: gr.Button
+    faith_plot: gr.Image
+    faith_text: gr.Markdown
+    knock_gates: gr.Radio
+    knock_value: gr.Radio
+    knock_button: gr.Button
+    knock_plot: gr.Image
+    knock_text: gr.Markdown
+    hint: gr.Markdown
+
+
+def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
+    with gr.Tab("Analyses"):
+        gr.Markdown(
+            f"**Faithfulness.** Deletion: the CAM's most important pixels go first ({STEPS} "
+            "steps, to the mean colour) and the class's probability should fall fast (a small "
+            "area). Insertion: they come back first into a blurred image and it should rise "
+            "fast (a large area). Both models, their CAMs as shown."
+        )
+        faith_button = gr.Button("Compute deletion and insertion", elem_id="faith-run")
+        faith_plot = gr.Image(label="Deletion and insertion", elem_id="faith-plot", **picture)
+        faith_text = gr.Markdown(elem_id="faith-text")
+        gr.Markdown(
+            "**Group knockout** of the gate explorer's model and unit: each group's gates "
+            "replaced in turn, the change of the CAM class's probability per group (the "
+            "network reruns from the unit onward). Click a bar to open its group."
+        )
+        with gr.Row():
+            knock_gates = gr.Radio(list(GATES), value="both", label="Gates replaced")
+            knock_value = gr.Radio(
+                list(VALUES),
+                value="one",
+                label="Replaced by",
+                info="one: pass-through; zero: closed; mean: the gate's mean over the group",
+            )
+        knock_button = gr.Button("Knock out each group", elem_id="knock-run")
+        knock_plot = gr.Image(label="Group knockout", elem_id="knock-plot", **picture)
+        knock_text = gr.Markdown(elem_id="knock-text")
+        hint = gr.Markdown(visible=False, elem_id="hint-analyses", elem_classes=["hint"])
+    return AnalysesTab(
+        faith_button, faith_plot, faith_text, knock_gates, knock_value, knock_button,
+        knock_plot, knock_text, hint,
+    )  # fmt: skip
+
+
+def with_hint(method: Callable[..., tuple[Any, ...]]) -> Callable[..., tuple[Any, ...]]:
+    """The outputs and a hidden hint; on a failure, the outputs as they were and the hint (in
+    the words of the page's other handlers)."""
+
+    @functools.wraps(method)
+    def wrapper(self: AnalysisHandlers, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        start = time.perf_counter()
+        try:
+            outputs = method(self, *args, **kwargs)
+            return (*outputs, gr.update(value="", visible=False))
+        except Exception as error:
+            message, title = self.failure(method.__name__, error)
+        finally:
+            log.info("handler %s took %.4f s", method.__name__, time.perf_counter() - start)
+        return (gr.skip(), gr.skip(), gr.update(value=f"**{title}.** {message}", visible=True))
+
+    return wrapper
+
+
+class AnalysisHandlers:
+    def __init__(
+        self,
+        engine: Engine,
+        space: TempSpace,
+        result_of: Callable[[gr.Request | None], Explanation],
+        failure: Callable[[str, Exception], tuple[str, str]],
+    ) -> None:
+        self.engine, self.space, self.result_of, self.failure = engine, space, result_of, failure
+
+    def _as_error(self, name: str, compute: Callable[[], Any]) -> Any:
+        """`compute()`, its failure a `gr.Error` in the words of the page's other handlers (for
+        API callers and gradio's own toasts)."""
+        try:
+            return compute()
+        except Exception as error:
+            message, title = self.failure(name, error)
+        raise gr.Error(message, title=title)
+
+    def faithfulness_api(self, request: gr.Request = None) -> dict[str, Any]:
+        """`/faithfulness`: deletion and insertion of the session's result, as JSON."""
+        return self._as_error("faithfulness", lambda: self.faithfulness_document(request))
+
+    def knockout_api(
+        self, unit: str, gate_model: str, gates: str, value: str, request: gr.Request = None
+    ) -> dict[str, Any]:
+        """`/knockout`: every group of a unit knocked out on the session's image, as JSON."""
+        return self._as_error(
+            "knockout", lambda: self.knockout_document(unit, gate_model, gates, value, request)
+        )
+
+    def pick(self, unit: str, gate_model: str, evt: gr.EventData = None) -> int:
+        return self._as_error("pick_bar", lambda: self.pick_bar(unit, gate_model, evt))
+
+    def faithfulness_document(self, request: gr.Request = None) -> dict[str, Any]:
+        """Deletion and insertion of the session's result, both models (the API's answer)."""
+        result = self.result_of(request)
+
+        def compute(loaded: Any) -> dict[str, Any]:
+            found = {}
+            for name, m in result.models.items():
+                image = ImageInput(loaded[name].module, result.image.tensor, m.cam, m.target.index)
+                found[name] = {"title": m.title, "target": m.target.index}
+                found[name] |= dataclasses.asdict(deletion_insertion(image))
+            return found
+
+        return self.engine.analyse(compute)
+
+    @with_hint
+    def faithfulness(self, request: gr.Request = None) -> tuple[Any, ...]:
+        found = self.faithfulness_document(request)
+        picture = self.space.picture(figure_array(faithfulness_figure(found)), lossless=True)
+        lines = [
+            f"**{f['title']}** (class {f['target']}): deletion area "
+            f"{f['numbers']['deletion_auc']:.3f}, insertion area "
+            f"{f['numbers']['insertion_auc']:.3f}"
+            for f in found.values()
+        ]
+        return picture, "  \n".join(lines)
+
+    def knockout_document(
+        self, unit: str, gate_model: str, gates: str, value: str, request: gr.Request = None
+    ) -> dict[str, Any]:
+        """Every group of `unit` of `gate_model` knocked out on the session's image."""
+        result = self.result_of(request)
+        if gate_model not in result.models:
+            raise gr.Error(f"{gate_model} is not one of the compared models.", title="Models")
+        target = result.models[gate_model].target.index
+
+        def compute(loaded: Any) -> dict[str, Any]:
+            model = loaded[gate_model].module
+            found = group_knockout(model, result.image.tensor, target, unit, gates, value)
+            return found | {"model": gate_model, "target": target}
+
+        return self.engine.analyse(compute)
+
+    @with_hint
+    def knockout(
+        self, unit: str, gate_model: str, gates: str, value: str, request: gr.Request = None
+    ) -> tuple[Any, ...]:
+        found = self.knockout_document(unit, gate_model, gates, value, request)
+        picture = self.space.picture(figure_array(knockout_figure(found), CHART_DPI), lossless=True)
+        worst = ", ".join(f"group {g} ({found['group_dp'][g]:+.3f})" for g in found["ranking"][:5])
+        text = (
+            f"Class {found['target']}, p = {found['probability']:.3f}. The whole unit knocked "
+            f"out: {found['unit_dp']:+.3f}. Most harmful groups: {worst}."
+        )
+        return picture, text
+
+    @staticmethod
+    def pick_bar(unit: str, gate_model: str, evt: gr.EventData = None) -> int:
+        """A click on the knockout chart: the group of the bar under it."""
+        unit_groups = unit_layouts(gate_model)[unit].groups
+        click = getattr(evt, "_data", None) or {}
+        index = click.get("index") if isinstance(click, dict) else None
+        if not isinstance(index, (list, tuple)) or not index:
+            raise gr.Error("Click a bar of the chart.", title="No bar")
+        width = CHART_SIZE[0] * CHART_DPI
+        fraction = (float(index[0]) / width - CHART_LEFT) / (CHART_RIGHT - CHART_LEFT)
+        group = int(np.floor(fraction * unit_groups))
+        if not 0 <= group < unit_groups:
+            raise gr.Error("Click a bar of the chart.", title="No bar")
+        return group
+
+
+def faithfulness_figure(found: dict[str, Any]) -> Figure:
+    fig = Figure(figsize=(8, 3.2), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, kind in zip(axes, ("deletion", "insertion"), strict=True):
+        for i, f in enumerate(found.values()):
+            d = f["details"]
+            area = f["numbers"][f"{kind}_auc"]
+            ax.plot(d["fractions"], d[kind], color=f"C{i}", label=f"{f['title']}: {area:.3f}")
+        ax.set_title(f"{kind} (area)", fontsize=10)
+        ax.set_xlabel("fraction of pixels, most important first")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("probability of the CAM's class")
+    return fig
+
+
+def knockout_figure(found: dict[str, Any]) -> Figure:
+    fig = Figure(figsize=CHART_SIZE, dpi=CHART_DPI)
+    ax = fig.add_axes((CHART_LEFT, 0.2, CHART_RIGHT - CHART_LEFT, 0.68))
+    dp = np.asarray(found["group_dp"])
+    ax.bar(np.arange(len(dp)), dp, width=0.8, color=np.where(dp < 0, "#b2182b", "#2166ac"))
+    ax.axhline(found["unit_dp"], color="black", lw=0.8, ls="--", label="whole unit")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlim(-0.5, len(dp) - 0.5)
+    ax.set_xlabel("group")
+    ax.set_ylabel("Δ probability")
+    ax.set_title(
+        f"{found['model']} {found['unit']}: {found['gates']} gates → {found['value']}, "
+        f"class {found['target']}",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
