@@ -477,12 +477,15 @@ def test_faithfulness_and_a_knockout_bar_that_opens_its_group(page, shots):
     page.goto(page.url.split("?")[0] + "?example=chelsea")
     page.locator("#cam-a img").wait_for()
     page.get_by_role("tab", name="Analyses").click()
+    page.locator("#faith-box textarea").fill("30 0 385 300")  # the cat, in the photo's pixels
     page.locator("#faith-run").click()
     text = page.locator("#faith-text")
     text.get_by_text("SA-ResNet-50 (class").wait_for()
     assert text.inner_text().count("insertion area") == 2  # both models
+    assert text.inner_text().count("the box,") == 2
     page.locator("#knock-run").click()
     page.locator("#knock-text").get_by_text("Most harmful groups").wait_for()
+    page.locator("#knock-cams img").wait_for()
     shots(page, "analyses-1440")
     chart = page.locator("#knock-plot img")
     box = chart.bounding_box()

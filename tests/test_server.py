@@ -113,8 +113,12 @@ def test_explain_json_is_one_document(client):
 def test_the_analyses_api(client):
     """/faithfulness and /knockout answer for the session's latest explanation, as JSON."""
     client.predict(handle_file(str(ASSETS / "chelsea.jpg")), api_name="/explain")
-    found = client.predict(api_name="/faithfulness")
+    found = client.predict("30 0 385 300", api_name="/faithfulness")
     assert set(found) == {"resnet50", "sa_resnet50"}
+    assert {"pointing_hit", "energy_inside", "box_iou"} <= set(found["resnet50"]["numbers"])
+    assert "pointing_hit" not in client.predict(api_name="/faithfulness")["resnet50"]["numbers"]
+    with pytest.raises(Exception, match="four numbers"):
+        client.predict("30 0 385", api_name="/faithfulness")
     for model in found.values():
         assert len(model["details"]["deletion"]) == 17 and len(model["details"]["insertion"]) == 17
         assert 0 <= model["numbers"]["insertion_auc"] <= 1

@@ -25,14 +25,18 @@ import gradio as gr
 import numpy as np
 from matplotlib.figure import Figure
 
-from sa_viz.analyses import ImageInput
+from sa_viz.analyses import Box, ImageInput
 from sa_viz.analyses.faithfulness import STEPS, deletion_insertion
-from sa_viz.analyses.knockout import GATES, VALUES, group_knockout
+from sa_viz.analyses.knockout import GATES, VALUES, group_knockout, knocked_out
+from sa_viz.analyses.pointing import localisation
 from sa_viz.app.engine import Engine
 from sa_viz.app.tempspace import TempSpace
+from sa_viz.cam import grad_cam_result
+from sa_viz.data.preprocess import boxes_in_input
 from sa_viz.pipeline.explain import Explanation
 from sa_viz.probes.recorder import unit_layouts
 from sa_viz.render import figure_array
+from sa_viz.render.overlays import overlay
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,8 @@ class AnalysesTab:
     knock_button: gr.Button
     knock_plot: gr.Image
     knock_text: gr.Markdown
+    knock_cams: gr.Image
+    box: gr.Textbox
     hint: gr.Markdown
 
 
@@ -62,6 +68,13 @@ def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
             "steps, to the mean colour) and the class's probability should fall fast (a small "
             "area). Insertion: they come back first into a blurred image and it should rise "
             "fast (a large area). Both models, their CAMs as shown."
+        )
+        box = gr.Textbox(
+            label="Object box (optional, for the pointing game): x0 y0 x1 y1 in the image's "
+            "own pixels",
+            value="",  # an API caller may leave it out
+            placeholder="e.g. 30 0 385 300",
+            elem_id="faith-box",
         )
         faith_button = gr.Button("Compute deletion and insertion", elem_id="faith-run")
         faith_plot = gr.Image(label="Deletion and insertion", elem_id="faith-plot", **picture)
@@ -82,10 +95,15 @@ def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
         knock_button = gr.Button("Knock out each group", elem_id="knock-run")
         knock_plot = gr.Image(label="Group knockout", elem_id="knock-plot", **picture)
         knock_text = gr.Markdown(elem_id="knock-text")
+        knock_cams = gr.Image(
+            label="Grad-CAM of the model as it is, and with its most harmful group knocked out",
+            elem_id="knock-cams",
+            **picture,
+        )
         hint = gr.Markdown(visible=False, elem_id="hint-analyses", elem_classes=["hint"])
     return AnalysesTab(
         faith_button, faith_plot, faith_text, knock_gates, knock_value, knock_button,
-        knock_plot, knock_text, hint,
+        knock_plot, knock_text, knock_cams, box, hint,
     )  # fmt: skip
 
 
@@ -103,7 +121,8 @@ def with_hint(method: Callable[..., tuple[Any, ...]]) -> Callable[..., tuple[Any
             message, title = self.failure(method.__name__, error)
         finally:
             log.info("handler %s took %.4f s", method.__name__, time.perf_counter() - start)
-        return (gr.skip(), gr.skip(), gr.update(value=f"**{title}.** {message}", visible=True))
+        kept = (gr.skip(),) * self.outputs[method.__name__]
+        return (*kept, gr.update(value=f"**{title}.** {message}", visible=True))
 
     return wrapper
 
@@ -117,6 +136,7 @@ class AnalysisHandlers:
         failure: Callable[[str, Exception], tuple[str, str]],
     ) -> None:
         self.engine, self.space, self.result_of, self.failure = engine, space, result_of, failure
+        self.outputs = {"faithfulness": 2, "knockout": 3}  # each page event's outputs, hint aside
 
     def _as_error(self, name: str, compute: Callable[[], Any]) -> Any:
         """`compute()`, its failure a `gr.Error` in the words of the page's other handlers (for
@@ -127,9 +147,10 @@ class AnalysisHandlers:
             message, title = self.failure(name, error)
         raise gr.Error(message, title=title)
 
-    def faithfulness_api(self, request: gr.Request = None) -> dict[str, Any]:
-        """`/faithfulness`: deletion and insertion of the session's result, as JSON."""
-        return self._as_error("faithfulness", lambda: self.faithfulness_document(request))
+    def faithfulness_api(self, box: str = "", request: gr.Request = None) -> dict[str, Any]:
+        """`/faithfulness`: deletion and insertion of the session's result (and localisation
+        against `box`, if given), as JSON."""
+        return self._as_error("faithfulness", lambda: self.faithfulness_document(box, request))
 
     def knockout_api(
         self, unit: str, gate_model: str, gates: str, value: str, request: gr.Request = None
@@ -142,30 +163,43 @@ class AnalysisHandlers:
     def pick(self, unit: str, gate_model: str, evt: gr.EventData = None) -> int:
         return self._as_error("pick_bar", lambda: self.pick_bar(unit, gate_model, evt))
 
-    def faithfulness_document(self, request: gr.Request = None) -> dict[str, Any]:
-        """Deletion and insertion of the session's result, both models (the API's answer)."""
+    def faithfulness_document(self, box: str = "", request: gr.Request = None) -> dict[str, Any]:
+        """Deletion and insertion of the session's result, both models, and localisation
+        against `box` ("x0 y0 x1 y1" in the image's own pixels) when one is given."""
         result = self.result_of(request)
+        boxes = typed_boxes(box, result)
 
         def compute(loaded: Any) -> dict[str, Any]:
             found = {}
             for name, m in result.models.items():
-                image = ImageInput(loaded[name].module, result.image.tensor, m.cam, m.target.index)
+                model = loaded[name].module
+                image = ImageInput(model, result.image.tensor, m.cam, m.target.index, boxes)
                 found[name] = {"title": m.title, "target": m.target.index}
                 found[name] |= dataclasses.asdict(deletion_insertion(image))
+                placed = localisation(image)
+                if placed is not None:
+                    found[name]["numbers"] |= placed.numbers
             return found
 
         return self.engine.analyse(compute)
 
     @with_hint
-    def faithfulness(self, request: gr.Request = None) -> tuple[Any, ...]:
-        found = self.faithfulness_document(request)
+    def faithfulness(self, box: str = "", request: gr.Request = None) -> tuple[Any, ...]:
+        found = self.faithfulness_document(box, request)
         picture = self.space.picture(figure_array(faithfulness_figure(found)), lossless=True)
-        lines = [
-            f"**{f['title']}** (class {f['target']}): deletion area "
-            f"{f['numbers']['deletion_auc']:.3f}, insertion area "
-            f"{f['numbers']['insertion_auc']:.3f}"
-            for f in found.values()
-        ]
+        lines = []
+        for f in found.values():
+            n = f["numbers"]
+            line = (
+                f"**{f['title']}** (class {f['target']}): deletion area "
+                f"{n['deletion_auc']:.3f}, insertion area {n['insertion_auc']:.3f}"
+            )
+            if "pointing_hit" in n:
+                line += (
+                    f"; its peak is {'inside' if n['pointing_hit'] else 'outside'} the box, "
+                    f"{n['energy_inside']:.0%} of its mass inside, IoU {n['box_iou']:.2f}"
+                )
+            lines.append(line)
         return picture, "  \n".join(lines)
 
     def knockout_document(
@@ -179,8 +213,11 @@ class AnalysisHandlers:
 
         def compute(loaded: Any) -> dict[str, Any]:
             model = loaded[gate_model].module
-            found = group_knockout(model, result.image.tensor, target, unit, gates, value)
-            return found | {"model": gate_model, "target": target}
+            x = result.image.tensor
+            found = group_knockout(model, x, target, unit, gates, value)
+            with knocked_out(model, unit, [found["ranking"][0]], gates, value):
+                cam = grad_cam_result(model, x, target, result.layer).maps[0]
+            return found | {"model": gate_model, "target": target, "knocked_out_cam": cam}
 
         return self.engine.analyse(compute)
 
@@ -190,12 +227,23 @@ class AnalysisHandlers:
     ) -> tuple[Any, ...]:
         found = self.knockout_document(unit, gate_model, gates, value, request)
         picture = self.space.picture(figure_array(knockout_figure(found), CHART_DPI), lossless=True)
-        worst = ", ".join(f"group {g} ({found['group_dp'][g]:+.3f})" for g in found["ranking"][:5])
-        text = (
-            f"Class {found['target']}, p = {found['probability']:.3f}. The whole unit knocked "
-            f"out: {found['unit_dp']:+.3f}. Most harmful groups: {worst}."
+        result = self.result_of(request)
+        display = result.image.display
+        pair = np.concatenate(
+            [
+                overlay(display, result.models[gate_model].cam),
+                np.full((display.shape[0], 8, 3), 255, np.uint8),
+                overlay(display, found["knocked_out_cam"]),
+            ],
+            axis=1,
         )
-        return picture, text
+        worst = ", ".join(f"group {g} ({found['group_dp'][g]:+.3g})" for g in found["ranking"][:5])
+        text = (
+            f"Class {found['target']}, p = {found['probability']:.3g}. The whole unit knocked "
+            f"out: {found['unit_dp']:+.3g}. Most harmful groups (Δ probability): {worst}. "
+            f"Below: the CAM as it is (left) and with group {found['ranking'][0]} knocked out."
+        )
+        return picture, text, self.space.picture(pair)
 
     @staticmethod
     def pick_bar(unit: str, gate_model: str, evt: gr.EventData = None) -> int:
@@ -211,6 +259,26 @@ class AnalysisHandlers:
         if not 0 <= group < unit_groups:
             raise gr.Error("Click a bar of the chart.", title="No bar")
         return group
+
+
+def typed_boxes(text: str | None, result: Explanation) -> tuple[Box, ...]:
+    """A typed box ("x0 y0 x1 y1", the image's own pixels) in the model input's pixels."""
+    if not text or not text.strip():
+        return ()
+    try:
+        box = tuple(float(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        box = ()
+    if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
+        raise gr.Error(
+            "Type the box as four numbers, x0 y0 x1 y1, left and top first, in the image's own "
+            "pixels (e.g. 30 0 385 300).",
+            title="Box",
+        )
+    mapped = boxes_in_input([box], result.image.original_size, result.image)
+    if not mapped:
+        raise gr.Error("The box lies outside what the models see.", title="Box")
+    return mapped
 
 
 def faithfulness_figure(found: dict[str, Any]) -> Figure:

@@ -1829,12 +1829,14 @@ def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
     lane = {"concurrency_id": "analyses", "concurrency_limit": 1}
     own = {"api_visibility": "private", **lane}
     a.faith_button.click(
-        found.faithfulness, outputs=[a.faith_plot, a.faith_text, a.hint],
+        found.faithfulness, inputs=a.box, outputs=[a.faith_plot, a.faith_text, a.hint],
         api_name="page_faithfulness", show_progress_on=[a.faith_text], **own,
     )  # fmt: skip
     knock_inputs = [e.unit, e.gate_model, a.knock_gates, a.knock_value]
     a.knock_button.click(
-        found.knockout, inputs=knock_inputs, outputs=[a.knock_plot, a.knock_text, a.hint],
+        found.knockout,
+        inputs=knock_inputs,
+        outputs=[a.knock_plot, a.knock_text, a.knock_cams, a.hint],
         api_name="page_knockout", show_progress_on=[a.knock_text], **own,
     )  # fmt: skip
     a.knock_plot.select(
@@ -1853,7 +1855,7 @@ def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
         **VIEW_LANE,
     )
     for name, fn, inputs in (
-        ("faithfulness", found.faithfulness_api, []),
+        ("faithfulness", found.faithfulness_api, [a.box]),
         ("knockout", found.knockout_api, knock_inputs),
     ):
         page.api_only.click(fn, inputs=inputs, outputs=page.json_document, api_name=name, **lane)
@@ -1927,6 +1929,12 @@ def build_app(
             page.study.files: Param("Images or a ZIP", "files", files_payload),
             page.analyses.knock_gates: Param("Gates replaced", "gates", one_of(list(GATES))),
             page.analyses.knock_value: Param("Replaced by", "value", one_of(list(VALUES))),
+            page.analyses.box: Param(
+                "Object box",
+                "box",
+                lambda v: None if v is None or isinstance(v, str) else "must be text",
+                default="",
+            ),
             page.study.studies: Param(
                 "Study", "study", lambda v: None if v is None or isinstance(v, str) else "a name"
             ),
