@@ -473,6 +473,9 @@ def study_main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    except ValueError as error:  # a resumed study with other settings
+        print(f"sa-viz study: error: {error}", file=sys.stderr)
+        return 2
     counts = summary["counts"]
     print(
         f"studied {counts['studied']} of {counts['listed']} images in {summary['seconds']} s; "

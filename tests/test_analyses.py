@@ -143,17 +143,29 @@ def test_knockout_equals_the_network_with_those_gates_removed(sa_model):
     assert found["group_dp"][found["ranking"][0]] == min(found["group_dp"])
 
 
-def test_the_remainder_of_the_network_is_the_network(loaded_models):
-    x = torch.randn(1, 3, 96, 96)
-    for name in ("sa_resnet50", "se_resnet50"):
-        model = loaded_models[name].module if name in loaded_models else None
-        if model is None:
-            continue
-        from sa_viz.analyses.knockout import block_input
+def test_the_remainder_of_the_network_is_the_network(all_models):
+    from sa_viz.analyses.knockout import block_input
 
+    x = torch.randn(1, 3, 96, 96)
+    for name in ("sa_resnet50", "se_resnet50"):  # torchvision's head and timm's forward_head
+        model = all_models[name].module
         logits, h = block_input(model, "layer2.1", x)
         with torch.no_grad():
             np.testing.assert_allclose(from_block(model, "layer2.1", h), logits, atol=1e-4)
+
+
+def test_se_knockout_is_its_one_group_passed_through(all_models):
+    """SE has one group: knocking it out (gate (B, C, 1, 1) → 1) is the unit removed."""
+    model = all_models["se_resnet50"].module
+    x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    found = group_knockout(model, x, target=7, unit="layer3.0")
+    assert len(found["group_dp"]) == 1 and found["group_dp"][0] == found["unit_dp"]
+    edited = copy.deepcopy(model)
+    se = edited.get_submodule("layer3.0").se_module
+    se.sigmoid = Ones(se.sigmoid, 1, None)
+    with torch.no_grad():
+        base, whole = model(x).double(), edited(x).double()
+    assert found["unit_dlogit"] == pytest.approx(float(whole[0, 7] - base[0, 7]), abs=1e-4)
 
 
 def hooks_of(model):

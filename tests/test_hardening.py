@@ -260,6 +260,8 @@ def test_internal_events_are_not_public(app_server):
         "/cam_view",
         "/gate_view",
         "/export_zip",
+        "/faithfulness",
+        "/knockout",
         "/weights_status",
     }
     for name in ("/choose_prediction_a", "/choose_prediction_b"):

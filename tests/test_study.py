@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import ASSETS
 
+from sa_viz.data.sources import read_source
 from sa_viz.outputs import study as study_files
 from sa_viz.outputs import study_report
 from sa_viz.outputs.study import SCHEMA, run_study, wilson
@@ -173,11 +174,19 @@ def local_ray():
 
 @pytest.mark.slow
 def test_ray_gives_the_local_engines_rows(dataset, loaded_models, local_ray, tmp_path):
+    """The same rows, boxes and analyses included."""
+    listed = tmp_path / "list.jsonl"
+    lines = [
+        {"path": str(p), "label": p.parent.name,
+         **({"box": "30 0 385 300"} if "chelsea" in p.name else {})}
+        for p in sorted(dataset.rglob("*.jpg"))
+    ]  # fmt: skip
+    listed.write_text("\n".join(json.dumps(line) for line in lines))
+    source = read_source(listed)
     local, on_ray = tmp_path / "local", tmp_path / "ray"
-    run_study(dataset, local, loaded_models, batch_size=4, workers=0, progress=False)
-    summary = run_study(
-        dataset, on_ray, loaded_models, batch_size=4, workers=2, engine="ray", progress=False
-    )
+    options = {"batch_size": 4, "progress": False, "analyses": ["localisation"]}
+    run_study(source, local, loaded_models, workers=0, **options)
+    summary = run_study(source, on_ray, loaded_models, workers=2, engine="ray", **options)
     assert summary["counts"] == {"listed": 10, "labelled": 10, "studied": 9, "problems": 7}
     assert summary["settings"]["engine"] == "ray"
     assert "967/broken.jpg" in (on_ray / "problems.txt").read_text()
@@ -189,6 +198,8 @@ def test_ray_gives_the_local_engines_rows(dataset, loaded_models, local_ray, tmp
             assert a[column] == b[column], column
         np.testing.assert_allclose(a["top5_p"], b["top5_p"], rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(a["cam_raw"], b["cam_raw"], rtol=1e-4, atol=1e-6)
+        assert dict(a["analyses"]).keys() == dict(b["analyses"]).keys()
+        assert ("pointing_hit" in dict(b["analyses"])) is ("chelsea" in b["key"])
         for x, y in zip(a["units"], b["units"], strict=True):
             assert x["unit"] == y["unit"]
             np.testing.assert_allclose(x["channel"], y["channel"], rtol=1e-4, atol=1e-6)
@@ -199,15 +210,17 @@ def test_ray_gives_the_local_engines_rows(dataset, loaded_models, local_ray, tmp
 
 @pytest.mark.slow
 def test_the_command_line_on_ray_resumes(dataset, weights_folder, tmp_path):
-    """`sa-viz study --engine ray` starts its own local Ray instance; a second run of the same
-    command finds the study done."""
+    """`sa-viz study --engine ray` starts its own local Ray instance (its workers get absolute
+    paths); a second run of the same command finds the study done."""
     command = [
-        sys.executable, "-m", "sa_viz", "study", str(dataset), "--out", str(tmp_path / "ray"),
+        sys.executable, "-m", "sa_viz", "study", dataset.name, "--out", str(tmp_path / "ray"),
         "--weights-dir", str(weights_folder), "--no-download", "--engine", "ray",
         "--workers", "2", "--batch-size", "4",
     ]  # fmt: skip
-    for _ in range(2):
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    for _ in range(2):  # the source named relative to where the command runs
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=300, cwd=dataset.parent
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         assert "studied 9 of 10 images" in done.stdout
     assert pq.read_table(tmp_path / "ray" / "rows").num_rows == 18
@@ -304,3 +317,11 @@ def test_boxes_follow_the_resize_and_the_centre_crop():
     whole = prepare_image(ASSETS / "chelsea.jpg")  # 451 × 300 → 337 × 224
     ((x0, y0, x1, y1),) = boxes_in_input([(100, 50, 200, 150)], (451, 300), whole)
     assert (x0, x1) == pytest.approx((100 * 337 / 451, 200 * 337 / 451))
+
+
+def test_a_resume_with_other_settings_is_refused(dataset, loaded_models, tmp_path):
+    out = tmp_path / "study"
+    run_study(dataset, out, loaded_models, limit=2, workers=0, progress=False, report=False)
+    with pytest.raises(study_files.SettingsChanged, match="layer layer4"):
+        run_study(dataset, out, loaded_models, layer="layer3", workers=0, progress=False)
+    assert pq.read_table(out / "rows").num_rows == 4  # nothing added

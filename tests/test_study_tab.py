@@ -123,6 +123,21 @@ def studies(tmp_path, loaded_models):
     return StudyHandlers(engine, TempSpace(), StudyLimits(), root)
 
 
+def test_links_inside_a_study_are_not_followed(studies, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the page")
+    cats = studies.studies_dir / "cats"
+    (cats / "figures" / "stolen.png").symlink_to(secret)
+    (cats / "problems.txt").unlink()
+    (cats / "problems.txt").symlink_to(secret)
+    _report, archive, _hint = studies.open("cats")
+    with zipfile.ZipFile(archive) as z:
+        names = set(z.namelist())
+        assert "figures/stolen.png" not in names and "problems.txt" not in names
+        assert not any(n.startswith("rows/") for n in names)  # the rows stay where they are
+        assert all(b"not for the page" not in z.read(n) for n in names)
+
+
 def test_a_study_opens_from_the_studies_folder_only(studies):
     assert "cats" in studies.studies()
     report, archive, hint = studies.open("cats")

@@ -157,10 +157,10 @@ def knockout(image: ImageInput) -> Result | None:
         found = group_knockout(image.model, image.x, image.target)
     except ValueError:
         return None  # a model without that unit
+    # The most harmful group's index is in the details: an index has no mean worth a number.
     return Result(
         {
             "knockout_unit_dp": found["unit_dp"],
-            "knockout_worst_group": float(found["ranking"][0]),
             "knockout_worst_dp": float(min(found["group_dp"])),
         },
         found,
@@ -171,5 +171,5 @@ ANALYSIS = Analysis(
     name="knockout",
     title=f"Group knockout at {DEFAULT_UNIT} (both gates passed through, one group at a time)",
     per_image=knockout,
-    numbers=("knockout_unit_dp", "knockout_worst_group", "knockout_worst_dp"),
+    numbers=("knockout_unit_dp", "knockout_worst_dp"),
 )

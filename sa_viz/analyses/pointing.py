@@ -27,6 +27,9 @@ def localisation(image: ImageInput) -> Result | None:
     if not image.boxes:
         return None
     cam = np.asarray(image.cam, dtype=np.float64)
+    if not cam.max() > 0:  # a flat map points nowhere
+        nothing = float("nan")
+        return Result({"pointing_hit": nothing, "energy_inside": nothing, "box_iou": nothing})
     inside = box_mask(image.boxes, cam.shape)
     peak = np.unravel_index(np.argmax(cam), cam.shape)
     total = cam.sum()

@@ -11,6 +11,7 @@ import numpy as np
 
 RESAMPLES = 2000
 SEED = 0
+BLOCK = 100  # resamples drawn at once
 
 
 def mean_interval(values: Sequence[float], resamples: int = RESAMPLES) -> dict[str, Any]:
@@ -19,7 +20,12 @@ def mean_interval(values: Sequence[float], resamples: int = RESAMPLES) -> dict[s
     if not len(v):
         return {"n": 0, "mean": None, "ci95": None}
     rng = np.random.default_rng(SEED)
-    means = v[rng.integers(0, len(v), (resamples, len(v)))].mean(axis=1)
+    means = np.concatenate(
+        [  # in blocks: (resamples × n) indices at once took 1.6 GB for 50,000 images
+            v[rng.integers(0, len(v), (min(BLOCK, resamples - start), len(v)))].mean(axis=1)
+            for start in range(0, resamples, BLOCK)
+        ]
+    )
     low, high = np.percentile(means, [2.5, 97.5])
     return {"n": len(v), "mean": float(v.mean()), "ci95": [float(low), float(high)]}
 
@@ -34,7 +40,12 @@ def paired(a: Sequence[float], b: Sequence[float], resamples: int = RESAMPLES) -
     d = np.asarray([y - x for x, y in pairs], dtype=np.float64)
     interval = mean_interval(d, resamples)
     rng = np.random.default_rng(SEED)
-    signs = rng.choice([-1.0, 1.0], size=(resamples, len(d)))
-    null = np.abs((signs * d).mean(axis=1))
+    null = np.concatenate(
+        [
+            np.abs((rng.choice([-1.0, 1.0], size=(min(BLOCK, resamples - start), len(d))) * d)
+                   .mean(axis=1))
+            for start in range(0, resamples, BLOCK)
+        ]
+    )  # fmt: skip
     p = (1 + np.sum(null >= abs(d.mean()) - 1e-12)) / (resamples + 1)
     return {"n": len(d), "mean_difference": interval["mean"], "ci95": interval["ci95"], "p": p}

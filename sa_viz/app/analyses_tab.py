@@ -33,6 +33,7 @@ from sa_viz.app.engine import Engine
 from sa_viz.app.tempspace import TempSpace
 from sa_viz.cam import grad_cam_result
 from sa_viz.data.preprocess import boxes_in_input
+from sa_viz.models.device import device_of
 from sa_viz.pipeline.explain import Explanation
 from sa_viz.probes.recorder import unit_layouts
 from sa_viz.render import figure_array
@@ -156,9 +157,10 @@ class AnalysisHandlers:
         self, unit: str, gate_model: str, gates: str, value: str, request: gr.Request = None
     ) -> dict[str, Any]:
         """`/knockout`: every group of a unit knocked out on the session's image, as JSON."""
-        return self._as_error(
+        found = self._as_error(
             "knockout", lambda: self.knockout_document(unit, gate_model, gates, value, request)
         )
+        return {k: v for k, v in found.items() if k != "knocked_out_cam"}  # a picture's worth
 
     def pick(self, unit: str, gate_model: str, evt: gr.EventData = None) -> int:
         return self._as_error("pick_bar", lambda: self.pick_bar(unit, gate_model, evt))
@@ -173,7 +175,8 @@ class AnalysisHandlers:
             found = {}
             for name, m in result.models.items():
                 model = loaded[name].module
-                image = ImageInput(model, result.image.tensor, m.cam, m.target.index, boxes)
+                x = result.image.tensor.to(device_of(model))
+                image = ImageInput(model, x, m.cam, m.target.index, boxes)
                 found[name] = {"title": m.title, "target": m.target.index}
                 found[name] |= dataclasses.asdict(deletion_insertion(image))
                 placed = localisation(image)
@@ -213,7 +216,7 @@ class AnalysisHandlers:
 
         def compute(loaded: Any) -> dict[str, Any]:
             model = loaded[gate_model].module
-            x = result.image.tensor
+            x = result.image.tensor.to(device_of(model))
             found = group_knockout(model, x, target, unit, gates, value)
             with knocked_out(model, unit, [found["ranking"][0]], gates, value):
                 cam = grad_cam_result(model, x, target, result.layer).maps[0]

@@ -372,7 +372,9 @@ class Engine:
             for m in models.values():
                 stack.enter_context(time_limit(m.module, None, self._stop))
             # The progress bar is tqdm's: the Study tab's progress follows it.
-            return run_study(images, out, models, batch_size=8, workers=0, progress=True)
+            return run_study(
+                images, out, models, batch_size=8, workers=0, progress=True, limits=self.limits
+            )
 
     def analyse(self, compute: Callable[[Mapping[str, LoadedModel]], Any]) -> Any:
         """`compute(models)` for an analysis of a result (deletion/insertion, knockout): in the

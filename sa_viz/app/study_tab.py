@@ -26,7 +26,7 @@ from sa_viz.app.tempspace import TempSpace
 from sa_viz.data.sources import IMAGE_SUFFIXES
 from sa_viz.models.hooks import Stopped
 
-PLAIN = re.compile(r"^[\w][\w .+-]{0,99}$")  # a file or folder name kept from an upload
+PLAIN = re.compile(r"[\w][\w .+-]{0,99}")  # a file or folder name kept from an upload (whole)
 FIGURE = re.compile(r'src="figures/([\w.-]+\.png)"')
 
 
@@ -51,7 +51,7 @@ class StudyTab:
         return [self.report, self.download, self.hint]
 
 
-def study_tab(limits: StudyLimits, studies_dir: Path | None) -> StudyTab:
+def study_tab(limits: StudyLimits, studies_dir: Path | None, upload_bytes: int) -> StudyTab:
     """The tab's components, inside the page's `gr.Tabs`."""
     with gr.Tab("Study"):
         gr.Markdown(
@@ -59,7 +59,8 @@ def study_tab(limits: StudyLimits, studies_dir: Path | None) -> StudyTab:
             "class, named by WordNet id, class index or name, the images get labels and the "
             "report accuracy): both chosen models explain every image, and the report shows "
             "accuracy, where the two look differently and the gates across depth. "
-            f"Up to {limits.max_images} images and {limits.max_bytes / 2**20:.0f} MB here; "
+            f"Up to {limits.max_images} images, {limits.max_bytes / 2**20:.0f} MB unpacked, "
+            f"each uploaded file (a ZIP too) at most {upload_bytes / 2**20:.0f} MB; "
             "`sa-viz study` takes whole datasets."
         )
         files = gr.File(
@@ -134,7 +135,10 @@ class StudyHandlers:
         images = folder / "images"
         unpack(files, images, self.limits)
         progress(0, desc="Waiting for the models")
-        self.engine.study(images, folder / "study", names)
+        try:
+            self.engine.study(images, folder / "study", names)
+        finally:
+            shutil.rmtree(images, ignore_errors=True)  # the upload's pixels are not kept
         return shown(folder / "study", self.space)
 
     def _open(self, name: str | None) -> tuple[Any, ...]:
@@ -150,8 +154,32 @@ class StudyHandlers:
         if not folder.is_relative_to(self.studies_dir):  # a link out of the studies folder
             raise gr.Error("That study lies outside the studies folder.", title="Unknown study")
         copy = self.space.folder() / "study"
-        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("*.partial"))
+        copy_report(folder, copy, self.studies_dir)
         return shown(copy, self.space)
+
+
+REPORT_FILES = ("report.html", "study.json", "problems.txt")
+MAX_REPORT_BYTES = 50 * 2**20  # a report's page, summary and figures: a few MB
+
+
+def copy_report(study: Path, copy: Path, root: Path) -> None:
+    """The report of a study under `root` (its page, summary, problems and figures; not its
+    rows, which can be gigabytes) into `copy`: regular files only, none that is a link or lies
+    outside `root`, at most `MAX_REPORT_BYTES` together."""
+    wanted = [study / name for name in REPORT_FILES]
+    wanted += sorted((study / "figures").glob("*.png"))
+    total = 0
+    for path in wanted:
+        if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(root):
+            continue  # missing, or a link: never followed
+        total += path.stat().st_size
+        if total > MAX_REPORT_BYTES:
+            raise gr.Error("That study's report is too large to open here.", title="Too large")
+        target = copy / path.relative_to(study)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target, follow_symlinks=False)
+    if not (copy / "study.json").exists() or not (copy / "report.html").exists():
+        raise gr.Error("That folder holds no complete study.", title="Unknown study")
 
 
 def _on_page(compute: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
@@ -162,6 +190,8 @@ def _on_page(compute: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
         text = f"**{error.title}.** {error.message}"
     except (ModelsUnavailable, ValueError) as error:
         text = f"**The study could not run.** {error}"
+    except OSError as error:  # a file of the study missing or unreadable
+        text = f"**The study could not be read.** {type(error).__name__}"
     except Stopped:
         text = "**Stopped.** The server is stopping."
     return (gr.skip(), gr.skip(), gr.update(value=text, visible=True))
@@ -174,7 +204,7 @@ def unpack(files: Sequence[str], folder: Path, limits: StudyLimits) -> int:
     for file in files:
         path = Path(file)
         if path.suffix.lower() == ".zip":
-            entries += _zip_entries(path)
+            entries += _zip_entries(path, limits.max_images)
         elif path.suffix.lower() in IMAGE_SUFFIXES:
             entries.append(
                 (PurePosixPath(path.name), lambda p=path: p.open("rb"), path.stat().st_size)
@@ -210,7 +240,14 @@ def unpack(files: Sequence[str], folder: Path, limits: StudyLimits) -> int:
     return len(entries)
 
 
-def _zip_entries(path: Path) -> list[tuple[PurePosixPath, Callable[[], Any], int]]:
+def _zip_entries(path: Path, max_images: int) -> list[tuple[PurePosixPath, Callable[[], Any], int]]:
+    stated = _stated_entries(path)
+    if stated is not None and stated > max(10 * max_images, 1000):
+        raise gr.Error(
+            f"{path.name} holds {stated} entries: this server studies at most {max_images} "
+            "images at once.",
+            title="Too many images",
+        )  # refused before its directory is parsed (a million entries take ~1 GB)
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile as error:
@@ -222,12 +259,30 @@ def _zip_entries(path: Path) -> list[tuple[PurePosixPath, Callable[[], Any], int
             continue  # folders, text files, __MACOSX/… resource forks are not images
         if name.name.startswith(".") or "__MACOSX" in name.parts:
             continue
+        if len(entries) == max_images:  # one more than allowed: `unpack` says so
+            entries.append((name, lambda: None, 0))
+            break
         # Class folders are kept when plain (one level, e.g. n01440764/x.jpg); anything else
         # (absolute paths, "..", deeper trees) keeps only the file's own name.
-        kept = name if len(name.parts) == 2 and all(PLAIN.match(p) for p in name.parts) else None
-        kept = kept or PurePosixPath(name.name if PLAIN.match(name.name) else f"image{name.suffix}")
+        kept = (
+            name if len(name.parts) == 2 and all(PLAIN.fullmatch(p) for p in name.parts) else None
+        )
+        kept = kept or PurePosixPath(
+            name.name if PLAIN.fullmatch(name.name) else f"image{name.suffix}"
+        )
         entries.append((kept, lambda a=archive, i=info: a.open(i), info.file_size))
     return entries
+
+
+def _stated_entries(path: Path) -> int | None:
+    """The number of entries a ZIP's end record states, read without parsing its directory
+    (zipfile's own reader of that record: private, but the same since Python 2)."""
+    try:
+        with path.open("rb") as f:
+            end = zipfile._EndRecData(f)  # type: ignore[attr-defined]
+    except (OSError, AttributeError):
+        return None
+    return None if not end else int(end[zipfile._ECD_ENTRIES_TOTAL])  # type: ignore[attr-defined]
 
 
 def _free_name(name: PurePosixPath, used: set[PurePosixPath]) -> PurePosixPath:

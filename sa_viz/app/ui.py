@@ -48,7 +48,7 @@ from sa_viz.app.tempspace import TempSpace
 from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS, SCORECAM_CHANNELS
 from sa_viz.data.examples import EXAMPLES, EXAMPLES_DIR
 from sa_viz.data.imagenet import choice_label, class_index, labels
-from sa_viz.data.preprocess import ImageError, prepare_image
+from sa_viz.data.preprocess import DEFAULT_LIMITS, ImageError, prepare_image
 from sa_viz.models import DEFAULT_PAIR, get_model, list_models
 from sa_viz.models.hooks import Stopped, TimeLimitExceeded
 from sa_viz.models.weights import WeightsStatus
@@ -1546,6 +1546,7 @@ def layout(
     picture: dict[str, Any],
     study_limits: StudyLimits = StudyLimits(),  # noqa: B008 (frozen)
     studies_dir: Path | None = None,
+    upload_bytes: int = DEFAULT_LIMITS.max_bytes,
 ) -> Page:
     """The page's components, in a `gr.Blocks` context."""
     titles = " · ".join(get_model(n).title for n in list_models())
@@ -1600,7 +1601,7 @@ def layout(
                 explorer = gate_explorer_tab(picture)
                 analyses = analyses_tab(picture)
                 export_button, export_file = export_tab()
-                study = study_tab(study_limits, studies_dir)
+                study = study_tab(study_limits, studies_dir, upload_bytes)
     return Page(
         banner=banner,
         inputs=inputs,
@@ -1889,7 +1890,7 @@ def build_app(
     with gr.Blocks(
         title="SA-Viz: attention in CNNs, two models compared", delete_cache=(600, 3600)
     ) as demo:
-        page = layout(picture, study_limits, studies_dir)
+        page = layout(picture, study_limits, studies_dir, engine.limits.max_bytes)
         page_events(demo, handlers, page)
         study_events(demo, studies, page)
         analyses_events(demo, handlers, page)

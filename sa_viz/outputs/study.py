@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sa_viz.cam import DEFAULT_LAYER
+from sa_viz.data.preprocess import DEFAULT_LIMITS, Limits
 from sa_viz.data.sources import Item, Source, read_source
 from sa_viz.models.weights import LoadedModel
 from sa_viz.outputs.study_report import write_report
@@ -83,6 +84,27 @@ SCHEMA = pa.schema(
 )
 
 
+class SettingsChanged(ValueError):
+    """A study folder resumed with other models, layer, crop or analyses than it began with."""
+
+
+def same_settings(out: Path, settings: dict[str, Any]) -> None:
+    """Write the study's settings on its first run; on a later one (a resume), refuse other
+    settings: the rows already written would not match the new ones."""
+    path = out / "settings.json"
+    if not path.exists() or not any((out / "rows").glob("part-*.parquet")):
+        path.write_text(json.dumps(settings, indent=2) + "\n")
+        return
+    before = json.loads(path.read_text())
+    changed = [k for k in settings if before.get(k) != settings[k]]
+    if changed:
+        was = ", ".join(f"{k} {before.get(k)}" for k in changed)
+        raise SettingsChanged(
+            f"{out} holds a study begun with {was}; resume it with those settings, or choose "
+            "another --out"
+        )
+
+
 def done_keys(out: Path) -> dict[str, str | None]:
     """The images already in the study's parts (what a resumed run skips), with their files'
     sha256."""
@@ -91,6 +113,15 @@ def done_keys(out: Path) -> dict[str, str | None]:
         table = pq.read_table(part, columns=["key", "sha256"])
         keys.update(zip(*(table.column(c).to_pylist() for c in ("key", "sha256")), strict=True))
     return keys
+
+
+def first_keys(done: dict[str, str | None]) -> dict[str, str]:
+    """sha256 → the first key with it, of the images already studied."""
+    seen: dict[str, str] = {}
+    for key, digest in done.items():
+        if digest is not None:
+            seen.setdefault(digest, key)
+    return seen
 
 
 def duplicates(records: Sequence[dict[str, Any]], seen: dict[str, str]) -> list[str]:
@@ -122,6 +153,7 @@ def run_study(
     report_classes: Sequence[int] | None = None,
     report: bool = True,
     analyses: Sequence[str] = (),
+    limits: Limits = DEFAULT_LIMITS,
 ) -> dict[str, Any]:
     """Study `source` with `models` into the folder `out`; returns what `study.json` holds.
 
@@ -130,7 +162,8 @@ def run_study(
     `workers` actors, each holding the models (None: one per GPU, else 2).
     `report_classes`: the classes of the report's per-class gate figure (default: the most
     frequent labels); `report=False` writes no report (`write_report` writes it later).
-    `analyses`: the analyses (`sa_viz.analyses`) to run on every image and model.
+    `analyses`: the analyses (`sa_viz.analyses`) to run on every image and model. `limits`:
+    the images' bounds (the local engine; the server passes its own).
     """
     from tqdm import tqdm
 
@@ -138,13 +171,12 @@ def run_study(
     source = source if isinstance(source, Source) else read_source(source)
     out = Path(out)
     (out / "rows").mkdir(parents=True, exist_ok=True)
+    same_settings(out, {"models": list(models), "layer": layer, "crop": crop,
+                        "analyses": list(analyses)})  # fmt: skip
     items = source.items[:limit] if limit is not None else list(source.items)
     done = done_keys(out)
     todo = [item for item in items if item.key not in done]
-    seen: dict[str, str] = {}  # sha256 → the first key with it
-    for key, digest in done.items():
-        if digest is not None:
-            seen.setdefault(digest, key)
+    seen = first_keys(done)
     problems_file = out / "problems.txt"
     # Each problem once, in the order met (a resumed run meets its unreadable files again).
     problems = dict.fromkeys(source.problems)
@@ -159,7 +191,7 @@ def run_study(
 
         batches = ray_batches(todo, models, address=address, **options)
     elif engine == "local":
-        batches = local_batches(todo, models, **options)
+        batches = local_batches(todo, models, limits=limits, **options)
     else:
         raise ValueError(f"unknown engine {engine!r}: local or ray")
     # Each batch's records become a columnar table at once (float32 columns): as Python lists
@@ -210,6 +242,7 @@ def local_batches(
     crop: bool,
     workers: int | None,
     analyses: Sequence[str] = (),
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Iterator[tuple[int, list[dict[str, Any]], list[str]]]:
     """(images, records, problems) for `items`, batch by batch, in this process, with `workers`
     decoding processes (0: none; None: `decoding_processes()`)."""
@@ -219,7 +252,7 @@ def local_batches(
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context) if workers > 0 else None
     try:
-        for batch in decoded(items, pool, batch_size, crop):
+        for batch in decoded(items, pool, batch_size, crop, limits):
             problems = [d.problem for d in batch if d.problem]
             yield len(batch), study_batch(models, batch, layer, analyses), problems
     finally:
@@ -288,9 +321,15 @@ def _number_entry(
             if labels.get(key) is not None:
                 classes.setdefault(labels[key], {}).setdefault(m, []).append(value)
     entry["per_class"] = {
-        str(c): {m: float(np.mean(xs)) for m, xs in classes[c].items()} for c in sorted(classes)
+        str(c): {m: _mean(xs) for m, xs in classes[c].items()} for c in sorted(classes)
     }
     return entry
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    """The mean of the values that are numbers (None when none is: JSON has no NaN)."""
+    kept = [v for v in values if v == v]
+    return float(np.mean(kept)) if kept else None
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

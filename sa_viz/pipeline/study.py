@@ -27,13 +27,21 @@ from PIL import Image
 
 from sa_viz.analyses import Box, ImageInput, run_analyses
 from sa_viz.cam import DEFAULT_LAYER, cam_agreement, head_gradient, resolve_classes, scale_cams
-from sa_viz.data.preprocess import ImageError, boxes_in_input, prepare_image, to_tensor
+from sa_viz.data.preprocess import (
+    DEFAULT_LIMITS,
+    ImageError,
+    Limits,
+    boxes_in_input,
+    prepare_image,
+    to_tensor,
+)
 from sa_viz.data.sources import Item
 from sa_viz.models.device import device_of
 from sa_viz.models.weights import LoadedModel
 from sa_viz.probes import UnitGates, record_gates
 
 TOP_K = 5
+ORIENTATION = 0x0112  # the EXIF tag
 SPATIAL_SUMMARIES = ("spatial_mean", "spatial_std", "spatial_entropy", "peak_y", "peak_x")
 
 
@@ -48,34 +56,41 @@ class Decoded:
     boxes: tuple[Box, ...] = ()  # the item's boxes in the model input's pixels
 
 
-def decode(item: Item, crop: bool = True) -> Decoded:
+def decode(item: Item, crop: bool = True, limits: Limits = DEFAULT_LIMITS) -> Decoded:
     """One item's pixels as the models take them; an unreadable file gives its problem instead
     (runs in a worker process: plain data in and out)."""
     try:
         digest = hashlib.sha256(Path(item.path).read_bytes()).hexdigest()
-        prepared = prepare_image(item.path, crop=crop)
+        prepared = prepare_image(item.path, crop=crop, limits=limits)
         boxes = ()
         if item.boxes:
-            with Image.open(item.path) as header:  # the boxes are in the file's pixels
-                boxes = boxes_in_input(item.boxes, header.size, prepared)
+            with Image.open(item.path) as header:  # the boxes: in the upright image's pixels
+                w, h = header.size
+                if header.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8):  # turned a quarter
+                    w, h = h, w
+            boxes = boxes_in_input(item.boxes, (w, h), prepared)
     except (ImageError, OSError) as error:
         return Decoded(item, None, f"{item.key}: {error}")
     return Decoded(item, prepared.display, sha256=digest, boxes=boxes)
 
 
 def decoded(
-    items: Sequence[Item], pool: Executor | None, batch_size: int, crop: bool = True
+    items: Sequence[Item],
+    pool: Executor | None,
+    batch_size: int,
+    crop: bool = True,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Iterator[list[Decoded]]:
     """The items decoded, `batch_size` at a time and in order; with a `pool`, the next two
     batches are being decoded while the caller computes one (memory: three batches)."""
     batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     if pool is None:
         for batch in batches:
-            yield [decode(item, crop) for item in batch]
+            yield [decode(item, crop, limits) for item in batch]
         return
     ahead: list[list[Future[Decoded]]] = []
     for batch in batches:
-        ahead.append([pool.submit(decode, item, crop) for item in batch])
+        ahead.append([pool.submit(decode, item, crop, limits) for item in batch])
         if len(ahead) > 2:
             yield [f.result() for f in ahead.pop(0)]
     for futures in ahead:

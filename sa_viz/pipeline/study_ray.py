@@ -14,6 +14,7 @@ Ray is an optional extra (`pip install "sa-viz[ray]"`): nothing here imports it 
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -62,8 +63,15 @@ class StudyActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         items = [
-            Item(str(key), Path(str(path)), None if int(label) == NO_LABEL else int(label))
-            for key, path, label in zip(batch["key"], batch["path"], batch["label"], strict=True)
+            Item(
+                str(key),
+                Path(str(path)),
+                None if int(label) == NO_LABEL else int(label),
+                tuple(tuple(box) for box in json.loads(str(boxes))),
+            )
+            for key, path, label, boxes in zip(
+                batch["key"], batch["path"], batch["label"], batch["boxes"], strict=True
+            )
         ]
         decoded = [decode(item, self.crop) for item in items]
         records = study_batch(self.models, decoded, self.layer, self.analyses)
@@ -103,9 +111,16 @@ def ray_batches(
     gpus = int(ray.cluster_resources().get("GPU", 0))
     use_gpu = gpus > 0
     workers = workers or gpus or 2  # default: one per GPU, else 2
+    if use_gpu:
+        workers = min(workers, gpus)  # one GPU each: more would wait for a GPU forever
     on_cpu = {name: LoadedModel(m.name, _on_cpu(m.module), m.status) for name, m in models.items()}
-    rows = [
-        {"key": i.key, "path": str(i.path), "label": NO_LABEL if i.label is None else i.label}
+    rows = [  # absolute paths: a worker of a cluster has a working folder of its own
+        {
+            "key": i.key,
+            "path": str(Path(i.path).resolve()),
+            "label": NO_LABEL if i.label is None else i.label,
+            "boxes": json.dumps([list(box) for box in i.boxes]),
+        }
         for i in items
     ]
     dataset = ray.data.from_items(rows).map_batches(
