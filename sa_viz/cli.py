@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sa_viz.models.weights import LoadedModel, WeightsStatus
@@ -124,8 +124,16 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--crop", action="store_true", help="centre-crop (evaluation protocol)")
     parser.add_argument("--colormap", default=DEFAULT_COLORMAP, choices=COLORMAPS)
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="overlay opacity")
+    parser.add_argument(
+        "--analyses",
+        default="",
+        metavar="A,B,...",
+        help="analyses of each image and model, in its JSON, from: deletion_insertion, road, "
+        "knockout (models with gates)",
+    )
     add_weights_arguments(parser)
     args = parser.parse_args(argv)
+    chosen = parse_analyses(parser, args.analyses)
     from sa_viz.data.imagenet import class_index
 
     try:
@@ -158,7 +166,8 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {path}: {error}", file=sys.stderr)
             failures += 1
             continue
-        written = write_outputs(result, args.out, stem, args.unit, args.colormap, args.alpha)
+        found = analyse(result, models, chosen)
+        written = write_outputs(result, args.out, stem, args.unit, args.colormap, args.alpha, found)
         print(f"{path}: " + ", ".join(str(p) for p in written))
     return 1 if failures else 0
 
@@ -193,10 +202,35 @@ def output_stems(paths: Sequence[Path]) -> list[str]:
     return stems
 
 
+def analyse(
+    result: Explanation, models: dict[str, LoadedModel], names: Sequence[str]
+) -> dict[str, Any]:
+    """The named analyses of each model's explanation: model → analysis → numbers, details."""
+    import dataclasses
+
+    from sa_viz.analyses import ImageInput, run_analyses
+    from sa_viz.models.device import device_of
+
+    found: dict[str, Any] = {}
+    for name, m in result.models.items() if names else ():
+        model = models[name].module
+        x = result.image.tensor.to(device_of(model))
+        done = run_analyses(names, ImageInput(model, x, m.cam, m.target.index))
+        found[name] = {a: dataclasses.asdict(r) for a, r in done.items()}
+    return found
+
+
 def write_outputs(
-    result: Explanation, out: Path, stem: str, unit: str, colormap: str, alpha: float
+    result: Explanation,
+    out: Path,
+    stem: str,
+    unit: str,
+    colormap: str,
+    alpha: float,
+    analyses: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """Write the comparison figure, the gate grid and the JSON for one explanation."""
+    """Write the comparison figure, the gate grid and the JSON (with the `analyses`, if any)
+    for one explanation."""
     from sa_viz import render
 
     image = result.image.display
@@ -226,7 +260,8 @@ def write_outputs(
         written.append(out / name)
         written[-1].write_bytes(render.figure_png(fig))
     written.append(out / f"{stem}.json")
-    written[-1].write_text(json.dumps(result.to_json(), indent=2))
+    document = result.to_json() | ({"analyses": analyses} if analyses else {})
+    written[-1].write_text(json.dumps(document, indent=2))
     return written
 
 
@@ -394,12 +429,22 @@ def study_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_analyses(parser: argparse.ArgumentParser, text: str) -> list[str]:
+    """`--analyses A,B`: registered analyses' names (the parser's error for any other)."""
+    from sa_viz.analyses import analyses as known
+
+    chosen = [a for a in text.split(",") if a]
+    unknown = [a for a in chosen if a not in known()]
+    if unknown:
+        parser.error(f"--analyses: unknown {', '.join(unknown)}; known: {', '.join(known())}")
+    return chosen
+
+
 def check_study_args(
     parser: argparse.ArgumentParser, args: argparse.Namespace
 ) -> tuple[list[int], list[str]]:
     """The study's flags checked (the parser's error otherwise): its report classes and its
     analyses."""
-    from sa_viz.analyses import analyses as known_analyses
     from sa_viz.data.imagenet import class_index
 
     try:
@@ -408,12 +453,7 @@ def check_study_args(
         parser.error(f"--report-classes: {error}")
     if args.batch_size < 1 or (args.limit is not None and args.limit < 0):
         parser.error("--batch-size must be at least 1 and --limit at least 0")
-    chosen = [a for a in args.analyses.split(",") if a]
-    unknown = [a for a in chosen if a not in known_analyses()]
-    if unknown:
-        parser.error(
-            f"--analyses: unknown {', '.join(unknown)}; known: {', '.join(known_analyses())}"
-        )
+    chosen = parse_analyses(parser, args.analyses)
     if args.workers is not None and args.workers < 0:
         parser.error("--workers must be 0 or more")
     if args.engine == "ray":

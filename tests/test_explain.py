@@ -195,3 +195,22 @@ def test_cli_any_pair_and_a_wrong_unit(weights_folder, tmp_path):
         chelsea = str(ASSETS / "chelsea.jpg")
         wrong = run_cli("explain", chelsea, "--out", str(tmp_path), *args, env_dir=weights_folder)
         assert wrong.returncode == 2 and message in wrong.stderr, wrong.stderr
+
+
+def test_cli_analyses_in_the_json(weights_folder, tmp_path):
+    """`--analyses` takes any registered analysis; each model's results land in the JSON (the
+    knockout only for the model with gates); an unknown name is the parser's error."""
+    result = run_cli(
+        "explain", str(ASSETS / "coffee.jpg"), "--out", str(tmp_path), "--crop",
+        "--analyses", "deletion_insertion,knockout", env_dir=weights_folder,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    found = json.loads((tmp_path / "coffee.json").read_text())["analyses"]
+    assert set(found["resnet50"]) == {"deletion_insertion"}
+    assert set(found["sa_resnet50"]) == {"deletion_insertion", "knockout"}
+    curve = found["sa_resnet50"]["deletion_insertion"]["details"]["deletion"]
+    assert len(curve) == 17
+    assert len(found["sa_resnet50"]["knockout"]["details"]["group_dp"]) == 64
+    wrong = run_cli("explain", str(ASSETS / "coffee.jpg"), "--out", str(tmp_path),
+                    "--analyses", "nonsense", env_dir=weights_folder)  # fmt: skip
+    assert wrong.returncode == 2 and "unknown nonsense" in wrong.stderr

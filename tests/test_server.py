@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import urllib.request
 import zipfile
@@ -127,3 +128,16 @@ def test_the_analyses_api(client):
     assert sorted(knocked["ranking"]) == list(range(64))
     with pytest.raises(Exception, match="has no attention unit"):
         client.predict("layer4.2", "resnet50", "both", "one", api_name="/knockout")
+    # The ZIP of this result carries both analyses: JSON, and their curves as arrays.
+    archive = client.predict("jet", 0.5, "per model", "layer4.0", 5, "0–1", api_name="/export_zip")
+    with zipfile.ZipFile(archive) as z:
+        analyses = json.loads(z.read("analyses.json"))
+        assert set(analyses) == {"faithfulness", "knockout"}
+        assert analyses["knockout"]["unit"] == "layer4.2"
+        with np.load(io.BytesIO(z.read("arrays.npz"))) as arrays:
+            assert arrays["analyses/faithfulness/sa_resnet50/details/deletion"].shape == (17,)
+            assert arrays["analyses/knockout/group_dp"].shape == (64,)
+    client.predict(handle_file(str(ASSETS / "coffee.jpg")), api_name="/explain")
+    archive = client.predict("jet", 0.5, "per model", "layer4.0", 5, "0–1", api_name="/export_zip")
+    with zipfile.ZipFile(archive) as z:
+        assert "analyses.json" not in z.namelist()  # a new image: the old analyses are not its

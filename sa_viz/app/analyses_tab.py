@@ -16,7 +16,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import threading
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +44,7 @@ from sa_viz.render.overlays import overlay
 
 log = logging.getLogger(__name__)
 
+KEPT_SESSIONS = 1000  # sessions whose analyses the ZIP export can include
 # The knockout chart's fixed geometry, so that a click's x finds its bar.
 CHART_SIZE = (8.0, 3.0)  # inches, at 100 dpi: 800 × 300 pixels
 CHART_DPI = 100
@@ -138,6 +142,28 @@ class AnalysisHandlers:
     ) -> None:
         self.engine, self.space, self.result_of, self.failure = engine, space, result_of, failure
         self.outputs = {"faithfulness": 2, "knockout": 3}  # each page event's outputs, hint aside
+        # Per session, the analyses of its latest result (for the ZIP export), while it is.
+        self._kept: OrderedDict[str, tuple[weakref.ref, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _keep(self, request: gr.Request | None, result: Explanation, name: str, doc: Any) -> None:
+        session = getattr(request, "session_hash", None)
+        if session is None:
+            return
+        with self._lock:
+            ref, docs = self._kept.pop(session, (None, {}))
+            if ref is None or ref() is not result:
+                docs = {}
+            docs[name] = doc
+            self._kept[session] = (weakref.ref(result), docs)
+            while len(self._kept) > KEPT_SESSIONS:
+                self._kept.popitem(last=False)
+
+    def exports(self, request: gr.Request | None, result: Explanation) -> dict[str, Any]:
+        """The analyses of `result` this session computed (for its ZIP)."""
+        with self._lock:
+            ref, docs = self._kept.get(getattr(request, "session_hash", None), (None, {}))
+        return dict(docs) if ref is not None and ref() is result else {}
 
     def _as_error(self, name: str, compute: Callable[[], Any]) -> Any:
         """`compute()`, its failure a `gr.Error` in the words of the page's other handlers (for
@@ -160,7 +186,7 @@ class AnalysisHandlers:
         found = self._as_error(
             "knockout", lambda: self.knockout_document(unit, gate_model, gates, value, request)
         )
-        return {k: v for k, v in found.items() if k != "knocked_out_cam"}  # a picture's worth
+        return without_picture(found)
 
     def pick(self, unit: str, gate_model: str, evt: gr.EventData = None) -> int:
         return self._as_error("pick_bar", lambda: self.pick_bar(unit, gate_model, evt))
@@ -184,7 +210,9 @@ class AnalysisHandlers:
                     found[name]["numbers"] |= placed.numbers
             return found
 
-        return self.engine.analyse(compute)
+        found = self.engine.analyse(compute)
+        self._keep(request, result, "faithfulness", found)
+        return found
 
     @with_hint
     def faithfulness(self, box: str = "", request: gr.Request = None) -> tuple[Any, ...]:
@@ -222,7 +250,9 @@ class AnalysisHandlers:
                 cam = grad_cam_result(model, x, target, result.layer).maps[0]
             return found | {"model": gate_model, "target": target, "knocked_out_cam": cam}
 
-        return self.engine.analyse(compute)
+        found = self.engine.analyse(compute)
+        self._keep(request, result, "knockout", without_picture(found))
+        return found
 
     @with_hint
     def knockout(
@@ -262,6 +292,11 @@ class AnalysisHandlers:
         if not 0 <= group < unit_groups:
             raise gr.Error("Click a bar of the chart.", title="No bar")
         return group
+
+
+def without_picture(found: dict[str, Any]) -> dict[str, Any]:
+    """A knockout's document without the knocked-out CAM (a picture, not JSON)."""
+    return {k: v for k, v in found.items() if k != "knocked_out_cam"}
 
 
 def typed_boxes(text: str | None, result: Explanation) -> tuple[Box, ...]:

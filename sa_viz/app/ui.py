@@ -559,6 +559,10 @@ class Handlers:
         # 62 → 49 ms, a gate view 38 → 29 ms; a request's pictures take 53 ms one after another,
         # 42–48 ms this way). Threads that live on, shared by all requests.
         self._render = ThreadPoolExecutor(2, thread_name_prefix="sa-viz-render")
+        # The analyses this session computed for a result (set by the Analyses tab's events).
+        self.analyses_of: Callable[[gr.Request | None, Explanation], dict[str, Any]] = (
+            lambda _request, _result: {}
+        )
 
     @handler
     def weights_status(self) -> gr.Markdown:
@@ -744,6 +748,7 @@ class Handlers:
             normalization=normalization,
             scale=scale,
             gate_model=gate_model_of(result, gate_model),
+            analyses=self.analyses_of(request, result),
         )
         return str(path)
 
@@ -1827,6 +1832,7 @@ def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
         handlers._need,
         lambda name, error: failure_message(handlers, name, error),
     )
+    handlers.analyses_of = found.exports  # the ZIP export includes them
     lane = {"concurrency_id": "analyses", "concurrency_limit": 1}
     own = {"api_visibility": "private", **lane}
     a.faith_button.click(

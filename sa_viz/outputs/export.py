@@ -47,10 +47,12 @@ def write_zip(
     normalization: str = "per model",
     scale: str = "unit range",
     gate_model: str | None = None,
+    analyses: dict[str, Any] | None = None,
 ) -> Path:
     """Write the ZIP for what is on screen: the same pictures with the same view settings;
     the gates of `gate_model` (the model in the gate explorer), or of every compared model
-    that has gates when None."""
+    that has gates when None; and the `analyses` computed for this result (name → its JSON
+    document: in analyses.json, and its lists of numbers as arrays in arrays.npz)."""
     path = Path(path)
     cams = views.cam_view(result, colormap=colormap, alpha=alpha, normalization=normalization)
     pictures = {f"cam_{name}.png": overlay for name, overlay in cams.overlays.items()}
@@ -85,14 +87,29 @@ def write_zip(
     report = views.explanation_document(result)  # no server paths
     report["view"] = settings
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays(result))
+    np.savez_compressed(buffer, **arrays(result), **analysis_arrays(analyses or {}))
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, picture in pictures.items():
             archive.writestr(name, png_bytes(picture))
         archive.writestr("explanation.json", json.dumps(report, indent=2))
+        if analyses:
+            archive.writestr("analyses.json", json.dumps(analyses, indent=2))
         archive.writestr("arrays.npz", buffer.getvalue())
         archive.writestr("README.txt", _readme(result))
     return path
+
+
+def analysis_arrays(analyses: dict[str, Any], prefix: str = "analyses") -> dict[str, np.ndarray]:
+    """Every list of numbers in the analyses' documents, as arrays named by their path
+    (analyses/faithfulness/sa_resnet50/details/deletion, …)."""
+    found: dict[str, np.ndarray] = {}
+    for key, value in analyses.items():
+        name = f"{prefix}/{key}"
+        if isinstance(value, dict):
+            found |= analysis_arrays(value, name)
+        elif isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
+            found[name] = np.asarray(value)
+    return found
 
 
 def _readme(result: Explanation) -> str:
@@ -112,6 +129,8 @@ def _readme(result: Explanation) -> str:
         "arrays.npz             numpy arrays: <model>/cam (H, W) in [0, 1], <model>/cam_raw\n"
         "                       (h, w) unscaled, <model>/<unit>/channel_gate (G, c),\n"
         "                       <model>/<unit>/spatial_gate (G, c, h, w) where the unit has one,\n"
-        "                       input_image (H, W, 3)\n"
+        "                       input_image (H, W, 3); analyses/… the curves and per-group\n"
+        "                       values of the analyses computed for this image\n"
+        "analyses.json          the analyses computed for this image (Analyses tab), if any\n"
         f"\nCAM method {result.method} at {result.layer}.\n"
     )
