@@ -325,3 +325,23 @@ def test_a_resume_with_other_settings_is_refused(dataset, loaded_models, tmp_pat
     with pytest.raises(study_files.SettingsChanged, match="layer layer4"):
         run_study(dataset, out, loaded_models, layer="layer3", workers=0, progress=False)
     assert pq.read_table(out / "rows").num_rows == 4  # nothing added
+
+
+def test_a_study_names_the_groups_whose_knockout_hurts_each_class(loaded_models, tmp_path):
+    lines = [
+        {"path": str(ASSETS / "chelsea.jpg"), "label": 281},
+        {"path": str(ASSETS / "coffee.jpg"), "label": 967},
+    ]
+    listed = tmp_path / "list.jsonl"
+    listed.write_text("\n".join(json.dumps(line) for line in lines))
+    out = tmp_path / "study"
+    summary = run_study(listed, out, loaded_models, workers=0, progress=False,
+                        analyses=["knockout"])  # fmt: skip
+    view = summary["analyses"]["knockout_view"]
+    assert view["resnet50"]["per_class"] == {}  # no gates, nothing knocked out
+    cat = view["sa_resnet50"]["per_class"]["281"]
+    row = next(r for r in rows(out) if r["model"] == "sa_resnet50" and "chelsea" in r["key"])
+    dp = [dict(row["analyses"])[f"knockout_dp_g{g:02d}"] for g in range(64)]
+    assert cat["images"] == 1 and cat["groups"] == list(np.argsort(dp, kind="stable")[:3])
+    assert cat["mean_dp"] == sorted(cat["mean_dp"]) and cat["mean_dp"][0] == min(dp)
+    assert "whose knockout hurts each class most" in (out / "report.html").read_text()

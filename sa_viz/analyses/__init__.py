@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in the image's pixels
+DatasetView = Callable[[Mapping[str, Mapping[str, float]], Mapping[str, "int | None"]], Any]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,11 @@ class Analysis:
     per_image: Callable[[ImageInput], Result | None]  # None: does not apply (no box, say)
     numbers: tuple[str, ...]  # the names of its numbers, for reductions and columns
     higher_is_better: Mapping[str, bool] = field(default_factory=dict)
+    # A dataset view of its own beyond the means: (image → its numbers, image → its label)
+    # → a JSON-able summary (the knockout's most harmful groups per class).
+    dataset_view: (
+        Callable[[Mapping[str, Mapping[str, float]], Mapping[str, int | None]], Any] | None
+    ) = None
 
     def reduce(self, values: Mapping[str, Sequence[float]]) -> dict[str, Any]:
         """Per number: the mean over images with its 95 % bootstrap interval."""

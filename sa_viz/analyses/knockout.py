@@ -13,7 +13,7 @@ only the blocks from there on run again (`from_block`), in batches.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -158,13 +158,43 @@ def knockout(image: ImageInput) -> Result | None:
     except ValueError:
         return None  # a model without that unit
     # The most harmful group's index is in the details: an index has no mean worth a number.
+    # Each group's change is kept too (a study's per-class view of the groups).
     return Result(
         {
             "knockout_unit_dp": found["unit_dp"],
             "knockout_worst_dp": float(min(found["group_dp"])),
+            **{f"{GROUP_DP}{g:02d}": float(dp) for g, dp in enumerate(found["group_dp"])},
         },
         found,
     )
+
+
+GROUP_DP = "knockout_dp_g"  # + the group's number: one number per group in a study's rows
+HARMFUL = 3  # groups named per class
+
+
+def harmful_groups(
+    numbers: Mapping[str, Mapping[str, float]], labels: Mapping[str, int | None]
+) -> dict[str, Any]:
+    """Per labelled class: the groups whose knockout lowers the class's probability most on
+    average over its images (the dataset view of SA-Net's `group_act` masking scores), at
+    `DEFAULT_UNIT`."""
+    per_class: dict[int, list[np.ndarray]] = {}
+    for key, found in numbers.items():
+        groups = sorted(k for k in found if k.startswith(GROUP_DP))
+        if labels.get(key) is None or not groups:
+            continue
+        per_class.setdefault(labels[key], []).append(np.array([found[k] for k in groups]))
+    view = {}
+    for label in sorted(per_class):
+        mean = np.mean(per_class[label], axis=0)
+        order = np.argsort(mean, kind="stable")[:HARMFUL]
+        view[str(label)] = {
+            "images": len(per_class[label]),
+            "groups": [int(g) for g in order],
+            "mean_dp": [float(mean[g]) for g in order],
+        }
+    return {"unit": DEFAULT_UNIT, "per_class": view}
 
 
 ANALYSIS = Analysis(
@@ -172,4 +202,5 @@ ANALYSIS = Analysis(
     title=f"Group knockout at {DEFAULT_UNIT} (both gates passed through, one group at a time)",
     per_image=knockout,
     numbers=("knockout_unit_dp", "knockout_worst_dp"),
+    dataset_view=harmful_groups,
 )

@@ -293,6 +293,10 @@ def describe_analyses(
         labels[row["key"]] = row["label"]
     found: dict[str, Any] = {}
     for analysis in (registry()[a] for a in analyses):
+        if analysis.dataset_view is not None:
+            found[f"{analysis.name}_view"] = {
+                m: analysis.dataset_view(values.get(m, {}), labels) for m in names
+            }
         for number in analysis.numbers:
             per_model = {
                 m: {k: v[number] for k, v in values.get(m, {}).items() if number in v}

@@ -39,6 +39,7 @@ BINS = np.linspace(0.0, 1.0, 10001)  # gate values and entropies lie in [0, 1]; 
 CHOSEN = 3  # classes in the per-class gate figure when none are named: the most frequent
 CLASSES_SHOWN = 5  # classes listed where the second model wins, and where it loses
 EXAMPLES = 6  # images shown where the two CAMs differ most
+CLASSES_LISTED = 20  # classes in the report's knockout table
 
 
 @dataclass
@@ -164,7 +165,10 @@ def _analyses_section(summary: dict[str, Any]) -> str:
     head = "".join(f"<th>{_title(summary, m)}</th>" for m in models)
     head += "<th>second − first (p)</th>" if len(models) == 2 else ""
     body = []
+    views = {k: v for k, v in found.items() if k.endswith("_view")}
     for number, entry in found.items():
+        if number in views:
+            continue
         better = {True: " ↑", False: " ↓"}.get(entry.get("higher_is_better"), "")
         cells = [f"<th>{html.escape(number)}{better}</th>"]
         for m in models:
@@ -188,6 +192,33 @@ def _analyses_section(summary: dict[str, Any]) -> str:
         "better, ↓: lower is. The paired column: the second model less the first on the same "
         "images, with a sign-flip permutation test's p. Per class: study.json.</p>"
         f"<div class=wide><table><tr><th></th>{head}</tr>{''.join(body)}</table></div>"
+        + _harmful_groups(summary, views.get("knockout_view"))
+    )
+
+
+def _harmful_groups(summary: dict[str, Any], view: dict[str, Any] | None) -> str:
+    """Per class and gated model: the groups whose knockout hurts the class most."""
+    if not view:
+        return ""
+    rows = []
+    for model, found in view.items():
+        for label, entry in list(found["per_class"].items())[:CLASSES_LISTED]:
+            groups = ", ".join(
+                f"{g} ({dp:+.3g})" for g, dp in zip(entry["groups"], entry["mean_dp"], strict=True)
+            )
+            rows.append(
+                f"<tr><th>{_title(summary, model)}</th><td>{label} "
+                f"{html.escape(class_name(int(label)))}</td><td>{entry['images']}</td>"
+                f"<td>{groups}</td></tr>"
+            )
+    if not rows:
+        return ""
+    unit = next(iter(view.values()))["unit"]
+    return (
+        f"<h3>Groups of {unit} whose knockout hurts each class most</h3><p>Mean change of the "
+        "class's probability over its images, most harmful first (the first classes "
+        "only: all are in study.json).</p><div class=wide><table><tr><th>model</th>"
+        f"<th>class</th><th>images</th><th>groups</th></tr>{''.join(rows)}</table></div>"
     )
 
 
