@@ -143,7 +143,7 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
 
-    from sa_viz.pipeline.explain import explain
+    from sa_viz.pipeline.explain import analyse_explanation, explain
 
     models = models_or_exit(parser, args, names)
     try:
@@ -166,7 +166,7 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {path}: {error}", file=sys.stderr)
             failures += 1
             continue
-        found = analyse(result, models, chosen)
+        found = analyse_explanation(result, models, chosen)
         written = write_outputs(result, args.out, stem, args.unit, args.colormap, args.alpha, found)
         print(f"{path}: " + ", ".join(str(p) for p in written))
     return 1 if failures else 0
@@ -200,24 +200,6 @@ def output_stems(paths: Sequence[Path]) -> list[str]:
             stem, number = f"{base}_{number}", number + 1
         stems.append(stem)
     return stems
-
-
-def analyse(
-    result: Explanation, models: dict[str, LoadedModel], names: Sequence[str]
-) -> dict[str, Any]:
-    """The named analyses of each model's explanation: model → analysis → numbers, details."""
-    import dataclasses
-
-    from sa_viz.analyses import ImageInput, run_analyses
-    from sa_viz.models.device import device_of
-
-    found: dict[str, Any] = {}
-    for name, m in result.models.items() if names else ():
-        model = models[name].module
-        x = result.image.tensor.to(device_of(model))
-        done = run_analyses(names, ImageInput(model, x, m.cam, m.target.index))
-        found[name] = {a: dataclasses.asdict(r) for a, r in done.items()}
-    return found
 
 
 def write_outputs(

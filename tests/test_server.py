@@ -111,6 +111,18 @@ def test_explain_json_is_one_document(client):
     )
 
 
+def test_explain_json_with_analyses(client):
+    photo = handle_file(str(ASSETS / "coffee.jpg"))
+    document = client.predict(photo, analyses="deletion_insertion,knockout",
+                              api_name="/explain_json")  # fmt: skip
+    found = document["analyses"]
+    assert set(found["resnet50"]) == {"deletion_insertion"}  # no gates: no knockout
+    assert set(found["sa_resnet50"]) == {"deletion_insertion", "knockout"}
+    assert "analyses" not in client.predict(photo, api_name="/explain_json")  # asked for none
+    with pytest.raises(Exception, match="must name analyses"):
+        client.predict(photo, analyses="nonsense", api_name="/explain_json")
+
+
 def test_the_analyses_api(client):
     """/faithfulness and /knockout answer for the session's latest explanation, as JSON."""
     client.predict(handle_file(str(ASSETS / "chelsea.jpg")), api_name="/explain")

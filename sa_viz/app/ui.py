@@ -31,6 +31,7 @@ from gradio import utils as gradio_utils
 from gradio.data_classes import ImageData
 
 from sa_viz import render
+from sa_viz.analyses import analyses as registered_analyses
 from sa_viz.analyses.knockout import GATES, VALUES
 from sa_viz.app.analyses_tab import AnalysesTab, AnalysisHandlers, analyses_tab
 from sa_viz.app.engine import (
@@ -53,7 +54,7 @@ from sa_viz.models import DEFAULT_PAIR, get_model, list_models
 from sa_viz.models.hooks import Stopped, TimeLimitExceeded
 from sa_viz.models.weights import WeightsStatus
 from sa_viz.outputs.export import write_zip
-from sa_viz.pipeline.explain import Explanation
+from sa_viz.pipeline.explain import Explanation, analyse_explanation
 from sa_viz.probes import unit_layouts, unit_names
 from sa_viz.render import views
 
@@ -666,17 +667,24 @@ class Handlers:
         layer: str = DEFAULT_LAYER,
         model_a: str = DEFAULT_PAIR[0],
         model_b: str = DEFAULT_PAIR[1],
+        analyses: str = "",
         request: gr.Request = None,
     ) -> dict:
         """/explain_json: the explanation as one JSON document (`views.explanation_document`)
-        instead of the page's outputs; the session keeps the result for view updates."""
+        instead of the page's outputs; the session keeps the result for view updates. With
+        `analyses` ("deletion_insertion,knockout", …), their results too, per model."""
         if not image:
             raise _error("Upload an image first.", "No image")
-        return views.explanation_document(
-            self._explain(
-                image, crop_mode, target, method, layer, request, models=(model_a, model_b)
-            )
+        result = self._explain(
+            image, crop_mode, target, method, layer, request, models=(model_a, model_b)
         )
+        document = views.explanation_document(result)
+        names = [a for a in (analyses or "").split(",") if a]
+        if names:
+            document["analyses"] = self.engine.analyse(
+                lambda loaded: analyse_explanation(result, loaded, names)
+            )
+        return document
 
     @handler
     def update_cams(
@@ -1497,6 +1505,7 @@ class Page:
     example: gr.Textbox  # the example shown ("chelsea"), for the page's address; "": an upload
     api_only: gr.Button  # the API's endpoints' trigger: nothing on the page presses it
     json_document: gr.JSON
+    analyses_names: gr.Textbox  # /explain_json's analyses: nothing on the page sets it
     study: StudyTab
     analyses: AnalysesTab
 
@@ -1626,6 +1635,7 @@ def layout(
         example=gr.Textbox(visible=False),
         api_only=gr.Button(visible=False),
         json_document=gr.JSON(visible=False),
+        analyses_names=gr.Textbox("", visible=False),
         study=study,
         analyses=analyses,
     )
@@ -1790,7 +1800,16 @@ def api_endpoints(handlers: Handlers, page: Page) -> None:
         (
             "explain_json",
             handlers.explain_json,
-            [i.image, i.crop_mode, i.target, i.method, i.layer, i.model_a, i.model_b],
+            [
+                i.image,
+                i.crop_mode,
+                i.target,
+                i.method,
+                i.layer,
+                i.model_a,
+                i.model_b,
+                page.analyses_names,
+            ],
             page.json_document,
             API_LANE,
         ),
@@ -1868,6 +1887,15 @@ def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
         page.api_only.click(fn, inputs=inputs, outputs=page.json_document, api_name=name, **lane)
 
 
+def analysis_names(value: Any) -> str | None:
+    """A comma-separated list of registered analyses (or nothing)."""
+    if value is None or (
+        isinstance(value, str) and all(a in registered_analyses() for a in value.split(",") if a)
+    ):
+        return None
+    return "must name analyses, comma-separated, from " + ", ".join(registered_analyses())
+
+
 def files_payload(value: Any) -> str | None:
     if value is None or (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
         return None
@@ -1936,6 +1964,7 @@ def build_app(
             page.study.files: Param("Images or a ZIP", "files", files_payload),
             page.analyses.knock_gates: Param("Gates replaced", "gates", one_of(list(GATES))),
             page.analyses.knock_value: Param("Replaced by", "value", one_of(list(VALUES))),
+            page.analyses_names: Param("Analyses", "analyses", analysis_names, default=""),
             page.analyses.box: Param(
                 "Object box",
                 "box",

@@ -278,3 +278,21 @@ def _explain_model(
 
 def _prediction(index: int, probabilities: np.ndarray) -> Prediction:
     return Prediction(int(index), label(int(index)), float(probabilities[index]))
+
+
+def analyse_explanation(
+    result: Explanation, models: Mapping[str, LoadedModel], names: Sequence[str]
+) -> dict[str, Any]:
+    """The named analyses (`sa_viz.analyses`) of each model's explanation in `result`:
+    model → analysis → its numbers and details (JSON-able)."""
+    import dataclasses
+
+    from sa_viz.analyses import ImageInput, run_analyses
+
+    found: dict[str, Any] = {}
+    for name, m in result.models.items() if names else ():
+        model = models[name].module
+        x = result.image.tensor.to(device_of(model))
+        done = run_analyses(names, ImageInput(model, x, m.cam, m.target.index))
+        found[name] = {a: dataclasses.asdict(r) for a, r in done.items()}
+    return found
