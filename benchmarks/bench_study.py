@@ -32,6 +32,17 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
+def example_copies(root: Path, count: int) -> Path:
+    """`count` copies of the example photos in the new folder `root` (also bench_study_memory)."""
+    from sa_viz.data.examples import EXAMPLES, EXAMPLES_DIR
+
+    root.mkdir()
+    for i in range(count):
+        name = EXAMPLES[i % len(EXAMPLES)]
+        shutil.copy(EXAMPLES_DIR / name, root / f"{i:05d}-{name}")
+    return root
+
+
 def loop_rate(models, items) -> float:
     """pytorch-grad-cam's GradCAM and gate hooks, one image at a time (the script SA-Viz
     replaces)."""
@@ -85,7 +96,6 @@ def main() -> None:
 
     import torch
 
-    from sa_viz.data.examples import EXAMPLES, EXAMPLES_DIR
     from sa_viz.data.preprocess import to_tensor
     from sa_viz.data.sources import read_source
     from sa_viz.models.weights import load_models
@@ -100,11 +110,7 @@ def main() -> None:
     models = load_models(allow_download=False, names=["resnet50", "sa_resnet50"], device="cpu")
     rates: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder) / "images"
-        root.mkdir()
-        for i in range(args.images):
-            name = EXAMPLES[i % len(EXAMPLES)]
-            shutil.copy(EXAMPLES_DIR / name, root / f"{i:05d}-{name}")
+        root = example_copies(Path(folder) / "images", args.images)
         source = read_source(root)
         batches = list(decoded(source.items, None, args.batch_size))
         tensors = [torch.cat([to_tensor(d.pixels) for d in b]) for b in batches]

@@ -14,7 +14,6 @@ any, are separate processes and not counted.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import tempfile
@@ -40,7 +39,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="default: as sa-viz study")
     args = parser.parse_args()
 
-    from sa_viz.data.examples import EXAMPLES, EXAMPLES_DIR
+    from bench_study import example_copies  # this folder: the script's own
+
     from sa_viz.models.weights import load_models
     from sa_viz.outputs import study
 
@@ -48,11 +48,7 @@ def main() -> None:
     samples: list[tuple[float, int, float]] = []  # (time, parts written, RSS in MB)
     done = threading.Event()
     with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder) / "images"
-        root.mkdir()
-        for i in range(args.images):
-            name = EXAMPLES[i % len(EXAMPLES)]
-            shutil.copy(EXAMPLES_DIR / name, root / f"{i:05d}-{name}")
+        root = example_copies(Path(folder) / "images", args.images)
         out = Path(folder) / "study"
 
         def sample() -> None:

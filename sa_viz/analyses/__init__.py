@@ -1,13 +1,14 @@
 """Analyses that test the maps and the gates: each is one module of this package with an
-`ANALYSIS` (`Analysis`: a per-image step and a dataset reduction); `analyses()` finds them all,
-so adding one touches no other analysis, and whoever runs analyses (the CLI, studies) asks this
-registry instead of naming them.
+`ANALYSIS` (`Analysis`: a per-image step, the names of its numbers, and optionally a dataset
+view of its own); `analyses()` finds them all, so adding one touches no other analysis, and
+whoever runs analyses (the CLI, `/explain_json`, studies) asks this registry instead of naming
+them.
 
 Per image, a step gets an `ImageInput` (the model, the image as the model takes it, the CAM at
 the image's size, its class, the object boxes when known) and returns named numbers (what a
 study stores per row) and, if it has them, curves or per-group values (`details`, for figures
-and exports). The reduction turns the numbers of many images into means with 95 % bootstrap
-intervals (`sa_viz.analyses.stats`).
+and exports). Over a dataset, every number gets the same reduction (means with 95 % bootstrap
+intervals and a paired test, `sa_viz.analyses.stats`, applied by `sa_viz.outputs.study`).
 """
 
 from __future__ import annotations
@@ -60,12 +61,6 @@ class Analysis:
     dataset_view: (
         Callable[[Mapping[str, Mapping[str, float]], Mapping[str, int | None]], Any] | None
     ) = None
-
-    def reduce(self, values: Mapping[str, Sequence[float]]) -> dict[str, Any]:
-        """Per number: the mean over images with its 95 % bootstrap interval."""
-        from sa_viz.analyses.stats import mean_interval
-
-        return {name: mean_interval(values.get(name, ())) for name in self.numbers}
 
 
 @cache
