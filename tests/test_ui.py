@@ -625,3 +625,25 @@ def test_a_link_that_names_nothing_says_so(handlers):
     assert all(v is gr.skip() or v == gr.skip() for v in answer[: -len(HINT_PLACES)])
     shown = hints_of(answer)
     assert list(shown) == ["run"] and "layer=layer9, group=abc" in shown["run"]
+
+
+def test_a_pages_load_events_are_never_refused_for_its_session(engine, tmp_path):
+    """An opening page sends its load events at once; while they wait, none is refused (stop
+    21's CI: the list of studies showed "Error"). Other events keep the bound per session."""
+    import asyncio
+
+    from gradio.data_classes import PredictBodyInternal
+
+    demo = configure_queue(build_app(engine, studies_dir=tmp_path), max_size=None)
+    queue = demo._queue  # not started: every request pushed keeps waiting
+
+    def push(fn_index: int) -> bool:
+        body = PredictBodyInternal(session_hash="page", fn_index=fn_index, data=[])
+        return asyncio.run(queue.push(body, None, None))[0]
+
+    loads = [i for i, fn in demo.fns.items() if any(e == "load" for _, e in fn.targets)]
+    views = [i for i in loads if demo.fns[i].concurrency_id == "views"]
+    assert len(views) >= 3, views  # captions, the URL's settings, the studies
+    assert all(push(i) for i in loads)
+    cam_view = next(i for i, fn in demo.fns.items() if fn.api_name == "cam_view")
+    assert not push(cam_view)  # this session already has more than two waiting in the lane

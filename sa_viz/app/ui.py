@@ -1228,6 +1228,11 @@ def bound_lanes(queue: Any, max_size: int | None, per_session: int = PER_SESSION
     made everyone's view updates answer "Queue is full" for minutes. So the bound is checked
     here, in `push` of this app's queue (an instance attribute; gradio's bound is off), with
     gradio's own "queue is full" answer (HTTP 503) when a lane or a session has too many.
+
+    A page's load events are never refused for their session: an opening page sends three
+    into the views lane at once, and on a busy machine (CI, 2 cores) the third arrived while
+    the other two still waited, so the list of studies showed "Error" (stop 21's CI). Each
+    runs once per page opened, so they cannot pile up within a session.
     """
     queue.lane_max_size = max_size
     original = queue.push
@@ -1241,7 +1246,8 @@ def bound_lanes(queue: Any, max_size: int | None, per_session: int = PER_SESSION
         if max_size is not None and len(waiting) >= max_size:
             return False, f"Queue is full: {len(waiting)} requests are waiting.", "queue_full"
         mine = sum(event.session_hash == body.session_hash for event in waiting)
-        if body.session_hash and mine >= per_session:
+        loading = fn is not None and all(event == "load" for _, event in fn.targets)
+        if body.session_hash and mine >= per_session and not loading:
             return (
                 False,
                 f"Queue is full for this session: {mine} of its requests are waiting.",
