@@ -167,6 +167,26 @@ def test_a_large_jpeg_is_decoded_at_reduced_scale():
     assert rgb.size == (5_000, 3_000) and "1/2 scale" in notes[0]
 
 
+@pytest.mark.parametrize("orientation", [1, 6])  # 6: stored turned a quarter
+def test_a_box_on_a_jpeg_decoded_at_reduced_scale_is_in_the_files_pixels(orientation):
+    from sa_viz.data.preprocess import boxes_in_input
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(Image.new("RGB", (1_600, 1_200), "navy"), "JPEG", exif=exif.tobytes())
+    small = Limits(max_pixels=200_000)  # decoded at 1/4 scale
+    prepared = prepare_image(data, limits=small)
+    upright = (1_600, 1_200) if orientation == 1 else (1_200, 1_600)
+    assert "1/4 scale" in prepared.notes[0]
+    assert prepared.original_size == (upright[0] // 4, upright[1] // 4)
+    assert prepared.source_size == upright  # before: the reduced size, boxes 4 × too large
+    height, width = prepared.size
+    half = (0, 0, upright[0] / 2, upright[1] / 2)  # the upper-left quarter of the photo
+    ((x0, y0, x1, y1),) = boxes_in_input([half], prepared)
+    assert (x0, y0, x1, y1) == pytest.approx((0, 0, width / 2, height / 2))
+    assert prepare_image(ASSETS / "chelsea.jpg").file_size is None  # decoded whole
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [

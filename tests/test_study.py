@@ -310,12 +310,12 @@ def test_boxes_follow_the_resize_and_the_centre_crop():
     from sa_viz.data.preprocess import boxes_in_input, prepare_image
 
     prepared = prepare_image(ASSETS / "chelsea.jpg", crop=True)  # 451 × 300 → 384 × 256 → 224
-    ((x0, y0, x1, y1),) = boxes_in_input([(100, 50, 200, 150)], (451, 300), prepared)
+    ((x0, y0, x1, y1),) = boxes_in_input([(100, 50, 200, 150)], prepared)
     assert (x0, y0) == pytest.approx((100 * 384 / 451 - 80, 50 * 256 / 300 - 16))
     assert (x1, y1) == pytest.approx((200 * 384 / 451 - 80, 150 * 256 / 300 - 16))
-    assert boxes_in_input([(0, 0, 50, 10)], (451, 300), prepared) == ()  # cropped away
+    assert boxes_in_input([(0, 0, 50, 10)], prepared) == ()  # cropped away
     whole = prepare_image(ASSETS / "chelsea.jpg")  # 451 × 300 → 337 × 224
-    ((x0, y0, x1, y1),) = boxes_in_input([(100, 50, 200, 150)], (451, 300), whole)
+    ((x0, y0, x1, y1),) = boxes_in_input([(100, 50, 200, 150)], whole)
     assert (x0, x1) == pytest.approx((100 * 337 / 451, 200 * 337 / 451))
 
 

@@ -313,7 +313,7 @@ def typed_boxes(text: str | None, result: Explanation) -> tuple[Box, ...]:
             "pixels (e.g. 30 0 385 300).",
             title="Box",
         )
-    mapped = boxes_in_input([box], result.image.original_size, result.image)
+    mapped = boxes_in_input([box], result.image)
     if not mapped:
         raise gr.Error("The box lies outside what the models see.", title="Box")
     return mapped

@@ -71,6 +71,14 @@ class PreparedImage:
     original_size: tuple[int, int]  # (width, height) after EXIF orientation
     crop: bool
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # (width, height) of the upright file before a reduced decoding (a large JPEG decoded at
+    # 1/2, 1/4 or 1/8 scale); None: decoded whole, the same as `original_size`.
+    file_size: tuple[int, int] | None = None
+
+    @property
+    def source_size(self) -> tuple[int, int]:
+        """(width, height) of the upright image file: the pixels a box on the photo is in."""
+        return self.file_size or self.original_size
 
     @property
     def size(self) -> tuple[int, int]:
@@ -83,25 +91,38 @@ def load_image(
 ) -> tuple[Image.Image, list[str]]:
     """Decode `source` into an 8-bit RGB image, bounded by `limits`; also return notes on what
     was done to it (orientation, alpha, frames, bit depth, reduced decoding)."""
+    rgb, notes, _ = _decode(source, limits)
+    return rgb, notes
+
+
+def _decode(
+    source: ImageSource, limits: Limits
+) -> tuple[Image.Image, list[str], tuple[int, int] | None]:
+    """`load_image`, and the upright file's size when it was decoded at a reduced scale."""
     notes: list[str] = []
+    stored = None
     if isinstance(source, np.ndarray):
         image = _from_array(source, limits, notes)
     elif isinstance(source, Image.Image):
         _check_pixels(source.size, limits)
         image = source.copy()
     else:
-        image = _open(_read_bytes(source, limits), limits, notes)
-    image = _orient(image, notes)
-    rgb = _to_rgb(image, notes)
+        image, stored = _open(_read_bytes(source, limits), limits, notes)
+    upright = _orient(image, notes)
+    if stored is not None and stored != image.size:  # reduced: the file's size, upright too
+        stored = stored[::-1] if upright.size != image.size else stored
+    else:
+        stored = None
+    rgb = _to_rgb(upright, notes)
     _check_shape(rgb.size, limits)
-    return rgb, notes
+    return rgb, notes, stored
 
 
 def prepare_image(
     source: ImageSource, *, crop: bool = False, limits: Limits = DEFAULT_LIMITS
 ) -> PreparedImage:
     """Load `source` and make the model input and the display image from the same pixels."""
-    rgb, notes = load_image(source, limits)
+    rgb, notes, file_size = _decode(source, limits)
     width, height = rgb.size
     if crop:
         resized = TF.center_crop(TF.resize(rgb, RESIZE_SIZE), [INPUT_SIZE, INPUT_SIZE])
@@ -128,18 +149,17 @@ def prepare_image(
         original_size=(width, height),
         crop=crop,
         notes=tuple(notes),
+        file_size=file_size,
     )
 
 
 def boxes_in_input(
-    boxes: Sequence[tuple[float, float, float, float]],
-    file_size: tuple[int, int],
-    prepared: PreparedImage,
+    boxes: Sequence[tuple[float, float, float, float]], prepared: PreparedImage
 ) -> tuple[tuple[float, float, float, float], ...]:
-    """Boxes (x0, y0, x1, y1) in the file's pixels (`file_size`: width, height), as the model
-    input's pixels: through the reduced decoding, the resize and the centre crop (torchvision's
-    arithmetic), clipped to the input; a box left with no area is dropped."""
-    fw, fh = file_size
+    """Boxes (x0, y0, x1, y1) in the upright file's pixels (`prepared.source_size`), as the
+    model input's pixels: through the reduced decoding, the resize and the centre crop
+    (torchvision's arithmetic), clipped to the input; a box left with no area is dropped."""
+    fw, fh = prepared.source_size
     w, h = prepared.original_size
     out_h, out_w = prepared.size
     if prepared.crop:  # shorter side to 256 (the longer truncated), then the central 224
@@ -239,7 +259,9 @@ def _sniff_unsupported(data: bytes) -> str | None:
     return None
 
 
-def _open(data: bytes, limits: Limits, notes: list[str]) -> Image.Image:
+def _open(data: bytes, limits: Limits, notes: list[str]) -> tuple[Image.Image, tuple[int, int]]:
+    """The decoded image (at a reduced scale if it is a JPEG over the pixel limit) and the
+    size stored in the file."""
     if (message := _sniff_unsupported(data)) is not None:
         raise ImageError(message)
     try:
@@ -247,6 +269,7 @@ def _open(data: bytes, limits: Limits, notes: list[str]) -> Image.Image:
             # Pillow's own bomb warning is superseded by the explicit pixel limit below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=FORMATS)
+            stored = image.size
             _check_pixels(image.size, limits, image, notes)
             # is_animated, not n_frames: counting a GIF's frames decodes every one of them.
             if getattr(image, "is_animated", False):
@@ -270,7 +293,7 @@ def _open(data: bytes, limits: Limits, notes: list[str]) -> Image.Image:
             "The image file is truncated or corrupted and can't be decoded "
             f"({_first_line(error)}). Re-export or re-download it."
         ) from error
-    return image
+    return image, stored
 
 
 def _first_line(error: BaseException) -> str:

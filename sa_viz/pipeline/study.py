@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from sa_viz.analyses import Box, ImageInput, run_analyses
 from sa_viz.cam import DEFAULT_LAYER, cam_agreement, head_gradient, resolve_classes, scale_cams
@@ -41,7 +40,6 @@ from sa_viz.models.weights import LoadedModel
 from sa_viz.probes import UnitGates, record_gates
 
 TOP_K = 5
-ORIENTATION = 0x0112  # the EXIF tag
 SPATIAL_SUMMARIES = ("spatial_mean", "spatial_std", "spatial_entropy", "peak_y", "peak_x")
 
 
@@ -62,13 +60,7 @@ def decode(item: Item, crop: bool = True, limits: Limits = DEFAULT_LIMITS) -> De
     try:
         digest = hashlib.sha256(Path(item.path).read_bytes()).hexdigest()
         prepared = prepare_image(item.path, crop=crop, limits=limits)
-        boxes = ()
-        if item.boxes:
-            with Image.open(item.path) as header:  # the boxes: in the upright image's pixels
-                w, h = header.size
-                if header.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8):  # turned a quarter
-                    w, h = h, w
-            boxes = boxes_in_input(item.boxes, (w, h), prepared)
+        boxes = boxes_in_input(item.boxes, prepared)  # given in the upright file's pixels
     except (ImageError, OSError) as error:
         return Decoded(item, None, f"{item.key}: {error}")
     return Decoded(item, prepared.display, sha256=digest, boxes=boxes)
