@@ -78,10 +78,14 @@ def test_road_is_pytorch_grad_cams(sa_model, photo):
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
     cam = np.random.default_rng(0).random((224, 224)).astype(np.float32)
-    torch.manual_seed(0)  # the imputer's noise is torch's: the same draws for both
+    torch.manual_seed(1)
+    state = torch.random.get_rng_state()
     ours = run_analyses(["road"], ImageInput(sa_model, photo, cam, 281))["road"].numbers
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's draws: untouched
+    again = run_analyses(["road"], ImageInput(sa_model, photo, cam, 281))["road"].numbers
+    assert again == ours  # the imputer's noise is seeded: the same numbers each time
     targets = [ClassifierOutputSoftmaxTarget(281)]
-    torch.manual_seed(0)
+    torch.manual_seed(0)  # ROAD_SEED: the same draws as ours
     morf = ROADMostRelevantFirst(percentile=80)(photo, cam[None], targets, sa_model)
     lerf = ROADLeastRelevantFirst(percentile=20)(photo, cam[None], targets, sa_model)
     assert ours["road_morf"] == pytest.approx(float(morf[0]), abs=1e-6)

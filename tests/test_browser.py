@@ -473,20 +473,47 @@ def test_a_study_from_the_page_and_one_from_the_studies_folder(
     report.get_by_text("4 of 4 images studied (0 labelled)").wait_for()  # the 4 examples
 
 
-def test_faithfulness_and_a_knockout_bar_that_opens_its_group(page, shots):
+def test_a_drawn_box_the_analyses_and_a_knockout_bar_that_opens_its_group(page, shots):
     page.goto(page.url.split("?")[0] + "?example=chelsea")
     page.locator("#cam-a img").wait_for()
     page.get_by_role("tab", name="Analyses").click()
-    page.locator("#faith-box textarea").fill("30 0 385 300")  # the cat, in the photo's pixels
+    # Two clicks on what the models see (the photo, 451 × 300, whole: 337 × 224) give the box
+    # in the photo's pixels, and the picture shows it.
+    picture = page.locator("#box-picture img")
+    typed = page.locator("#faith-box textarea")
+    for fx, fy, count in ((0.1, 0.1, 2), (0.8, 0.9, 4)):
+        before = picture.get_attribute("src")
+        size = picture.bounding_box()
+        picture.click(position={"x": size["width"] * fx, "y": size["height"] * fy})
+        page.wait_for_function(
+            f"document.querySelector('#faith-box textarea').value.split(' ').length == {count}"
+        )
+        page.wait_for_function(  # redrawn: the corner's cross, then the box
+            f"document.querySelector('#box-picture img')?.src !== {before!r}"
+        )
+    x0, y0, x1, y1 = map(float, typed.input_value().split())
+    assert (x0, y0, x1, y1) == pytest.approx((45, 30, 361, 270), abs=3)
     page.locator("#faith-run").click()
     text = page.locator("#faith-text")
     text.get_by_text("SA-ResNet-50 (class").wait_for()
     assert text.inner_text().count("insertion area") == 2  # both models
     assert text.inner_text().count("the box,") == 2
+    # Every registered analysis can be ticked: ROAD (ticked by default) and localisation.
+    page.locator("#chosen-analyses").get_by_text("localisation").click()
+    page.locator("#chosen-run").click()
+    table = page.locator("#chosen-table")
+    table.get_by_text("road_morf").wait_for()
+    table.get_by_text("box_iou").wait_for()
+    assert table.inner_text().count("↑") >= 5
     page.locator("#knock-run").click()
     page.locator("#knock-text").get_by_text("Most harmful groups").wait_for()
     page.locator("#knock-cams img").wait_for()
     shots(page, "analyses-1440")
+    # Another unit in the explorer: a click on a bar still opens the chart's unit's group.
+    page.get_by_role("tab", name="Gate explorer").click()
+    charted = page.locator("#gate-unit input").input_value()
+    pick(page, "gate-unit", "layer1.0")
+    page.get_by_role("tab", name="Analyses").click()
     chart = page.locator("#knock-plot img")
     box = chart.bounding_box()
     # The chart's axes span 8–98 % of its width (analyses_tab.CHART_LEFT/RIGHT): bar 10's middle.
@@ -495,4 +522,5 @@ def test_faithfulness_and_a_knockout_bar_that_opens_its_group(page, shots):
     page.wait_for_function(
         "() => document.querySelector('#gate-group input[type=number]')?.value === '10'"
     )
+    assert page.locator("#gate-unit input").input_value() == charted != "layer1.0"
     assert page.locator("#hint-analyses").count() == 0 or page.locator("#hint-analyses").is_hidden()

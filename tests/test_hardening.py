@@ -262,6 +262,7 @@ def test_internal_events_are_not_public(app_server):
         "/export_zip",
         "/faithfulness",
         "/knockout",
+        "/analyses",
         "/weights_status",
     }
     for name in ("/choose_prediction_a", "/choose_prediction_b"):

@@ -140,11 +140,22 @@ def test_the_analyses_api(client):
     assert sorted(knocked["ranking"]) == list(range(64))
     with pytest.raises(Exception, match="has no attention unit"):
         client.predict("layer4.2", "resnet50", "both", "one", api_name="/knockout")
-    # The ZIP of this result carries both analyses: JSON, and their curves as arrays.
+    # /analyses: any registered ones by name; the box (two numbers: one corner) is checked
+    chosen = client.predict("road,localisation", "30 0 385 300", api_name="/analyses")
+    for model in ("resnet50", "sa_resnet50"):
+        assert set(chosen[model]) == {"road", "localisation"}
+        assert set(chosen[model]["road"]["numbers"]) == {"road_morf", "road_lerf", "road_gap"}
+    assert set(client.predict("road", "", api_name="/analyses")["resnet50"]) == {"road"}
+    with pytest.raises(Exception, match="one corner so far"):
+        client.predict("localisation", "30 0", api_name="/analyses")
+    with pytest.raises(Exception, match="must name analyses"):
+        client.predict("road,nonsense", "", api_name="/analyses")
+    # The ZIP of this result carries the analyses: JSON, and their curves as arrays.
     archive = client.predict("jet", 0.5, "per model", "layer4.0", 5, "0–1", api_name="/export_zip")
     with zipfile.ZipFile(archive) as z:
         analyses = json.loads(z.read("analyses.json"))
-        assert set(analyses) == {"faithfulness", "knockout"}
+        assert set(analyses) == {"faithfulness", "knockout", "road", "localisation"}
+        assert set(analyses["road"]["sa_resnet50"]["numbers"]) >= {"road_morf", "road_lerf"}
         assert analyses["knockout"]["unit"] == "layer4.2"
         with np.load(io.BytesIO(z.read("arrays.npz"))) as arrays:
             assert arrays["analyses/faithfulness/sa_resnet50/details/deletion"].shape == (17,)

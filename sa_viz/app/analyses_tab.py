@@ -1,13 +1,18 @@
 """The Analyses tab: does each map hold up, and what does each gate group do?
 
+- The object box (optional): two clicks on what the models see, or four typed numbers in the
+  photo's pixels; drawn on the picture, used by the localisation numbers;
 - Faithfulness: deletion and insertion curves of both compared models on one plot, with their
   areas, for the CAMs on screen (`sa_viz.analyses.faithfulness`);
 - Group knockout: for the gate explorer's model and unit, the change of the CAM class's
   probability when each group's gates are replaced (pass-through 1, zero or the gate's mean),
   as a bar chart; a click on a bar opens that group in the gate explorer
-  (`sa_viz.analyses.knockout`).
+  (`sa_viz.analyses.knockout`);
+- Every registered analysis (`sa_viz.analyses.analyses()`, ROAD among them): ticked ones give
+  their numbers per model in a table, so an analysis added to the package appears here with no
+  change to this tab.
 
-Both run on request, in the lane of the long CAM methods (`Engine.analyse`: beside the one-pass
+All run on request, in the lane of the long CAM methods (`Engine.analyse`: beside the one-pass
 explanations, within the time limit). A failure is a hint in the tab; the pictures stay.
 """
 
@@ -26,18 +31,20 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
+from PIL import ImageDraw
 
-from sa_viz.analyses import Box, ImageInput
+from sa_viz.analyses import Box, ImageInput, analyses
 from sa_viz.analyses.faithfulness import STEPS, deletion_insertion
 from sa_viz.analyses.knockout import GATES, VALUES, group_knockout, knocked_out
 from sa_viz.analyses.pointing import localisation
 from sa_viz.app.engine import Engine
 from sa_viz.app.tempspace import TempSpace
 from sa_viz.cam import grad_cam_result
-from sa_viz.data.preprocess import boxes_in_input
+from sa_viz.data.preprocess import boxes_in_input, point_in_input, point_in_source
 from sa_viz.models.device import device_of
-from sa_viz.pipeline.explain import Explanation
+from sa_viz.pipeline.explain import Explanation, analyse_explanation
 from sa_viz.probes.recorder import unit_layouts
 from sa_viz.render import figure_array
 from sa_viz.render.overlays import overlay
@@ -49,6 +56,8 @@ KEPT_SESSIONS = 1000  # sessions whose analyses the ZIP export can include
 CHART_SIZE = (8.0, 3.0)  # inches, at 100 dpi: 800 × 300 pixels
 CHART_DPI = 100
 CHART_LEFT, CHART_RIGHT = 0.08, 0.98
+PANELS = ("deletion_insertion", "localisation", "knockout")  # with panels of their own above
+BOX_COLOUR = (255, 221, 0)
 
 
 @dataclass(frozen=True)
@@ -62,28 +71,69 @@ class AnalysesTab:
     knock_plot: gr.Image
     knock_text: gr.Markdown
     knock_cams: gr.Image
+    knock_charted: gr.State  # the model and unit of the chart on screen (for a click on it)
     box: gr.Textbox
+    box_picture: gr.Image
+    box_clear: gr.Button
+    chosen: gr.CheckboxGroup
+    chosen_button: gr.Button
+    chosen_table: gr.Dataframe
+    chosen_text: gr.Markdown
     hint: gr.Markdown
 
 
 def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
     with gr.Tab("Analyses"):
         gr.Markdown(
+            "**Object box** (optional): is the CAM's peak inside it (pointing game), how much "
+            "of its mass, and its IoU with the box. Click two opposite corners of the object on "
+            "the picture (what the models see), or type the box in the photo's own pixels."
+        )
+        with gr.Row(equal_height=False):
+            box_picture = gr.Image(
+                label="Click two corners of the object",
+                elem_id="box-picture",
+                scale=1,
+                min_width=224,
+                **picture,
+            )
+            with gr.Column(scale=2, min_width=240):
+                box = gr.Textbox(
+                    label="Object box: x0 y0 x1 y1 in the photo's own pixels",
+                    value="",  # an API caller may leave it out
+                    placeholder="click the picture, or type e.g. 30 0 385 300",
+                    elem_id="faith-box",
+                )
+                box_clear = gr.Button("Clear the box", size="sm", elem_id="box-clear")
+        gr.Markdown(
             f"**Faithfulness.** Deletion: the CAM's most important pixels go first ({STEPS} "
             "steps, to the mean colour) and the class's probability should fall fast (a small "
             "area). Insertion: they come back first into a blurred image and it should rise "
             "fast (a large area). Both models, their CAMs as shown."
         )
-        box = gr.Textbox(
-            label="Object box (optional, for the pointing game): x0 y0 x1 y1 in the image's "
-            "own pixels",
-            value="",  # an API caller may leave it out
-            placeholder="e.g. 30 0 385 300",
-            elem_id="faith-box",
-        )
         faith_button = gr.Button("Compute deletion and insertion", elem_id="faith-run")
         faith_plot = gr.Image(label="Deletion and insertion", elem_id="faith-plot", **picture)
         faith_text = gr.Markdown(elem_id="faith-text")
+        gr.Markdown(
+            "**Every analysis**, numbers per model for the CAMs as shown (↑: higher is better, "
+            "↓: lower is better). Localisation needs the box."
+        )
+        found = analyses()
+        chosen = gr.CheckboxGroup(
+            [(f"{a.title} · {name}", name) for name, a in found.items()],
+            value=[name for name in found if name not in PANELS][:1],  # ROAD
+            label="Analyses",
+            elem_id="chosen-analyses",
+        )
+        chosen_button = gr.Button("Compute the ticked analyses", elem_id="chosen-run")
+        chosen_table = gr.Dataframe(
+            headers=["analysis", "number", "better"],
+            interactive=False,
+            wrap=True,
+            label="Numbers per model",
+            elem_id="chosen-table",
+        )
+        chosen_text = gr.Markdown(elem_id="chosen-text")
         gr.Markdown(
             "**Group knockout** of the gate explorer's model and unit: each group's gates "
             "replaced in turn, the change of the CAM class's probability per group (the "
@@ -108,7 +158,8 @@ def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
         hint = gr.Markdown(visible=False, elem_id="hint-analyses", elem_classes=["hint"])
     return AnalysesTab(
         faith_button, faith_plot, faith_text, knock_gates, knock_value, knock_button,
-        knock_plot, knock_text, knock_cams, box, hint,
+        knock_plot, knock_text, knock_cams, gr.State(None), box, box_picture, box_clear,
+        chosen, chosen_button, chosen_table, chosen_text, hint,
     )  # fmt: skip
 
 
@@ -141,7 +192,8 @@ class AnalysisHandlers:
         failure: Callable[[str, Exception], tuple[str, str]],
     ) -> None:
         self.engine, self.space, self.result_of, self.failure = engine, space, result_of, failure
-        self.outputs = {"faithfulness": 2, "knockout": 3}  # each page event's outputs, hint aside
+        # each page event's outputs, the hint aside
+        self.outputs = {"faithfulness": 2, "knockout": 4, "chosen": 2}
         # Per session, the analyses of its latest result (for the ZIP export), while it is.
         self._kept: OrderedDict[str, tuple[weakref.ref, dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
@@ -188,8 +240,92 @@ class AnalysisHandlers:
         )
         return without_picture(found)
 
-    def pick(self, unit: str, gate_model: str, evt: gr.EventData = None) -> int:
-        return self._as_error("pick_bar", lambda: self.pick_bar(unit, gate_model, evt))
+    def pick(self, charted: Any, evt: gr.EventData = None) -> tuple[str, str, int]:
+        return self._as_error("pick_bar", lambda: self.pick_bar(charted, evt))
+
+    def chosen_api(self, names: str = "", box: str = "", request: gr.Request = None) -> Any:
+        """`/analyses`: the named registered analyses (comma-separated) of the session's
+        result, per model, as JSON."""
+        wanted = [n for n in (names or "").split(",") if n]
+        return self._as_error("analyses", lambda: self.chosen_document(wanted, box, request))
+
+    def chosen_document(
+        self, names: list[str] | None, box: str = "", request: gr.Request = None
+    ) -> dict[str, Any]:
+        """The named analyses of the session's result: model → analysis → numbers, details."""
+        result = self.result_of(request)
+        names = list(names or [])
+        if not names:
+            raise gr.Error("Tick one or more analyses first.", title="No analysis")
+        boxes = typed_boxes(box, result)
+        found = self.engine.analyse(
+            lambda loaded: analyse_explanation(result, loaded, names, boxes)
+        )
+        for name in names:
+            doc = {model: done[name] for model, done in found.items() if name in done}
+            self._keep(request, result, name, doc)
+        return found
+
+    @with_hint
+    def chosen(
+        self, names: list[str] | None, box: str = "", request: gr.Request = None
+    ) -> tuple[Any, ...]:
+        found = self.chosen_document(names, box, request)
+        result = self.result_of(request)
+        table = numbers_table(found, names or [], {n: m.title for n, m in result.models.items()})
+        missing = [n for n in names or [] if not any(n in done for done in found.values())]
+        text = ""
+        if "localisation" in missing:
+            text = "Localisation needs the object box: click two corners on the picture above."
+        elif missing:
+            text = "Not for these models: " + ", ".join(missing) + "."
+        return table, text
+
+    def box_view(self, box: str = "", request: gr.Request = None) -> Any:
+        """What the models see with the box drawn (or its first corner marked); nothing
+        before an explanation."""
+        try:
+            result = self.result_of(request)
+        except Exception:
+            return None
+        picture = result.image.display.copy()
+        values = box_numbers(box)
+        scale = box_scale(result.image.size)
+        drawing = ImageDraw.Draw(image := _upscaled(picture, scale))
+        if len(values) == 4:
+            for x0, y0, x1, y1 in boxes_in_input([tuple(values)], result.image):
+                corners = [v * scale for v in (x0, y0, x1, y1)]
+                drawing.rectangle(corners, outline=(0, 0, 0), width=4)
+                drawing.rectangle(corners, outline=BOX_COLOUR, width=2)
+        elif len(values) == 2:
+            x, y = (v * scale for v in point_in_input(*values, result.image))
+            for colour, width in (((0, 0, 0), 5), (BOX_COLOUR, 2)):
+                drawing.line([(x - 10, y), (x + 10, y)], fill=colour, width=width)
+                drawing.line([(x, y - 10), (x, y + 10)], fill=colour, width=width)
+        return self.space.picture(np.asarray(image))
+
+    def corner(self, box: str = "", evt: gr.EventData = None, request: gr.Request = None) -> str:
+        """A click on the picture: the first corner of a new box, or the second of the box
+        begun; the box's text in the photo's own pixels."""
+
+        def compute() -> str:
+            result = self.result_of(request)
+            click = getattr(evt, "_data", None) or {}
+            index = click.get("index") if isinstance(click, dict) else None
+            if not isinstance(index, (list, tuple)) or len(index) != 2:
+                raise gr.Error("Click a point of the picture.", title="Box")
+            shown = box_scale(result.image.size)  # the click is in the drawn picture's pixels
+            x, y = ((float(v) + 0.5) / shown for v in index)
+            point = point_in_source(x, y, result.image)
+            values = box_numbers(box)
+            if len(values) != 2:  # a new box begins
+                return f"{point[0]:.0f} {point[1]:.0f}"
+            (x0, x1), (y0, y1) = sorted((values[0], point[0])), sorted((values[1], point[1]))
+            if x1 - x0 < 1 or y1 - y0 < 1:
+                return box  # the same point twice: still waiting for the other corner
+            return f"{x0:.0f} {y0:.0f} {x1:.0f} {y1:.0f}"
+
+        return self._as_error("box_corner", compute)
 
     def faithfulness_document(self, box: str = "", request: gr.Request = None) -> dict[str, Any]:
         """Deletion and insertion of the session's result, both models, and localisation
@@ -276,11 +412,16 @@ class AnalysisHandlers:
             f"out: {found['unit_dp']:+.3g}. Most harmful groups (Δ probability): {worst}. "
             f"Below: the CAM as it is (left) and with group {found['ranking'][0]} knocked out."
         )
-        return picture, text, self.space.picture(pair)
+        charted = {"model": gate_model, "unit": unit}
+        return picture, text, self.space.picture(pair), charted
 
     @staticmethod
-    def pick_bar(unit: str, gate_model: str, evt: gr.EventData = None) -> int:
-        """A click on the knockout chart: the group of the bar under it."""
+    def pick_bar(charted: dict[str, str] | None, evt: gr.EventData = None) -> tuple[str, str, int]:
+        """A click on the knockout chart: the model, unit and group of the bar under it (the
+        chart's own, whatever the explorer shows now)."""
+        if not isinstance(charted, dict):
+            raise gr.Error("Knock out a unit's groups first, then click a bar.", title="No bar")
+        gate_model, unit = charted["model"], charted["unit"]
         unit_groups = unit_layouts(gate_model)[unit].groups
         click = getattr(evt, "_data", None) or {}
         index = click.get("index") if isinstance(click, dict) else None
@@ -291,7 +432,7 @@ class AnalysisHandlers:
         group = int(np.floor(fraction * unit_groups))
         if not 0 <= group < unit_groups:
             raise gr.Error("Click a bar of the chart.", title="No bar")
-        return group
+        return gate_model, unit, group
 
 
 def without_picture(found: dict[str, Any]) -> dict[str, Any]:
@@ -299,14 +440,56 @@ def without_picture(found: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in found.items() if k != "knocked_out_cam"}
 
 
+def box_numbers(text: str | None) -> list[float]:
+    """The numbers of a box's text ("x0 y0 x1 y1", or one corner "x y"); [] if it has none or
+    is not numbers."""
+    try:
+        values = [float(v) for v in (text or "").replace(",", " ").split()]
+    except ValueError:
+        return []
+    return values if all(np.isfinite(values)) else []
+
+
+def box_scale(size: tuple[int, int]) -> int:
+    """The box picture's pixels per input pixel: the input drawn at ~448 px, a crisp line."""
+    return max(1, round(448 / max(size)))
+
+
+def _upscaled(picture: np.ndarray, scale: int) -> Any:
+    from PIL import Image
+
+    image = Image.fromarray(picture)
+    return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+
+
+def numbers_table(found: dict[str, Any], names: list[str], titles: dict[str, str]) -> pd.DataFrame:
+    """One row per number of each analysis, one column per model ("—": does not apply)."""
+    registry = analyses()
+    rows = []
+    for name in names:
+        analysis = registry[name]
+        for number in analysis.numbers:
+            row = {"analysis": name, "number": number}
+            for model, title in titles.items():
+                value = found.get(model, {}).get(name, {}).get("numbers", {}).get(number)
+                row[title] = "—" if value is None else f"{value:.4g}"
+            better = analysis.higher_is_better.get(number)
+            row["better"] = "" if better is None else ("↑" if better else "↓")
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["analysis", "number", *titles.values(), "better"])
+
+
 def typed_boxes(text: str | None, result: Explanation) -> tuple[Box, ...]:
     """A typed box ("x0 y0 x1 y1", the image's own pixels) in the model input's pixels."""
     if not text or not text.strip():
         return ()
-    try:
-        box = tuple(float(v) for v in text.replace(",", " ").split())
-    except ValueError:
-        box = ()
+    box = tuple(box_numbers(text))
+    if len(box) == 2:
+        raise gr.Error(
+            "The box has one corner so far: click its opposite corner on the picture, or type "
+            "all four numbers.",
+            title="Box",
+        )
     if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
         raise gr.Error(
             "Type the box as four numbers, x0 y0 x1 y1, left and top first, in the image's own "

@@ -1868,27 +1868,47 @@ def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
     a.knock_button.click(
         found.knockout,
         inputs=knock_inputs,
-        outputs=[a.knock_plot, a.knock_text, a.knock_cams, a.hint],
+        outputs=[a.knock_plot, a.knock_text, a.knock_cams, a.knock_charted, a.hint],
         api_name="page_knockout", show_progress_on=[a.knock_text], **own,
     )  # fmt: skip
-    a.knock_plot.select(
+    views = {"api_visibility": "private", **VIEW_LANE}
+    a.knock_plot.select(  # the chart's model and unit, and the bar's group, in the explorer
         found.pick,
-        inputs=[e.unit, e.gate_model],
-        outputs=e.group,
+        inputs=a.knock_charted,
+        outputs=[e.gate_model, e.unit, e.group],
         api_name="pick_bar",
-        api_visibility="private",
-        **VIEW_LANE,
+        **views,
     ).success(
-        handlers.page_gates,
+        handlers.page_switch_gates,
         inputs=page.gate_inputs,
-        outputs=[*page.gate_outputs, *page.hint_outputs],
+        outputs=[*page.gate_outputs, e.overview, e.group, *page.hint_outputs],
         api_name="page_gates_bar",
-        api_visibility="private",
-        **VIEW_LANE,
+        **views,
     )
+    a.chosen_button.click(
+        found.chosen,
+        inputs=[a.chosen, a.box],
+        outputs=[a.chosen_table, a.chosen_text, a.hint],
+        api_name="page_analyses", show_progress_on=[a.chosen_table], **own,
+    )  # fmt: skip
+    # The box: a click on the picture sets a corner; the picture shows the box as typed or
+    # clicked, and follows each new result (its CAM changes).
+    a.box_picture.select(found.corner, inputs=a.box, outputs=a.box, api_name="box_corner", **views)
+    gr.on(
+        [a.box.change, page.cams[0].change],
+        found.box_view,
+        inputs=a.box,
+        outputs=a.box_picture,
+        api_name="box_view",
+        show_progress="hidden",
+        trigger_mode="always_last",
+        **views,
+    )
+    a.box_clear.click(None, outputs=a.box, js="() => ''", api_visibility="private")
     for name, fn, inputs in (
         ("faithfulness", found.faithfulness_api, [a.box]),
         ("knockout", found.knockout_api, knock_inputs),
+        ("analyses", found.chosen_api, [page.analyses_names, a.box]),
     ):
         page.api_only.click(fn, inputs=inputs, outputs=page.json_document, api_name=name, **lane)
 
@@ -1900,6 +1920,15 @@ def analysis_names(value: Any) -> str | None:
     ):
         return None
     return "must name analyses, comma-separated, from " + ", ".join(registered_analyses())
+
+
+def analysis_list(value: Any) -> str | None:
+    """A list of registered analyses (the tab's ticks)."""
+    if value is None or (
+        isinstance(value, list) and all(a in registered_analyses() for a in value)
+    ):
+        return None
+    return "must be a list of analyses from " + ", ".join(registered_analyses())
 
 
 def files_payload(value: Any) -> str | None:
@@ -1971,6 +2000,7 @@ def build_app(
             page.analyses.knock_gates: Param("Gates replaced", "gates", one_of(list(GATES))),
             page.analyses.knock_value: Param("Replaced by", "value", one_of(list(VALUES))),
             page.analyses_names: Param("Analyses", "analyses", analysis_names, default=""),
+            page.analyses.chosen: Param("Analyses", "analyses", analysis_list, default=[]),
             page.analyses.box: Param(
                 "Object box",
                 "box",

@@ -159,6 +159,32 @@ def boxes_in_input(
     """Boxes (x0, y0, x1, y1) in the upright file's pixels (`prepared.source_size`), as the
     model input's pixels: through the reduced decoding, the resize and the centre crop
     (torchvision's arithmetic), clipped to the input; a box left with no area is dropped."""
+    sx, sy, left, top = _input_geometry(prepared)
+    out_h, out_w = prepared.size
+    mapped = []
+    for x0, y0, x1, y1 in boxes:
+        nx0, nx1 = (min(max(v * sx - left, 0.0), out_w) for v in (x0, x1))
+        ny0, ny1 = (min(max(v * sy - top, 0.0), out_h) for v in (y0, y1))
+        if nx1 > nx0 and ny1 > ny0:
+            mapped.append((nx0, ny0, nx1, ny1))
+    return tuple(mapped)
+
+
+def point_in_source(x: float, y: float, prepared: PreparedImage) -> tuple[float, float]:
+    """A point of the model input (a click on it) in the upright file's pixels: the inverse of
+    `boxes_in_input`."""
+    sx, sy, left, top = _input_geometry(prepared)
+    return (x + left) / sx, (y + top) / sy
+
+
+def point_in_input(x: float, y: float, prepared: PreparedImage) -> tuple[float, float]:
+    """A point of the upright file in the model input's pixels (not clipped)."""
+    sx, sy, left, top = _input_geometry(prepared)
+    return x * sx - left, y * sy - top
+
+
+def _input_geometry(prepared: PreparedImage) -> tuple[float, float, float, float]:
+    """The file's pixels → the model input's: scales (x, y) and the crop's offsets (left, top)."""
     fw, fh = prepared.source_size
     w, h = prepared.original_size
     out_h, out_w = prepared.size
@@ -170,14 +196,7 @@ def boxes_in_input(
         left, top = round((rw - INPUT_SIZE) / 2.0), round((rh - INPUT_SIZE) / 2.0)
     else:
         rw, rh, left, top = out_w, out_h, 0, 0
-    sx, sy = rw / fw, rh / fh
-    mapped = []
-    for x0, y0, x1, y1 in boxes:
-        nx0, nx1 = (min(max(v * sx - left, 0.0), out_w) for v in (x0, x1))
-        ny0, ny1 = (min(max(v * sy - top, 0.0), out_h) for v in (y0, y1))
-        if nx1 > nx0 and ny1 > ny0:
-            mapped.append((nx0, ny0, nx1, ny1))
-    return tuple(mapped)
+    return rw / fw, rh / fh, left, top
 
 
 def whole_image_size(width: int, height: int) -> tuple[int, int]:

@@ -281,10 +281,14 @@ def _prediction(index: int, probabilities: np.ndarray) -> Prediction:
 
 
 def analyse_explanation(
-    result: Explanation, models: Mapping[str, LoadedModel], names: Sequence[str]
+    result: Explanation,
+    models: Mapping[str, LoadedModel],
+    names: Sequence[str],
+    boxes: Sequence[tuple[float, float, float, float]] = (),
 ) -> dict[str, Any]:
-    """The named analyses (`sa_viz.analyses`) of each model's explanation in `result`:
-    model → analysis → its numbers and details (JSON-able)."""
+    """The named analyses (`sa_viz.analyses`) of each model's explanation in `result`, with
+    the objects' `boxes` in the model input's pixels (if known): model → analysis → its
+    numbers and details (JSON-able)."""
     import dataclasses
 
     from sa_viz.analyses import ImageInput, run_analyses
@@ -293,6 +297,6 @@ def analyse_explanation(
     for name, m in result.models.items() if names else ():
         model = models[name].module
         x = result.image.tensor.to(device_of(model))
-        done = run_analyses(names, ImageInput(model, x, m.cam, m.target.index))
+        done = run_analyses(names, ImageInput(model, x, m.cam, m.target.index, tuple(boxes)))
         found[name] = {a: dataclasses.asdict(r) for a, r in done.items()}
     return found
