@@ -19,7 +19,9 @@ from sa_viz.analyses.stats import mean_interval, paired
 
 
 def test_every_analysis_is_found():
-    assert set(analyses()) == {"deletion_insertion", "knockout", "localisation", "road"}
+    assert set(analyses()) == {
+        "deletion_insertion", "knockout", "knockout_units", "localisation", "road",
+    }  # fmt: skip
     for analysis in analyses().values():
         assert analysis.numbers and analysis.title
 
@@ -223,3 +225,26 @@ def test_bootstrap_intervals_and_the_paired_test():
     same = paired(a, a + rng.normal(0, 0.01, 200))
     assert same["p"] > 0.05
     assert mean_interval([])["mean"] is None
+
+
+@pytest.mark.slow
+def test_knockout_at_every_unit_is_each_units_knockout(sa_model, photo):
+    """Every SA unit's groups and the whole unit, each the one-unit knockout's numbers; the
+    dataset view names per unit and class the groups that hurt most."""
+    from sa_viz.analyses.knockout_units import UNITS, harmful_groups_per_unit
+
+    photo = photo[..., 64:160, 64:160]  # 96 pixels: the same arithmetic, 5 × cheaper
+    cam = np.ones((96, 96), np.float32)
+    found = run_analyses(["knockout_units"], ImageInput(sa_model, photo, cam, 281))
+    numbers = found["knockout_units"].numbers
+    assert len(UNITS) == 16 and len(numbers) == 16 * (64 + 1)
+    one = group_knockout(sa_model, photo, 281, "layer2.1")
+    assert numbers["knockout_unit_dp_layer2.1"] == pytest.approx(one["unit_dp"], abs=1e-9)
+    dp = [numbers[f"knockout_dp_layer2.1_g{g:02d}"] for g in range(64)]
+    np.testing.assert_allclose(dp, one["group_dp"], atol=1e-9)
+    view = harmful_groups_per_unit({"a.jpg": numbers, "b.jpg": {}}, {"a.jpg": 281, "b.jpg": 3})
+    assert list(view) == UNITS  # in forward order
+    assert view["layer2.1"]["per_class"]["281"]["groups"] == one["ranking"][:3]
+    assert "3" not in view["layer2.1"]["per_class"]  # an image without the numbers
+    plain = nn.Sequential(nn.Flatten(), nn.Linear(3 * 96 * 96, 3))
+    assert run_analyses(["knockout_units"], ImageInput(plain, photo, cam, 0)) == {}  # no gates

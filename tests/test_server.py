@@ -141,7 +141,7 @@ def test_the_analyses_api(client):
     with pytest.raises(Exception, match="has no attention unit"):
         client.predict("layer4.2", "resnet50", "both", "one", api_name="/knockout")
     # /analyses: any registered ones by name; the box (two numbers: one corner) is checked
-    chosen = client.predict("road,localisation", "30 0 385 300", api_name="/analyses")
+    chosen = client.predict(analyses="road,localisation", box="30 0 385 300", api_name="/analyses")
     for model in ("resnet50", "sa_resnet50"):
         assert set(chosen[model]) == {"road", "localisation"}
         assert set(chosen[model]["road"]["numbers"]) == {"road_morf", "road_lerf", "road_gap"}

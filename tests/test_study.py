@@ -345,3 +345,19 @@ def test_a_study_names_the_groups_whose_knockout_hurts_each_class(loaded_models,
     assert cat["images"] == 1 and cat["groups"] == list(np.argsort(dp, kind="stable")[:3])
     assert cat["mean_dp"] == sorted(cat["mean_dp"]) and cat["mean_dp"][0] == min(dp)
     assert "whose knockout hurts each class most" in (out / "report.html").read_text()
+
+
+def test_the_report_folds_the_knockout_of_every_unit():
+    """`knockout_units`' dataset view in the report: one folded table per unit, in order."""
+    from sa_viz.analyses.knockout_units import harmful_groups_per_unit
+
+    numbers = {"a.jpg": {"knockout_unit_dp_layer1.0": -0.1, "knockout_unit_dp_layer4.2": 0.0}}
+    for unit, worst in (("layer1.0", 5), ("layer4.2", 2)):
+        numbers["a.jpg"] |= {f"knockout_dp_{unit}_g{g:02d}": -0.5 * (g == worst) for g in range(8)}
+    view = {"sa_resnet50": harmful_groups_per_unit(numbers, {"a.jpg": 281})}
+    summary = {"models": {"sa_resnet50": {"title": "SA-ResNet-50"}}}
+    page = study_report._harmful_groups_per_unit(summary, view)
+    assert page.index("<summary>layer1.0") < page.index("<summary>layer4.2")
+    assert "Groups of layer1.0 whose knockout" in page and "281 tabby" in page
+    assert "<td>5 (-0.5), 0 (+0), 1 (+0)</td>" in page
+    assert study_report._harmful_groups_per_unit(summary, None) == ""

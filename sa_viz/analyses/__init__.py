@@ -61,6 +61,8 @@ class Analysis:
     dataset_view: (
         Callable[[Mapping[str, Mapping[str, float]], Mapping[str, int | None]], Any] | None
     ) = None
+    # False: too slow for a page's request and its time limit (studies and the CLI run it)
+    on_page: bool = True
 
 
 @cache

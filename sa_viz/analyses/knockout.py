@@ -174,14 +174,17 @@ HARMFUL = 3  # groups named per class
 
 
 def harmful_groups(
-    numbers: Mapping[str, Mapping[str, float]], labels: Mapping[str, int | None]
+    numbers: Mapping[str, Mapping[str, float]],
+    labels: Mapping[str, int | None],
+    unit: str = DEFAULT_UNIT,
+    prefix: str = GROUP_DP,
 ) -> dict[str, Any]:
     """Per labelled class: the groups whose knockout lowers the class's probability most on
     average over its images (the dataset view of SA-Net's `group_act` masking scores), at
-    `DEFAULT_UNIT`."""
+    `unit`, whose per-group numbers are named `prefix` + the group's number."""
     per_class: dict[int, list[np.ndarray]] = {}
     for key, found in numbers.items():
-        groups = sorted(k for k in found if k.startswith(GROUP_DP))
+        groups = sorted(k for k in found if k.startswith(prefix))
         if labels.get(key) is None or not groups:
             continue
         per_class.setdefault(labels[key], []).append(np.array([found[k] for k in groups]))
@@ -194,7 +197,7 @@ def harmful_groups(
             "groups": [int(g) for g in order],
             "mean_dp": [float(mean[g]) for g in order],
         }
-    return {"unit": DEFAULT_UNIT, "per_class": view}
+    return {"unit": unit, "per_class": view}
 
 
 ANALYSIS = Analysis(

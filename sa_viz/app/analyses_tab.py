@@ -118,7 +118,7 @@ def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
             "**Every analysis**, numbers per model for the CAMs as shown (↑: higher is better, "
             "↓: lower is better). Localisation needs the box."
         )
-        found = analyses()
+        found = {name: a for name, a in analyses().items() if a.on_page}
         chosen = gr.CheckboxGroup(
             [(f"{a.title} · {name}", name) for name, a in found.items()],
             value=[name for name in found if name not in PANELS][:1],  # ROAD
@@ -243,10 +243,10 @@ class AnalysisHandlers:
     def pick(self, charted: Any, evt: gr.EventData = None) -> tuple[str, str, int]:
         return self._as_error("pick_bar", lambda: self.pick_bar(charted, evt))
 
-    def chosen_api(self, names: str = "", box: str = "", request: gr.Request = None) -> Any:
+    def chosen_api(self, analyses: str = "", box: str = "", request: gr.Request = None) -> Any:
         """`/analyses`: the named registered analyses (comma-separated) of the session's
         result, per model, as JSON."""
-        wanted = [n for n in (names or "").split(",") if n]
+        wanted = [n for n in (analyses or "").split(",") if n]
         return self._as_error("analyses", lambda: self.chosen_document(wanted, box, request))
 
     def chosen_document(

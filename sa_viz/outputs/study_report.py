@@ -193,7 +193,21 @@ def _analyses_section(summary: dict[str, Any]) -> str:
         "images, with a sign-flip permutation test's p. Per class: study.json.</p>"
         f"<div class=wide><table><tr><th></th>{head}</tr>{''.join(body)}</table></div>"
         + _harmful_groups(summary, views.get("knockout_view"))
+        + _harmful_groups_per_unit(summary, views.get("knockout_units_view"))
     )
+
+
+def _harmful_groups_per_unit(summary: dict[str, Any], view: dict[str, Any] | None) -> str:
+    """`_harmful_groups` for every unit (the knockout at every unit), each unit folded."""
+    units = list(dict.fromkeys(u for found in (view or {}).values() for u in found))
+    parts = []
+    for unit in units:
+        table = _harmful_groups(summary, {m: v[unit] for m, v in view.items() if unit in v})
+        if table:
+            parts.append(f"<details><summary>{html.escape(unit)}</summary>{table}</details>")
+    if not parts:
+        return ""
+    return "<h3>Knockout at every unit</h3><p>Open a unit for its table.</p>" + "".join(parts)
 
 
 def _harmful_groups(summary: dict[str, Any], view: dict[str, Any] | None) -> str:
