@@ -361,3 +361,17 @@ def test_the_report_folds_the_knockout_of_every_unit():
     assert "Groups of layer1.0 whose knockout" in page and "281 tabby" in page
     assert "<td>5 (-0.5), 0 (+0), 1 (+0)</td>" in page
     assert study_report._harmful_groups_per_unit(summary, None) == ""
+
+
+def test_a_study_with_no_readable_image_still_reports(loaded_models, tmp_path):
+    """Every listed file missing: before, Arrow failed on the empty rows folder ("No match for
+    FieldRef.Name(key)") and problems.txt was never written."""
+    listed = tmp_path / "list.jsonl"
+    listed.write_text('{"path": "gone/a.jpg", "label": 281}\n{"path": "gone/b.jpg", "label": 3}\n')
+    out = tmp_path / "study"
+    summary = run_study(listed, out, loaded_models, workers=0, progress=False,
+                        analyses=["road"])  # fmt: skip
+    assert summary["counts"]["studied"] == 0 and summary["counts"]["problems"] == 2
+    assert len((out / "problems.txt").read_text().splitlines()) == 2
+    assert "0 of 0 images studied" in (out / "report.html").read_text()
+    assert study_files.read_rows(out).num_rows == 0

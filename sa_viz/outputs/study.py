@@ -84,6 +84,12 @@ SCHEMA = pa.schema(
 )
 
 
+def read_rows(out: Path, **options: Any) -> pa.Table:
+    """The study's rows (`pq.read_table` options: columns, filters), with the study's schema:
+    an empty table, not an error, when no image could be read."""
+    return pq.read_table(out / "rows", schema=SCHEMA, **options)
+
+
 class SettingsChanged(ValueError):
     """A study folder resumed with other models, layer, crop or analyses than it began with."""
 
@@ -208,8 +214,7 @@ def run_study(
             if pending >= PART_SIZE:
                 _write_part(out, part, tables, problems_file, problems)
                 part, tables, pending = part + 1, [], 0
-        if pending:
-            _write_part(out, part, tables, problems_file, problems)
+        _write_part(out, part, tables, problems_file, problems)  # the rest, if any
     finally:
         bar.close()
         batches.close()
@@ -267,11 +272,13 @@ def _write_part(
     problems_file: Path,
     problems: Iterable[str],
 ) -> None:
-    """One part of the rows, whole or not at all, then the problems met so far."""
-    path = out / "rows" / f"part-{part:05d}.parquet"
-    partial = path.with_suffix(".parquet.partial")
-    pq.write_table(pa.concat_tables(tables), partial)
-    partial.replace(path)
+    """One part of the rows (none: no tables), whole or not at all, then the problems met so
+    far (also those of a source none of whose images could be read)."""
+    if tables:
+        path = out / "rows" / f"part-{part:05d}.parquet"
+        partial = path.with_suffix(".parquet.partial")
+        pq.write_table(pa.concat_tables(tables), partial)
+        partial.replace(path)
     problems_file.write_text("".join(f"{p}\n" for p in problems))
 
 
@@ -285,7 +292,7 @@ def describe_analyses(
         return None
     from sa_viz.analyses import analyses as registry
 
-    rows = pq.read_table(out / "rows", columns=["key", "model", "label", "analyses"]).to_pylist()
+    rows = read_rows(out, columns=["key", "model", "label", "analyses"]).to_pylist()
     values: dict[str, dict[str, dict[str, float]]] = {}  # model → key → numbers
     labels = {}
     for row in rows:
@@ -363,7 +370,7 @@ def describe(
 
     import sa_viz
 
-    table = pq.read_table(out / "rows", columns=["key", "model", "correct1", "correct5"])
+    table = read_rows(out, columns=["key", "model", "correct1", "correct5"])
     rows = table.to_pylist()
     names = list(models)
     right = {name: {r["key"]: r["correct1"] for r in rows if r["model"] == name} for name in names}

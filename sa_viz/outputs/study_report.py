@@ -81,10 +81,12 @@ def tally_gates(out: Path, model: str, classes: set[int]) -> dict[str, UnitTally
 def write_report(out: str | Path, classes: Sequence[int] | None = None) -> Path:
     """`out/report.html` (and `out/figures/*.png`) for the study in `out`; returns its path.
     `classes`: the classes of the per-class gate figure (default: the most frequent labels)."""
+    from sa_viz.outputs.study import read_rows  # (that module writes reports: imported here)
+
     out = Path(out)
     summary = json.loads((out / "study.json").read_text())
     columns = ["key", "model", "label", "correct1", "target", "pearson"]
-    rows = pq.read_table(out / "rows", columns=columns).to_pylist()
+    rows = read_rows(out, columns=columns).to_pylist()
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
     names = list(summary["models"])
