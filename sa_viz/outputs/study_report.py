@@ -178,19 +178,21 @@ def _analyses_section(summary: dict[str, Any]) -> str:
             cells.append(
                 "<td>–</td>"
                 if not e["n"]
-                else f"<td>{e['mean']:.3f} ({e['ci95'][0]:.3f}–{e['ci95'][1]:.3f}), n={e['n']}</td>"
+                else f"<td>{e['mean']:.3g} ({e['ci95'][0]:.3g} to {e['ci95'][1]:.3g}), "
+                f"n={e['n']}</td>"
             )
         pair = entry.get("paired")
         if pair is not None:
             cells.append(
                 "<td>–</td>"
                 if not pair["n"]
-                else f"<td>{pair['mean_difference']:+.3f} ({pair['ci95'][0]:+.3f}–"
-                f"{pair['ci95'][1]:+.3f}), p={pair['p']:.3f}</td>"
+                else f"<td>{pair['mean_difference']:+.3g} ({pair['ci95'][0]:+.3g} to "
+                f"{pair['ci95'][1]:+.3g}), p={pair['p']:.3f}</td>"
             )
         body.append(f"<tr>{''.join(cells)}</tr>")
     return (
-        "<h2>Analyses</h2><p>Means over the images with 95 % bootstrap intervals; ↑: higher is "
+        "<h2>Analyses</h2><p>Means over the images with 95 % bootstrap intervals (three "
+        "significant digits); ↑: higher is "
         "better, ↓: lower is. The paired column: the second model less the first on the same "
         "images, with a sign-flip permutation test's p. Per class: study.json.</p>"
         f"<div class=wide><table><tr><th></th>{head}</tr>{''.join(body)}</table></div>"
