@@ -169,7 +169,7 @@ def test_a_large_jpeg_is_decoded_at_reduced_scale():
 
 @pytest.mark.parametrize("orientation", [1, 6])  # 6: stored turned a quarter
 def test_a_box_on_a_jpeg_decoded_at_reduced_scale_is_in_the_files_pixels(orientation):
-    from sa_viz.data.preprocess import boxes_in_input
+    from sa_viz.data.preprocess import boxes_in_input, point_in_input, point_in_source
 
     exif = Image.Exif()
     exif[0x0112] = orientation
@@ -185,6 +185,11 @@ def test_a_box_on_a_jpeg_decoded_at_reduced_scale_is_in_the_files_pixels(orienta
     ((x0, y0, x1, y1),) = boxes_in_input([half], prepared)
     assert (x0, y0, x1, y1) == pytest.approx((0, 0, width / 2, height / 2))
     assert prepare_image(ASSETS / "chelsea.jpg").file_size is None  # decoded whole
+    for crop in (False, True):  # a click on the input is a point of the photo, and back
+        prepared = prepare_image(data, limits=small, crop=crop)
+        for point in ((0.0, 0.0), (37.5, 101.25), (upright[0] / 2, upright[1] / 3)):
+            there = point_in_input(*point, prepared)
+            assert point_in_source(*there, prepared) == pytest.approx(point)
 
 
 @pytest.mark.parametrize(

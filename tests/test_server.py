@@ -154,12 +154,12 @@ def test_the_analyses_api(client):
     archive = client.predict("jet", 0.5, "per model", "layer4.0", 5, "0–1", api_name="/export_zip")
     with zipfile.ZipFile(archive) as z:
         analyses = json.loads(z.read("analyses.json"))
-        assert set(analyses) == {"faithfulness", "knockout", "road", "localisation"}
+        assert set(analyses) == {"faithfulness", "group_knockout", "road", "localisation"}
         assert set(analyses["road"]["sa_resnet50"]["numbers"]) >= {"road_morf", "road_lerf"}
-        assert analyses["knockout"]["unit"] == "layer4.2"
+        assert analyses["group_knockout"]["unit"] == "layer4.2"
         with np.load(io.BytesIO(z.read("arrays.npz"))) as arrays:
             assert arrays["analyses/faithfulness/sa_resnet50/details/deletion"].shape == (17,)
-            assert arrays["analyses/knockout/group_dp"].shape == (64,)
+            assert arrays["analyses/group_knockout/group_dp"].shape == (64,)
     client.predict(handle_file(str(ASSETS / "coffee.jpg")), api_name="/explain")
     archive = client.predict("jet", 0.5, "per model", "layer4.0", 5, "0–1", api_name="/export_zip")
     with zipfile.ZipFile(archive) as z:

@@ -4,6 +4,7 @@ opened only from the studies folder, every failure a hint that keeps what the ta
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import zipfile
 
@@ -158,3 +159,16 @@ def test_run_asks_for_images_and_two_models(studies, tmp_path):
     assert kept == [gr.skip(), gr.skip()] and "No images" in hint["value"]
     *kept, hint = studies.run([str(ASSETS / "chelsea.jpg")], "resnet50", "resnet50")
     assert "two different models" in hint["value"]
+
+
+def test_a_study_from_the_tab_runs_the_ticked_analyses(loaded_models):
+    engine = Engine(lambda: loaded_models).start()
+    studies = StudyHandlers(engine, TempSpace(), StudyLimits())
+    report, archive, hint = studies.run([str(ASSETS / "chelsea.jpg")], "resnet50", "sa_resnet50",
+                                        ["road"])  # fmt: skip
+    assert hint["visible"] is False, hint
+    assert "<h2>Analyses</h2>" in report and "road_gap" in report
+    with zipfile.ZipFile(archive) as z:
+        summary = json.loads(z.read("study.json"))
+    assert summary["settings"]["analyses"] == ["road"]
+    assert summary["analyses"]["road_morf"]["sa_resnet50"]["n"] == 1

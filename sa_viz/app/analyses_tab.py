@@ -56,7 +56,9 @@ KEPT_SESSIONS = 1000  # sessions whose analyses the ZIP export can include
 CHART_SIZE = (8.0, 3.0)  # inches, at 100 dpi: 800 × 300 pixels
 CHART_DPI = 100
 CHART_LEFT, CHART_RIGHT = 0.08, 0.98
-PANELS = ("deletion_insertion", "localisation", "knockout")  # with panels of their own above
+# Analyses with panels of their own above (the table lists the others): deletion/insertion and
+# localisation in the Faithfulness panel, the knockout in its chart.
+PANELS = ("deletion_insertion", "localisation", "knockout")
 BOX_COLOUR = (255, 221, 0)
 
 
@@ -115,15 +117,13 @@ def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
         faith_plot = gr.Image(label="Deletion and insertion", elem_id="faith-plot", **picture)
         faith_text = gr.Markdown(elem_id="faith-text")
         gr.Markdown(
-            "**Every analysis**, numbers per model for the CAMs as shown (↑: higher is better, "
-            "↓: lower is better). Localisation needs the box."
+            "**More analyses**: every other registered analysis, numbers per model for the "
+            "CAMs as shown (↑: higher is better, ↓: lower is better)."
         )
-        found = {name: a for name, a in analyses().items() if a.on_page}
+        found = [(f"{a.title} · {name}", name) for name, a in analyses().items()
+                 if a.on_page and name not in PANELS]  # fmt: skip
         chosen = gr.CheckboxGroup(
-            [(f"{a.title} · {name}", name) for name, a in found.items()],
-            value=[name for name in found if name not in PANELS][:1],  # ROAD
-            label="Analyses",
-            elem_id="chosen-analyses",
+            found, value=[name for _, name in found], label="Analyses", elem_id="chosen-analyses"
         )
         chosen_button = gr.Button("Compute the ticked analyses", elem_id="chosen-run")
         chosen_table = gr.Dataframe(
@@ -240,8 +240,18 @@ class AnalysisHandlers:
         )
         return without_picture(found)
 
-    def pick(self, charted: Any, evt: gr.EventData = None) -> tuple[str, str, int]:
-        return self._as_error("pick_bar", lambda: self.pick_bar(charted, evt))
+    def pick(
+        self, charted: Any, evt: gr.EventData = None, request: gr.Request = None
+    ) -> tuple[str, str, int]:
+        def compute() -> tuple[str, str, int]:
+            if isinstance(charted, dict) and charted["model"] not in self.result_of(request).models:
+                raise gr.Error(
+                    "The chart is of models no longer compared: knock out the groups again.",
+                    title="No bar",
+                )
+            return self.pick_bar(charted, evt)
+
+        return self._as_error("pick_bar", compute)
 
     def chosen_api(self, analyses: str = "", box: str = "", request: gr.Request = None) -> Any:
         """`/analyses`: the named registered analyses (comma-separated) of the session's
@@ -253,10 +263,15 @@ class AnalysisHandlers:
         self, names: list[str] | None, box: str = "", request: gr.Request = None
     ) -> dict[str, Any]:
         """The named analyses of the session's result: model → analysis → numbers, details."""
+        return self._chosen(names, box, request)[1]
+
+    def _chosen(
+        self, names: list[str] | None, box: str, request: gr.Request | None
+    ) -> tuple[Explanation, dict[str, Any]]:
         result = self.result_of(request)
         names = list(names or [])
         if not names:
-            raise gr.Error("Tick one or more analyses first.", title="No analysis")
+            raise gr.Error("Choose one or more analyses first.", title="No analysis")
         boxes = typed_boxes(box, result)
         found = self.engine.analyse(
             lambda loaded: analyse_explanation(result, loaded, names, boxes)
@@ -264,14 +279,13 @@ class AnalysisHandlers:
         for name in names:
             doc = {model: done[name] for model, done in found.items() if name in done}
             self._keep(request, result, name, doc)
-        return found
+        return result, found
 
     @with_hint
     def chosen(
         self, names: list[str] | None, box: str = "", request: gr.Request = None
     ) -> tuple[Any, ...]:
-        found = self.chosen_document(names, box, request)
-        result = self.result_of(request)
+        result, found = self._chosen(names, box, request)
         table = numbers_table(found, names or [], {n: m.title for n, m in result.models.items()})
         missing = [n for n in names or [] if not any(n in done for done in found.values())]
         text = ""
@@ -314,16 +328,20 @@ class AnalysisHandlers:
             index = click.get("index") if isinstance(click, dict) else None
             if not isinstance(index, (list, tuple)) or len(index) != 2:
                 raise gr.Error("Click a point of the picture.", title="Box")
-            shown = box_scale(result.image.size)  # the click is in the drawn picture's pixels
-            x, y = ((float(v) + 0.5) / shown for v in index)
-            point = point_in_source(x, y, result.image)
+            # gradio gives the click's position in the drawn picture's pixels, rounded
+            shown = box_scale(result.image.size)
+            x, y = (float(v) / shown for v in index)
+            point = [round(v) for v in point_in_source(x, y, result.image)]
             values = box_numbers(box)
             if len(values) != 2:  # a new box begins
-                return f"{point[0]:.0f} {point[1]:.0f}"
-            (x0, x1), (y0, y1) = sorted((values[0], point[0])), sorted((values[1], point[1]))
-            if x1 - x0 < 1 or y1 - y0 < 1:
-                return box  # the same point twice: still waiting for the other corner
-            return f"{x0:.0f} {y0:.0f} {x1:.0f} {y1:.0f}"
+                return f"{point[0]} {point[1]}"
+            (x0, x1), (y0, y1) = (
+                sorted((round(values[0]), point[0])),
+                sorted((round(values[1]), point[1])),
+            )
+            if x0 == x1 or y0 == y1:
+                return box  # no area yet: still waiting for the other corner
+            return f"{x0} {y0} {x1} {y1}"
 
         return self._as_error("box_corner", compute)
 
@@ -387,7 +405,7 @@ class AnalysisHandlers:
             return found | {"model": gate_model, "target": target, "knocked_out_cam": cam}
 
         found = self.engine.analyse(compute)
-        self._keep(request, result, "knockout", without_picture(found))
+        self._keep(request, result, "group_knockout", without_picture(found))
         return found
 
     @with_hint

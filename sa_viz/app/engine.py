@@ -360,9 +360,12 @@ class Engine:
         finally:
             self._recomputing.release()
 
-    def study(self, images: Path, out: Path, names: Sequence[str]) -> dict[str, Any]:
-        """A study of the images in the folder `images` with the models `names`, into `out`;
-        one at a time, beside (not behind) the explanations, and stopped like them."""
+    def study(
+        self, images: Path, out: Path, names: Sequence[str], analyses: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """A study of the images in the folder `images` with the models `names` (and the
+        registered `analyses` of every image), into `out`; one at a time, beside (not behind)
+        the explanations, and stopped like them."""
         loaded = self.models(timeout=300)
         missing = [name for name in names if name not in loaded]
         if missing:
@@ -373,8 +376,9 @@ class Engine:
                 stack.enter_context(time_limit(m.module, None, self._stop))
             # The progress bar is tqdm's: the Study tab's progress follows it.
             return run_study(
-                images, out, models, batch_size=8, workers=0, progress=True, limits=self.limits
-            )
+                images, out, models, batch_size=8, workers=0, progress=True, limits=self.limits,
+                analyses=list(analyses),
+            )  # fmt: skip
 
     def analyse(self, compute: Callable[[Mapping[str, LoadedModel]], Any]) -> Any:
         """`compute(models)` for an analysis of a result (deletion/insertion, knockout): in the

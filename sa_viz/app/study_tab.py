@@ -21,6 +21,7 @@ from typing import Any
 
 import gradio as gr
 
+from sa_viz.analyses import analyses as registered_analyses
 from sa_viz.app.engine import Engine, ModelsUnavailable
 from sa_viz.app.tempspace import TempSpace
 from sa_viz.data.sources import IMAGE_SUFFIXES
@@ -39,6 +40,7 @@ class StudyLimits:
 @dataclass(frozen=True)
 class StudyTab:
     files: gr.File
+    analyses: gr.CheckboxGroup
     run: gr.Button
     studies: gr.Dropdown
     open: gr.Button
@@ -70,6 +72,13 @@ def study_tab(limits: StudyLimits, studies_dir: Path | None, upload_bytes: int) 
             type="filepath",
             elem_id="study-files",
         )
+        analyses = gr.CheckboxGroup(
+            [(a.title, name) for name, a in registered_analyses().items() if a.on_page],
+            value=[],
+            label="Analyses of every image (optional: each adds time; in the report's Analyses "
+            "table, with intervals and the paired test)",
+            elem_id="study-analyses",
+        )
         run = gr.Button("Run study", variant="primary", elem_id="study-run")
         with gr.Row(visible=studies_dir is not None):
             studies = gr.Dropdown(
@@ -86,7 +95,7 @@ def study_tab(limits: StudyLimits, studies_dir: Path | None, upload_bytes: int) 
             elem_id="study-zip",
         )
         report = gr.HTML(elem_id="study-report")
-    return StudyTab(files, run, studies, open_button, hint, report, download)
+    return StudyTab(files, analyses, run, studies, open_button, hint, report, download)
 
 
 class StudyHandlers:
@@ -107,9 +116,10 @@ class StudyHandlers:
         files: Sequence[str] | None,
         model_a: str,
         model_b: str,
+        analyses: Sequence[str] | None = None,
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (gradio's way)
     ) -> tuple[Any, ...]:
-        return _on_page(lambda: self._run(files, (model_a, model_b), progress))
+        return _on_page(lambda: self._run(files, (model_a, model_b), analyses or (), progress))
 
     def open(self, name: str | None) -> tuple[Any, ...]:
         return _on_page(lambda: self._open(name))
@@ -125,7 +135,11 @@ class StudyHandlers:
         return sorted(str(p.parent.relative_to(self.studies_dir)) for p in found)
 
     def _run(
-        self, files: Sequence[str] | None, names: tuple[str, str], progress: gr.Progress
+        self,
+        files: Sequence[str] | None,
+        names: tuple[str, str],
+        analyses: Sequence[str],
+        progress: gr.Progress,
     ) -> tuple[Any, ...]:
         if not files:
             raise gr.Error("Choose images or a ZIP of images first.", title="No images")
@@ -136,7 +150,7 @@ class StudyHandlers:
         unpack(files, images, self.limits)
         progress(0, desc="Waiting for the models")
         try:
-            self.engine.study(images, folder / "study", names)
+            self.engine.study(images, folder / "study", names, analyses)
         finally:
             shutil.rmtree(images, ignore_errors=True)  # the upload's pixels are not kept
         return shown(folder / "study", self.space)

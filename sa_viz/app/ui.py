@@ -1246,7 +1246,7 @@ def bound_lanes(queue: Any, max_size: int | None, per_session: int = PER_SESSION
         if max_size is not None and len(waiting) >= max_size:
             return False, f"Queue is full: {len(waiting)} requests are waiting.", "queue_full"
         mine = sum(event.session_hash == body.session_hash for event in waiting)
-        loading = fn is not None and all(event == "load" for _, event in fn.targets)
+        loading = fn is not None and bool(fn.targets) and all(e == "load" for _, e in fn.targets)
         if body.session_hash and mine >= per_session and not loading:
             return (
                 False,
@@ -1834,7 +1834,7 @@ def study_events(demo: gr.Blocks, handlers: StudyHandlers, page: Page) -> None:
     demo.load(handlers.listing, outputs=tab.studies, api_name="studies", **own, **VIEW_LANE)
     tab.run.click(
         handlers.run,
-        inputs=[tab.files, page.inputs.model_a, page.inputs.model_b],
+        inputs=[tab.files, page.inputs.model_a, page.inputs.model_b, tab.analyses],
         outputs=tab.outputs,
         api_name="page_study",
         concurrency_id="study",
@@ -1892,7 +1892,8 @@ def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
         api_name="page_analyses", show_progress_on=[a.chosen_table], **own,
     )  # fmt: skip
     # The box: a click on the picture sets a corner; the picture shows the box as typed or
-    # clicked, and follows each new result (its CAM changes).
+    # clicked, and follows each new result (its CAM changes; a view change redraws it too).
+    # In a lane of its own: its redraws never take a place of the views' lane.
     a.box_picture.select(found.corner, inputs=a.box, outputs=a.box, api_name="box_corner", **views)
     gr.on(
         [a.box.change, page.cams[0].change],
@@ -1900,9 +1901,11 @@ def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
         inputs=a.box,
         outputs=a.box_picture,
         api_name="box_view",
+        api_visibility="private",
         show_progress="hidden",
         trigger_mode="always_last",
-        **views,
+        concurrency_id="box",
+        concurrency_limit=VIEW_LANE_SIZE,
     )
     a.box_clear.click(None, outputs=a.box, js="() => ''", api_visibility="private")
     for name, fn, inputs in (
@@ -1925,7 +1928,8 @@ def analysis_names(value: Any) -> str | None:
 def analysis_list(value: Any) -> str | None:
     """A list of registered analyses (the tab's ticks)."""
     if value is None or (
-        isinstance(value, list) and all(a in registered_analyses() for a in value)
+        isinstance(value, list)
+        and all(isinstance(a, str) and a in registered_analyses() for a in value)
     ):
         return None
     return "must be a list of analyses from " + ", ".join(registered_analyses())
@@ -2001,6 +2005,7 @@ def build_app(
             page.analyses.knock_value: Param("Replaced by", "value", one_of(list(VALUES))),
             page.analyses_names: Param("Analyses", "analyses", analysis_names, default=""),
             page.analyses.chosen: Param("Analyses", "analyses", analysis_list, default=[]),
+            page.study.analyses: Param("Analyses", "analyses", analysis_list, default=[]),
             page.analyses.box: Param(
                 "Object box",
                 "box",

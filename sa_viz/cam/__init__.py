@@ -8,6 +8,7 @@ The numbers are pytorch-grad-cam's `GradCAM`'s (tests compare them within 1e-4).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -442,6 +443,7 @@ def cam_agreement(a: np.ndarray, b: np.ndarray, top_fraction: float = 0.2) -> di
 
 ROAD_PERCENTILES = (80, 20)  # pytorch-grad-cam's defaults: MoRF at percentile 80, LeRF at 20
 ROAD_SEED = 0  # the imputation noise's seed: ROAD's numbers repeat
+_ROAD_LOCK = threading.Lock()
 
 
 def road(model: nn.Module, x: torch.Tensor, cam: np.ndarray, target: int) -> dict[str, float]:
@@ -460,7 +462,8 @@ def road(model: nn.Module, x: torch.Tensor, cam: np.ndarray, target: int) -> dic
     targets = [ClassifierOutputSoftmaxTarget(target)]
     cams = np.asarray(cam, dtype=np.float32)[None]
     devices = [x.device] if x.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    # torch's generator is the process's: one ROAD at a time, or threads would share draws
+    with _ROAD_LOCK, torch.random.fork_rng(devices=devices):
         torch.manual_seed(ROAD_SEED)
         morf = ROADMostRelevantFirst(percentile=most)(x, cams, targets, model)
         lerf = ROADLeastRelevantFirst(percentile=least)(x, cams, targets, model)

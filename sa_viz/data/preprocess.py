@@ -108,9 +108,10 @@ def _decode(
         image = source.copy()
     else:
         image, stored = _open(_read_bytes(source, limits), limits, notes)
+    turned = stored is not None and _quarter_turned(image)
     upright = _orient(image, notes)
     if stored is not None and stored != image.size:  # reduced: the file's size, upright too
-        stored = stored[::-1] if upright.size != image.size else stored
+        stored = stored[::-1] if turned and upright is not image else stored
     else:
         stored = None
     rgb = _to_rgb(upright, notes)
@@ -372,6 +373,14 @@ def _check_shape(size: tuple[int, int], limits: Limits) -> None:
             f"{limits.min_side} pixels on each side (the models were trained at 224). "
             "Upload a larger image."
         )
+
+
+def _quarter_turned(image: Image.Image) -> bool:
+    """Whether the EXIF orientation turns the image a quarter (its width becomes its height)."""
+    try:
+        return image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except Exception:  # unreadable EXIF: `_orient` leaves the image as stored
+        return False
 
 
 def _orient(image: Image.Image, notes: list[str]) -> Image.Image:
