@@ -33,7 +33,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from PIL import ImageDraw
+from PIL import Image, ImageDraw
 
 from sa_viz.analyses import Box, ImageInput, analyses
 from sa_viz.analyses.faithfulness import STEPS, deletion_insertion
@@ -257,17 +257,13 @@ class AnalysisHandlers:
         """`/analyses`: the named registered analyses (comma-separated) of the session's
         result, per model, as JSON."""
         wanted = [n for n in (analyses or "").split(",") if n]
-        return self._as_error("analyses", lambda: self.chosen_document(wanted, box, request))
-
-    def chosen_document(
-        self, names: list[str] | None, box: str = "", request: gr.Request = None
-    ) -> dict[str, Any]:
-        """The named analyses of the session's result: model → analysis → numbers, details."""
-        return self._chosen(names, box, request)[1]
+        return self._as_error("analyses", lambda: self._chosen(wanted, box, request)[1])
 
     def _chosen(
         self, names: list[str] | None, box: str, request: gr.Request | None
     ) -> tuple[Explanation, dict[str, Any]]:
+        """The named analyses of the session's result, and the result: model → analysis →
+        numbers, details (kept for the ZIP)."""
         result = self.result_of(request)
         names = list(names or [])
         if not names:
@@ -288,11 +284,7 @@ class AnalysisHandlers:
         result, found = self._chosen(names, box, request)
         table = numbers_table(found, names or [], {n: m.title for n, m in result.models.items()})
         missing = [n for n in names or [] if not any(n in done for done in found.values())]
-        text = ""
-        if "localisation" in missing:
-            text = "Localisation needs the object box: click two corners on the picture above."
-        elif missing:
-            text = "Not for these models: " + ", ".join(missing) + "."
+        text = f"Not for these models or this image: {', '.join(missing)}." if missing else ""
         return table, text
 
     def box_view(self, box: str = "", request: gr.Request = None) -> Any:
@@ -300,12 +292,14 @@ class AnalysisHandlers:
         before an explanation."""
         try:
             result = self.result_of(request)
-        except Exception:
+        except LookupError:  # nothing explained yet, or the result expired
             return None
-        picture = result.image.display.copy()
+        picture = result.image.display
         values = box_numbers(box)
         scale = box_scale(result.image.size)
-        drawing = ImageDraw.Draw(image := _upscaled(picture, scale))
+        image = Image.fromarray(picture)
+        image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+        drawing = ImageDraw.Draw(image)
         if len(values) == 4:
             for x0, y0, x1, y1 in boxes_in_input([tuple(values)], result.image):
                 corners = [v * scale for v in (x0, y0, x1, y1)]
@@ -471,13 +465,6 @@ def box_numbers(text: str | None) -> list[float]:
 def box_scale(size: tuple[int, int]) -> int:
     """The box picture's pixels per input pixel: the input drawn at ~448 px, a crisp line."""
     return max(1, round(448 / max(size)))
-
-
-def _upscaled(picture: np.ndarray, scale: int) -> Any:
-    from PIL import Image
-
-    image = Image.fromarray(picture)
-    return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
 
 
 def numbers_table(found: dict[str, Any], names: list[str], titles: dict[str, str]) -> pd.DataFrame:

@@ -1552,6 +1552,12 @@ class Page:
         return [e.mosaic, e.channel, e.detail, e.gate_text]
 
     @property
+    def switch_outputs(self) -> list[gr.components.Component]:
+        """`Handlers.page_switch_gates`'s: the gates, the overview, the slider, the hints."""
+        e = self.explorer
+        return [*self.gate_outputs, e.overview, e.group, *self.hint_outputs]
+
+    @property
     def explain_outputs(self) -> list[gr.components.Component]:
         return [
             self.summary,
@@ -1722,7 +1728,7 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
     e.gate_model.input(
         handlers.page_switch_gates,
         inputs=page.gate_inputs,
-        outputs=[*page.gate_outputs, e.overview, e.group, *page.hint_outputs],
+        outputs=page.switch_outputs,
         api_name="page_switch_gates",
         **views_quietly,
     )
@@ -1881,7 +1887,7 @@ def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
     ).success(
         handlers.page_switch_gates,
         inputs=page.gate_inputs,
-        outputs=[*page.gate_outputs, e.overview, e.group, *page.hint_outputs],
+        outputs=page.switch_outputs,
         api_name="page_gates_bar",
         **views,
     )

@@ -110,13 +110,12 @@ def _decode(
         image, stored = _open(_read_bytes(source, limits), limits, notes)
     turned = stored is not None and _quarter_turned(image)
     upright = _orient(image, notes)
-    if stored is not None and stored != image.size:  # reduced: the file's size, upright too
-        stored = stored[::-1] if turned and upright is not image else stored
-    else:
-        stored = None
+    file_size = None
+    if stored is not None and stored != image.size:  # decoded at a reduced scale
+        file_size = stored[::-1] if turned and upright is not image else stored
     rgb = _to_rgb(upright, notes)
     _check_shape(rgb.size, limits)
-    return rgb, notes, stored
+    return rgb, notes, file_size
 
 
 def prepare_image(
