@@ -36,23 +36,29 @@ def lut(colormap: str) -> np.ndarray:
 def colorize(values: np.ndarray, colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
     """Values in [0, 1], any shape → that shape + (3,) uint8 colours."""
     values = np.asarray(values, np.float32)
-    index = cv2.convertScaleAbs(np.clip(values, 0.0, 1.0), alpha=255.0)  # rounds, saturates
-    flat = index.reshape(-1, values.shape[-1] if values.ndim > 1 else values.size)
+    # A 2-D array is one channel to OpenCV whatever its size; an (N, h, w) array would be an
+    # image of w channels, and OpenCV 5 takes at most 128 (a 144-px-wide tile row failed).
+    flat = values.reshape(-1, values.shape[-1]) if values.ndim > 1 else values.reshape(1, -1)
+    index = cv2.convertScaleAbs(np.clip(flat, 0.0, 1.0), alpha=255.0)  # rounds, saturates
     # applyColorMap with a user table: 4x faster than NumPy's table lookup on a 64-tile mosaic.
-    return cv2.applyColorMap(flat, lut(colormap)).reshape(*values.shape, 3)
+    return cv2.applyColorMap(index, lut(colormap)).reshape(*values.shape, 3)
 
 
 def resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(h, w) or (N, h, w) float maps → (H, W) or (N, H, W), bilinear, in one OpenCV call."""
+    """(h, w) or (..., h, w) float maps → (H, W) or (..., H, W), bilinear (INTER_LINEAR)."""
     maps = np.asarray(maps, np.float32)
     h, w = size
     if maps.shape[-2:] == (h, w):
         return maps
     if maps.ndim == 2:
         return cv2.resize(maps, (w, h))
-    # OpenCV resizes up to 512 channels at once: (h, w, N) in one call instead of N calls.
-    stacked = np.ascontiguousarray(np.moveaxis(maps, 0, -1))
-    return np.moveaxis(cv2.resize(stacked, (w, h)).reshape(h, w, -1), -1, 0)
+    # One 2-D resize per map into a preallocated result: as fast as stacking the maps as the
+    # channels of one image (OpenCV 4 took 512, OpenCV 5 takes 128: SE units have 2048).
+    resized = np.empty((*maps.shape[:-2], h, w), np.float32)
+    sources, targets = maps.reshape(-1, *maps.shape[-2:]), resized.reshape(-1, h, w)
+    for source, target in zip(sources, targets, strict=True):
+        cv2.resize(source, (w, h), dst=target)
+    return resized
 
 
 def blend(image: np.ndarray, colours: np.ndarray, alpha: float) -> np.ndarray:
