@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,6 +132,7 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
         help="analyses of each image and model, in its JSON, from: deletion_insertion, road, "
         "knockout (models with gates)",
     )
+    add_debug_argument(parser)
     add_weights_arguments(parser)
     args = parser.parse_args(argv)
     chosen = parse_analyses(parser, args.analyses)
@@ -162,14 +164,44 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
                 method=args.method,
                 crop=args.crop,
             )
+            found = analyse_explanation(result, models, chosen)
+            written = write_outputs(
+                result, args.out, stem, args.unit, args.colormap, args.alpha, found
+            )
         except ValueError as error:  # ImageError, or settings the models can't take
             print(f"error: {path}: {error}", file=sys.stderr)
             failures += 1
             continue
-        found = analyse_explanation(result, models, chosen)
-        written = write_outputs(result, args.out, stem, args.unit, args.colormap, args.alpha, found)
+        except Exception as error:  # unforeseen: the next image may still work
+            report_unforeseen(str(path), error, args.debug)
+            failures += 1
+            continue
         print(f"{path}: " + ", ".join(str(p) for p in written))
     return 1 if failures else 0
+
+
+def add_debug_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="print the whole traceback of an unexpected failure (default: one line naming "
+        "the file and the stage that failed)",
+    )
+
+
+def report_unforeseen(subject: str, error: Exception, debug: bool) -> None:
+    """One line on stderr for a failure the code did not foresee: what failed, in which stage
+    (`sa_viz.errors`), and the error; with `debug`, the traceback too."""
+    from sa_viz.errors import failed_while
+
+    if debug:
+        traceback.print_exception(error, file=sys.stderr)
+    first_line = (str(error).splitlines() or [""])[0]
+    hint = "" if debug else " (run again with --debug for the traceback)"
+    print(
+        f"error: {subject}: {failed_while(error)}: {type(error).__name__}: {first_line}{hint}",
+        file=sys.stderr,
+    )
 
 
 def check_unit(unit: str, names: Sequence[str]) -> None:
@@ -214,6 +246,7 @@ def write_outputs(
     """Write the comparison figure, the gate grid and the JSON (with the `analyses`, if any)
     for one explanation."""
     from sa_viz import render
+    from sa_viz.errors import stage
 
     image = result.image.display
     panels = [
@@ -225,25 +258,31 @@ def write_outputs(
         )
         for m in result.models.values()
     ]
+    pictures = {}
+    with stage("drawing"):
+        fig = render.comparison_figure(
+            image,
+            panels,
+            colormap=colormap,
+            alpha=alpha,
+            suptitle=f"{result.method} at {result.layer}",
+        )
+        pictures[f"{stem}_cam.png"] = render.figure_png(fig)
+        gated = [m for m in result.models.values() if unit in m.gates]
+        for m in gated:
+            fig = render.gate_grid_figure(
+                image, m.gates[unit], unit, colormap=colormap, alpha=alpha, untrained=m.untrained
+            )
+            name = f"{stem}_gates_{unit}" if len(gated) == 1 else f"{stem}_gates_{m.name}_{unit}"
+            pictures[f"{name}.png"] = render.figure_png(fig)
     written = []
-    fig = render.comparison_figure(
-        image, panels, colormap=colormap, alpha=alpha, suptitle=f"{result.method} at {result.layer}"
-    )
-    written.append(out / f"{stem}_cam.png")
-    written[-1].write_bytes(render.figure_png(fig))
-    gated = [m for m in result.models.values() if unit in m.gates]
-    for m in gated:
-        fig = render.gate_grid_figure(
-            image, m.gates[unit], unit, colormap=colormap, alpha=alpha, untrained=m.untrained
-        )
-        name = (
-            f"{stem}_gates_{unit}.png" if len(gated) == 1 else f"{stem}_gates_{m.name}_{unit}.png"
-        )
-        written.append(out / name)
-        written[-1].write_bytes(render.figure_png(fig))
-    written.append(out / f"{stem}.json")
-    document = result.to_json() | ({"analyses": analyses} if analyses else {})
-    written[-1].write_text(json.dumps(document, indent=2))
+    with stage("export"):
+        for name, data in pictures.items():
+            written.append(out / name)
+            written[-1].write_bytes(data)
+        written.append(out / f"{stem}.json")
+        document = result.to_json() | ({"analyses": analyses} if analyses else {})
+        written[-1].write_text(json.dumps(document, indent=2))
     return written
 
 
@@ -407,6 +446,7 @@ def study_parser() -> argparse.ArgumentParser:
         help="classes (index or name) for the report's per-class gate figure (default: the "
         "three most frequent labels)",
     )
+    add_debug_argument(parser)
     add_weights_arguments(parser)
     return parser
 
@@ -498,6 +538,9 @@ def study_main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:  # a resumed study with other settings
         print(f"sa-viz study: error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # unforeseen: the parts written so far are kept
+        report_unforeseen(str(args.source), error, args.debug)
+        return 1
     counts = summary["counts"]
     print(
         f"studied {counts['studied']} of {counts['listed']} images in {summary['seconds']} s; "

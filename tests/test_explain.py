@@ -214,3 +214,38 @@ def test_cli_analyses_in_the_json(weights_folder, tmp_path):
     wrong = run_cli("explain", str(ASSETS / "coffee.jpg"), "--out", str(tmp_path),
                     "--analyses", "nonsense", env_dir=weights_folder)  # fmt: skip
     assert wrong.returncode == 2 and "unknown nonsense" in wrong.stderr
+
+
+def test_the_cli_names_the_file_and_stage_of_an_unforeseen_failure(
+    weights_folder, tmp_path, monkeypatch, capsys
+):
+    """One line per failed image, naming it and the stage; the other images still run; the
+    traceback only with --debug."""
+    from sa_viz import cli
+    from sa_viz.pipeline import explain as pipeline_explain
+
+    calls = []
+
+    def broken_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("no luck\nand a second line")
+        return original(*args, **kwargs)
+
+    original = pipeline_explain.scale_cams
+    monkeypatch.setattr(pipeline_explain, "scale_cams", broken_once)
+    chelsea, coffee = ASSETS / "chelsea.jpg", ASSETS / "coffee.jpg"
+    flags = ["--out", str(tmp_path), "--weights-dir", str(weights_folder), "--no-download"]
+    assert cli.main(["explain", str(chelsea), str(coffee), *flags]) == 1
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        f"error: {chelsea}: failed while computing the CAM: RuntimeError: no luck "
+        "(run again with --debug for the traceback)"
+    ]
+    assert "Traceback" not in err
+    assert (tmp_path / "coffee_cam.png").exists() and not (tmp_path / "chelsea_cam.png").exists()
+
+    calls.clear()
+    assert cli.main(["explain", str(chelsea), *flags, "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "RuntimeError: no luck" in err

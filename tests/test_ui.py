@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import gc
 import json
+import logging
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -33,9 +35,12 @@ from sa_viz.app.ui import (
     configure_queue,
     parse_target,
 )
+from sa_viz.data import preprocess as data_preprocess
 from sa_viz.data.preprocess import prepare_image
 from sa_viz.models.weights import load_models
+from sa_viz.pipeline import explain as pipeline_explain
 from sa_viz.pipeline.explain import Explanation, explain_models
+from sa_viz.render import views
 from sa_viz.render.overlays import LABEL_BAND, tile_size
 from sa_viz.render.panels import MOSAIC_TILE
 
@@ -437,6 +442,39 @@ def test_unexpected_failures_name_no_server_paths(handlers, monkeypatch):
     with pytest.raises(gr.Error) as caught:
         handlers.explain(str(ASSETS / "chelsea.jpg"))
     assert "RuntimeError" in caught.value.message and "/srv" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("module", "function", "stage"),
+    [
+        (pipeline_explain, "scale_cams", "computing the CAM"),
+        (views, "cam_view", "drawing the pictures"),
+        (data_preprocess, "to_tensor", "decoding the image"),
+    ],
+)
+def test_an_unforeseen_failure_names_its_stage_and_an_error_id_that_the_log_has(
+    handlers, monkeypatch, caplog, module, function, stage
+):
+    """The page and the API say which stage failed and give an id; the server log has the same
+    id beside the traceback; the session's earlier result stays for the views."""
+    handlers.explain(str(ASSETS / "chelsea.jpg"))
+    kept = handlers.sessions.get("local").result()
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("cannot open /srv/secret/model.bin")
+
+    monkeypatch.setattr(module, function, broken)
+    with caplog.at_level(logging.ERROR, logger="sa_viz.app.ui"), pytest.raises(gr.Error) as caught:
+        handlers.explain(str(ASSETS / "rocket.jpg"), layer="layer2")  # not in the engine's cache
+    message = caught.value.message
+    assert f"it failed while {stage}" in message and "/srv" not in message
+    error_id = re.search(r"error id `([0-9a-f]{8})`", message).group(1)
+    logged = [r for r in caplog.records if error_id in r.getMessage()]
+    assert len(logged) == 1 and logged[0].exc_info[0] is RuntimeError
+    assert stage in logged[0].getMessage()
+    monkeypatch.undo()
+    assert handlers.sessions.get("local").result() is kept
+    handlers.update_cams("jet", 0.5, "per model")  # the views still work on the kept result
 
 
 def test_the_image_input_takes_only_uploads_and_data_urls(tmp_path):

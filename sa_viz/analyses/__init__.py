@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from sa_viz.errors import stage
+
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in the image's pixels
 DatasetView = Callable[[Mapping[str, Mapping[str, float]], Mapping[str, "int | None"]], Any]
 
@@ -80,7 +82,8 @@ def run_analyses(names: Sequence[str], image: ImageInput) -> dict[str, Result]:
     """The named analyses of one image (those that apply to it)."""
     results = {}
     for name in names:
-        result = analyses()[name].per_image(image)
+        with stage("analysis"):
+            result = analyses()[name].per_image(image)
         if result is not None:
             results[name] = result
     return results

@@ -50,6 +50,7 @@ from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS, SCORECAM_CHANNELS
 from sa_viz.data.examples import EXAMPLES, EXAMPLES_DIR
 from sa_viz.data.imagenet import choice_label, class_index, labels
 from sa_viz.data.preprocess import DEFAULT_LIMITS, ImageError, prepare_image
+from sa_viz.errors import failed_while, new_error_id, stage
 from sa_viz.models import DEFAULT_PAIR, get_model, list_models
 from sa_viz.models.hooks import Stopped, TimeLimitExceeded
 from sa_viz.models.weights import WeightsStatus
@@ -323,11 +324,19 @@ def failure_message(handlers: Handlers, name: str, error: Exception) -> tuple[st
         return "A newer request of this page replaced this one.", SUPERSEDED
     if isinstance(error, (ModelsUnavailable, ValueError)):
         return str(error), "Error"
-    log.error("handler %s failed", name, exc_info=error)
+    return unforeseen(name, error), "Error"
+
+
+def unforeseen(name: str, error: Exception) -> str:
+    """A failure the code did not foresee: logged with its traceback under a new error id, and
+    answered with the stage that failed and that id (no file, path or value of the request)."""
+    error_id = new_error_id()
+    where = failed_while(error)
+    log.error("handler %s %s [error id %s]", name, where, error_id, exc_info=error)
     return (
-        f"Something went wrong on the server ({type(error).__name__}). It is still running: "
-        "try again, or try another image.",
-        "Error",
+        f"Something unexpected went wrong on the server: it {where} "
+        f"({type(error).__name__}; error id `{error_id}`, which the server log shows beside the "
+        "details). The server is still running: try again, or try another image."
     )
 
 
@@ -655,7 +664,9 @@ class Handlers:
             *self._cams(result, colormap, alpha, normalization),
             *self._gates(result, unit, group, colormap, alpha, scale, shown),
         )
-        return (*outputs, overview.result())
+        outputs = (*outputs, overview.result())
+        self._keep(request, result, image)  # only once the page can show it
+        return outputs
 
     @handler
     def explain_json(
@@ -679,6 +690,7 @@ class Handlers:
             image, crop_mode, target, method, layer, request, models=(model_a, model_b)
         )
         document = views.explanation_document(result)
+        self._keep(request, result, image)
         names = [a for a in (analyses or "").split(",") if a]
         if names:
             document["analyses"] = self.engine.analyse(
@@ -746,18 +758,19 @@ class Handlers:
     ) -> str:
         result = self._need(request)
         folder = self.space.folder()
-        path = write_zip(
-            result,
-            folder / "sa-viz-export.zip",
-            unit=unit,
-            group=int(group),
-            colormap=colormap,
-            alpha=alpha,
-            normalization=normalization,
-            scale=scale,
-            gate_model=gate_model_of(result, gate_model),
-            analyses=self.analyses_of(request, result),
-        )
+        with stage("export"):
+            path = write_zip(
+                result,
+                folder / "sa-viz-export.zip",
+                unit=unit,
+                group=int(group),
+                colormap=colormap,
+                alpha=alpha,
+                normalization=normalization,
+                scale=scale,
+                gate_model=gate_model_of(result, gate_model),
+                analyses=self.analyses_of(request, result),
+            )
         return str(path)
 
     @handler
@@ -919,7 +932,9 @@ class Handlers:
         progress: Progress | None = None,
         models: Sequence[str] = DEFAULT_PAIR,
     ) -> Explanation:
-        """The two models on `image` (or the cache); the session keeps the result for views."""
+        """The two models on `image` (or the cache). The caller has the session keep it
+        (`_keep`) once it is shown: a result that failed to draw must not become the one later
+        view changes draw, under the previous result's tables."""
         if models[0] == models[1]:
             raise _error(
                 f"Model A and model B are both {get_model(models[0]).title}: choose two "
@@ -940,8 +955,18 @@ class Handlers:
             raise
         except TimeLimitExceeded:
             raise _error(time_limit_message(self.engine.time_limit, method), "Too slow") from None
-        self.sessions.keep(session_of(request), self.engine.remember(result, image, settings))
         return result
+
+    def _keep(self, request: gr.Request | None, result: Explanation, image: str) -> None:
+        """The session's latest result, for view updates and exports."""
+        settings = Settings(
+            result.image.crop,
+            result.requested_class,
+            result.layer,
+            result.method,
+            tuple(result.models),
+        )
+        self.sessions.keep(session_of(request), self.engine.remember(result, image, settings))
 
     def _need(self, request: gr.Request | None) -> Explanation:
         """The session's latest result (`NothingYet` / `ResultExpired` say why not)."""
@@ -951,23 +976,27 @@ class Handlers:
     # component per output and request (its postprocessing of an /explain result took 27 ms
     # that way, 18 ms now, measured in one process); `captions` sets the labels once per page.
     @staticmethod
+    @stage("drawing")
     def _tables(result: Explanation) -> list[dict]:
         return [
             {"data": views.prediction_rows(result, name), "headers": TABLE_HEADERS}
             for name in result.models
         ]
 
+    @stage("drawing")
     def _cams(self, result: Explanation, colormap: str, alpha: float, normalization: str) -> tuple:
         view = views.cam_view(result, colormap=colormap, alpha=alpha, normalization=normalization)
         images = [self.space.picture(view.overlays[name]) for name in result.models]
         text = views.targets_text(result) + "  \n" + views.agreement_text(view)
         return (*images, self.space.picture(view.difference), text)
 
+    @stage("drawing")
     def _overview(self, result: Explanation, model: str | None) -> str | None:
         if model is None:
             return None
         return self.space.picture(views.summary_picture(result, model), lossless=True)
 
+    @stage("drawing")
     def _gates(
         self,
         result: Explanation,

@@ -35,6 +35,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms import functional as TF
 
 from sa_viz.data.imagenet import INPUT_SIZE, MEAN, RESIZE_SIZE, STD
+from sa_viz.errors import stage
 
 ImageSource = str | Path | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
@@ -122,6 +123,11 @@ def prepare_image(
     source: ImageSource, *, crop: bool = False, limits: Limits = DEFAULT_LIMITS
 ) -> PreparedImage:
     """Load `source` and make the model input and the display image from the same pixels."""
+    with stage("decoding"):
+        return _prepare(source, crop, limits)
+
+
+def _prepare(source: ImageSource, crop: bool, limits: Limits) -> PreparedImage:
     rgb, notes, file_size = _decode(source, limits)
     width, height = rgb.size
     if crop:

@@ -28,6 +28,7 @@ from sa_viz.cam import (
 )
 from sa_viz.data.imagenet import label
 from sa_viz.data.preprocess import DEFAULT_LIMITS, ImageSource, Limits, PreparedImage, prepare_image
+from sa_viz.errors import stage
 from sa_viz.models.device import device_of
 from sa_viz.models.hooks import reporting, time_limit
 from sa_viz.models.registry import DEFAULT_PAIR, get_model, parse_pair
@@ -250,16 +251,20 @@ def _explain_model(
     with record_gates(model) as gates:
         if method == "gradcam":
             with head_gradient(model, layer) as probe:
-                logits = model(x)
+                with stage("model"):
+                    logits = model(x)
                 classes = resolve_classes(logits, class_idx)
-                raw = probe.raw_cam(logits, classes).cpu().numpy()
-            cam = scale_cams(raw, image.size)[0]
+                with stage("cam"):
+                    raw = probe.raw_cam(logits, classes).cpu().numpy()
+            with stage("cam"):
+                cam = scale_cams(raw, image.size)[0]
         else:
-            with torch.no_grad():
+            with torch.no_grad(), stage("model"):
                 logits = model(x)
             classes = resolve_classes(logits, class_idx)
     if method != "gradcam":
-        result = compute_cam(model, x, classes, layer, method)
+        with stage("cam"):
+            result = compute_cam(model, x, classes, layer, method)
         cam, raw = result.maps[0], result.raw
     probabilities = torch.softmax(logits.detach()[0].double(), 0).cpu().numpy()
     top = np.argsort(-probabilities, kind="stable")[:TOP_K]

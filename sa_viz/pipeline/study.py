@@ -35,6 +35,7 @@ from sa_viz.data.preprocess import (
     to_tensor,
 )
 from sa_viz.data.sources import Item
+from sa_viz.errors import stage
 from sa_viz.models.device import device_of
 from sa_viz.models.weights import LoadedModel
 from sa_viz.probes import UnitGates, record_gates
@@ -129,12 +130,15 @@ def study_batch(
     for name, loaded in models.items():
         model = loaded.module
         with record_gates(model) as gates, head_gradient(model, layer) as probe:
-            logits = model(x.to(device_of(model)))
+            with stage("model"):
+                logits = model(x.to(device_of(model)))
             own = resolve_classes(logits, None)
             targets = [own[i] if label is None else label for i, label in enumerate(labels)]
-            raw = probe.raw_cam(logits, targets).cpu().numpy()
+            with stage("cam"):
+                raw = probe.raw_cam(logits, targets).cpu().numpy()
         probabilities = torch.softmax(logits.detach().double(), 1).cpu().numpy()
-        maps = scale_cams(raw, tuple(x.shape[-2:]))
+        with stage("cam"):
+            maps = scale_cams(raw, tuple(x.shape[-2:]))
         per_model[name] = {
             "probabilities": probabilities,
             "targets": targets,

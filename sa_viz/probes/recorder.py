@@ -11,6 +11,7 @@ from functools import cache
 import torch
 from torch import nn
 
+from sa_viz.errors import stage
 from sa_viz.models.hooks import thread_local_hooks
 from sa_viz.probes.base import GateLayout, Probe, UnitGates
 
@@ -67,10 +68,11 @@ def record_gates(model: nn.Module) -> Iterator[dict[str, UnitGates]]:
     """
     recorded: dict[str, UnitGates] = {}
     hooks = []
-    for name, unit, probe in units_of(model):
-        taps = probe.taps(unit)
-        gather = _Gather(name, probe.layout(name, unit), len(taps), recorded)
-        hooks += [(tap.module, gather.hook(tap.kind)) for tap in taps]
+    with stage("gates"):
+        for name, unit, probe in units_of(model):
+            taps = probe.taps(unit)
+            gather = _Gather(name, probe.layout(name, unit), len(taps), recorded)
+            hooks += [(tap.module, gather.hook(tap.kind)) for tap in taps]
     with thread_local_hooks(hooks):
         yield recorded
 
@@ -88,6 +90,10 @@ class _Gather:
         return lambda _module, _args, gate: self.keep(kind, gate)
 
     def keep(self, kind: str, gate: torch.Tensor) -> None:
+        with stage("gates"):
+            self._keep(kind, gate)
+
+    def _keep(self, kind: str, gate: torch.Tensor) -> None:
         # (N·G, c, 1, 1) → (N, G, c) and (N·G, c, h, w) → (N, G, c, h, w): copies on the CPU,
         # never views of the live activation.
         g = self.layout.groups
