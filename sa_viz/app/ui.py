@@ -1987,6 +1987,13 @@ def files_payload(value: Any) -> str | None:
     return "must be a list of uploaded files"
 
 
+def study_name(value: Any) -> str | None:
+    """The name of a study in the server's studies folder (which one: the handler's to say)."""
+    if value is None or isinstance(value, str):
+        return None
+    return "must be the name of a study in the server's studies folder (text)"
+
+
 def build_app(
     engine: Engine,
     *,
@@ -2060,9 +2067,7 @@ def build_app(
                 lambda v: None if v is None or isinstance(v, str) else "must be text",
                 default="",
             ),
-            page.study.studies: Param(
-                "Study", "study", lambda v: None if v is None or isinstance(v, str) else "a name"
-            ),
+            page.study.studies: Param("Study", "study", study_name),
         },
     )
     return demo
