@@ -2,13 +2,15 @@
 
 Every file goes through the page's upload (test_browser), the API (test_hostile, also as a
 `data:` URL) and the CLI (test_hostile). `expected` is either None (explained, under the policy
-in sa_viz/preprocess.py) or a regular expression the error message must match.
+in sa_viz/preprocess.py) or a regular expression the error message must match. `damaged_zip`
+makes an upload for the Study tab (test_study_tab, test_hardening_study).
 """
 
 from __future__ import annotations
 
 import io
 import struct
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +125,20 @@ def catalogue() -> list[Hostile]:
         # Pillow would hand EPS to Ghostscript; only photo formats are ever decoded
         Hostile("drawing.eps", encode(base, "EPS"), "not an image SA-Viz can read"),
     ]
+
+
+def damaged_zip(honest_mb: int) -> bytes:
+    """Two honest members of `honest_mb` MB each (zeros: the ZIP stays small), then a third
+    whose directory entry understates its size: refused only once the first two are out."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in ("a.png", "b.png"):
+            archive.writestr(name, b"\0" * (honest_mb << 20))
+        archive.writestr("c.png", b"\0" * 1_000_000)
+    data = bytearray(buffer.getvalue())
+    central = data.rindex(b"PK\x01\x02")  # the last entry's directory record: its size lies
+    data[central + 24 : central + 28] = (1000).to_bytes(4, "little")
+    return bytes(data)
 
 
 def write_all(folder: Path) -> dict[str, Hostile]:

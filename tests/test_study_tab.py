@@ -3,14 +3,18 @@ opened only from the studies folder, every failure a hint that keeps what the ta
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import shutil
+import threading
 import zipfile
 
 import gradio as gr
 import pytest
 from conftest import ASSETS
+from hostile import damaged_zip
 
 from sa_viz.app.engine import Engine
 from sa_viz.app.study_tab import StudyHandlers, StudyLimits, unpack
@@ -107,7 +111,46 @@ def test_an_entry_that_unpacks_to_more_than_it_declares_stops_there(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(gr.Error, match=r"big\.png could not be unpacked"):
         unpack([str(tmp_path / "bomb.zip")], out, StudyLimits(max_bytes=10_000))
-    assert (out / "big.png").stat().st_size <= 1000
+    assert not out.exists()  # before: the first 1000 bytes of big.png stayed
+
+
+def size_of(folder) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def test_damaged_zips_leave_nothing_in_the_temp_space(tmp_path):
+    """Before: each refused request left its 40 MB of honest members in the temp space (the
+    folder was cleaned only once a study started), so a few small uploads filled the disk."""
+    (tmp_path / "set.zip").write_bytes(damaged_zip(20))
+    space = TempSpace()
+    studies = StudyHandlers(Engine(dict), space, StudyLimits())
+    sizes = [size_of(space.root)]
+    for _ in range(3):
+        *kept, hint = studies.run([str(tmp_path / "set.zip")], "resnet50", "sa_resnet50")
+        assert kept == [gr.skip(), gr.skip()] and "Damaged ZIP" in hint["value"], hint
+        sizes.append(size_of(space.root))
+    assert sizes == [0, 0, 0, 0], sizes
+    assert not list(space.root.iterdir())  # no empty folder per request either
+
+
+def test_what_is_written_is_bounded_whatever_the_sizes_stated(tmp_path):
+    """A file that reads as more bytes than stated (here a pipe, stated 0 bytes, that yields
+    3 MB): the copy stops at the limit. Before: all of it was written, however much."""
+    stream = tmp_path / "stream.png"
+    os.mkfifo(stream)
+
+    def feed() -> None:
+        with contextlib.suppress(BrokenPipeError), stream.open("wb") as pipe:
+            for _ in range(3):
+                pipe.write(b"\0" * 2**20)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    out = tmp_path / "out"
+    with pytest.raises(gr.Error, match="at most 1 MB"):
+        unpack([str(stream)], out, StudyLimits(max_bytes=2**20))
+    writer.join(timeout=10)
+    assert not out.exists()
 
 
 @pytest.fixture

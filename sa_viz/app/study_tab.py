@@ -2,15 +2,17 @@
 study's report figures on the page and the whole study as a ZIP; or a study the CLI wrote,
 opened from the folder the server was started with (`--studies-dir`), never from any other path.
 
-An upload is bounded (`StudyLimits`: images and bytes, counted before anything is unpacked) and
-unpacked into the app's own temp space: only image files, under names made here (a ZIP's class
-folders are kept when their names are plain, so an ImageFolder's labels survive). The study
-runs in a lane of its own (`Engine.study`), so the page's explanations never wait for it.
+An upload is bounded (`StudyLimits`: images and bytes, counted before anything is unpacked, and
+the bytes again as they are written) and unpacked into the app's own temp space: only image
+files, under names made here (a ZIP's class folders are kept when their names are plain, so an
+ImageFolder's labels survive). A request that fails leaves nothing there. The study runs in a
+lane of its own (`Engine.study`), so the page's explanations never wait for it.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import shutil
 import zipfile
@@ -27,8 +29,11 @@ from sa_viz.app.tempspace import TempSpace
 from sa_viz.data.sources import IMAGE_SUFFIXES
 from sa_viz.models.hooks import Stopped
 
+log = logging.getLogger(__name__)
+
 PLAIN = re.compile(r"[\w][\w .+-]{0,99}")  # a file or folder name kept from an upload (whole)
 FIGURE = re.compile(r'src="figures/([\w.-]+\.png)"')
+CHUNK = 2**20  # bytes copied at a time while unpacking
 
 
 @dataclass(frozen=True)
@@ -119,10 +124,12 @@ class StudyHandlers:
         analyses: Sequence[str] | None = None,
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (gradio's way)
     ) -> tuple[Any, ...]:
-        return _on_page(lambda: self._run(files, (model_a, model_b), analyses or (), progress))
+        return _on_page(
+            "page_study", lambda: self._run(files, (model_a, model_b), analyses or (), progress)
+        )
 
     def open(self, name: str | None) -> tuple[Any, ...]:
-        return _on_page(lambda: self._open(name))
+        return _on_page("page_open_study", lambda: self._open(name))
 
     def listing(self) -> dict[str, Any]:
         """The studies under `--studies-dir` (folders with a study.json), for the dropdown."""
@@ -147,13 +154,18 @@ class StudyHandlers:
             raise gr.Error("Choose two different models (Model A and Model B).", title="Models")
         folder = self.space.folder()
         images = folder / "images"
-        unpack(files, images, self.limits)
-        progress(0, desc="Waiting for the models")
         try:
+            unpack(files, images, self.limits)
+            progress(0, desc="Waiting for the models")
             self.engine.study(images, folder / "study", names, analyses)
+            return shown(folder / "study", self.space)
+        except BaseException:
+            # Nothing of a failed request is shown, so nothing of it is kept: before, a damaged
+            # ZIP's members unpacked before the bad one stayed until 512 more requests came.
+            self.space.discard(folder)
+            raise
         finally:
             shutil.rmtree(images, ignore_errors=True)  # the upload's pixels are not kept
-        return shown(folder / "study", self.space)
 
     def _open(self, name: str | None) -> tuple[Any, ...]:
         if self.studies_dir is None:
@@ -196,8 +208,9 @@ def copy_report(study: Path, copy: Path, root: Path) -> None:
         raise gr.Error("That folder holds no complete study.", title="Unknown study")
 
 
-def _on_page(compute: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
-    """The outputs and a hidden hint; on a failure, the outputs as they were and the hint."""
+def _on_page(name: str, compute: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The outputs and a hidden hint; on a failure, the outputs as they were and the hint (and
+    one line in the server's log: a refused upload is not the server's failure)."""
     try:
         return (*compute(), gr.update(value="", visible=False))
     except gr.Error as error:
@@ -208,13 +221,30 @@ def _on_page(compute: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
         text = f"**The study could not be read.** {type(error).__name__}"
     except Stopped:
         text = "**Stopped.** The server is stopping."
+    log.info("%s answered: %s", name, text[:300])
     return (gr.skip(), gr.skip(), gr.update(value=text, visible=True))
 
 
+Entry = tuple[PurePosixPath, Callable[[], Any], int]  # a name made here, an opener, its size
+
+
 def unpack(files: Sequence[str], folder: Path, limits: StudyLimits) -> int:
-    """The uploaded images (and the images inside uploaded ZIPs) into `folder`; returns how
-    many. Refuses, before writing anything, more than `limits` allow or a file that is neither."""
-    entries: list[tuple[PurePosixPath, Callable[[], Any], int]] = []
+    """The uploaded images (and the images inside uploaded ZIPs) into `folder`, made here;
+    returns how many. Refuses, before writing anything, more than `limits` allow or a file that
+    is neither; a file that cannot be unpacked, or more bytes than `limits` allow (whatever the
+    sizes stated), is refused with `folder` removed again."""
+    entries = _entries(files, limits)
+    try:
+        _write(entries, folder, limits.max_bytes)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return len(entries)
+
+
+def _entries(files: Sequence[str], limits: StudyLimits) -> list[Entry]:
+    """What `unpack` writes, checked against `limits` by the sizes the files state."""
+    entries: list[Entry] = []
     for file in files:
         path = Path(file)
         if path.suffix.lower() == ".zip":
@@ -240,21 +270,42 @@ def unpack(files: Sequence[str], folder: Path, limits: StudyLimits) -> int:
             f"{limits.max_bytes / 2**20:.0f} MB at once.",
             title="Too large",
         )
+    return entries
+
+
+def _write(entries: Sequence[Entry], folder: Path, max_bytes: int) -> None:
+    """Each entry's bytes into `folder`, at most `max_bytes` together."""
     used: set[PurePosixPath] = set()
+    left = max_bytes
     for name, opener, _size in entries:
-        target = _free_name(name, used)
-        (folder / target).parent.mkdir(parents=True, exist_ok=True)
+        target = folder / _free_name(name, used)
+        target.parent.mkdir(parents=True, exist_ok=True)
         # zipfile reads an entry up to its declared size and then checks its CRC: an entry that
         # unpacks to more than it claims (a zip bomb's trick) ends there, as a damaged ZIP.
         try:
-            with opener() as source, (folder / target).open("wb") as out:
-                shutil.copyfileobj(source, out)
+            with opener() as source, target.open("wb") as out:
+                left -= _copy(source, out, left, max_bytes)
         except (zipfile.BadZipFile, OSError) as error:
             raise gr.Error(f"{name} could not be unpacked: {error}", title="Damaged ZIP") from error
-    return len(entries)
 
 
-def _zip_entries(path: Path, max_images: int) -> list[tuple[PurePosixPath, Callable[[], Any], int]]:
+def _copy(source: Any, out: Any, left: int, max_bytes: int) -> int:
+    """Copy `source` into `out`, at most `left` bytes (of `max_bytes` for the whole upload), and
+    return how many: the stated sizes were checked, this bounds what is actually written."""
+    written = 0
+    while chunk := source.read(min(CHUNK, left - written + 1)):
+        written += len(chunk)
+        if written > left:
+            raise gr.Error(
+                "The upload unpacks to more bytes than it states: this server takes at most "
+                f"{max_bytes / 2**20:.0f} MB at once.",
+                title="Too large",
+            )
+        out.write(chunk)
+    return written
+
+
+def _zip_entries(path: Path, max_images: int) -> list[Entry]:
     stated = _stated_entries(path)
     if stated is not None and stated > max(10 * max_images, 1000):
         raise gr.Error(

@@ -60,13 +60,23 @@ class TempSpace:
             self._prune()
         return folder
 
+    def discard(self, path: Path) -> None:
+        """Remove a folder (or file) handed out here, at once."""
+        with self._lock:
+            self._entries.pop(path, None)
+            _remove(path)
+
     def _prune(self) -> None:
         while len(self._entries) > self.keep:
             old, _ = self._entries.popitem(last=False)
-            if old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink(missing_ok=True)
+            _remove(old)
 
     def cleanup(self) -> None:
         self._owner.cleanup()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -1062,6 +1062,9 @@ class Param:
     component: Any = None  # a component with checks of its own, kept for every session
     # A parameter added after callers existed: a call that stops before it gets this value.
     default: Any = NO_DEFAULT
+    # The check of the files a value names, raising a gr.Error with its own sentence: gradio's
+    # own checks of file payloads answer without a message and log a traceback.
+    uploads: Callable[[Any], Any] | None = None
 
     def problem(self, value: Any) -> str | None:
         wrong = self.check(value)
@@ -1111,9 +1114,42 @@ def whole_number(low: int, high: int) -> Callable[[Any], str | None]:
     return check
 
 
+def image_upload(value: Any) -> None:
+    """An image payload names an upload or is a `data:` URL (`check_image_payload`)."""
+    if isinstance(value, dict):
+        check_image_payload(value)
+
+
+def study_uploads(value: Any) -> None:
+    """Each of the Study tab's files is an upload to this app (`files_payload` checks the list);
+    a `gr.Error` that says what to send for one that is not (a file on the server, a `data:`
+    URL, a malformed payload)."""
+    for payload in value if isinstance(value, list) else ():
+        path = payload.get("path") if isinstance(payload, dict) else None
+        if path is None and str(payload.get("url")).startswith("data:"):
+            raise _error(
+                "Images or a ZIP (parameter `files`) takes uploaded files only, not data: URLs: "
+                "send each file with `handle_file(path)`.",
+                "File not allowed",
+            )
+        if not isinstance(path, str) or payload.get("meta") != {"_type": "gradio.FileData"}:
+            raise _error(
+                "Images or a ZIP (parameter `files`) must be a list of uploaded files, each as "
+                '`handle_file(path)` makes it: {"path": "<an upload>", "meta": {"_type": '
+                '"gradio.FileData"}}.',
+                "Invalid parameter",
+            )
+        if not is_upload(path):
+            raise _error(
+                "Images or a ZIP (parameter `files`): only files uploaded to this app can be "
+                "studied. Upload the images or the ZIP instead of naming a file on the server.",
+                "File not allowed",
+            )
+
+
 def file_payload(value: Any) -> str | None:
     if value is None or isinstance(value, dict):
-        return None  # no image: the handler asks for one; a payload: `bounded_image_input`
+        return None  # no image: the handler asks for one; a payload: `image_upload`
     return (
         "must be a file: `handle_file(path)` from gradio_client, an upload's "
         '{"path": …} or {"url": "data:image/…;base64,…"}'
@@ -1226,13 +1262,17 @@ def check_inputs(
         problem = param.problem(value) if param is not None else None
         if problem:
             problems.append(problem)
-        if param is not None and param.component is not None:
-            # An update of the component (an example's click returns one) makes gradio
-            # build a plain copy of it for the session, without this app's checks.
-            if state is not None and block._id in state.blocks_config.blocks:
-                state.blocks_config.blocks[block._id] = param.component
-            if isinstance(value, dict):
-                check_image_payload(value)
+        # An update of the component (an example's click returns one) makes gradio build a
+        # plain copy of it for the session, without this app's checks.
+        if (
+            param is not None
+            and param.component is not None
+            and state is not None
+            and block._id in state.blocks_config.blocks
+        ):
+            state.blocks_config.blocks[block._id] = param.component
+        if param is not None and param.uploads is not None and not problem:
+            param.uploads(value)  # on a list of files too (before: a single payload only)
     if problems:
         raise _error(" ".join(problems), "Invalid parameter")
     return None
@@ -1976,6 +2016,13 @@ def files_payload(value: Any) -> str | None:
     return "must be a list of uploaded files"
 
 
+def study_name(value: Any) -> str | None:
+    """The name of a study in the server's studies folder (which one: the handler's to say)."""
+    if value is None or isinstance(value, str):
+        return None
+    return "must be the name of a study in the server's studies folder (text)"
+
+
 def build_app(
     engine: Engine,
     *,
@@ -2008,7 +2055,7 @@ def build_app(
         demo,
         on_refusal=engine.release_refused,
         params={
-            i.image: Param("Image", "image", file_payload, component=i.image),
+            i.image: Param("Image", "image", file_payload, component=i.image, uploads=image_upload),
             **{
                 table: Param(f"Model {slot.upper()}: top-5", "table", table_payload)
                 for slot, table in zip(SLOTS, page.tables, strict=True)
@@ -2035,7 +2082,9 @@ def build_app(
             # unit's narrower range is the handler's to say, beside the control on the page.
             e.group: Param("Group", "group", whole_number(0, MAX_GROUPS - 1)),
             e.scale: Param("Spatial-gate colours", "scale", one_of(list(render.GATE_SCALES))),
-            page.study.files: Param("Images or a ZIP", "files", files_payload),
+            page.study.files: Param(
+                "Images or a ZIP", "files", files_payload, uploads=study_uploads
+            ),
             page.analyses.knock_gates: Param("Gates replaced", "gates", one_of(list(GATES))),
             page.analyses.knock_value: Param("Replaced by", "value", one_of(list(VALUES))),
             page.analyses_names: Param("Analyses", "analyses", analysis_names, default=""),
@@ -2047,9 +2096,7 @@ def build_app(
                 lambda v: None if v is None or isinstance(v, str) else "must be text",
                 default="",
             ),
-            page.study.studies: Param(
-                "Study", "study", lambda v: None if v is None or isinstance(v, str) else "a name"
-            ),
+            page.study.studies: Param("Study", "study", study_name),
         },
     )
     return demo
