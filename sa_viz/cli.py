@@ -461,12 +461,12 @@ def study_main(argv: Sequence[str] | None = None) -> int:
         names = parse_pair(args.models)
     except ValueError as error:
         parser.error(str(error))
-    from sa_viz.data.sources import read_source
+    from sa_viz.data.sources import SourceError, read_source
     from sa_viz.outputs.study import run_study
 
     try:
         source = read_source(args.source)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, SourceError) as error:
         parser.error(str(error))
     models = models_or_exit(parser, args, names)
     print(

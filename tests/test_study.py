@@ -375,3 +375,45 @@ def test_a_study_with_no_readable_image_still_reports(loaded_models, tmp_path):
     assert len((out / "problems.txt").read_text().splitlines()) == 2
     assert "0 of 0 images studied" in (out / "report.html").read_text()
     assert study_files.read_rows(out).num_rows == 0
+
+
+def study_command(source, out, weights_folder, *flags):
+    return subprocess.run(
+        [sys.executable, "-m", "sa_viz", "study", str(source), "--out", str(out),
+         "--weights-dir", str(weights_folder), "--no-download", "--workers", "0", *flags],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_the_command_line_names_the_lines_of_a_hostile_label_file_and_goes_on(
+    weights_folder, tmp_path
+):
+    """Before: UnicodeDecodeError (or _csv.Error for the long field), a traceback, exit 1."""
+    val = tmp_path / "val"
+    val.mkdir()
+    for i in (1, 2, 3):
+        shutil.copy(ASSETS / "chelsea.jpg", val / f"ILSVRC2012_val_{i:08d}.JPEG")
+    (val / "LOC_val_solution.csv").write_bytes(
+        b"ImageId,PredictionString\n"
+        b"ILSVRC2012_val_00000001,n02123045 10 20 200 210\n"
+        b"ILSVRC2012_val_00000002,n02123045 \xff\xfe 1 2 3\n"
+        b"ILSVRC2012_val_00000003,n02123045 " + b"9" * 200_000 + b"\n"
+    )
+    done = study_command(val, tmp_path / "study", weights_folder, "--limit", "1")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    problems = (tmp_path / "study" / "problems.txt").read_text()
+    assert "LOC_val_solution.csv, line 3: not UTF-8 text" in problems
+    assert "LOC_val_solution.csv, line 4: field larger than field limit" in problems
+
+
+def test_the_command_line_stops_with_one_sentence_on_a_label_file_it_cannot_read(
+    weights_folder, tmp_path
+):
+    val = tmp_path / "val"
+    val.mkdir()
+    shutil.copy(ASSETS / "chelsea.jpg", val / "ILSVRC2012_val_00000001.JPEG")
+    (val / "LOC_val_solution.csv").write_bytes(b"Image\xffId,PredictionString\n")
+    done = study_command(val, tmp_path / "study", weights_folder)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("sa-viz study: error: ") and "csv, line 1: the header" in last, last
