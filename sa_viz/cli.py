@@ -495,7 +495,7 @@ def study_main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    except ValueError as error:  # a resumed study with other settings
+    except ValueError as error:  # a resumed study with other settings, or a foreign row file
         print(f"sa-viz study: error: {error}", file=sys.stderr)
         return 2
     counts = summary["counts"]

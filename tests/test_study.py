@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import ASSETS
@@ -417,3 +419,37 @@ def test_the_command_line_stops_with_one_sentence_on_a_label_file_it_cannot_read
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("sa-viz study: error: ") and "csv, line 1: the header" in last, last
+
+
+def test_a_foreign_file_among_the_rows_is_named_and_nothing_is_resumed(
+    dataset, loaded_models, tmp_path
+):
+    """Before: a multi-line Arrow schema dump that named no file; or, for a part with the
+    study's key and sha256, a resumed study whose rows (pandas.read_parquet) mixed in NaN rows;
+    or, for a part of an older schema, its rows read with nulls in the missing columns."""
+    out = tmp_path / "study"
+    run_study(dataset, out, loaded_models, limit=2, workers=0, progress=False, report=False)
+    rows_before = pq.read_table(out / "rows")
+    foreign = {
+        "part-00001.parquet": pa.table({"a": [1], "b": ["x"]}),
+        "part-00002.parquet": pa.table({"key": ["zzz"], "sha256": ["0"], "other": [1.5]}),
+        "part-00003.parquet": rows_before.drop_columns(["analyses"]),  # another version's
+        "copy.parquet": rows_before,  # the study's own schema, but read twice
+        "notes.txt": b"not Parquet",
+        "part-00004.parquet": b"not Parquet either",
+    }
+    for name, content in foreign.items():
+        path = out / "rows" / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            pq.write_table(content, path)
+        with pytest.raises(ValueError, match=re.escape(str(path))) as caught:
+            run_study(dataset, out, loaded_models, limit=4, workers=0, progress=False)
+        assert caught.typename == "ForeignRows" and "\n" not in str(caught.value), name
+        path.unlink()
+        assert pq.read_table(out / "rows").equals(rows_before), name  # nothing written
+    # What the study itself leaves while it writes a part (a dot file: no reader reads it).
+    (out / "rows" / ".part-00001.parquet.partial").write_bytes(b"cut short by a crash")
+    run_study(dataset, out, loaded_models, limit=4, workers=0, progress=False, report=False)
+    assert pq.read_table(out / "rows").num_rows == 3 * 2  # 4 images, 967/broken.jpg unread
