@@ -162,9 +162,11 @@ def serve(args: argparse.Namespace, space: TempSpace) -> None:
     from starlette.middleware import Middleware
 
     from sa_viz.app.engine import Engine, Sessions
+    from sa_viz.app.gradio_internals import configure_queue
     from sa_viz.app.guard import RequestGuard, body_limit
+    from sa_viz.app.layout import CSS
     from sa_viz.app.study_tab import StudyLimits
-    from sa_viz.app.ui import CSS, GRADIO_SESSIONS, build_app, configure_queue
+    from sa_viz.app.wiring import GRADIO_SESSIONS, build_app
     from sa_viz.cli import models_from_args
     from sa_viz.data.preprocess import Limits
     from sa_viz.models.device import DeviceUnavailable, resolve_device
