@@ -501,12 +501,12 @@ def study_main(argv: Sequence[str] | None = None) -> int:
         names = parse_pair(args.models)
     except ValueError as error:
         parser.error(str(error))
-    from sa_viz.data.sources import read_source
+    from sa_viz.data.sources import SourceError, read_source
     from sa_viz.outputs.study import run_study
 
     try:
         source = read_source(args.source)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, SourceError) as error:
         parser.error(str(error))
     models = models_or_exit(parser, args, names)
     print(
@@ -535,7 +535,7 @@ def study_main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    except ValueError as error:  # a resumed study with other settings
+    except ValueError as error:  # a resumed study with other settings, or a foreign row file
         print(f"sa-viz study: error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # unforeseen: the parts written so far are kept

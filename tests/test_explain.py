@@ -95,11 +95,21 @@ def test_json_is_plain_and_complete(loaded_models):
         "method": "gradcam++",
         "class": "each model's top-1",
     }
-    assert data["image"]["crop"] is True and data["image"]["input_size"] == [224, 224]
+    image = data["image"]
+    assert image["crop"] is True and (image["input_width"], image["input_height"]) == (224, 224)
     for name in ("resnet50", "sa_resnet50"):
         model = data["models"][name]
         assert len(model["top5"]) == 5 and model["weights"]["sha256"]
     assert result.models["sa_resnet50"].gates  # other methods still record every gate
+
+
+def test_the_documents_image_sizes_name_their_sides(loaded_models):
+    """Before: `original_size` was [width, height] and `input_size` [height, width]."""
+    result = explain(ASSETS / "chelsea.jpg", models=loaded_models)  # 451 × 300, whole image
+    image = result.to_json()["image"]
+    assert (image["original_width"], image["original_height"]) == (451, 300)
+    assert (image["input_width"], image["input_height"]) == (337, 224)
+    assert "original_size" not in image and "input_size" not in image
 
 
 def test_bad_input_raises_image_error(loaded_models):

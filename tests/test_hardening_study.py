@@ -1,8 +1,8 @@
-"""The running app against the third round of hostile cases, on the Study tab's events: damaged
-ZIPs leave nothing on the server's disk, files that are not fresh uploads are refused with a
-sentence that names the parameter, and every refusal is one line in the server's log, never a
-traceback. The tab's events are the page's own (not in the API): called here as the page calls
-them, over HTTP."""
+"""The running app against the third round of hostile cases, on the newer surfaces: damaged ZIPs
+leave nothing on the server's disk, Study files that are not fresh uploads are refused with a
+sentence that names the parameter, every refusal is one line in the server's log, never a
+traceback, and /explain_json names the sides of its sizes. The Study tab's events are the
+page's own (not in the API): called here as the page calls them, over HTTP."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ASSETS, running_app
+from conftest import ASSETS, api_client, running_app
+from gradio_client import handle_file
 from hostile import damaged_zip
 
 pytestmark = pytest.mark.server
@@ -119,3 +120,12 @@ def test_refusals_of_the_study_list_say_what_is_wanted(server):
     ok, message = page_event(url, "page_open_study", [5])
     # Before: "Study (parameter `study`) a name; got int 5." (no verb)
     assert not ok and message.startswith("Study (parameter `study`) must be"), message
+
+
+def test_explain_json_names_the_sides_of_its_sizes(server):
+    url, _temp, _log = server
+    photo = handle_file(str(ASSETS / "chelsea.jpg"))  # 451 × 300, explained whole
+    image = api_client(url).predict(photo, api_name="/explain_json")["image"]
+    # Before: "original_size": [451, 300] but "input_size": [224, 337].
+    assert (image["original_width"], image["original_height"]) == (451, 300)
+    assert (image["input_width"], image["input_height"]) == (337, 224)

@@ -149,3 +149,98 @@ def test_xml_annotations_beside_the_images(tmp_path):
     )
     (item,) = read_source(tmp_path / "val").items
     assert item.label == 967 and item.boxes == ((1, 2, 3, 4),)
+
+
+def validation_folder(tmp_path, images: int):
+    val = tmp_path / "val"
+    for i in range(1, images + 1):
+        copy(PHOTOS[0], val / f"ILSVRC2012_val_{i:08d}.JPEG")
+    return val
+
+
+def test_every_unreadable_row_of_the_solution_file_is_a_named_problem(tmp_path):
+    """Before: rows whose PredictionString held no whole object left their image unlabelled
+    with nothing said; only an unknown synset was named."""
+    val = validation_folder(tmp_path, 6)
+    (val / "LOC_val_solution.csv").write_text(
+        "ImageId,PredictionString\n"
+        "ILSVRC2012_val_00000001,n02123045 10 20 200 210\n"
+        "ILSVRC2012_val_00000002,garbage\n"
+        "ILSVRC2012_val_00000003,n01751748 1 2\n"
+        "ILSVRC2012_val_00000004,n01751748 1 2 3 4 5\n"
+        "ILSVRC2012_val_00000005,\n"
+        "ILSVRC2012_val_00000006,n01751748 1 2 x 4\n"
+        ",n01751748 1 2 3 4\n"
+    )
+    source = read_source(val)
+    assert [item.label for item in source.items] == [281, None, None, None, None, None]
+    assert all(item.boxes == () for item in source.items[1:])
+    assert len(source.problems) == 6, source.problems
+    for line, problem in enumerate(source.problems, start=3):
+        assert problem.startswith(f"LOC_val_solution.csv, line {line}: "), problem
+    for i, problem in enumerate(source.problems[:5], start=2):
+        assert f"ILSVRC2012_val_{i:08d}: " in problem and "without a label" in problem
+    assert "'garbage' is not a WordNet id and a box" in source.problems[0]
+    assert "no ImageId" in source.problems[5]
+
+
+BAD_BYTES = b"\xff\xfe caf\xe9"  # not UTF-8 (Latin-1 at best)
+LONG = b"x" * 200_000  # over the csv module's field limit of 128 KB
+
+
+@pytest.mark.parametrize("bad", [BAD_BYTES, LONG], ids=["not-utf8", "long-field"])
+def test_a_hostile_solution_file_names_the_line_and_goes_on(tmp_path, bad):
+    """Before: UnicodeDecodeError or _csv.Error, and the CLI ended with a traceback."""
+    val = validation_folder(tmp_path, 3)
+    (val / "LOC_val_solution.csv").write_bytes(
+        b"ImageId,PredictionString\n"
+        b"ILSVRC2012_val_00000001,n02123045 10 20 200 210\n"
+        b"ILSVRC2012_val_00000002,n02123045 " + bad + b"\n"
+        b"ILSVRC2012_val_00000003,n07920052 0 0 100 100\n"
+    )
+    source = read_source(val)
+    assert [item.label for item in source.items] == [281, None, 967]
+    assert source.problems[0].startswith("LOC_val_solution.csv, line 3: "), source.problems
+    assert ("not UTF-8" if bad is BAD_BYTES else "field larger") in source.problems[0]
+    assert "val_00000002.JPEG: not in LOC_val_solution.csv" in source.problems[1]
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_a_list_with_bytes_that_are_not_text_names_the_line_and_goes_on(tmp_path, kind):
+    """Before: UnicodeDecodeError (and, in a JSON Lines list, AttributeError for JSON that is
+    not an object, TypeError for a box that is an object)."""
+    for name, to in (("chelsea.jpg", "cat.jpg"), ("coffee.jpg", "cup.jpg"), (PHOTOS[2], "a.jpg")):
+        copy(name, tmp_path / to)
+    listing = tmp_path / f"list.{kind}"
+    if kind == "csv":  # line 1: the header
+        listing.write_bytes(
+            b"path,label\ncat.jpg,tabby\n" + BAD_BYTES + b".jpg,1\ncup.jpg,967\na.jpg,1,2\n"
+        )
+        lines = ["list.csv, line 3: not UTF-8 text", "list.csv, line 5: 3 fields, the header"]
+        studied = [("cat.jpg", 281), ("cup.jpg", 967)]
+    else:
+        listing.write_bytes(
+            b'{"path": "cat.jpg", "label": "tabby"}\n{"path": "' + BAD_BYTES + b'.jpg"}\n'
+            b'{"path": "cup.jpg", "label": 967}\n[1, 2]\n{"path": "a.jpg", "box": {"x": 1}}\n'
+        )
+        lines = ["list.jsonl, line 2: not UTF-8 text", "list.jsonl, line 4: not a JSON object"]
+        lines.append("list.jsonl, line 5: box {'x': 1} is not x0 y0 x1 y1")
+        studied = [("cat.jpg", 281), ("cup.jpg", 967), ("a.jpg", None)]
+    source = read_source(listing)
+    assert [(i.key, i.label) for i in source.items] == studied
+    assert len(source.problems) == len(lines), source.problems
+    for expected, problem in zip(lines, source.problems, strict=True):
+        assert problem.startswith(expected), source.problems
+
+
+@pytest.mark.parametrize(
+    ("header", "words"),
+    [(b"Image\xffId,PredictionString\n", "not UTF-8"), (LONG + b"\n", "field larger")],
+    ids=["not-utf8", "long-field"],
+)
+def test_a_label_file_whose_header_cannot_be_read_stops_with_one_sentence(tmp_path, header, words):
+    val = validation_folder(tmp_path, 1)
+    (val / "LOC_val_solution.csv").write_bytes(header + b"ILSVRC2012_val_00000001,n02123045\n")
+    with pytest.raises(ValueError, match=rf"LOC_val_solution\.csv, line 1: .*{words}") as caught:
+        read_source(val)
+    assert caught.typename == "SourceError"  # what the command line answers in one sentence

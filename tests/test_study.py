@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import ASSETS
@@ -375,3 +377,79 @@ def test_a_study_with_no_readable_image_still_reports(loaded_models, tmp_path):
     assert len((out / "problems.txt").read_text().splitlines()) == 2
     assert "0 of 0 images studied" in (out / "report.html").read_text()
     assert study_files.read_rows(out).num_rows == 0
+
+
+def study_command(source, out, weights_folder, *flags):
+    return subprocess.run(
+        [sys.executable, "-m", "sa_viz", "study", str(source), "--out", str(out),
+         "--weights-dir", str(weights_folder), "--no-download", "--workers", "0", *flags],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_the_command_line_names_the_lines_of_a_hostile_label_file_and_goes_on(
+    weights_folder, tmp_path
+):
+    """Before: UnicodeDecodeError (or _csv.Error for the long field), a traceback, exit 1."""
+    val = tmp_path / "val"
+    val.mkdir()
+    for i in (1, 2, 3):
+        shutil.copy(ASSETS / "chelsea.jpg", val / f"ILSVRC2012_val_{i:08d}.JPEG")
+    (val / "LOC_val_solution.csv").write_bytes(
+        b"ImageId,PredictionString\n"
+        b"ILSVRC2012_val_00000001,n02123045 10 20 200 210\n"
+        b"ILSVRC2012_val_00000002,n02123045 \xff\xfe 1 2 3\n"
+        b"ILSVRC2012_val_00000003,n02123045 " + b"9" * 200_000 + b"\n"
+    )
+    done = study_command(val, tmp_path / "study", weights_folder, "--limit", "1")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    problems = (tmp_path / "study" / "problems.txt").read_text()
+    assert "LOC_val_solution.csv, line 3: not UTF-8 text" in problems
+    assert "LOC_val_solution.csv, line 4: field larger than field limit" in problems
+
+
+def test_the_command_line_stops_with_one_sentence_on_a_label_file_it_cannot_read(
+    weights_folder, tmp_path
+):
+    val = tmp_path / "val"
+    val.mkdir()
+    shutil.copy(ASSETS / "chelsea.jpg", val / "ILSVRC2012_val_00000001.JPEG")
+    (val / "LOC_val_solution.csv").write_bytes(b"Image\xffId,PredictionString\n")
+    done = study_command(val, tmp_path / "study", weights_folder)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("sa-viz study: error: ") and "csv, line 1: the header" in last, last
+
+
+def test_a_foreign_file_among_the_rows_is_named_and_nothing_is_resumed(
+    dataset, loaded_models, tmp_path
+):
+    """Before: a multi-line Arrow schema dump that named no file; or, for a part with the
+    study's key and sha256, a resumed study whose rows (pandas.read_parquet) mixed in NaN rows;
+    or, for a part of an older schema, its rows read with nulls in the missing columns."""
+    out = tmp_path / "study"
+    run_study(dataset, out, loaded_models, limit=2, workers=0, progress=False, report=False)
+    rows_before = pq.read_table(out / "rows")
+    foreign = {
+        "part-00001.parquet": pa.table({"a": [1], "b": ["x"]}),
+        "part-00002.parquet": pa.table({"key": ["zzz"], "sha256": ["0"], "other": [1.5]}),
+        "part-00003.parquet": rows_before.drop_columns(["analyses"]),  # another version's
+        "copy.parquet": rows_before,  # the study's own schema, but read twice
+        "notes.txt": b"not Parquet",
+        "part-00004.parquet": b"not Parquet either",
+    }
+    for name, content in foreign.items():
+        path = out / "rows" / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            pq.write_table(content, path)
+        with pytest.raises(ValueError, match=re.escape(str(path))) as caught:
+            run_study(dataset, out, loaded_models, limit=4, workers=0, progress=False)
+        assert caught.typename == "ForeignRows" and "\n" not in str(caught.value), name
+        path.unlink()
+        assert pq.read_table(out / "rows").equals(rows_before), name  # nothing written
+    # What the study itself leaves while it writes a part (a dot file: no reader reads it).
+    (out / "rows" / ".part-00001.parquet.partial").write_bytes(b"cut short by a crash")
+    run_study(dataset, out, loaded_models, limit=4, workers=0, progress=False, report=False)
+    assert pq.read_table(out / "rows").num_rows == 3 * 2  # 4 images, 967/broken.jpg unread

@@ -185,8 +185,8 @@ def study_uploads(value: Any) -> None:
     """Each of the Study tab's files is an upload to this app (`files_payload` checks the list);
     a `gr.Error` that says what to send for one that is not (a file on the server, a `data:`
     URL, a malformed payload)."""
-    for payload in value if isinstance(value, list) else ():
-        path = payload.get("path") if isinstance(payload, dict) else None
+    for payload in value or ():  # None, or a list of dicts (`files_payload`)
+        path = payload.get("path")
         if path is None and str(payload.get("url")).startswith("data:"):
             raise refuse(
                 "Images or a ZIP (parameter `files`) takes uploaded files only, not data: URLs: "

@@ -15,9 +15,11 @@ the 1000 ImageNet classes:
   (`0`–`999`) or class name (`tench`, `hot dog`: `sa_viz.data.imagenet.class_index`);
 - any other folder: every image in it, recursively, without labels.
 
-What cannot be used (an unknown label, a listed file that does not exist, the same file twice) is
-reported by name in `Source.problems`, never dropped silently; the study goes on with the rest.
-Files are not opened here: an unreadable image is reported when the study decodes it.
+What cannot be used (an unknown label, a row of a list or of `LOC_val_solution.csv` that cannot be
+read, a listed file that does not exist, the same file twice) is reported by name in
+`Source.problems` (a row by its file and line), never dropped silently; the study goes on with
+the rest. A list or label file whose header cannot be read is a `SourceError`, one sentence.
+Images are not opened here: an unreadable image is reported when the study decodes it.
 """
 
 from __future__ import annotations
@@ -26,18 +28,25 @@ import contextlib
 import csv
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from sa_viz.data.imagenet import NUM_CLASSES, class_index
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".jpe"}
 LOC_SOLUTION = "LOC_val_solution.csv"
 WNID = re.compile(r"^n\d{8}$")
+SKIPPED = "the row is skipped"  # the end of a problem with a row of a list or label file
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in the original image's pixels
+Row = dict[str, Any]
+
+
+class SourceError(ValueError):
+    """A list or label file that cannot be read at all (its header), named with the line."""
 
 
 @dataclass(frozen=True)
@@ -146,21 +155,99 @@ Truth = dict[str, tuple[int | None, tuple[Box, ...]]]  # image stem → label, b
 
 def _solution_truth(solution: Path) -> tuple[Truth, list[str]]:
     """`LOC_val_solution.csv`: "ImageId,PredictionString" with "n01751748 x0 y0 x1 y1 n01751748
-    …" (one synset and box per object)."""
+    …" (one synset and box per object); a row that cannot be read is a problem, by its line."""
     truth: Truth = {}
-    problems = []
-    with solution.open(newline="") as f:
-        for row in csv.DictReader(f):
-            image, parts = row.get("ImageId", ""), (row.get("PredictionString") or "").split()
-            objects = [parts[i : i + 5] for i in range(0, len(parts) - 4, 5)]
-            try:
-                label = label_of(objects[0][0]) if objects else None
-                boxes = tuple(tuple(float(v) for v in o[1:5]) for o in objects)
-            except ValueError as error:
-                problems.append(f"{solution.name}, {image}: {error}")
-                label, boxes = None, ()
-            truth[image] = (label, boxes)
+    problems: list[str] = []
+    for number, row in _csv_rows(solution, problems):
+        where = f"{solution.name}, line {number}"
+        image = (row.get("ImageId") or "").strip()
+        if not image:
+            problems.append(f"{where}: no ImageId; {SKIPPED}")
+            continue
+        try:
+            truth[image] = _objects(row.get("PredictionString") or "")
+        except ValueError as error:
+            problems.append(f"{where}: {image}: {error}; studied without a label")
+            truth[image] = (None, ())
     return truth, problems
+
+
+def _objects(text: str) -> tuple[int | None, tuple[Box, ...]]:
+    """A PredictionString's label (its first object's synset) and boxes. Raises ValueError for
+    one that is not whole objects of five fields each: a part of one is not dropped silently."""
+    parts = text.split()
+    if not parts or len(parts) % 5:
+        shown = text if len(text) <= 40 else text[:37] + "…"
+        raise ValueError(f"{shown!r} is not a WordNet id and a box (x0 y0 x1 y1) for each object")
+    objects = [parts[i : i + 5] for i in range(0, len(parts), 5)]
+    boxes = tuple(tuple(float(v) for v in o[1:5]) for o in objects)
+    return label_of(objects[0][0]), boxes
+
+
+def _csv_rows(path: Path, problems: list[str]) -> Iterator[tuple[int, Row]]:
+    """The rows of a CSV file with a header, by the header's names, each with its line number
+    (its last line). A row that cannot be read (bytes that are not UTF-8, a field over the csv
+    module's limit of 128 KB, more fields than the header names) is a problem naming the file
+    and the line, and the rest are read; a header that cannot be read is a `SourceError`."""
+    # Bytes that are not UTF-8 become lone surrogates, found per row below: a decoding error
+    # would end the whole file at its first bad byte.
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+        reader = csv.reader(f)  # (csv.DictReader's line_num stops at the last row read whole)
+        try:
+            header = next(reader, [])
+        except csv.Error as error:
+            raise SourceError(f"{path}, line {reader.line_num}: {error}") from None
+        if not _is_text(header):
+            raise SourceError(f"{path}, line {reader.line_num}: the header is not UTF-8 text")
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:  # the reader goes on at the next line
+                problems.append(f"{path.name}, line {reader.line_num}: {error}; {SKIPPED}")
+                continue
+            where = f"{path.name}, line {reader.line_num}"
+            if not _is_text(fields):
+                problems.append(f"{where}: not UTF-8 text; {SKIPPED}")
+            elif any(fields[len(header) :]):
+                problems.append(
+                    f"{where}: {len(fields)} fields, the header names {len(header)}; {SKIPPED}"
+                )
+            elif fields:  # (a blank line: no row)
+                yield reader.line_num, dict(zip(header, fields, strict=False))
+
+
+def _is_text(values: Iterable[str]) -> bool:
+    """False if a value holds bytes that were not UTF-8 (read as lone surrogates)."""
+    try:
+        for value in values:
+            value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _jsonl_rows(path: Path, problems: list[str]) -> Iterator[tuple[int, Row]]:
+    """The objects of a JSON Lines file, each with its line number; a line that is not UTF-8
+    text, not JSON or not an object is a problem naming it, and the rest are read."""
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as f:
+        for number, line in enumerate(f, start=1):
+            where = f"{path.name}, line {number}"
+            if not line.strip():
+                continue
+            if not _is_text([line]):
+                problems.append(f"{where}: not UTF-8 text; {SKIPPED}")
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                problems.append(f"{where}: not JSON ({error.msg})")
+                continue
+            if not isinstance(row, dict):
+                problems.append(f"{where}: not a JSON object; {SKIPPED}")
+                continue
+            yield number, row
 
 
 def _annotations_folder(folder: Path) -> Path | None:
@@ -212,19 +299,8 @@ def _imagenet_val(folder: Path, read: tuple[Truth, list[str]], where: str) -> So
 
 def _from_list(path: Path) -> Source:
     source = Source("list", path.parent)
-    rows: Iterable[tuple[int, dict]]
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="") as f:
-            rows = list(enumerate(csv.DictReader(f), start=2))  # line 1: the header
-    else:
-        rows = []
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((number, json.loads(line)))
-            except json.JSONDecodeError as error:
-                source.problems.append(f"{path.name}, line {number}: not JSON ({error.msg})")
+    read = _csv_rows if path.suffix.lower() == ".csv" else _jsonl_rows
+    rows = list(read(path, source.problems))
     seen: dict[Path, str] = {}
     for number, row in rows:
         where = f"{path.name}, line {number}"
@@ -266,7 +342,10 @@ def _boxes(value: object) -> tuple[Box, ...]:
         groups = [list(value)] if isinstance(value, (list, tuple)) else [[value]]
     boxes = []
     for group in groups:
-        numbers = tuple(float(v) for v in group)
+        try:
+            numbers = tuple(float(v) for v in group)
+        except TypeError:  # JSON that is not numbers: an object, null
+            raise ValueError(value) from None
         if len(numbers) != 4 or numbers[2] <= numbers[0] or numbers[3] <= numbers[1]:
             raise ValueError(value)
         boxes.append(numbers)

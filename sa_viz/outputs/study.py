@@ -1,9 +1,11 @@
 """A study's files: the records as a Parquet dataset, `study.json`, and the problems met.
 
 `run_study` writes the records in parts of `PART_SIZE` images (`rows/part-NNNNN.parquet`), each
-written whole or not at all (a temporary name, then a rename); running the same command again
-skips the images already in a part, so an interrupted study resumes where it stopped and Ctrl+C
-never leaves a half-written file. Memory stays that of a few batches, whatever the dataset's size.
+written whole or not at all (a temporary name that readers skip, then a rename); running the same
+command again skips the images already in a part, so an interrupted study resumes where it stopped
+and Ctrl+C never leaves a half-written file. The rows folder holds nothing but the parts (anything
+else would be read with them): a study whose folder holds another file is not resumed
+(`ForeignRows`). Memory stays that of a few batches, whatever the dataset's size.
 
 Schema, one row per image and model:
 
@@ -34,6 +36,7 @@ import math
 import multiprocessing
 import os
 import platform
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -52,6 +55,7 @@ from sa_viz.outputs.study_report import write_report
 from sa_viz.pipeline.study import decoded, study_batch
 
 PART_SIZE = 256  # images per Parquet part: what an interruption can cost at most
+PART = re.compile(r"part-\d{5}\.parquet")
 
 UNIT = pa.struct(
     [
@@ -86,12 +90,59 @@ SCHEMA = pa.schema(
 
 def read_rows(out: Path, **options: Any) -> pa.Table:
     """The study's rows (`pq.read_table` options: columns, filters), with the study's schema:
-    an empty table, not an error, when no image could be read."""
+    an empty table, not an error, when no image could be read. `ForeignRows` if the rows
+    folder holds anything but the study's parts."""
+    study_parts(out)
     return pq.read_table(out / "rows", schema=SCHEMA, **options)
 
 
 class SettingsChanged(ValueError):
     """A study folder resumed with other models, layer, crop or analyses than it began with."""
+
+
+class ForeignRows(ValueError):
+    """A study's rows folder holding a file that is not one of its parts."""
+
+
+def study_parts(out: Path) -> list[Path]:
+    """The study's parts, in order. `ForeignRows`, naming it, for any other file in the rows
+    folder that readers of the rows would read with them (pyarrow and pandas skip only names
+    that start with "." or "_"), and for a part whose schema is not the study's: mixed in, its
+    rows would be read as rows of nulls (pandas: NaN), or end the reading in Arrow's words."""
+    parts = []
+    for path in sorted((out / "rows").iterdir()):
+        if path.name.startswith((".", "_")):
+            continue
+        if not PART.fullmatch(path.name) or not path.is_file():
+            raise ForeignRows(f"{path} is not a part of this study; {MOVE_IT}")
+        try:
+            schema = pq.read_schema(path)
+        except (pa.ArrowException, OSError):
+            raise ForeignRows(f"{path} is not a Parquet file; {MOVE_IT}") from None
+        if not schema.remove_metadata().equals(SCHEMA):
+            raise ForeignRows(
+                f"{path} is not a part of this study: it {_differences(schema)}; {MOVE_IT}"
+            )
+        parts.append(path)
+    return parts
+
+
+MOVE_IT = "move it out of the rows folder, or choose another --out"
+
+
+def _differences(schema: pa.Schema) -> str:
+    """How a part's columns differ from a study's, in a few words."""
+
+    def names(found: list[str]) -> str:
+        return ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+
+    missing = [n for n in SCHEMA.names if n not in schema.names]
+    extra = [n for n in schema.names if n not in SCHEMA.names]
+    other = [n for n in SCHEMA.names if n in schema.names and schema.field(n) != SCHEMA.field(n)]
+    said = [f"lacks the columns {names(missing)}"] if missing else []
+    said += [f"has columns a study has not ({names(extra)})"] if extra else []
+    said += [f"has {names(other)} of another type"] if other else []
+    return ", and ".join(said) or "has its columns in another order"
 
 
 def same_settings(out: Path, settings: dict[str, Any]) -> None:
@@ -111,11 +162,11 @@ def same_settings(out: Path, settings: dict[str, Any]) -> None:
         )
 
 
-def done_keys(out: Path) -> dict[str, str | None]:
+def done_keys(parts: Sequence[Path]) -> dict[str, str | None]:
     """The images already in the study's parts (what a resumed run skips), with their files'
     sha256."""
     keys: dict[str, str | None] = {}
-    for part in sorted((out / "rows").glob("part-*.parquet")):
+    for part in parts:
         table = pq.read_table(part, columns=["key", "sha256"])
         keys.update(zip(*(table.column(c).to_pylist() for c in ("key", "sha256")), strict=True))
     return keys
@@ -177,10 +228,11 @@ def run_study(
     source = source if isinstance(source, Source) else read_source(source)
     out = Path(out)
     (out / "rows").mkdir(parents=True, exist_ok=True)
+    parts = study_parts(out)  # before anything is written
     same_settings(out, {"models": list(models), "layer": layer, "crop": crop,
                         "analyses": list(analyses)})  # fmt: skip
     items = source.items[:limit] if limit is not None else list(source.items)
-    done = done_keys(out)
+    done = done_keys(parts)
     todo = [item for item in items if item.key not in done]
     seen = first_keys(done)
     problems_file = out / "problems.txt"
@@ -188,7 +240,8 @@ def run_study(
     problems = dict.fromkeys(source.problems)
     if problems_file.exists():  # from an earlier run of this study
         problems.update(dict.fromkeys(problems_file.read_text().splitlines()))
-    part = len(list((out / "rows").glob("part-*.parquet")))
+    # After the last part's number: their count would be the last one's after a gap.
+    part = int(parts[-1].stem.removeprefix("part-")) + 1 if parts else 0
     bar = tqdm(total=len(items), initial=len(items) - len(todo), unit="image", disable=not progress)
     options = {"batch_size": batch_size, "layer": layer, "crop": crop, "workers": workers}
     options["analyses"] = tuple(analyses)
@@ -276,7 +329,7 @@ def _write_part(
     far (also those of a source none of whose images could be read)."""
     if tables:
         path = out / "rows" / f"part-{part:05d}.parquet"
-        partial = path.with_suffix(".parquet.partial")
+        partial = path.with_name(f".{path.name}.partial")  # a dot file: no reader reads it
         pq.write_table(pa.concat_tables(tables), partial)
         partial.replace(path)
     problems_file.write_text("".join(f"{p}\n" for p in problems))

@@ -73,11 +73,17 @@ class Explanation:
     requested_class: int | None  # None: each model explains its own top-1
 
     def to_json(self) -> dict[str, Any]:
-        """Predictions, settings and weights status: plain JSON types only."""
+        """Predictions, settings and weights status: plain JSON types only. The image's sizes
+        are named by side: as lists, `PreparedImage.size` (height, width) and `original_size`
+        (width, height) came out in opposite orders."""
+        input_height, input_width = self.image.size
+        original_width, original_height = self.image.original_size
         return {
             "image": {
-                "input_size": list(self.image.size),
-                "original_size": list(self.image.original_size),
+                "input_width": input_width,
+                "input_height": input_height,
+                "original_width": original_width,
+                "original_height": original_height,
                 "crop": self.image.crop,
                 "notes": list(self.image.notes),
             },
