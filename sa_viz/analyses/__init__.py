@@ -27,7 +27,6 @@ from torch import nn
 from sa_viz.errors import stage
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in the image's pixels
-DatasetView = Callable[[Mapping[str, Mapping[str, float]], Mapping[str, "int | None"]], Any]
 
 
 @dataclass(frozen=True)
@@ -67,15 +66,32 @@ class Analysis:
     on_page: bool = True
 
 
+_REGISTERED: dict[str, Analysis] = {}
+
+
 @cache
 def analyses() -> dict[str, Analysis]:
-    """Every analysis of this package, by name (each module's `ANALYSIS`)."""
-    found = {}
+    """Every analysis of this package, by name (each module's `ANALYSIS`), and those registered
+    by `register_analysis`."""
+    found = dict(_REGISTERED)
     for module in pkgutil.iter_modules(__path__):
         analysis = getattr(importlib.import_module(f"{__name__}.{module.name}"), "ANALYSIS", None)
         if analysis is not None:
             found[analysis.name] = analysis
     return dict(sorted(found.items()))
+
+
+def register_analysis(analysis: Analysis) -> Analysis:
+    """Add an analysis from outside the package: it then reaches the app, the API, the CLI and
+    studies like the built-in ones. A built-in analysis's name is refused."""
+    if not isinstance(analysis, Analysis):
+        raise TypeError(f"register_analysis takes an Analysis; got {type(analysis).__name__}")
+    analyses.cache_clear()
+    if analysis.name in analyses() and analysis.name not in _REGISTERED:
+        raise ValueError(f"an analysis named {analysis.name!r} is built in")
+    _REGISTERED[analysis.name] = analysis
+    analyses.cache_clear()
+    return analysis
 
 
 def run_analyses(names: Sequence[str], image: ImageInput) -> dict[str, Result]:

@@ -444,11 +444,3 @@ def import_official(source: str | Path, folder: str | Path | None = None) -> tup
         torch.save(model.state_dict(), part)
     os.replace(part.name, target)
     return target, sha256_of(target)
-
-
-if __name__ == "__main__":
-    import sys
-
-    from sa_viz.cli import weights_main
-
-    sys.exit(weights_main())
