@@ -247,6 +247,7 @@ def write_outputs(
     for one explanation."""
     from sa_viz import render
     from sa_viz.errors import stage
+    from sa_viz.outputs import files
 
     image = result.image.display
     panels = [
@@ -259,7 +260,7 @@ def write_outputs(
         for m in result.models.values()
     ]
     pictures = {}
-    with stage("drawing"):
+    with stage("drawing"):  # matplotlib draws as it encodes
         fig = render.comparison_figure(
             image,
             panels,
@@ -267,22 +268,18 @@ def write_outputs(
             alpha=alpha,
             suptitle=f"{result.method} at {result.layer}",
         )
-        pictures[f"{stem}_cam.png"] = render.figure_png(fig)
+        pictures[f"{stem}_cam.png"] = files.png_bytes(fig)
         gated = [m for m in result.models.values() if unit in m.gates]
         for m in gated:
             fig = render.gate_grid_figure(
                 image, m.gates[unit], unit, colormap=colormap, alpha=alpha, untrained=m.untrained
             )
             name = f"{stem}_gates_{unit}" if len(gated) == 1 else f"{stem}_gates_{m.name}_{unit}"
-            pictures[f"{name}.png"] = render.figure_png(fig)
-    written = []
+            pictures[f"{name}.png"] = files.png_bytes(fig)
     with stage("export"):
-        for name, data in pictures.items():
-            written.append(out / name)
-            written[-1].write_bytes(data)
-        written.append(out / f"{stem}.json")
+        written = [files.write_bytes(out / name, data) for name, data in pictures.items()]
         document = result.to_json() | ({"analyses": analyses} if analyses else {})
-        written[-1].write_text(json.dumps(document, indent=2))
+        written.append(files.write_json(out / f"{stem}.json", document))
     return written
 
 

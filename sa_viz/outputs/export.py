@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from sa_viz import render
+from sa_viz.outputs import files
 from sa_viz.pipeline.explain import Explanation
 from sa_viz.render import views
-
-
-def png_bytes(picture: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(picture).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def arrays(result: Explanation) -> dict[str, np.ndarray]:
@@ -86,17 +77,14 @@ def write_zip(
         pictures[f"{prefix}summary.png"] = views.summary_picture(result, name)
     report = views.explanation_document(result)  # no server paths
     report["view"] = settings
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays(result), **analysis_arrays(analyses or {}))
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, picture in pictures.items():
-            archive.writestr(name, png_bytes(picture))
-        archive.writestr("explanation.json", json.dumps(report, indent=2))
-        if analyses:
-            archive.writestr("analyses.json", json.dumps(analyses, indent=2))
-        archive.writestr("arrays.npz", buffer.getvalue())
-        archive.writestr("README.txt", _readme(result))
-    return path
+    analyses = analyses or {}
+    members: dict[str, bytes | str] = {n: files.png_bytes(p) for n, p in pictures.items()}
+    members["explanation.json"] = files.json_text(report)
+    if analyses:
+        members["analyses.json"] = files.json_text(analyses)
+    members["arrays.npz"] = files.npz_bytes(arrays(result) | analysis_arrays(analyses))
+    members["README.txt"] = _readme(result)
+    return files.write_zip(path, members)
 
 
 def analysis_arrays(analyses: dict[str, Any], prefix: str = "analyses") -> dict[str, np.ndarray]:

@@ -48,6 +48,7 @@ from sa_viz.cam import DEFAULT_LAYER
 from sa_viz.data.preprocess import DEFAULT_LIMITS, Limits
 from sa_viz.data.sources import Item, Source, read_source
 from sa_viz.models.weights import LoadedModel
+from sa_viz.outputs import files
 from sa_viz.outputs.study_report import write_report
 from sa_viz.pipeline.study import decoded, study_batch
 
@@ -99,7 +100,7 @@ def same_settings(out: Path, settings: dict[str, Any]) -> None:
     settings: the rows already written would not match the new ones."""
     path = out / "settings.json"
     if not path.exists() or not any((out / "rows").glob("part-*.parquet")):
-        path.write_text(json.dumps(settings, indent=2) + "\n")
+        files.write_json(path, settings)
         return
     before = json.loads(path.read_text())
     changed = [k for k in settings if before.get(k) != settings[k]]
@@ -224,7 +225,7 @@ def run_study(
         "analyses": describe_analyses(out, list(models), analyses),
         "seconds": round(time.monotonic() - started, 1),
     }
-    (out / "study.json").write_text(json.dumps(summary, indent=2) + "\n")
+    files.write_json(out / "study.json", summary)
     if report:
         write_report(out, report_classes)
     return summary
@@ -275,11 +276,8 @@ def _write_part(
     """One part of the rows (none: no tables), whole or not at all, then the problems met so
     far (also those of a source none of whose images could be read)."""
     if tables:
-        path = out / "rows" / f"part-{part:05d}.parquet"
-        partial = path.with_suffix(".parquet.partial")
-        pq.write_table(pa.concat_tables(tables), partial)
-        partial.replace(path)
-    problems_file.write_text("".join(f"{p}\n" for p in problems))
+        files.write_parquet(out / "rows" / f"part-{part:05d}.parquet", pa.concat_tables(tables))
+    files.write_text(problems_file, "".join(f"{p}\n" for p in problems))
 
 
 def describe_analyses(
