@@ -166,7 +166,7 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
             )
             found = analyse_explanation(result, models, chosen)
             written = write_outputs(
-                result, args.out, stem, args.unit, args.colormap, args.alpha, found
+                result, args.out, stem, args.unit, args.colormap, args.alpha, found, path.name
             )
         except ValueError as error:  # ImageError, or settings the models can't take
             print(f"error: {path}: {error}", file=sys.stderr)
@@ -242,12 +242,14 @@ def write_outputs(
     colormap: str,
     alpha: float,
     analyses: dict[str, Any] | None = None,
+    file: str | None = None,
 ) -> list[Path]:
-    """Write the comparison figure, the gate grid and the JSON (with the `analyses`, if any)
-    for one explanation."""
+    """Write the comparison figure, the gate grid and the explanation's document
+    (`sa_viz.outputs.document`, with the `analyses`, if any, and the image's `file` name)."""
     from sa_viz import render
     from sa_viz.errors import stage
     from sa_viz.outputs import files
+    from sa_viz.outputs.document import explanation_document
 
     image = result.image.display
     panels = [
@@ -278,7 +280,7 @@ def write_outputs(
             pictures[f"{name}.png"] = files.png_bytes(fig)
     with stage("export"):
         written = [files.write_bytes(out / name, data) for name, data in pictures.items()]
-        document = result.to_json() | ({"analyses": analyses} if analyses else {})
+        document = explanation_document(result, analyses=analyses, file=file)
         written.append(files.write_json(out / f"{stem}.json", document))
     return written
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ASSETS, REPO
+from conftest import ASSETS, REPO, assert_explanation_document
 from PIL import Image
 
 from sa_viz.data.preprocess import ImageError, prepare_image
@@ -95,7 +95,8 @@ def test_json_is_plain_and_complete(loaded_models):
         "method": "gradcam++",
         "class": "each model's top-1",
     }
-    assert data["image"]["crop"] is True and data["image"]["input_size"] == [224, 224]
+    assert data["image"]["crop"] is True
+    assert data["image"]["input_size"] == {"width": 224, "height": 224}  # was [224, 224]
     for name in ("resnet50", "sa_resnet50"):
         model = data["models"][name]
         assert len(model["top5"]) == 5 and model["weights"]["sha256"]
@@ -181,7 +182,10 @@ def test_cli_any_pair_and_a_wrong_unit(weights_folder, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "chelsea.json").read_text())
+    assert_explanation_document(data)
+    assert data["image"]["file"] == "chelsea.jpg"
     assert list(data["models"]) == ["se_resnet50", "sa_resnet50"]  # in the order asked
+    assert data["models"]["se_resnet50"]["gates"]["layer4.1"]["layout"]["groups"] == 1
     for name in ("se_resnet50", "sa_resnet50"):  # both have gates: one figure each
         assert (tmp_path / f"chelsea_gates_{name}_layer4.1.png").stat().st_size > 10_000
     for args, message in (
@@ -205,7 +209,9 @@ def test_cli_analyses_in_the_json(weights_folder, tmp_path):
         "--analyses", "deletion_insertion,knockout", env_dir=weights_folder,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    found = json.loads((tmp_path / "coffee.json").read_text())["analyses"]
+    document = json.loads((tmp_path / "coffee.json").read_text())
+    assert_explanation_document(document)
+    found = document["analyses"]
     assert set(found["resnet50"]) == {"deletion_insertion"}
     assert set(found["sa_resnet50"]) == {"deletion_insertion", "knockout"}
     curve = found["sa_resnet50"]["deletion_insertion"]["details"]["deletion"]

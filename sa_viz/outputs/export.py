@@ -1,4 +1,5 @@
-"""Everything about one explanation in one ZIP: the figures, a JSON, and the raw arrays as NPZ."""
+"""Everything about one explanation in one ZIP: the pictures, its document, and the raw arrays as
+NPZ."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from sa_viz import render
 from sa_viz.outputs import files
+from sa_viz.outputs.document import explanation_document, page_analyses
 from sa_viz.pipeline.explain import Explanation
 from sa_viz.render import views
 
@@ -43,7 +45,8 @@ def write_zip(
     """Write the ZIP for what is on screen: the same pictures with the same view settings;
     the gates of `gate_model` (the model in the gate explorer), or of every compared model
     that has gates when None; and the `analyses` computed for this result (name → its JSON
-    document: in analyses.json, and its lists of numbers as arrays in arrays.npz)."""
+    document, as the Analyses tab keeps it: in analyses.json as they are, in explanation.json
+    per model, and their lists of numbers as arrays in arrays.npz)."""
     path = Path(path)
     cams = views.cam_view(result, colormap=colormap, alpha=alpha, normalization=normalization)
     pictures = {f"cam_{name}.png": overlay for name, overlay in cams.overlays.items()}
@@ -75,11 +78,13 @@ def write_zip(
         pictures[f"{prefix}{unit}_channel.png"] = heat
         pictures[f"{prefix}{unit}_group{shown}.png"] = detail
         pictures[f"{prefix}summary.png"] = views.summary_picture(result, name)
-    report = views.explanation_document(result)  # no server paths
-    report["view"] = settings
     analyses = analyses or {}
     members: dict[str, bytes | str] = {n: files.png_bytes(p) for n, p in pictures.items()}
-    members["explanation.json"] = files.json_text(report)
+    members["explanation.json"] = files.json_text(
+        explanation_document(
+            result, analyses=page_analyses(analyses, list(result.models)), view=settings
+        )
+    )
     if analyses:
         members["analyses.json"] = files.json_text(analyses)
     members["arrays.npz"] = files.npz_bytes(arrays(result) | analysis_arrays(analyses))
@@ -113,7 +118,10 @@ def _readme(result: Explanation) -> str:
         f"cam_difference.png     {difference}\n"
         "gates_*                attention gates of the unit on screen: spatial mosaic (where the\n"
         "                       unit has spatial gates), channel heatmap, a group, summary\n"
-        "explanation.json       predictions, CAM targets, weights status, settings, agreement\n"
+        "explanation.json       the explanation document (schema sa-viz/explanation/1, as the\n"
+        "                       CLI's and /explain_json's): predictions, CAM targets, weights\n"
+        "                       status, settings, agreement, every unit's gate summary, the\n"
+        "                       analyses computed for this image; sizes as width and height\n"
         "arrays.npz             numpy arrays: <model>/cam (H, W) in [0, 1], <model>/cam_raw\n"
         "                       (h, w) unscaled, <model>/<unit>/channel_gate (G, c),\n"
         "                       <model>/<unit>/spatial_gate (G, c, h, w) where the unit has one,\n"

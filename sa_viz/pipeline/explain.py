@@ -73,32 +73,11 @@ class Explanation:
     requested_class: int | None  # None: each model explains its own top-1
 
     def to_json(self) -> dict[str, Any]:
-        """Predictions, settings and weights status: plain JSON types only."""
-        return {
-            "image": {
-                "input_size": list(self.image.size),
-                "original_size": list(self.image.original_size),
-                "crop": self.image.crop,
-                "notes": list(self.image.notes),
-            },
-            "settings": {
-                "layer": self.layer,
-                "method": self.method,
-                "class": "each model's top-1"
-                if self.requested_class is None
-                else self.requested_class,
-            },
-            "models": {
-                name: {
-                    "title": m.title,
-                    "untrained": m.untrained,
-                    "top5": [p.__dict__ for p in m.top5],
-                    "cam_target": m.target.__dict__,
-                    "weights": m.weights.to_dict(),
-                }
-                for name, m in self.models.items()
-            },
-        }
+        """This explanation as SA-Viz's explanation document, in plain JSON types: the one the
+        CLI writes and /explain_json returns (`sa_viz.outputs.document`)."""
+        from sa_viz.outputs.document import explanation_document  # outputs follow the pipeline
+
+        return explanation_document(self)
 
 
 @cache
