@@ -166,7 +166,7 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
             )
             found = analyse_explanation(result, models, chosen)
             written = write_outputs(
-                result, args.out, stem, args.unit, args.colormap, args.alpha, found
+                result, args.out, stem, args.unit, args.colormap, args.alpha, found, path.name
             )
         except ValueError as error:  # ImageError, or settings the models can't take
             print(f"error: {path}: {error}", file=sys.stderr)
@@ -242,11 +242,14 @@ def write_outputs(
     colormap: str,
     alpha: float,
     analyses: dict[str, Any] | None = None,
+    file: str | None = None,
 ) -> list[Path]:
-    """Write the comparison figure, the gate grid and the JSON (with the `analyses`, if any)
-    for one explanation."""
+    """Write the comparison figure, the gate grid and the explanation's document
+    (`sa_viz.outputs.document`, with the `analyses`, if any, and the image's `file` name)."""
     from sa_viz import render
     from sa_viz.errors import stage
+    from sa_viz.outputs import files
+    from sa_viz.outputs.document import explanation_document
 
     image = result.image.display
     panels = [
@@ -259,7 +262,7 @@ def write_outputs(
         for m in result.models.values()
     ]
     pictures = {}
-    with stage("drawing"):
+    with stage("drawing"):  # matplotlib draws as it encodes
         fig = render.comparison_figure(
             image,
             panels,
@@ -267,22 +270,18 @@ def write_outputs(
             alpha=alpha,
             suptitle=f"{result.method} at {result.layer}",
         )
-        pictures[f"{stem}_cam.png"] = render.figure_png(fig)
+        pictures[f"{stem}_cam.png"] = files.png_bytes(fig)
         gated = [m for m in result.models.values() if unit in m.gates]
         for m in gated:
             fig = render.gate_grid_figure(
                 image, m.gates[unit], unit, colormap=colormap, alpha=alpha, untrained=m.untrained
             )
             name = f"{stem}_gates_{unit}" if len(gated) == 1 else f"{stem}_gates_{m.name}_{unit}"
-            pictures[f"{name}.png"] = render.figure_png(fig)
-    written = []
+            pictures[f"{name}.png"] = files.png_bytes(fig)
     with stage("export"):
-        for name, data in pictures.items():
-            written.append(out / name)
-            written[-1].write_bytes(data)
-        written.append(out / f"{stem}.json")
-        document = result.to_json() | ({"analyses": analyses} if analyses else {})
-        written[-1].write_text(json.dumps(document, indent=2))
+        written = [files.write_bytes(out / name, data) for name, data in pictures.items()]
+        document = explanation_document(result, analyses=analyses, file=file)
+        written.append(files.write_json(out / f"{stem}.json", document))
     return written
 
 

@@ -15,7 +15,7 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
-from conftest import ASSETS
+from conftest import ASSETS, assert_explanation_document
 from gradio import utils as gradio_utils
 from gradio.data_classes import ImageData
 from PIL import Image
@@ -231,10 +231,12 @@ def test_any_two_models_in_the_chosen_order(handlers):
     assert report["view"]["gate_model"] == "se_resnet50"
     assert report["agreement"]["models"] == ["se_resnet50", "sa_resnet50"]
     assert all("path" not in m["weights"] for m in report["models"].values())
+    assert_explanation_document(report)
     json_doc = handlers.explain_json(
         str(ASSETS / "chelsea.jpg"), model_a="sa_resnet50", model_b="resnet50"
     )
     assert json_doc["agreement"]["models"] == ["sa_resnet50", "resnet50"]
+    assert_explanation_document(json_doc)
 
 
 def test_the_same_model_twice_is_refused(handlers):
@@ -305,6 +307,7 @@ def test_export_zip(handlers, outputs):
             and report["view"]["cam_normalization"] == "joint"
         )
         assert len(report["models"]["sa_resnet50"]["top5"]) == 5
+        assert_explanation_document(report)
         with archive.open("arrays.npz") as f:
             arrays = np.load(f)
             assert arrays["sa_resnet50/layer2.1/spatial_gate"].shape == (64, 4, 28, 43)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -64,6 +65,15 @@ class Analysis:
     ) = None
     # False: too slow for a page's request and its time limit (studies and the CLI run it)
     on_page: bool = True
+    # The further numbers it gives per image beyond `numbers` (one per group, say: kept in a
+    # study's rows, not reduced on their own), as a regular expression of their names.
+    more_numbers: str | None = None
+
+    def owns(self, number: str) -> bool:
+        """Whether the number named `number` (in a study's rows, say) is one of this analysis's."""
+        return number in self.numbers or bool(
+            self.more_numbers and re.fullmatch(self.more_numbers, number)
+        )
 
 
 _REGISTERED: dict[str, Analysis] = {}

@@ -41,6 +41,7 @@ from sa_viz.errors import stage
 from sa_viz.models import DEFAULT_PAIR, get_model, list_models
 from sa_viz.models.hooks import Stopped, TimeLimitExceeded
 from sa_viz.models.weights import WeightsStatus
+from sa_viz.outputs.document import explanation_document
 from sa_viz.outputs.export import write_zip
 from sa_viz.pipeline.explain import Explanation, analyse_explanation
 from sa_viz.probes import unit_layouts
@@ -244,7 +245,7 @@ class Handlers:
         analyses: str = "",
         request: gr.Request = None,
     ) -> dict:
-        """/explain_json: the explanation as one JSON document (`views.explanation_document`)
+        """/explain_json: the explanation as one JSON document (`explanation_document`)
         instead of the page's outputs; the session keeps the result for view updates. With
         `analyses` ("deletion_insertion,knockout", …), their results too, per model."""
         if not image:
@@ -252,14 +253,12 @@ class Handlers:
         result = self._explain(
             image, crop_mode, target, method, layer, request, models=(model_a, model_b)
         )
-        document = views.explanation_document(result)
         self._keep(request, result, image)
         names = [a for a in (analyses or "").split(",") if a]
+        found = None
         if names:
-            document["analyses"] = self.engine.analyse(
-                lambda loaded: analyse_explanation(result, loaded, names)
-            )
-        return document
+            found = self.engine.analyse(lambda loaded: analyse_explanation(result, loaded, names))
+        return explanation_document(result, analyses=found)
 
     @handler
     def update_cams(

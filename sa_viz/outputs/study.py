@@ -22,11 +22,17 @@ Schema, one row per image and model:
 | pearson, iou_top20 | float, null | the pair's CAM agreement (the same on both models' rows) |
 | units | list<struct> | per attention unit: see below |
 | analyses | map<string, double> | the numbers of the `--analyses` (`sa_viz.analyses`) by name |
+| input_size | struct<width, height> | the model input's size (null: an older study) |
+| original_size | struct<width, height> | the image's, upright, as decoded (null: older) |
+| notes | list<string> | what decoding did to the image (null: an older study) |
 
 Each unit: `unit` ("layer3.0"), `groups` (G), `channel` (its G·c channel-gate values, group by
 group), and per group `spatial_mean`, `spatial_std`, `spatial_entropy` (0: one position, 1:
 uniform), `peak_y`, `peak_x` (the peak's position, 0–1 from the top left); the spatial columns
 are null for a unit without spatial gates (SE).
+
+`read_documents` turns the rows and `study.json` into one explanation document per image, of the
+schema of the CLI's and the API's (`sa_viz.outputs.document`).
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ from sa_viz.cam import DEFAULT_LAYER
 from sa_viz.data.preprocess import DEFAULT_LIMITS, Limits
 from sa_viz.data.sources import Item, Source, read_source
 from sa_viz.models.weights import LoadedModel
+from sa_viz.outputs import files
+from sa_viz.outputs.document import study_document, weights_entry
 from sa_viz.outputs.study_report import write_report
 from sa_viz.pipeline.study import decoded, study_batch
 
@@ -66,6 +74,7 @@ UNIT = pa.struct(
         *((name, pa.list_(pa.float32())) for name in ("spatial_entropy", "peak_y", "peak_x")),
     ]
 )
+SIZE = pa.struct([("width", pa.int32()), ("height", pa.int32())])
 SCHEMA = pa.schema(
     [
         ("key", pa.string()),
@@ -84,6 +93,10 @@ SCHEMA = pa.schema(
         ("iou_top20", pa.float32()),
         ("units", pa.list_(UNIT)),
         ("analyses", pa.map_(pa.string(), pa.float64())),
+        # Added later: a part written before has none (read as null).
+        ("input_size", SIZE),
+        ("original_size", SIZE),
+        ("notes", pa.list_(pa.string())),
     ]
 )
 
@@ -94,6 +107,22 @@ def read_rows(out: Path, **options: Any) -> pa.Table:
     folder holds anything but the study's parts."""
     study_parts(out)
     return pq.read_table(out / "rows", schema=SCHEMA, **options)
+
+
+def read_documents(out: str | Path) -> Iterator[dict[str, Any]]:
+    """Each image of the study in `out` as an explanation document (`sa_viz.outputs.document`),
+    in the order studied, reading one part at a time. What a study does not keep is not in
+    them: analysis details, and the sizes and notes of a study written before they were
+    recorded (null)."""
+    out = Path(out)
+    summary = json.loads((out / "study.json").read_text())
+    columns = [name for name in SCHEMA.names if name not in ("cam_raw", "cam_shape")]
+    for part in sorted((out / "rows").glob("part-*.parquet")):
+        images: dict[str, list[dict[str, Any]]] = {}  # an image's rows are all in one part
+        for row in pq.read_table(part, schema=SCHEMA, columns=columns).to_pylist():
+            images.setdefault(row["key"], []).append(row)
+        for rows in images.values():
+            yield study_document(rows, summary)
 
 
 class SettingsChanged(ValueError):
@@ -150,7 +179,7 @@ def same_settings(out: Path, settings: dict[str, Any]) -> None:
     settings: the rows already written would not match the new ones."""
     path = out / "settings.json"
     if not path.exists() or not any((out / "rows").glob("part-*.parquet")):
-        path.write_text(json.dumps(settings, indent=2) + "\n")
+        files.write_json(path, settings)
         return
     before = json.loads(path.read_text())
     changed = [k for k in settings if before.get(k) != settings[k]]
@@ -277,7 +306,7 @@ def run_study(
         "analyses": describe_analyses(out, list(models), analyses),
         "seconds": round(time.monotonic() - started, 1),
     }
-    (out / "study.json").write_text(json.dumps(summary, indent=2) + "\n")
+    files.write_json(out / "study.json", summary)
     if report:
         write_report(out, report_classes)
     return summary
@@ -328,11 +357,8 @@ def _write_part(
     """One part of the rows (none: no tables), whole or not at all, then the problems met so
     far (also those of a source none of whose images could be read)."""
     if tables:
-        path = out / "rows" / f"part-{part:05d}.parquet"
-        partial = path.with_name(f".{path.name}.partial")  # a dot file: no reader reads it
-        pq.write_table(pa.concat_tables(tables), partial)
-        partial.replace(path)
-    problems_file.write_text("".join(f"{p}\n" for p in problems))
+        files.write_parquet(out / "rows" / f"part-{part:05d}.parquet", pa.concat_tables(tables))
+    files.write_text(problems_file, "".join(f"{p}\n" for p in problems))
 
 
 def describe_analyses(
@@ -460,6 +486,7 @@ def describe(
                 "weights_file": Path(m.status.path).name if m.status.path else None,
                 "sha256": m.status.sha256,
                 "pretrained": m.status.pretrained,
+                "weights": weights_entry(m.status),  # as the explanation documents give it
             }
             for name, m in models.items()
         },
