@@ -14,11 +14,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from conftest import ASSETS, assert_explanation_document
-from sa_viz.app.ui import Handlers
 
 from sa_viz.analyses import analyses
-from sa_viz.app.analyses_tab import AnalysisHandlers
 from sa_viz.app.engine import Engine
+from sa_viz.app.wiring import build
 from sa_viz.cli import write_outputs
 from sa_viz.data.sources import read_source
 from sa_viz.outputs import study as study_files
@@ -94,9 +93,8 @@ def test_the_cli_writes_the_document_with_its_analyses(whole, pair, tmp_path):
 
 
 def test_explain_json_and_the_zip(pair, tmp_path):
-    handlers = Handlers(Engine(lambda: pair).start())
-    found = AnalysisHandlers(handlers.engine, handlers.space, handlers._need, lambda n, e: (n, n))
-    handlers.analyses_of = found.exports  # as the app wires them
+    app = build(Engine(lambda: pair).start())  # the analyses' results reach the ZIP
+    handlers, found = app.handlers, app.analyses
     request = gr.Request(session_hash="document")
     document = handlers.explain_json(
         str(ASSETS / "chelsea.jpg"), model_a=PAIR[0], model_b=PAIR[1], request=request

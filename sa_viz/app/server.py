@@ -22,7 +22,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # never needs the ne
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from sa_viz.cli import add_weights_arguments
+    from sa_viz.models.flags import add_weights_arguments
 
     env = os.environ.get
     parser = argparse.ArgumentParser(
@@ -167,9 +167,9 @@ def serve(args: argparse.Namespace, space: TempSpace) -> None:
     from sa_viz.app.layout import CSS
     from sa_viz.app.study_tab import StudyLimits
     from sa_viz.app.wiring import GRADIO_SESSIONS, build_app
-    from sa_viz.cli import models_from_args
     from sa_viz.data.preprocess import Limits
     from sa_viz.models.device import DeviceUnavailable, resolve_device
+    from sa_viz.models.flags import models_from_args
 
     try:
         device = resolve_device(args.device)

@@ -192,7 +192,7 @@ def study_events(demo: gr.Blocks, handlers: StudyHandlers, page: Page) -> None:
     )  # fmt: skip
 
 
-def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
+def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> AnalysisHandlers:
     """The Analyses tab's events (one at a time, in a lane of their own) and its API."""
     a, e = page.analyses, page.explorer
     found = AnalysisHandlers(handlers.engine, handlers.space, handlers._need, a, e)
@@ -253,6 +253,7 @@ def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
         ("analyses", found.chosen_api, [page.analyses_names, a.box]),
     ):
         page.api_only.click(fn, inputs=inputs, outputs=page.json_document, api_name=name, **lane)
+    return found
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,7 @@ class App:
     page: Page
     handlers: Handlers
     studies: StudyHandlers
+    analyses: AnalysisHandlers
 
 
 def build(
@@ -291,10 +293,10 @@ def build(
         studies = StudyHandlers(engine, handlers.space, study_limits, page.study, studies_dir)
         page_events(demo, handlers, page)
         study_events(demo, studies, page)
-        analyses_events(demo, handlers, page)
+        analyses = analyses_events(demo, handlers, page)
         api_endpoints(handlers, page)
     guard_events(demo, page_params(page), on_refusal=engine.release_refused)
-    return App(demo, page, handlers, studies)
+    return App(demo, page, handlers, studies, analyses)
 
 
 def build_app(engine: Engine, **options: Any) -> gr.Blocks:

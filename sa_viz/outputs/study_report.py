@@ -31,6 +31,7 @@ from sa_viz.cam import scale_cams
 from sa_viz.data.imagenet import label as class_name
 from sa_viz.data.preprocess import ImageError, prepare_image
 from sa_viz.outputs import files
+from sa_viz.outputs.rows import read_rows
 from sa_viz.render.overlays import overlay
 
 FLAT_SPREAD = 1e-6  # a unit whose channel gates vary less than this over the study is flagged
@@ -81,7 +82,6 @@ def tally_gates(out: Path, model: str, classes: set[int]) -> dict[str, UnitTally
 def write_report(out: str | Path, classes: Sequence[int] | None = None) -> Path:
     """`out/report.html` (and `out/figures/*.png`) for the study in `out`; returns its path.
     `classes`: the classes of the per-class gate figure (default: the most frequent labels)."""
-    from sa_viz.outputs.study import read_rows  # (that module writes reports: imported here)
 
     out = Path(out)
     summary = json.loads((out / "study.json").read_text())
