@@ -141,7 +141,7 @@ def file_urls(value) -> list[str]:
 def http_request_seconds(http, base: str, path: Path) -> float:
     """Upload → /explain → every output picture, through gradio's HTTP API (what the page does,
     minus its parallel downloads)."""
-    from sa_viz.app.ui import DEFAULT_UNIT, OWN_TOP1, WHOLE
+    from sa_viz.app.choices import DEFAULT_UNIT, OWN_TOP1, WHOLE
 
     start = time.perf_counter()
     with open(path, "rb") as f:

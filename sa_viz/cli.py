@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -16,48 +15,13 @@ if TYPE_CHECKING:
     from sa_viz.pipeline.explain import Explanation
 
 
-def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
-    """The weights flags shared by the CLI and the app, one per registered model; each has an
-    environment variable."""
-    from sa_viz.models import get_model, list_models
-
-    group = parser.add_argument_group("weights")
-    group.add_argument(
-        "--weights-dir",
-        default=os.environ.get("SA_VIZ_WEIGHTS_DIR"),
-        help="folder with the checkpoints (env SA_VIZ_WEIGHTS_DIR; default: ./weights when "
-        "there is one, else a folder in the user's cache)",
-    )
-    for name in list_models():
-        spec = get_model(name).weights
-        group.add_argument(
-            spec.flag,
-            dest=f"weights_{name}",
-            default=os.environ.get(spec.env_var),
-            metavar="PATH",
-            help=f"{get_model(name).title} checkpoint file (env {spec.env_var})",
-        )
-    group.add_argument(
-        "--device",
-        default=os.environ.get("SA_VIZ_DEVICE", "auto"),
-        choices=["auto", "cpu", "cuda"],
-        help="where the models run: auto (a CUDA GPU when there is one, else the CPU), cpu or "
-        "cuda (env SA_VIZ_DEVICE; default auto)",
-    )
-    group.add_argument(
-        "--no-download",
-        action="store_true",
-        default=os.environ.get("SA_VIZ_NO_DOWNLOAD", "").lower() in {"1", "true", "yes"},
-        help="never try to download published weights (env SA_VIZ_NO_DOWNLOAD=1)",
-    )
-
-
 def models_or_exit(
     parser: argparse.ArgumentParser, args: argparse.Namespace, names: Sequence[str]
 ) -> dict[str, LoadedModel]:
     """The models `names` from the weights flags, each one's weights status on stderr; a device
     that is not there ends the command with the parser's error."""
     from sa_viz.models.device import DeviceUnavailable
+    from sa_viz.models.flags import models_from_args
 
     try:
         models = models_from_args(args, names)
@@ -71,27 +35,13 @@ def models_or_exit(
     return models
 
 
-def models_from_args(
-    args: argparse.Namespace, names: Sequence[str] | None = None
-) -> dict[str, LoadedModel]:
-    from sa_viz.models import list_models
-    from sa_viz.models.weights import load_models
-
-    return load_models(
-        args.weights_dir,
-        {name: getattr(args, f"weights_{name}", None) for name in list_models()},
-        allow_download=not args.no_download,
-        names=names,
-        device=getattr(args, "device", None),
-    )
-
-
 # sa-viz explain ------------------------------------------------------------------------------
 
 
 def explain_main(argv: Sequence[str] | None = None) -> int:
     from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
     from sa_viz.models import list_models, parse_pair
+    from sa_viz.models.flags import add_weights_arguments
     from sa_viz.render import COLORMAPS, DEFAULT_ALPHA, DEFAULT_COLORMAP
 
     parser = argparse.ArgumentParser(
@@ -166,7 +116,7 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
             )
             found = analyse_explanation(result, models, chosen)
             written = write_outputs(
-                result, args.out, stem, args.unit, args.colormap, args.alpha, found
+                result, args.out, stem, args.unit, args.colormap, args.alpha, found, path.name
             )
         except ValueError as error:  # ImageError, or settings the models can't take
             print(f"error: {path}: {error}", file=sys.stderr)
@@ -242,11 +192,14 @@ def write_outputs(
     colormap: str,
     alpha: float,
     analyses: dict[str, Any] | None = None,
+    file: str | None = None,
 ) -> list[Path]:
-    """Write the comparison figure, the gate grid and the JSON (with the `analyses`, if any)
-    for one explanation."""
+    """Write the comparison figure, the gate grid and the explanation's document
+    (`sa_viz.outputs.document`, with the `analyses`, if any, and the image's `file` name)."""
     from sa_viz import render
     from sa_viz.errors import stage
+    from sa_viz.outputs import files
+    from sa_viz.outputs.document import explanation_document
 
     image = result.image.display
     panels = [
@@ -259,7 +212,7 @@ def write_outputs(
         for m in result.models.values()
     ]
     pictures = {}
-    with stage("drawing"):
+    with stage("drawing"):  # matplotlib draws as it encodes
         fig = render.comparison_figure(
             image,
             panels,
@@ -267,22 +220,18 @@ def write_outputs(
             alpha=alpha,
             suptitle=f"{result.method} at {result.layer}",
         )
-        pictures[f"{stem}_cam.png"] = render.figure_png(fig)
+        pictures[f"{stem}_cam.png"] = files.png_bytes(fig)
         gated = [m for m in result.models.values() if unit in m.gates]
         for m in gated:
             fig = render.gate_grid_figure(
                 image, m.gates[unit], unit, colormap=colormap, alpha=alpha, untrained=m.untrained
             )
             name = f"{stem}_gates_{unit}" if len(gated) == 1 else f"{stem}_gates_{m.name}_{unit}"
-            pictures[f"{name}.png"] = render.figure_png(fig)
-    written = []
+            pictures[f"{name}.png"] = files.png_bytes(fig)
     with stage("export"):
-        for name, data in pictures.items():
-            written.append(out / name)
-            written[-1].write_bytes(data)
-        written.append(out / f"{stem}.json")
-        document = result.to_json() | ({"analyses": analyses} if analyses else {})
-        written[-1].write_text(json.dumps(document, indent=2))
+        written = [files.write_bytes(out / name, data) for name, data in pictures.items()]
+        document = explanation_document(result, analyses=analyses, file=file)
+        written.append(files.write_json(out / f"{stem}.json", document))
     return written
 
 
@@ -290,6 +239,8 @@ def write_outputs(
 
 
 def weights_main(argv: Sequence[str] | None = None) -> int:
+    from sa_viz.models.flags import add_weights_arguments, models_from_args
+
     parser = argparse.ArgumentParser(
         prog="sa-viz weights",
         description="Show which weights each model uses; import or download checkpoints.",
@@ -383,6 +334,7 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
 
 def study_parser() -> argparse.ArgumentParser:
     from sa_viz.cam import DEFAULT_LAYER, LAYERS
+    from sa_viz.models.flags import add_weights_arguments
     from sa_viz.models.registry import DEFAULT_PAIR
 
     parser = argparse.ArgumentParser(

@@ -1,6 +1,8 @@
 """The old address of checkpoint loading (`sa_viz.weights.load_checkpoint`, `python -m
 sa_viz.weights`): see `sa_viz.models.weights` and `sa-viz weights`."""
 
+import warnings
+
 from sa_viz.models.weights import (
     CheckpointError,
     LoadedModel,
@@ -9,6 +11,13 @@ from sa_viz.models.weights import (
     load_model,
     load_models,
     read_checkpoint,
+)
+
+warnings.warn(
+    "sa_viz.weights is an old address: import from sa_viz.models.weights "
+    "(load_checkpoint and load_model: from sa_viz); the command is `sa-viz weights`",
+    DeprecationWarning,
+    stacklevel=2,
 )
 
 __all__ = [

@@ -117,6 +117,19 @@ def weights_folder(tmp_path_factory) -> Path:
     return folder
 
 
+def assert_explanation_document(document: dict) -> None:
+    """`document` follows the explanation schema shipped with the package, in plain JSON (no
+    NaN: JSON has none)."""
+    import jsonschema
+
+    from sa_viz.outputs.document import schema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(document), key=lambda e: e.json_path)
+    assert not errors, "\n".join(f"{e.json_path}: {e.message[:300]}" for e in errors[:10])
+    assert json.loads(json.dumps(document, allow_nan=False)) == document
+
+
 @pytest.fixture(scope="session")
 def all_models(weights_folder):
     """Every registered model, loaded from the test weights."""

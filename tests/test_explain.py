@@ -9,11 +9,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ASSETS, REPO
+from conftest import ASSETS, REPO, assert_explanation_document
 from PIL import Image
 
 from sa_viz.data.preprocess import ImageError, prepare_image
 from sa_viz.models import SA_UNIT_NAMES
+from sa_viz.outputs.document import explanation_document
 from sa_viz.pipeline.explain import explain
 
 
@@ -84,19 +85,19 @@ def test_untrained_models_are_flagged(tmp_path):
     result = explain(ASSETS / "chelsea.jpg", models=models)
     for m in result.models.values():
         assert m.untrained and not m.weights.pretrained
-    assert all(m["untrained"] for m in result.to_json()["models"].values())
+    assert all(m["untrained"] for m in explanation_document(result)["models"].values())
 
 
 def test_json_is_plain_and_complete(loaded_models):
     result = explain(ASSETS / "astronaut.jpg", models=loaded_models, method="gradcam++", crop=True)
-    data = json.loads(json.dumps(result.to_json()))
+    data = json.loads(json.dumps(explanation_document(result)))
     assert data["settings"] == {
         "layer": "layer4",
         "method": "gradcam++",
         "class": "each model's top-1",
     }
-    image = data["image"]
-    assert image["crop"] is True and (image["input_width"], image["input_height"]) == (224, 224)
+    assert data["image"]["crop"] is True
+    assert data["image"]["input_size"] == {"width": 224, "height": 224}  # was [224, 224]
     for name in ("resnet50", "sa_resnet50"):
         model = data["models"][name]
         assert len(model["top5"]) == 5 and model["weights"]["sha256"]
@@ -106,10 +107,9 @@ def test_json_is_plain_and_complete(loaded_models):
 def test_the_documents_image_sizes_name_their_sides(loaded_models):
     """Before: `original_size` was [width, height] and `input_size` [height, width]."""
     result = explain(ASSETS / "chelsea.jpg", models=loaded_models)  # 451 × 300, whole image
-    image = result.to_json()["image"]
-    assert (image["original_width"], image["original_height"]) == (451, 300)
-    assert (image["input_width"], image["input_height"]) == (337, 224)
-    assert "original_size" not in image and "input_size" not in image
+    image = explanation_document(result)["image"]
+    assert image["original_size"] == {"width": 451, "height": 300}
+    assert image["input_size"] == {"width": 337, "height": 224}
 
 
 def test_bad_input_raises_image_error(loaded_models):
@@ -191,7 +191,10 @@ def test_cli_any_pair_and_a_wrong_unit(weights_folder, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "chelsea.json").read_text())
+    assert_explanation_document(data)
+    assert data["image"]["file"] == "chelsea.jpg"
     assert list(data["models"]) == ["se_resnet50", "sa_resnet50"]  # in the order asked
+    assert data["models"]["se_resnet50"]["gates"]["layer4.1"]["layout"]["groups"] == 1
     for name in ("se_resnet50", "sa_resnet50"):  # both have gates: one figure each
         assert (tmp_path / f"chelsea_gates_{name}_layer4.1.png").stat().st_size > 10_000
     for args, message in (
@@ -215,7 +218,9 @@ def test_cli_analyses_in_the_json(weights_folder, tmp_path):
         "--analyses", "deletion_insertion,knockout", env_dir=weights_folder,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    found = json.loads((tmp_path / "coffee.json").read_text())["analyses"]
+    document = json.loads((tmp_path / "coffee.json").read_text())
+    assert_explanation_document(document)
+    found = document["analyses"]
     assert set(found["resnet50"]) == {"deletion_insertion"}
     assert set(found["sa_resnet50"]) == {"deletion_insertion", "knockout"}
     curve = found["sa_resnet50"]["deletion_insertion"]["details"]["deletion"]

@@ -22,7 +22,8 @@ from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 
 from sa_viz.app.engine import Engine, NothingYet, ResultExpired, Sessions, Settings
 from sa_viz.app.guard import RequestGuard, body_limit
-from sa_viz.app.ui import Handlers, build_app, has_link
+from sa_viz.app.validation import has_link
+from sa_viz.app.wiring import build, build_app
 from sa_viz.cam import compute_cam, first_component, target_layer
 from sa_viz.models.hooks import Stopped, TimeLimitExceeded, check_time, time_limit
 
@@ -126,7 +127,7 @@ def test_sessions_that_expire_say_so():
 
 def test_views_keep_a_lane_free_for_results_in_memory(loaded_models):
     engine = Engine(lambda: loaded_models, cache_size=1).start()
-    handlers = Handlers(engine)
+    handlers = build(engine).handlers
     request = gr.Request(session_hash="evicted")
     handlers.explain(str(ASSETS / "chelsea.jpg"), request=request)
     handlers.explain(str(ASSETS / "coffee.jpg"), request=gr.Request(session_hash="other"))
@@ -326,7 +327,7 @@ def test_callers_from_before_the_model_choice_still_work(demo):
 def test_missing_parameters_and_unknown_classes_are_named(demo):
     with pytest.raises(gr.Error, match=r"takes 6 parameters \(unit, group, colormap, alpha"):
         preprocess(demo, "gate_view", [])
-    handlers = Handlers(Engine(dict).start())
+    handlers = build(Engine(dict).start()).handlers
     for target in ("zzz-not-a-class", "²"):
         with pytest.raises(gr.Error, match=r"parameter `target`.*Pick a class"):
             handlers.explain(str(ASSETS / "chelsea.jpg"), target=target)
@@ -339,7 +340,7 @@ def test_mistakes_are_logged_as_one_line(demo, caplog):
     caplog.set_level(logging.INFO, logger="sa_viz")
     with pytest.raises(gr.Error):
         preprocess(demo, "gate_view", ["layer3.0", 64000, "jet", 0.5, "unit range", "sa_resnet50"])
-    handlers = Handlers(Engine(dict).start())
+    handlers = build(Engine(dict).start()).handlers
     with pytest.raises(gr.Error):
         handlers.explain(str(ASSETS / "chelsea.jpg"), target="zzz-not-a-class")
     lines = [r for r in caplog.records if "refused" in r.message or "answered" in r.message]

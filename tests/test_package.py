@@ -1,5 +1,5 @@
 """The installable package: the wheel that `pip install .` builds holds every module, the example
-photos and the `sa-viz` command; `sa-viz` answers."""
+photos, the documents' JSON Schemas and the `sa-viz` command; `sa-viz` answers."""
 
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ def test_the_wheel_holds_the_package_and_the_examples(wheel):
     for photo in ("chelsea.jpg", "coffee.jpg", "astronaut.jpg", "rocket.jpg", "README.md"):
         assert f"sa_viz/data/examples/{photo}" in names
     assert not any(n.startswith(("tests/", "benchmarks/", "weights/")) for n in names)
+    schemas = {str(p.relative_to(REPO)) for p in (REPO / "sa_viz").rglob("*.schema.json")}
+    assert "sa_viz/outputs/schemas/explanation.schema.json" in schemas
+    assert schemas <= names, sorted(schemas - names)
 
 
 def test_the_wheel_installs_the_command(wheel):

@@ -9,7 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import ASSETS, api_client
+from conftest import ASSETS, api_client, assert_explanation_document
 from gradio_client import handle_file
 from PIL import Image
 
@@ -103,6 +103,10 @@ def test_explain_json_is_one_document(client):
     assert agreement["models"] == ["resnet50", "sa_resnet50"]
     assert f"Pearson r = {agreement['pearson']:.3f}" in out[6]
     assert json.loads(json.dumps(document)) == document  # plain JSON types only
+    assert_explanation_document(document)
+    # One order for every size (the input's was (height, width), the original's the reverse)
+    assert document["image"]["input_size"] == {"width": 336, "height": 224}
+    assert document["image"]["original_size"] == {"width": 600, "height": 400}
     # the session keeps the result: views work after /explain_json alone
     fresh = api_client(client.src)
     fresh.predict(handle_file(str(ASSETS / "rocket.jpg")), api_name="/explain_json")
@@ -115,6 +119,7 @@ def test_explain_json_with_analyses(client):
     photo = handle_file(str(ASSETS / "coffee.jpg"))
     document = client.predict(photo, analyses="deletion_insertion,knockout",
                               api_name="/explain_json")  # fmt: skip
+    assert_explanation_document(document)
     found = document["analyses"]
     assert set(found["resnet50"]) == {"deletion_insertion"}  # no gates: no knockout
     assert set(found["sa_resnet50"]) == {"deletion_insertion", "knockout"}
@@ -157,6 +162,10 @@ def test_the_analyses_api(client):
         assert set(analyses) == {"faithfulness", "group_knockout", "road", "localisation"}
         assert set(analyses["road"]["sa_resnet50"]["numbers"]) >= {"road_morf", "road_lerf"}
         assert analyses["group_knockout"]["unit"] == "layer4.2"
+        document = json.loads(z.read("explanation.json"))  # the same analyses, per model
+        assert_explanation_document(document)
+        assert set(document["analyses"]["resnet50"]) == {"faithfulness", "road", "localisation"}
+        assert document["analyses"]["sa_resnet50"]["group_knockout"]["details"]["ranking"]
         with np.load(io.BytesIO(z.read("arrays.npz"))) as arrays:
             assert arrays["analyses/faithfulness/sa_resnet50/details/deletion"].shape == (17,)
             assert arrays["analyses/group_knockout/group_dp"].shape == (64,)

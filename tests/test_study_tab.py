@@ -17,7 +17,7 @@ from conftest import ASSETS
 from hostile import damaged_zip
 
 from sa_viz.app.engine import Engine
-from sa_viz.app.study_tab import StudyHandlers, StudyLimits, unpack
+from sa_viz.app.study_tab import StudyHandlers, StudyLimits, study_tab, unpack
 from sa_viz.app.tempspace import TempSpace
 from sa_viz.outputs.study import run_study
 
@@ -29,6 +29,20 @@ def make_zip(path, names, data=PHOTO):
         for name in names:
             archive.writestr(name, data)
     return str(path)
+
+
+def new_studies(engine, space=None, root=None):
+    """The tab's handlers, for a tab of their own (their outputs are its components)."""
+    with gr.Blocks():
+        tab = study_tab(StudyLimits(), root, 10**8)
+    return StudyHandlers(engine, space or TempSpace(), StudyLimits(), tab, root)
+
+
+def parts(answer, studies):
+    """(report, archive, hint) of a tab event's answer: None for an output it leaves as it is."""
+    return tuple(
+        answer.get(c) for c in (studies.tab.report, studies.tab.download, studies.tab.hint)
+    )
 
 
 def files_in(folder):
@@ -123,11 +137,13 @@ def test_damaged_zips_leave_nothing_in_the_temp_space(tmp_path):
     folder was cleaned only once a study started), so a few small uploads filled the disk."""
     (tmp_path / "set.zip").write_bytes(damaged_zip(20))
     space = TempSpace()
-    studies = StudyHandlers(Engine(dict), space, StudyLimits())
+    studies = new_studies(Engine(dict), space)
     sizes = [size_of(space.root)]
     for _ in range(3):
-        *kept, hint = studies.run([str(tmp_path / "set.zip")], "resnet50", "sa_resnet50")
-        assert kept == [gr.skip(), gr.skip()] and "Damaged ZIP" in hint["value"], hint
+        *kept, hint = parts(
+            studies.run([str(tmp_path / "set.zip")], "resnet50", "sa_resnet50"), studies
+        )
+        assert kept == [None, None] and "Damaged ZIP" in hint["value"], hint
         sizes.append(size_of(space.root))
     assert sizes == [0, 0, 0, 0], sizes
     assert not list(space.root.iterdir())  # no empty folder per request either
@@ -164,7 +180,7 @@ def studies(tmp_path, loaded_models):
     shutil.copytree(root / "cats", tmp_path / "outside")
     (root / "linked").symlink_to(tmp_path / "outside")
     engine = Engine(lambda: loaded_models)
-    return StudyHandlers(engine, TempSpace(), StudyLimits(), root)
+    return new_studies(engine, root=root)
 
 
 def test_links_inside_a_study_are_not_followed(studies, tmp_path):
@@ -174,7 +190,7 @@ def test_links_inside_a_study_are_not_followed(studies, tmp_path):
     (cats / "figures" / "stolen.png").symlink_to(secret)
     (cats / "problems.txt").unlink()
     (cats / "problems.txt").symlink_to(secret)
-    _report, archive, _hint = studies.open("cats")
+    _report, archive, _hint = parts(studies.open("cats"), studies)
     with zipfile.ZipFile(archive) as z:
         names = set(z.namelist())
         assert "figures/stolen.png" not in names and "problems.txt" not in names
@@ -184,7 +200,7 @@ def test_links_inside_a_study_are_not_followed(studies, tmp_path):
 
 def test_a_study_opens_from_the_studies_folder_only(studies):
     assert "cats" in studies.studies()
-    report, archive, hint = studies.open("cats")
+    report, archive, hint = parts(studies.open("cats"), studies)
     assert "1 of 1 images studied" in report and "data:image/png;base64," in report
     assert "<h1>" not in report and 'src="figures/' not in report
     assert archive.endswith(".zip") and str(studies.space.root) in archive
@@ -192,23 +208,23 @@ def test_a_study_opens_from_the_studies_folder_only(studies):
         assert {"report.html", "study.json", "problems.txt"} <= set(z.namelist())
     assert hint["visible"] is False
     for name in ("linked", "../outside", "/etc", "", None):
-        *kept, hint = studies.open(name)
-        assert kept == [gr.skip(), gr.skip()] and hint["visible"], name
+        *kept, hint = parts(studies.open(name), studies)
+        assert kept == [None, None] and hint["visible"], name
         assert "Unknown study" in hint["value"] or "outside" in hint["value"]
 
 
 def test_run_asks_for_images_and_two_models(studies, tmp_path):
-    *kept, hint = studies.run(None, "resnet50", "sa_resnet50")
-    assert kept == [gr.skip(), gr.skip()] and "No images" in hint["value"]
-    *kept, hint = studies.run([str(ASSETS / "chelsea.jpg")], "resnet50", "resnet50")
+    *kept, hint = parts(studies.run(None, "resnet50", "sa_resnet50"), studies)
+    assert kept == [None, None] and "No images" in hint["value"]
+    *kept, hint = parts(studies.run([str(ASSETS / "chelsea.jpg")], "resnet50", "resnet50"), studies)
     assert "two different models" in hint["value"]
 
 
 def test_a_study_from_the_tab_runs_the_ticked_analyses(loaded_models):
     engine = Engine(lambda: loaded_models).start()
-    studies = StudyHandlers(engine, TempSpace(), StudyLimits())
-    report, archive, hint = studies.run([str(ASSETS / "chelsea.jpg")], "resnet50", "sa_resnet50",
-                                        ["road"])  # fmt: skip
+    studies = new_studies(engine)
+    answer = studies.run([str(ASSETS / "chelsea.jpg")], "resnet50", "sa_resnet50", ["road"])
+    report, archive, hint = parts(answer, studies)
     assert hint["visible"] is False, hint
     assert "<h2>Analyses</h2>" in report and "road_gap" in report
     with zipfile.ZipFile(archive) as z:

@@ -15,26 +15,18 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
-from conftest import ASSETS
+from conftest import ASSETS, assert_explanation_document
 from gradio import utils as gradio_utils
 from gradio.data_classes import ImageData
 from PIL import Image
 
+from sa_viz.app.choices import CLASS_CHOICES, CROP, HINT_PLACES, OWN_TOP1
 from sa_viz.app.engine import Engine, Kept, ModelsUnavailable, Settings
-from sa_viz.app.ui import (
-    CLASS_CHOICES,
-    CROP,
-    EMPTY,
-    EXPLAIN_OUTPUTS,
-    HINT_PLACES,
-    OWN_TOP1,
-    QUEUE_IDLE_POLL_S,
-    Handlers,
-    bounded_image_input,
-    build_app,
-    configure_queue,
-    parse_target,
-)
+from sa_viz.app.gradio_internals import configure_queue
+from sa_viz.app.hints import EMPTY
+from sa_viz.app.layout import bounded_image_input
+from sa_viz.app.validation import parse_target
+from sa_viz.app.wiring import build, build_app
 from sa_viz.data import preprocess as data_preprocess
 from sa_viz.data.preprocess import prepare_image
 from sa_viz.models.weights import load_models
@@ -50,9 +42,14 @@ def engine(all_models):
     return Engine(lambda: all_models).start()
 
 
+def new_handlers(engine):
+    """The handlers of a whole app around `engine` (their outputs are its page's components)."""
+    return build(engine).handlers
+
+
 @pytest.fixture(scope="module")
 def handlers(engine):
-    return Handlers(engine)
+    return new_handlers(engine)
 
 
 def session(name: str) -> gr.Request:
@@ -96,20 +93,16 @@ def forward_counter(engine):
 
 
 def test_explain_fills_every_output(handlers, outputs):
-    (
-        summary,
-        table_r,
-        table_sa,
-        cam_r,
-        cam_sa,
-        diff,
-        cam_text,
-        grid,
-        heat,
-        detail,
-        gate_text,
-        overview,
-    ) = outputs
+    p, e = handlers.page, handlers.page.explorer
+    assert set(outputs) == set(p.explain_outputs)  # every output of /explain, by component
+    summary, diff, cam_text = outputs[p.summary], outputs[p.difference], outputs[p.cam_text]
+    (table_r, table_sa), (cam_r, cam_sa) = (
+        [outputs[t] for t in p.tables],
+        [outputs[c] for c in p.cams],
+    )
+    grid, heat, detail, gate_text, overview = (
+        outputs[c] for c in (e.mosaic, e.channel, e.detail, e.gate_text, e.overview)
+    )
     state = handlers.sessions.get("chelsea")
     assert isinstance(state, Kept) and isinstance(state.result(), Explanation)
     assert state.source == str(ASSETS / "chelsea.jpg")  # to compute it again if dropped
@@ -119,15 +112,17 @@ def test_explain_fills_every_output(handlers, outputs):
         rows = value(table)
         assert len(rows) == 5 and all(len(row) == 3 for row in rows)
         assert table["headers"] == ["class", "p", "in other top-5"]
-    labels = [update.get("label") for update in handlers.captions()]
-    assert labels[:5] == [
+    captions = handlers.captions()
+    assert set(captions) == {*p.tables, *p.cams, p.difference, e.gate_model, e.group}
+    labels = [captions[c].get("label") for c in (*p.tables, *p.cams, p.difference)]
+    assert labels == [
         "ResNet-50: top-5",
         "SA-ResNet-50: top-5",
         "ResNet-50",
         "SA-ResNet-50",
         "SA-ResNet-50 − ResNet-50",  # B − A, as chosen
     ]
-    gate_model, group = handlers.captions()[5:]
+    gate_model, group = captions[e.gate_model], captions[e.group]
     assert gate_model["value"] == "sa_resnet50" and len(gate_model["choices"]) == 1
     assert group["interactive"]
     size = state.result().image.size
@@ -152,11 +147,12 @@ def test_view_changes_rerender_without_running_the_models(handlers, outputs, eng
         for h in hooks:
             h.remove()
     assert counts["n"] == 0
-    assert not np.array_equal(value(per_model[0]), value(joint[0]))
-    for a, b in zip(gates_a[:3], gates_b[:3], strict=True):
-        a, b = value(a), value(b)
+    cam, e = handlers.page.cams[0], handlers.page.explorer
+    assert not np.array_equal(value(per_model[cam]), value(joint[cam]))
+    for picture in (e.mosaic, e.channel, e.detail):
+        a, b = value(gates_a[picture]), value(gates_b[picture])
         assert a.shape != b.shape or not np.array_equal(a, b)
-    assert "layer1.2" in gates_b[3]
+    assert "layer1.2" in gates_b[e.gate_text]
 
 
 def test_the_same_image_again_comes_from_the_cache(handlers, engine, outputs):
@@ -180,37 +176,39 @@ def test_any_two_models_in_the_chosen_order(handlers):
     )
     result = handlers.sessions.get("se-sa").result()
     assert list(result.models) == ["se_resnet50", "sa_resnet50"]
-    *labels, gate_model, group = handlers.captions("se_resnet50", "sa_resnet50", "se_resnet50")
-    assert [update["label"] for update in labels[2:]] == [
+    p, e = handlers.page, handlers.page.explorer
+    captions = handlers.captions("se_resnet50", "sa_resnet50", "se_resnet50")
+    gate_model, group = captions[e.gate_model], captions[e.group]
+    assert [captions[c]["label"] for c in (*p.cams, p.difference)] == [
         "SE-ResNet-50",
         "SA-ResNet-50",
         "SA-ResNet-50 − SE-ResNet-50",
     ]
-    assert "red where SA-ResNet-50 looks more, blue where SE-ResNet-50 does" in out[6]
+    assert "red where SA-ResNet-50 looks more, blue where SE-ResNet-50 does" in out[p.cam_text]
     assert gate_model["value"] == "se_resnet50"
     assert [name for _, name in gate_model["choices"]] == ["se_resnet50", "sa_resnet50"]
     assert not group["interactive"]  # SE: one group
-    assert "SE-ResNet-50 · layer3.0" in out[10] and "1024 channels" in out[10]
+    assert "SE-ResNet-50 · layer3.0" in out[e.gate_text] and "1024 channels" in out[e.gate_text]
     # The explorer switches to SA-ResNet-50's gates without running a model.
     sa = handlers.update_gates(
         "layer3.0", 5, "jet", 0.5, "unit range", "sa_resnet50", request=session("se-sa")
     )
-    assert "64 groups" in sa[3]
+    assert "64 groups" in sa[e.gate_text]
     se = handlers.update_gates(
         "layer3.0", 5, "jet", 0.5, "unit range", "se_resnet50", request=session("se-sa")
     )
-    assert "SE-ResNet-50" in se[3]  # the group is ignored for a unit with one group
+    assert "SE-ResNet-50" in se[e.gate_text]  # the group is ignored for a unit with one group
     heights = {
         name: value(
             handlers.switch_gates(
                 "layer3.0", 0, "jet", 0.5, "unit range", name, request=session("se-sa")
-            )[-2]
+            )[e.overview]
         ).shape[0]
         for name in ("se_resnet50", "sa_resnet50")
     }
     slider = handlers.switch_gates(
         "layer3.0", 9, "jet", 0.5, "unit range", "se_resnet50", request=session("se-sa")
-    )[-1]
+    )[e.group]
     assert slider["value"] == 0 and not slider["interactive"]
     # Each model's own statistics: SE's units have channel gates only (one chart), SA's two, one
     # above the other.
@@ -233,10 +231,12 @@ def test_any_two_models_in_the_chosen_order(handlers):
     assert report["view"]["gate_model"] == "se_resnet50"
     assert report["agreement"]["models"] == ["se_resnet50", "sa_resnet50"]
     assert all("path" not in m["weights"] for m in report["models"].values())
+    assert_explanation_document(report)
     json_doc = handlers.explain_json(
         str(ASSETS / "chelsea.jpg"), model_a="sa_resnet50", model_b="resnet50"
     )
     assert json_doc["agreement"]["models"] == ["sa_resnet50", "resnet50"]
+    assert_explanation_document(json_doc)
 
 
 def test_the_same_model_twice_is_refused(handlers):
@@ -307,6 +307,7 @@ def test_export_zip(handlers, outputs):
             and report["view"]["cam_normalization"] == "joint"
         )
         assert len(report["models"]["sa_resnet50"]["top5"]) == 5
+        assert_explanation_document(report)
         with archive.open("arrays.npz") as f:
             arrays = np.load(f)
             assert arrays["sa_resnet50/layer2.1/spatial_gate"].shape == (64, 4, 28, 43)
@@ -316,7 +317,7 @@ def test_export_zip(handlers, outputs):
 
 
 def test_choosing_a_prediction_sets_the_target(handlers, outputs):
-    rows = value(outputs[2])
+    rows = value(outputs[handlers.page.tables[1]])
     event = gr.SelectData(None, {"index": [1, 0], "value": rows[1][0]})
     choice = handlers.choose_prediction(rows, event)
     assert parse_target(choice) == int(str(rows[1][0]).split("·")[0].strip("▶ "))
@@ -324,11 +325,13 @@ def test_choosing_a_prediction_sets_the_target(handlers, outputs):
 
 def test_untrained_models_are_labelled(tmp_path):
     engine = Engine(lambda: load_models(tmp_path, allow_download=False)).start()
-    handlers = Handlers(engine)
+    handlers = new_handlers(engine)
+    p, e = handlers.page, handlers.page.explorer
     out = handlers.explain(str(ASSETS / "chelsea.jpg"))
-    banner = handlers.weights_status()
+    banner = handlers.weights_status()[p.banner]
     assert "UNTRAINED" in banner.value and "474p" in banner.value
-    labels = [update["label"] for update in handlers.captions()[:4]]  # tables, CAM pictures
+    captions = handlers.captions()
+    labels = [captions[c]["label"] for c in (*p.tables, *p.cams)]
     assert all("UNTRAINED" in label for label in labels)
     # The banner: one short line per model, the details (and how to get each file) in a fold.
     head, fold = banner.value.split("<details>")
@@ -336,11 +339,11 @@ def test_untrained_models_are_labelled(tmp_path):
     assert "474p" in fold and "How to get it" in fold
     # The paper's init makes every SA gate σ(1): the explorer says so in words, with the way
     # to the weights, instead of drawing 64 identical tiles.
-    gate_text = out[10]
+    gate_text = out[e.gate_text]
     assert "every gate of this unit is 0.731" in gate_text and "untrained gate weights" in gate_text
     assert "474p" in gate_text
-    assert value(out[7]).shape[0] < 200  # a short note, not the 8 × 8 mosaic
-    top = value(out[3])[:10].reshape(-1, 3).mean(0)  # the red banner across the overlay
+    assert value(out[e.mosaic]).shape[0] < 200  # a short note, not the 8 × 8 mosaic
+    top = value(out[p.cams[0]])[:10].reshape(-1, 3).mean(0)  # the red banner across the overlay
     assert top[0] > 150 and top[1] < 80
 
 
@@ -362,17 +365,6 @@ def test_every_event_has_an_api_name(engine):
     assert {"explain", "cam_view", "gate_view", "export_zip", "weights_status"} <= set(names)
 
 
-def test_the_queue_polls_less_often_when_idle_and_keeps_no_analytics(engine):
-    # configure_queue sets a private attribute of gradio's queue; this fails when a gradio
-    # release renames it, instead of the setting silently doing nothing.
-    demo = configure_queue(build_app(engine), max_size=3)
-    assert demo._queue.lane_max_size == 3 and demo._queue.max_size is None  # bound per lane
-    assert demo._queue.sleep_when_free == pytest.approx(QUEUE_IDLE_POLL_S)
-    # and it neither summarises past events with pandas nor keeps more than one of them
-    assert demo._queue.ANAYLTICS_CACHE_FREQUENCY > 10**12
-    assert demo._queue.ANALYTICS_MAX_EVENTS == 1
-
-
 def test_cached_results_live_out_of_the_heap_and_their_memory_is_reused(loaded_models):
     engine = Engine(lambda: loaded_models, cache_size=1).start()
     result = engine.explain(str(ASSETS / "chelsea.jpg"), Settings())
@@ -392,16 +384,17 @@ def test_cached_results_live_out_of_the_heap_and_their_memory_is_reused(loaded_m
 
 
 def test_a_result_dropped_from_the_cache_is_computed_again_or_asked_for(loaded_models):
-    handlers = Handlers(Engine(lambda: loaded_models, cache_size=1).start())
+    handlers = new_handlers(Engine(lambda: loaded_models, cache_size=1).start())
+    mosaic = handlers.page.explorer.mosaic
     first, other, sent = session("first"), session("other"), session("sent")
     handlers.explain(str(ASSETS / "chelsea.jpg"), request=first)
     handlers.explain(str(ASSETS / "coffee.jpg"), request=other)  # pushes the first result out
     gc.collect()
     assert handlers.sessions.get("first").result() is None
     view = ("layer3.0", 0, "jet", 0.5, "unit range")
-    grid = handlers.update_gates(*view, request=first)[0]
+    grid = handlers.update_gates(*view, request=first)[mosaic]
     handlers.explain(str(ASSETS / "chelsea.jpg"), request=other)
-    assert grid == handlers.update_gates(*view, request=other)[0]
+    assert grid == handlers.update_gates(*view, request=other)[mosaic]
 
     data = base64.b64encode((ASSETS / "rocket.jpg").read_bytes()).decode()
     handlers.explain("data:image/jpeg;base64," + data, request=sent)  # no file to go back to
@@ -413,7 +406,7 @@ def test_a_result_dropped_from_the_cache_is_computed_again_or_asked_for(loaded_m
 
 def test_the_time_limit_stops_a_request_and_the_next_one_works(loaded_models):
     engine = Engine(lambda: loaded_models, time_limit=0.0).start()
-    handlers = Handlers(engine)
+    handlers = new_handlers(engine)
     with pytest.raises(gr.Error, match="limit of 0 s"):
         handlers.explain(str(ASSETS / "chelsea.jpg"))
     with pytest.raises(gr.Error, match=r"ScoreCAM runs each model once per scored channel \(32"):
@@ -430,7 +423,7 @@ def test_scorecam_is_stopped_soon_after_its_time_limit(loaded_models):
     engine.models(timeout=60)
     start = time.monotonic()
     with pytest.raises(gr.Error, match="ScoreCAM"):
-        Handlers(engine).explain(str(ASSETS / "chelsea.jpg"), method="scorecam")
+        new_handlers(engine).explain(str(ASSETS / "chelsea.jpg"), method="scorecam")
     assert time.monotonic() - start < 10
 
 
@@ -464,7 +457,10 @@ def test_an_unforeseen_failure_names_its_stage_and_an_error_id_that_the_log_has(
         raise RuntimeError("cannot open /srv/secret/model.bin")
 
     monkeypatch.setattr(module, function, broken)
-    with caplog.at_level(logging.ERROR, logger="sa_viz.app.ui"), pytest.raises(gr.Error) as caught:
+    with (
+        caplog.at_level(logging.ERROR, logger="sa_viz.app.hints"),
+        pytest.raises(gr.Error) as caught,
+    ):
         handlers.explain(str(ASSETS / "rocket.jpg"), layer="layer2")  # not in the engine's cache
     message = caught.value.message
     assert f"it failed while {stage}" in message and "/srv" not in message
@@ -517,13 +513,18 @@ def test_class_search_knows_spaces_and_synonyms(typed, index):
     assert any(typed.lower() in choice.lower() for choice in CLASS_CHOICES[1:]) or "-" in typed
 
 
-def hints_of(answer: tuple) -> dict[str, str]:
-    """The page's visible hints in a page event's answer (they come last)."""
-    shown = {}
-    for place, update in zip(HINT_PLACES, answer[-len(HINT_PLACES) :], strict=True):
-        if update.get("visible"):
-            shown[place] = update["value"]
-    return shown
+def hints_of(answer: dict) -> dict[str, str]:
+    """The page's visible hints in a page event's answer, by place (elem_id "hint-<place>")."""
+    return {
+        component.elem_id.removeprefix("hint-"): update["value"]
+        for component, update in answer.items()
+        if str(component.elem_id).startswith("hint-") and update.get("visible")
+    }
+
+
+def only_hints(answer: dict, handlers) -> bool:
+    """True if a page event's answer changes no output but the hints (all kept)."""
+    return answer == gr.skip() or set(answer) <= set(handlers.page.hints.values())
 
 
 def test_on_the_page_a_failure_keeps_the_results_and_says_why_beside_the_control(handlers):
@@ -532,21 +533,18 @@ def test_on_the_page_a_failure_keeps_the_results_and_says_why_beside_the_control
     args = [chelsea, "whole image", "281: tabby", "gradcam", "layer4"]
     view = ["jet", 0.5, "per model", "layer3.0", 0, "unit range"]
     done = handlers.page_explain(*args, *view, request=page)
-    assert len(done) == EXPLAIN_OUTPUTS + len(HINT_PLACES) + 1 and not hints_of(done[:-1])
+    p = handlers.page
+    assert set(done) == {*p.explain_outputs, *p.hint_outputs} and not hints_of(done)
     kept = handlers.sessions.get("page")
     failed = handlers.page_explain(
         chelsea, "whole image", "no such class", *args[3:], *view, request=page
     )
-    outputs, long_trigger = failed[:EXPLAIN_OUTPUTS], failed[-1]
-    assert all(o is gr.skip() or o == gr.skip() for o in (*outputs, long_trigger))  # all kept
-    assert (
-        list(hints_of(failed[:-1])) == ["target"]
-        and "Unknown class" in hints_of(failed[:-1])["target"]
-    )
-    assert "(parameter" not in hints_of(failed[:-1])["target"]  # the control is beside it
+    assert only_hints(failed, handlers)  # every output (and the long lane's trigger) kept
+    assert list(hints_of(failed)) == ["target"] and "Unknown class" in hints_of(failed)["target"]
+    assert "(parameter" not in hints_of(failed)["target"]  # the control is beside it
     assert handlers.sessions.get("page") is kept  # the good result is still the session's
     again = handlers.page_explain(*args, *view, request=page)
-    assert not hints_of(again[:-1])  # the next action clears the hint
+    assert not hints_of(again)  # the next action clears the hint
 
 
 def test_before_any_image_every_action_gives_one_hint(handlers):
@@ -554,28 +552,29 @@ def test_before_any_image_every_action_gives_one_hint(handlers):
     view = ["jet", 0.5, "per model"]
     gates = ["layer3.0", 0, "unit range"]
     for answer in (
-        handlers.page_explain(None, request=empty)[:-1],  # the Explain button (no trigger)
+        handlers.page_explain(None, request=empty),  # the Explain button
         handlers.page_look(*view, *gates, request=empty),  # colormap or opacity: one event
         handlers.page_cams(*view, request=empty),
         handlers.page_gates("layer3.0", 0, "jet", 0.5, "unit range", request=empty),
     ):
-        assert hints_of(answer) == {"image": EMPTY}
+        assert hints_of(answer) == {"image": EMPTY} and only_hints(answer, handlers)
 
 
 def test_a_long_method_runs_in_its_own_lane_and_a_newer_request_supersedes_it(handlers, engine):
     page = session("long")
     args = [str(ASSETS / "coffee.jpg"), "whole image", OWN_TOP1, "scorecam", "layer4"]
     first = handlers.page_explain(*args, request=page)
-    assert all(o is gr.skip() or o == gr.skip() for o in first[:EXPLAIN_OUTPUTS]) and first[-1]
+    trigger = handlers.page.long_trigger
+    assert set(first) == {trigger, *handlers.page.hint_outputs} and first[trigger]
     seen = []
 
     def progress(fraction, desc=None):
         seen.append(fraction)
 
     answer = handlers.page_explain_long(progress, request=page)
-    assert "ScoreCAM at layer4" in answer[6] and not hints_of(answer)
+    assert "ScoreCAM at layer4" in answer[handlers.page.cam_text] and not hints_of(answer)
     assert len(seen) > 4 and seen == sorted(seen)  # real progress: one report per batch
-    assert handlers.page_explain_long(progress, request=page)[0] == gr.skip()  # taken once
+    assert handlers.page_explain_long(progress, request=page) == gr.skip()  # taken once
     # A newer request of the page stops the long one at its next report, which changes nothing.
     args[-1] = "layer3"  # not in the cache
     handlers.page_explain(*args, request=page)
@@ -585,7 +584,7 @@ def test_a_long_method_runs_in_its_own_lane_and_a_newer_request_supersedes_it(ha
             handlers.page_explain(*args[:3], "gradcam", "layer4", request=page)
 
     answer = handlers.page_explain_long(newer_request_arrives, request=page)
-    assert all(o is gr.skip() or o == gr.skip() for o in answer)
+    assert answer == gr.skip()  # nothing changes
     assert handlers.sessions.get("long").settings.method == "gradcam"
 
 
@@ -603,7 +602,10 @@ def test_a_shared_link_sets_the_view(handlers):
         },
     )
     answer = handlers.from_url(link)
-    image, example, target, method, layer, unit, group, a, b, gates, crop = answer[:11]
+    i, e = handlers.page.inputs, handlers.page.explorer
+    shown = (i.image, handlers.page.example, i.target, i.layer, e.unit, e.group, i.model_b)
+    image, example, target, layer, unit, group, b = (answer[c] for c in shown)
+    gates = answer[e.gate_model]
     assert "method=magic" in hints_of(answer)["run"]  # the one it could not use, named
     assert (
         Path(image).name == "coffee.jpg"
@@ -617,12 +619,12 @@ def test_a_shared_link_sets_the_view(handlers):
         5,
         "se_resnet50",
     )
-    assert all(v is gr.skip() or v == gr.skip() for v in (method, a, crop))
+    assert not {i.method, i.model_a, i.crop_mode} & set(answer)  # left as they are
     # "Gates of" lists the link's pair's gated models (a value outside the list made gradio
     # refuse the page's events).
     assert gates["choices"] == [("SE-ResNet-50", "se_resnet50")] and gates["value"] == "se_resnet50"
     nothing = handlers.from_url(gr.Request(session_hash="plain", query_params={}))
-    assert all(v is gr.skip() or v == gr.skip() for v in nothing[:11]) and not hints_of(nothing)
+    assert only_hints(nothing, handlers) and not hints_of(nothing)
 
 
 def test_a_click_on_a_tile_opens_its_group(handlers, outputs):
@@ -640,8 +642,9 @@ def test_on_the_page_export_gives_its_zip(handlers, outputs):
     answer = handlers.page_export(
         "jet", 0.5, "per model", "layer3.0", 0, "unit range", request=CHELSEA
     )
-    assert len(answer) == 1 + len(HINT_PLACES) and answer[0].endswith("sa-viz-export.zip")
-    assert zipfile.is_zipfile(answer[0])
+    archive = answer[handlers.page.export_file]
+    assert set(answer) == {handlers.page.export_file, handlers.page.hints["view"]}
+    assert archive.endswith("sa-viz-export.zip") and zipfile.is_zipfile(archive)
 
 
 def test_a_view_update_leaves_a_hint_about_the_explanations_inputs(handlers, outputs, tmp_path):
@@ -650,18 +653,18 @@ def test_a_view_update_leaves_a_hint_about_the_explanations_inputs(handlers, out
     answer = handlers.page_look(
         "viridis", 0.5, "per model", "layer3.0", 0, "unit range", request=CHELSEA
     )
-    hints = answer[-len(HINT_PLACES) :]
-    assert [h is gr.skip() or h == gr.skip() for h in hints] == [p != "view" for p in HINT_PLACES]
+    cleared = [place for place in HINT_PLACES if handlers.page.hints[place] in answer]
+    assert cleared == ["view"]
     bad = tmp_path / "bad.jpg"
     bad.write_text("not a photo")
     failed = handlers.page_explain(str(bad), "whole image", "zzz no class", request=CHELSEA)
-    assert list(hints_of(failed[:-1])) == ["image"]
+    assert list(hints_of(failed)) == ["image"]
 
 
 def test_a_link_that_names_nothing_says_so(handlers):
     link = gr.Request(session_hash="bad-link", query_params={"layer": "layer9", "group": "abc"})
     answer = handlers.from_url(link)
-    assert all(v is gr.skip() or v == gr.skip() for v in answer[: -len(HINT_PLACES)])
+    assert only_hints(answer, handlers)
     shown = hints_of(answer)
     assert list(shown) == ["run"] and "layer=layer9, group=abc" in shown["run"]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -27,7 +28,6 @@ from torch import nn
 from sa_viz.errors import stage
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in the image's pixels
-DatasetView = Callable[[Mapping[str, Mapping[str, float]], Mapping[str, "int | None"]], Any]
 
 
 @dataclass(frozen=True)
@@ -65,17 +65,43 @@ class Analysis:
     ) = None
     # False: too slow for a page's request and its time limit (studies and the CLI run it)
     on_page: bool = True
+    # The further numbers it gives per image beyond `numbers` (one per group, say: kept in a
+    # study's rows, not reduced on their own), as a regular expression of their names.
+    more_numbers: str | None = None
+
+    def owns(self, number: str) -> bool:
+        """Whether the number named `number` (in a study's rows, say) is one of this analysis's."""
+        return number in self.numbers or bool(
+            self.more_numbers and re.fullmatch(self.more_numbers, number)
+        )
+
+
+_REGISTERED: dict[str, Analysis] = {}
 
 
 @cache
 def analyses() -> dict[str, Analysis]:
-    """Every analysis of this package, by name (each module's `ANALYSIS`)."""
-    found = {}
+    """Every analysis of this package, by name (each module's `ANALYSIS`), and those registered
+    by `register_analysis`."""
+    found = dict(_REGISTERED)
     for module in pkgutil.iter_modules(__path__):
         analysis = getattr(importlib.import_module(f"{__name__}.{module.name}"), "ANALYSIS", None)
         if analysis is not None:
             found[analysis.name] = analysis
     return dict(sorted(found.items()))
+
+
+def register_analysis(analysis: Analysis) -> Analysis:
+    """Add an analysis from outside the package: it then reaches the app, the API, the CLI and
+    studies like the built-in ones. A built-in analysis's name is refused."""
+    if not isinstance(analysis, Analysis):
+        raise TypeError(f"register_analysis takes an Analysis; got {type(analysis).__name__}")
+    analyses.cache_clear()
+    if analysis.name in analyses() and analysis.name not in _REGISTERED:
+        raise ValueError(f"an analysis named {analysis.name!r} is built in")
+    _REGISTERED[analysis.name] = analysis
+    analyses.cache_clear()
+    return analysis
 
 
 def run_analyses(names: Sequence[str], image: ImageInput) -> dict[str, Result]:

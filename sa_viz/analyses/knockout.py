@@ -13,6 +13,7 @@ only the blocks from there on run again (`from_block`), in batches.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -206,4 +207,5 @@ ANALYSIS = Analysis(
     per_image=knockout,
     numbers=("knockout_unit_dp", "knockout_worst_dp"),
     dataset_view=harmful_groups,
+    more_numbers=re.escape(GROUP_DP) + r"\d+",
 )

@@ -19,10 +19,8 @@ explanations, within the time limit). A failure is a hint in the tab; the pictur
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import threading
-import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -40,6 +38,8 @@ from sa_viz.analyses.faithfulness import STEPS, deletion_insertion
 from sa_viz.analyses.knockout import GATES, VALUES, group_knockout, knocked_out
 from sa_viz.analyses.pointing import localisation
 from sa_viz.app.engine import Engine
+from sa_viz.app.gradio_internals import event_data
+from sa_viz.app.hints import HintBoard, failure_message, on_page, refuse
 from sa_viz.app.tempspace import TempSpace
 from sa_viz.cam import grad_cam_result
 from sa_viz.data.preprocess import boxes_in_input, point_in_input, point_in_source
@@ -163,37 +163,23 @@ def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
     )  # fmt: skip
 
 
-def with_hint(method: Callable[..., tuple[Any, ...]]) -> Callable[..., tuple[Any, ...]]:
-    """The outputs and a hidden hint; on a failure, the outputs as they were and the hint (in
-    the words of the page's other handlers)."""
-
-    @functools.wraps(method)
-    def wrapper(self: AnalysisHandlers, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
-        start = time.perf_counter()
-        try:
-            outputs = method(self, *args, **kwargs)
-            return (*outputs, gr.update(value="", visible=False))
-        except Exception as error:
-            message, title = self.failure(method.__name__, error)
-        finally:
-            log.info("handler %s took %.4f s", method.__name__, time.perf_counter() - start)
-        kept = (gr.skip(),) * self.outputs[method.__name__]
-        return (*kept, gr.update(value=f"**{title}.** {message}", visible=True))
-
-    return wrapper
-
-
 class AnalysisHandlers:
+    """The tab's events (outputs by component; a failure is the tab's hint, `on_page`) and the
+    analyses' API endpoints (JSON; a failure is an error for the caller)."""
+
     def __init__(
         self,
         engine: Engine,
         space: TempSpace,
         result_of: Callable[[gr.Request | None], Explanation],
-        failure: Callable[[str, Exception], tuple[str, str]],
+        tab: AnalysesTab,
+        explorer: Any,
     ) -> None:
-        self.engine, self.space, self.result_of, self.failure = engine, space, result_of, failure
-        # each page event's outputs, the hint aside
-        self.outputs = {"faithfulness": 2, "knockout": 4, "chosen": 2}
+        """`result_of`: the session's explanation; `explorer`: the gate explorer's components
+        (`layout.GateExplorer`), which a click on a knockout bar sets."""
+        self.engine, self.space, self.result_of = engine, space, result_of
+        self.tab, self.explorer = tab, explorer
+        self.hints = HintBoard({"analyses": tab.hint})
         # Per session, the analyses of its latest result (for the ZIP export), while it is.
         self._kept: OrderedDict[str, tuple[weakref.ref, dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
@@ -223,8 +209,8 @@ class AnalysisHandlers:
         try:
             return compute()
         except Exception as error:
-            message, title = self.failure(name, error)
-        raise gr.Error(message, title=title)
+            message, title = failure_message(name, error, self.engine.time_limit)
+        raise refuse(message, title)
 
     def faithfulness_api(self, box: str = "", request: gr.Request = None) -> dict[str, Any]:
         """`/faithfulness`: deletion and insertion of the session's result (and localisation
@@ -240,9 +226,10 @@ class AnalysisHandlers:
         )
         return without_picture(found)
 
-    def pick(
-        self, charted: Any, evt: gr.EventData = None, request: gr.Request = None
-    ) -> tuple[str, str, int]:
+    def pick(self, charted: Any, evt: gr.EventData = None, request: gr.Request = None) -> dict:
+        """A click on a bar: the gate explorer set to the chart's model and unit and the bar's
+        group."""
+
         def compute() -> tuple[str, str, int]:
             if isinstance(charted, dict) and charted["model"] not in self.result_of(request).models:
                 raise gr.Error(
@@ -251,7 +238,9 @@ class AnalysisHandlers:
                 )
             return self.pick_bar(charted, evt)
 
-        return self._as_error("pick_bar", compute)
+        gate_model, unit, group = self._as_error("pick_bar", compute)
+        e = self.explorer
+        return {e.gate_model: gate_model, e.unit: unit, e.group: group}
 
     def chosen_api(self, analyses: str = "", box: str = "", request: gr.Request = None) -> Any:
         """`/analyses`: the named registered analyses (comma-separated) of the session's
@@ -277,15 +266,13 @@ class AnalysisHandlers:
             self._keep(request, result, name, doc)
         return result, found
 
-    @with_hint
-    def chosen(
-        self, names: list[str] | None, box: str = "", request: gr.Request = None
-    ) -> tuple[Any, ...]:
+    @on_page()
+    def chosen(self, names: list[str] | None, box: str = "", request: gr.Request = None) -> dict:
         result, found = self._chosen(names, box, request)
         table = numbers_table(found, names or [], {n: m.title for n, m in result.models.items()})
         missing = [n for n in names or [] if not any(n in done for done in found.values())]
         text = f"Not for these models or this image: {', '.join(missing)}." if missing else ""
-        return table, text
+        return {self.tab.chosen_table: table, self.tab.chosen_text: text}
 
     def box_view(self, box: str = "", request: gr.Request = None) -> Any:
         """What the models see with the box drawn (or its first corner marked); nothing
@@ -318,7 +305,7 @@ class AnalysisHandlers:
 
         def compute() -> str:
             result = self.result_of(request)
-            click = getattr(evt, "_data", None) or {}
+            click = event_data(evt) or {}
             index = click.get("index") if isinstance(click, dict) else None
             if not isinstance(index, (list, tuple)) or len(index) != 2:
                 raise gr.Error("Click a point of the picture.", title="Box")
@@ -362,8 +349,8 @@ class AnalysisHandlers:
         self._keep(request, result, "faithfulness", found)
         return found
 
-    @with_hint
-    def faithfulness(self, box: str = "", request: gr.Request = None) -> tuple[Any, ...]:
+    @on_page()
+    def faithfulness(self, box: str = "", request: gr.Request = None) -> dict:
         found = self.faithfulness_document(box, request)
         picture = self.space.picture(figure_array(faithfulness_figure(found)), lossless=True)
         lines = []
@@ -379,7 +366,7 @@ class AnalysisHandlers:
                     f"{n['energy_inside']:.0%} of its mass inside, IoU {n['box_iou']:.2f}"
                 )
             lines.append(line)
-        return picture, "  \n".join(lines)
+        return {self.tab.faith_plot: picture, self.tab.faith_text: "  \n".join(lines)}
 
     def knockout_document(
         self, unit: str, gate_model: str, gates: str, value: str, request: gr.Request = None
@@ -402,10 +389,10 @@ class AnalysisHandlers:
         self._keep(request, result, "group_knockout", without_picture(found))
         return found
 
-    @with_hint
+    @on_page()
     def knockout(
         self, unit: str, gate_model: str, gates: str, value: str, request: gr.Request = None
-    ) -> tuple[Any, ...]:
+    ) -> dict:
         found = self.knockout_document(unit, gate_model, gates, value, request)
         picture = self.space.picture(figure_array(knockout_figure(found), CHART_DPI), lossless=True)
         result = self.result_of(request)
@@ -424,8 +411,13 @@ class AnalysisHandlers:
             f"out: {found['unit_dp']:+.3g}. Most harmful groups (Δ probability): {worst}. "
             f"Below: the CAM as it is (left) and with group {found['ranking'][0]} knocked out."
         )
-        charted = {"model": gate_model, "unit": unit}
-        return picture, text, self.space.picture(pair), charted
+        t = self.tab
+        return {
+            t.knock_plot: picture,
+            t.knock_text: text,
+            t.knock_cams: self.space.picture(pair),
+            t.knock_charted: {"model": gate_model, "unit": unit},
+        }
 
     @staticmethod
     def pick_bar(charted: dict[str, str] | None, evt: gr.EventData = None) -> tuple[str, str, int]:
@@ -435,7 +427,7 @@ class AnalysisHandlers:
             raise gr.Error("Knock out a unit's groups first, then click a bar.", title="No bar")
         gate_model, unit = charted["model"], charted["unit"]
         unit_groups = unit_layouts(gate_model)[unit].groups
-        click = getattr(evt, "_data", None) or {}
+        click = event_data(evt) or {}
         index = click.get("index") if isinstance(click, dict) else None
         if not isinstance(index, (list, tuple)) or not index:
             raise gr.Error("Click a bar of the chart.", title="No bar")

@@ -22,7 +22,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # never needs the ne
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from sa_viz.cli import add_weights_arguments
+    from sa_viz.models.flags import add_weights_arguments
 
     env = os.environ.get
     parser = argparse.ArgumentParser(
@@ -162,12 +162,14 @@ def serve(args: argparse.Namespace, space: TempSpace) -> None:
     from starlette.middleware import Middleware
 
     from sa_viz.app.engine import Engine, Sessions
+    from sa_viz.app.gradio_internals import configure_queue
     from sa_viz.app.guard import RequestGuard, body_limit
+    from sa_viz.app.layout import CSS
     from sa_viz.app.study_tab import StudyLimits
-    from sa_viz.app.ui import CSS, GRADIO_SESSIONS, build_app, configure_queue
-    from sa_viz.cli import models_from_args
+    from sa_viz.app.wiring import GRADIO_SESSIONS, build_app
     from sa_viz.data.preprocess import Limits
     from sa_viz.models.device import DeviceUnavailable, resolve_device
+    from sa_viz.models.flags import models_from_args
 
     try:
         device = resolve_device(args.device)

@@ -16,7 +16,8 @@ import logging
 import re
 import shutil
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -25,6 +26,7 @@ import gradio as gr
 
 from sa_viz.analyses import analyses as registered_analyses
 from sa_viz.app.engine import Engine, ModelsUnavailable
+from sa_viz.app.hints import HintBoard, on_page, refuse
 from sa_viz.app.tempspace import TempSpace
 from sa_viz.data.sources import IMAGE_SUFFIXES
 from sa_viz.models.hooks import Stopped
@@ -56,6 +58,9 @@ class StudyTab:
     @property
     def outputs(self) -> list[Any]:
         return [self.report, self.download, self.hint]
+
+    def shown(self, report: str, archive: str) -> dict[Any, Any]:
+        return {self.report: report, self.download: archive}
 
 
 def study_tab(limits: StudyLimits, studies_dir: Path | None, upload_bytes: int) -> StudyTab:
@@ -104,18 +109,22 @@ def study_tab(limits: StudyLimits, studies_dir: Path | None, upload_bytes: int) 
 
 
 class StudyHandlers:
+    """The tab's events: the report and the study's ZIP by component; a failure is the tab's
+    hint and keeps what the tab shows (`on_page`)."""
+
     def __init__(
         self,
         engine: Engine,
         space: TempSpace,
         limits: StudyLimits,
+        tab: StudyTab,
         studies_dir: Path | None = None,
     ) -> None:
-        self.engine, self.space, self.limits = engine, space, limits
+        self.engine, self.space, self.limits, self.tab = engine, space, limits, tab
         self.studies_dir = studies_dir.resolve() if studies_dir is not None else None
+        self.hints = HintBoard({"study": tab.hint})
 
-    # The page's events: outputs, then the hint (an error keeps what the page shows).
-
+    @on_page()
     def run(
         self,
         files: Sequence[str] | None,
@@ -123,13 +132,14 @@ class StudyHandlers:
         model_b: str,
         analyses: Sequence[str] | None = None,
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (gradio's way)
-    ) -> tuple[Any, ...]:
-        return _on_page(
-            "page_study", lambda: self._run(files, (model_a, model_b), analyses or (), progress)
-        )
+    ) -> dict[Any, Any]:
+        with study_failures():
+            return self.tab.shown(*self._run(files, (model_a, model_b), analyses or (), progress))
 
-    def open(self, name: str | None) -> tuple[Any, ...]:
-        return _on_page("page_open_study", lambda: self._open(name))
+    @on_page()
+    def open(self, name: str | None) -> dict[Any, Any]:
+        with study_failures():
+            return self.tab.shown(*self._open(name))
 
     def listing(self) -> dict[str, Any]:
         """The studies under `--studies-dir` (folders with a study.json), for the dropdown."""
@@ -208,21 +218,18 @@ def copy_report(study: Path, copy: Path, root: Path) -> None:
         raise gr.Error("That folder holds no complete study.", title="Unknown study")
 
 
-def _on_page(name: str, compute: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
-    """The outputs and a hidden hint; on a failure, the outputs as they were and the hint (and
-    one line in the server's log: a refused upload is not the server's failure)."""
+@contextmanager
+def study_failures() -> Iterator[None]:
+    """The study's own words for its expected failures (a refused upload is not the server's
+    failure: one line in the log, no traceback)."""
     try:
-        return (*compute(), gr.update(value="", visible=False))
-    except gr.Error as error:
-        text = f"**{error.title}.** {error.message}"
+        yield
     except (ModelsUnavailable, ValueError) as error:
-        text = f"**The study could not run.** {error}"
+        raise refuse(str(error), "The study could not run") from None
     except OSError as error:  # a file of the study missing or unreadable
-        text = f"**The study could not be read.** {type(error).__name__}"
+        raise refuse(type(error).__name__, "The study could not be read") from None
     except Stopped:
-        text = "**Stopped.** The server is stopping."
-    log.info("%s answered: %s", name, text[:300])
-    return (gr.skip(), gr.skip(), gr.update(value=text, visible=True))
+        raise refuse("The server is stopping.", "Stopped") from None
 
 
 Entry = tuple[PurePosixPath, Callable[[], Any], int]  # a name made here, an opener, its size

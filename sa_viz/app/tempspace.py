@@ -12,14 +12,9 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-JPEG_QUALITY = 92  # photo-like pictures: 20 ms for 1.4 MP, where PNG takes 160–500 ms
-# Charts: flat colours compress well at zlib's fastest level without PNG's row filters, which
-# cost more time than they save bytes here (measured: 3 ms instead of 8 ms for the gate summary,
-# 27 KB instead of 22 KB).
-PNG_OPTIONS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+from sa_viz.outputs import files
 
 
 class TempSpace:
@@ -32,22 +27,13 @@ class TempSpace:
 
     def picture(self, picture: np.ndarray, *, lossless: bool = False) -> str:
         """Write an RGB picture as JPEG (or PNG if `lossless`); return its path."""
-        bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
-        if lossless:
-            ok, data = cv2.imencode(".png", bgr, PNG_OPTIONS)
-            suffix = ".png"
-        else:
-            ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-            suffix = ".jpg"
-        if not ok:
-            raise RuntimeError("could not encode a picture")
-        blob = data.tobytes()
+        blob, suffix = files.page_picture_bytes(picture, lossless=lossless)
         path = self.root / f"{hashlib.sha1(blob).hexdigest()}{suffix}"
         with self._lock:
             if path in self._entries:  # the same picture again: it is served again, keep it
                 self._entries.move_to_end(path)
             else:
-                path.write_bytes(blob)
+                files.write_bytes(path, blob)
                 self._entries[path] = None
                 self._prune()
         return str(path)

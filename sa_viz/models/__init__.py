@@ -13,6 +13,7 @@ from sa_viz.models.registry import (
     get_model,
     list_models,
     parse_pair,
+    register_model,
 )
 from sa_viz.models.resnet import (
     SA_GROUPS,
@@ -39,6 +40,7 @@ __all__ = [
     "get_model",
     "list_models",
     "parse_pair",
+    "register_model",
     "resnet50",
     "sa_resnet50",
     "sa_units",

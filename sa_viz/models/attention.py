@@ -7,6 +7,8 @@ once per forward, so a forward hook on `channel_gate` or `spatial_gate` reads th
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -41,6 +43,9 @@ class ShuffleAttention(nn.Module):
     def channels_per_half(self) -> int:
         """c: channels in each half of a group (2, 4, 8, 16 in ResNet-50's four stages)."""
         return self.cweight.shape[1]
+
+    KIND = "SA"  # what the weights status calls these units
+    UNTRAINED_GATE = 1 / (1 + math.exp(-1))  # σ(1): every gate of an untrained unit
 
     @property
     def untrained(self) -> bool:

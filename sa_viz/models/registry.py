@@ -187,6 +187,17 @@ _BY_NAME = {entry.name: entry for entry in ENTRIES}
 DEFAULT_PAIR = ("resnet50", "sa_resnet50")
 
 
+def register_model(entry: ModelEntry) -> ModelEntry:
+    """Add a model to the registry (after the built-in ones), so that the app, the CLI, studies
+    and analyses offer it like those; a name already registered for another entry is refused."""
+    if not isinstance(entry, ModelEntry):
+        raise TypeError(f"register_model takes a ModelEntry; got {type(entry).__name__}")
+    if _BY_NAME.get(entry.name, entry) is not entry:
+        raise ValueError(f"a model named {entry.name!r} is registered already")
+    _BY_NAME[entry.name] = entry
+    return entry
+
+
 def list_models() -> list[str]:
     """Every registered model's name, in the registry's order."""
     return list(_BY_NAME)

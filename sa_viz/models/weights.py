@@ -353,16 +353,24 @@ def _offline_requested() -> bool:
     return os.environ.get("SA_VIZ_NO_DOWNLOAD", "").lower() in {"1", "true", "yes"}
 
 
+def checkable_units(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(block name, unit) for each attention unit that can tell whether its gate parameters are
+    still their initial values (an `untrained` property, as SA's units have): a checkpoint that
+    loads strictly can still hold such units, and their gates then mean nothing."""
+    return [
+        (name.rpartition(".")[0] or name, module)
+        for name, module in model.named_modules()
+        if isinstance(getattr(type(module), "untrained", None), property)
+    ]
+
+
 def _file_status(
     spec: WeightsSpec, model: nn.Module, path: Path, info: CheckpointInfo
 ) -> WeightsStatus:
     digest = sha256_of(path)
     verified = bool(spec.hash_prefix) and digest.startswith(spec.hash_prefix)
-    # The probes read gates; they come after the models in the data flow, so imported here.
-    from sa_viz.probes import units_of
-
-    units = list(units_of(model))
-    untrained_units = tuple(name for name, unit, probe in units if probe.untrained(unit))
+    units = checkable_units(model)
+    untrained_units = tuple(name for name, unit in units if unit.untrained)
     source = spec.source if verified else f"{path.name} ({info.format})"
     if verified:
         message = f"{spec.title}: pretrained, {spec.source}; published hash verified ({path.name})"
@@ -374,12 +382,13 @@ def _file_status(
     else:
         message = f"{spec.title}: weights from {path.name} (no published hash to check it against)"
     if untrained_units:
-        name, unit, probe = units[0]
-        constant = probe.layout(name, unit).untrained_value
+        unit = units[0][1]
+        constant = getattr(unit, "UNTRAINED_GATE", None)
         value = f", {constant:.3f}" if constant is not None else ""
+        kind = getattr(unit, "KIND", type(unit).__name__)
         message = (
             f"{spec.title}: weights from {path.name}, but {len(untrained_units)} of {len(units)} "
-            f"{probe.kind} units have untrained gate parameters (their initial values: every "
+            f"{kind} units have untrained gate parameters (their initial values: every "
             f"gate of such a unit is one constant{value})"
         )
     return WeightsStatus(
@@ -444,11 +453,3 @@ def import_official(source: str | Path, folder: str | Path | None = None) -> tup
         torch.save(model.state_dict(), part)
     os.replace(part.name, target)
     return target, sha256_of(target)
-
-
-if __name__ == "__main__":
-    import sys
-
-    from sa_viz.cli import weights_main
-
-    sys.exit(weights_main())

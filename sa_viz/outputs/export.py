@@ -1,25 +1,18 @@
-"""Everything about one explanation in one ZIP: the figures, a JSON, and the raw arrays as NPZ."""
+"""Everything about one explanation in one ZIP: the pictures, its document, and the raw arrays as
+NPZ."""
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from sa_viz import render
+from sa_viz.outputs import files
+from sa_viz.outputs.document import explanation_document, page_analyses
 from sa_viz.pipeline.explain import Explanation
 from sa_viz.render import views
-
-
-def png_bytes(picture: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(picture).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def arrays(result: Explanation) -> dict[str, np.ndarray]:
@@ -52,7 +45,8 @@ def write_zip(
     """Write the ZIP for what is on screen: the same pictures with the same view settings;
     the gates of `gate_model` (the model in the gate explorer), or of every compared model
     that has gates when None; and the `analyses` computed for this result (name → its JSON
-    document: in analyses.json, and its lists of numbers as arrays in arrays.npz)."""
+    document, as the Analyses tab keeps it: in analyses.json as they are, in explanation.json
+    per model, and their lists of numbers as arrays in arrays.npz)."""
     path = Path(path)
     cams = views.cam_view(result, colormap=colormap, alpha=alpha, normalization=normalization)
     pictures = {f"cam_{name}.png": overlay for name, overlay in cams.overlays.items()}
@@ -84,19 +78,18 @@ def write_zip(
         pictures[f"{prefix}{unit}_channel.png"] = heat
         pictures[f"{prefix}{unit}_group{shown}.png"] = detail
         pictures[f"{prefix}summary.png"] = views.summary_picture(result, name)
-    report = views.explanation_document(result)  # no server paths
-    report["view"] = settings
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays(result), **analysis_arrays(analyses or {}))
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, picture in pictures.items():
-            archive.writestr(name, png_bytes(picture))
-        archive.writestr("explanation.json", json.dumps(report, indent=2))
-        if analyses:
-            archive.writestr("analyses.json", json.dumps(analyses, indent=2))
-        archive.writestr("arrays.npz", buffer.getvalue())
-        archive.writestr("README.txt", _readme(result))
-    return path
+    analyses = analyses or {}
+    members: dict[str, bytes | str] = {n: files.png_bytes(p) for n, p in pictures.items()}
+    members["explanation.json"] = files.json_text(
+        explanation_document(
+            result, analyses=page_analyses(analyses, list(result.models)), view=settings
+        )
+    )
+    if analyses:
+        members["analyses.json"] = files.json_text(analyses)
+    members["arrays.npz"] = files.npz_bytes(arrays(result) | analysis_arrays(analyses))
+    members["README.txt"] = _readme(result)
+    return files.write_zip(path, members)
 
 
 def analysis_arrays(analyses: dict[str, Any], prefix: str = "analyses") -> dict[str, np.ndarray]:
@@ -125,7 +118,10 @@ def _readme(result: Explanation) -> str:
         f"cam_difference.png     {difference}\n"
         "gates_*                attention gates of the unit on screen: spatial mosaic (where the\n"
         "                       unit has spatial gates), channel heatmap, a group, summary\n"
-        "explanation.json       predictions, CAM targets, weights status, settings, agreement\n"
+        "explanation.json       the explanation document (schema sa-viz/explanation/1, as the\n"
+        "                       CLI's and /explain_json's): predictions, CAM targets, weights\n"
+        "                       status, settings, agreement, every unit's gate summary, the\n"
+        "                       analyses computed for this image; sizes as width and height\n"
         "arrays.npz             numpy arrays: <model>/cam (H, W) in [0, 1], <model>/cam_raw\n"
         "                       (h, w) unscaled, <model>/<unit>/channel_gate (G, c),\n"
         "                       <model>/<unit>/spatial_gate (G, c, h, w) where the unit has one,\n"

@@ -22,11 +22,17 @@ Schema, one row per image and model:
 | pearson, iou_top20 | float, null | the pair's CAM agreement (the same on both models' rows) |
 | units | list<struct> | per attention unit: see below |
 | analyses | map<string, double> | the numbers of the `--analyses` (`sa_viz.analyses`) by name |
+| input_size | struct<width, height> | the model input's size (null: an older study) |
+| original_size | struct<width, height> | the image's, upright, as decoded (null: older) |
+| notes | list<string> | what decoding did to the image (null: an older study) |
 
 Each unit: `unit` ("layer3.0"), `groups` (G), `channel` (its G·c channel-gate values, group by
 group), and per group `spatial_mean`, `spatial_std`, `spatial_entropy` (0: one position, 1:
 uniform), `peak_y`, `peak_x` (the peak's position, 0–1 from the top left); the spatial columns
 are null for a unit without spatial gates (SE).
+
+`read_documents` turns the rows and `study.json` into one explanation document per image, of the
+schema of the CLI's and the API's (`sa_viz.outputs.document`).
 """
 
 from __future__ import annotations
@@ -36,7 +42,6 @@ import math
 import multiprocessing
 import os
 import platform
-import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -51,98 +56,26 @@ from sa_viz.cam import DEFAULT_LAYER
 from sa_viz.data.preprocess import DEFAULT_LIMITS, Limits
 from sa_viz.data.sources import Item, Source, read_source
 from sa_viz.models.weights import LoadedModel
+from sa_viz.outputs import files
+from sa_viz.outputs.document import weights_entry
+
+# Where they were before sa_viz.outputs.rows: callers may still import them from here.
+from sa_viz.outputs.rows import (  # noqa: F401
+    PART,
+    SCHEMA,
+    ForeignRows,
+    read_documents,
+    read_rows,
+    study_parts,
+)
 from sa_viz.outputs.study_report import write_report
 from sa_viz.pipeline.study import decoded, study_batch
 
 PART_SIZE = 256  # images per Parquet part: what an interruption can cost at most
-PART = re.compile(r"part-\d{5}\.parquet")
-
-UNIT = pa.struct(
-    [
-        ("unit", pa.string()),
-        ("groups", pa.int32()),
-        ("channel", pa.list_(pa.float32())),
-        *((name, pa.list_(pa.float32())) for name in ("spatial_mean", "spatial_std")),
-        *((name, pa.list_(pa.float32())) for name in ("spatial_entropy", "peak_y", "peak_x")),
-    ]
-)
-SCHEMA = pa.schema(
-    [
-        ("key", pa.string()),
-        ("sha256", pa.string()),
-        ("model", pa.string()),
-        ("label", pa.int32()),
-        ("top5", pa.list_(pa.int32())),
-        ("top5_p", pa.list_(pa.float32())),
-        ("correct1", pa.bool_()),
-        ("correct5", pa.bool_()),
-        ("target", pa.int32()),
-        ("target_p", pa.float32()),
-        ("cam_raw", pa.list_(pa.float32())),
-        ("cam_shape", pa.list_(pa.int32())),
-        ("pearson", pa.float32()),
-        ("iou_top20", pa.float32()),
-        ("units", pa.list_(UNIT)),
-        ("analyses", pa.map_(pa.string(), pa.float64())),
-    ]
-)
-
-
-def read_rows(out: Path, **options: Any) -> pa.Table:
-    """The study's rows (`pq.read_table` options: columns, filters), with the study's schema:
-    an empty table, not an error, when no image could be read. `ForeignRows` if the rows
-    folder holds anything but the study's parts."""
-    study_parts(out)
-    return pq.read_table(out / "rows", schema=SCHEMA, **options)
 
 
 class SettingsChanged(ValueError):
     """A study folder resumed with other models, layer, crop or analyses than it began with."""
-
-
-class ForeignRows(ValueError):
-    """A study's rows folder holding a file that is not one of its parts."""
-
-
-def study_parts(out: Path) -> list[Path]:
-    """The study's parts, in order. `ForeignRows`, naming it, for any other file in the rows
-    folder that readers of the rows would read with them (pyarrow and pandas skip only names
-    that start with "." or "_"), and for a part whose schema is not the study's: mixed in, its
-    rows would be read as rows of nulls (pandas: NaN), or end the reading in Arrow's words."""
-    parts = []
-    for path in sorted((out / "rows").iterdir()):
-        if path.name.startswith((".", "_")):
-            continue
-        if not PART.fullmatch(path.name) or not path.is_file():
-            raise ForeignRows(f"{path} is not a part of this study; {MOVE_IT}")
-        try:
-            schema = pq.read_schema(path)
-        except (pa.ArrowException, OSError):
-            raise ForeignRows(f"{path} is not a Parquet file; {MOVE_IT}") from None
-        if not schema.remove_metadata().equals(SCHEMA):
-            raise ForeignRows(
-                f"{path} is not a part of this study: it {_differences(schema)}; {MOVE_IT}"
-            )
-        parts.append(path)
-    return parts
-
-
-MOVE_IT = "move it out of the rows folder, or choose another --out"
-
-
-def _differences(schema: pa.Schema) -> str:
-    """How a part's columns differ from a study's, in a few words."""
-
-    def names(found: list[str]) -> str:
-        return ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
-
-    missing = [n for n in SCHEMA.names if n not in schema.names]
-    extra = [n for n in schema.names if n not in SCHEMA.names]
-    other = [n for n in SCHEMA.names if n in schema.names and schema.field(n) != SCHEMA.field(n)]
-    said = [f"lacks the columns {names(missing)}"] if missing else []
-    said += [f"has columns a study has not ({names(extra)})"] if extra else []
-    said += [f"has {names(other)} of another type"] if other else []
-    return ", and ".join(said) or "has its columns in another order"
 
 
 def same_settings(out: Path, settings: dict[str, Any]) -> None:
@@ -150,7 +83,7 @@ def same_settings(out: Path, settings: dict[str, Any]) -> None:
     settings: the rows already written would not match the new ones."""
     path = out / "settings.json"
     if not path.exists() or not any((out / "rows").glob("part-*.parquet")):
-        path.write_text(json.dumps(settings, indent=2) + "\n")
+        files.write_json(path, settings)
         return
     before = json.loads(path.read_text())
     changed = [k for k in settings if before.get(k) != settings[k]]
@@ -277,7 +210,7 @@ def run_study(
         "analyses": describe_analyses(out, list(models), analyses),
         "seconds": round(time.monotonic() - started, 1),
     }
-    (out / "study.json").write_text(json.dumps(summary, indent=2) + "\n")
+    files.write_json(out / "study.json", summary)
     if report:
         write_report(out, report_classes)
     return summary
@@ -328,11 +261,8 @@ def _write_part(
     """One part of the rows (none: no tables), whole or not at all, then the problems met so
     far (also those of a source none of whose images could be read)."""
     if tables:
-        path = out / "rows" / f"part-{part:05d}.parquet"
-        partial = path.with_name(f".{path.name}.partial")  # a dot file: no reader reads it
-        pq.write_table(pa.concat_tables(tables), partial)
-        partial.replace(path)
-    problems_file.write_text("".join(f"{p}\n" for p in problems))
+        files.write_parquet(out / "rows" / f"part-{part:05d}.parquet", pa.concat_tables(tables))
+    files.write_text(problems_file, "".join(f"{p}\n" for p in problems))
 
 
 def describe_analyses(
@@ -460,6 +390,7 @@ def describe(
                 "weights_file": Path(m.status.path).name if m.status.path else None,
                 "sha256": m.status.sha256,
                 "pretrained": m.status.pretrained,
+                "weights": weights_entry(m.status),  # as the explanation documents give it
             }
             for name, m in models.items()
         },

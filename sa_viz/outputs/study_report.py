@@ -30,7 +30,8 @@ from matplotlib.figure import Figure
 from sa_viz.cam import scale_cams
 from sa_viz.data.imagenet import label as class_name
 from sa_viz.data.preprocess import ImageError, prepare_image
-from sa_viz.render import figure_png
+from sa_viz.outputs import files
+from sa_viz.outputs.rows import read_rows
 from sa_viz.render.overlays import overlay
 
 FLAT_SPREAD = 1e-6  # a unit whose channel gates vary less than this over the study is flagged
@@ -81,7 +82,6 @@ def tally_gates(out: Path, model: str, classes: set[int]) -> dict[str, UnitTally
 def write_report(out: str | Path, classes: Sequence[int] | None = None) -> Path:
     """`out/report.html` (and `out/figures/*.png`) for the study in `out`; returns its path.
     `classes`: the classes of the per-class gate figure (default: the most frequent labels)."""
-    from sa_viz.outputs.study import read_rows  # (that module writes reports: imported here)
 
     out = Path(out)
     summary = json.loads((out / "study.json").read_text())
@@ -115,9 +115,7 @@ def write_report(out: str | Path, classes: Sequence[int] | None = None) -> Path:
         f"labelled), {counts['problems']} problems (<a href=problems.txt>problems.txt</a>); "
         f"Grad-CAM at {summary['settings']['layer']}.</p>" + "".join(p for p in parts if p)
     )
-    path = out / "report.html"
-    path.write_text(page)
-    return path
+    return files.write_html(out / "report.html", page)
 
 
 def _title(summary: dict[str, Any], model: str) -> str:
@@ -277,7 +275,7 @@ class Examples:
             shown.append((image, caption, panels))
         if not shown:
             return ""
-        (self.out / "figures" / file).write_bytes(figure_png(_examples_figure(shown)))
+        files.write_png(self.out / "figures" / file, _examples_figure(shown))
         return f'<img class=examples src="figures/{file}" alt="example images with both CAMs">'
 
 
@@ -345,8 +343,8 @@ def _agreement_section(rows: list[dict[str, Any]], examples: Examples) -> str:
     agreement = {r["key"]: r["pearson"] for r in rows if r["pearson"] is not None}
     if not agreement:
         return ""
-    (examples.out / "figures" / "agreement.png").write_bytes(
-        figure_png(_histogram(list(agreement.values())))
+    files.write_png(
+        examples.out / "figures" / "agreement.png", _histogram(list(agreement.values()))
     )
     differ = sorted(agreement.items(), key=lambda kv: kv[1])[:10]
     items = "".join(f"<li>{html.escape(k)}: r = {v:.3f}</li>" for k, v in differ)
@@ -367,8 +365,9 @@ def _gates_section(out: Path, summary: dict[str, Any], model: str, chosen: list[
         return ""
     units = list(tallies)
     title = _title(summary, model)
-    (out / "figures" / f"gates-{model}.png").write_bytes(
-        figure_png(_depth_figure(units, [tallies[u].channel for u in units], model))
+    files.write_png(
+        out / "figures" / f"gates-{model}.png",
+        _depth_figure(units, [tallies[u].channel for u in units], model),
     )
     parts = [
         f"<h2>{title}: gates across depth</h2><p>For each unit, the distribution of its "
@@ -380,8 +379,8 @@ def _gates_section(out: Path, summary: dict[str, Any], model: str, chosen: list[
     shown = [c for c in chosen if tallies[units[0]].counts[c]]
     if shown:
         file = f"gates-classes-{model}.png"
-        (out / "figures" / file).write_bytes(
-            figure_png(_classes_figure(tallies, _class_units(units), shown, model))
+        files.write_png(
+            out / "figures" / file, _classes_figure(tallies, _class_units(units), shown, model)
         )
         parts.append(
             "<p>The mean channel-gate value of each channel, over all images and over the "
@@ -393,8 +392,9 @@ def _gates_section(out: Path, summary: dict[str, Any], model: str, chosen: list[
     entropies = [tallies[u].entropy for u in units]
     if all(e is not None for e in entropies):
         file = f"entropy-{model}.png"
-        (out / "figures" / file).write_bytes(
-            figure_png(_depth_figure(units, entropies, model, "spatial-gate entropy", False))
+        files.write_png(
+            out / "figures" / file,
+            _depth_figure(units, entropies, model, "spatial-gate entropy", False),
         )
         parts.append(
             "<p>The entropy of each group's spatial gate (0: all on one position, 1: uniform), "

@@ -72,40 +72,6 @@ class Explanation:
     method: str
     requested_class: int | None  # None: each model explains its own top-1
 
-    def to_json(self) -> dict[str, Any]:
-        """Predictions, settings and weights status: plain JSON types only. The image's sizes
-        are named by side: as lists, `PreparedImage.size` (height, width) and `original_size`
-        (width, height) came out in opposite orders."""
-        input_height, input_width = self.image.size
-        original_width, original_height = self.image.original_size
-        return {
-            "image": {
-                "input_width": input_width,
-                "input_height": input_height,
-                "original_width": original_width,
-                "original_height": original_height,
-                "crop": self.image.crop,
-                "notes": list(self.image.notes),
-            },
-            "settings": {
-                "layer": self.layer,
-                "method": self.method,
-                "class": "each model's top-1"
-                if self.requested_class is None
-                else self.requested_class,
-            },
-            "models": {
-                name: {
-                    "title": m.title,
-                    "untrained": m.untrained,
-                    "top5": [p.__dict__ for p in m.top5],
-                    "cam_target": m.target.__dict__,
-                    "weights": m.weights.to_dict(),
-                }
-                for name, m in self.models.items()
-            },
-        }
-
 
 @cache
 def default_model(name: str, device: str = "auto") -> LoadedModel:

@@ -3,7 +3,8 @@
 Per image and model: the top-5, whether the label is in it (when there is one), the CAM target
 (the label if known, else the model's top-1) with the raw Grad-CAM at the chosen layer, and the
 gate summaries of every attention unit: per group, the channel-gate values and the spatial gate's
-mean, spread (std), entropy and peak position. Per image, for the pair: the CAM agreement.
+mean, spread (std), entropy and peak position. Per image: the pair's CAM agreement, the image's
+sizes and its decoding notes.
 
 Grad-CAM here is the same head-only Grad-CAM as one image's (`sa_viz.cam.head_gradient`), for a
 batch at once; images are decoded by `sa_viz.data.preprocess` in worker processes
@@ -53,6 +54,8 @@ class Decoded:
     problem: str | None = None
     sha256: str | None = None  # of the file's bytes: the same picture under two names
     boxes: tuple[Box, ...] = ()  # the item's boxes in the model input's pixels
+    original_size: tuple[int, int] | None = None  # (width, height), upright, as decoded
+    notes: tuple[str, ...] = ()  # what decoding did to it (`PreparedImage.notes`)
 
 
 def decode(item: Item, crop: bool = True, limits: Limits = DEFAULT_LIMITS) -> Decoded:
@@ -64,7 +67,14 @@ def decode(item: Item, crop: bool = True, limits: Limits = DEFAULT_LIMITS) -> De
         boxes = boxes_in_input(item.boxes, prepared)  # given in the upright file's pixels
     except (ImageError, OSError) as error:
         return Decoded(item, None, f"{item.key}: {error}")
-    return Decoded(item, prepared.display, sha256=digest, boxes=boxes)
+    return Decoded(
+        item,
+        prepared.display,
+        sha256=digest,
+        boxes=boxes,
+        original_size=prepared.original_size,
+        notes=prepared.notes,
+    )
 
 
 def decoded(
@@ -183,9 +193,21 @@ def study_batch(
                         {"unit": unit, **unit_summary(g, i)} for unit, g in m["gates"].items()
                     ],
                     "analyses": m["analyses"][i],
+                    **image_fields(d),
                 }
             )
     return records
+
+
+def image_fields(d: Decoded) -> dict[str, Any]:
+    """A decoded image's sizes, each as {"width", "height"}, and its decoding notes."""
+    height, width = np.shape(d.pixels)[:2]
+    size = d.original_size
+    return {
+        "input_size": {"width": width, "height": height},
+        "original_size": None if size is None else {"width": size[0], "height": size[1]},
+        "notes": list(d.notes),
+    }
 
 
 def analysis_numbers(

@@ -20,6 +20,7 @@ from sa_viz.probes.base import (
 from sa_viz.probes.recorder import (
     probe_for,
     record_gates,
+    register_probe,
     unit_layouts,
     unit_names,
     units_of,
@@ -35,6 +36,7 @@ __all__ = [
     "is_constant",
     "probe_for",
     "record_gates",
+    "register_probe",
     "unit_layouts",
     "unit_names",
     "units_of",

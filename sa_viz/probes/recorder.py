@@ -18,9 +18,13 @@ from sa_viz.probes.base import GateLayout, Probe, UnitGates
 _SHARED = {"base", "recorder"}
 
 
+_REGISTERED: list[Probe] = []
+
+
 @cache
 def probes() -> tuple[Probe, ...]:
-    """Every probe: each module of this package (other than the shared ones) with a `PROBE`."""
+    """Every probe: each module of this package (other than the shared ones) with a `PROBE`,
+    then those registered by `register_probe`."""
     package = importlib.import_module("sa_viz.probes")
     found = []
     for info in pkgutil.iter_modules(package.__path__):
@@ -28,7 +32,19 @@ def probes() -> tuple[Probe, ...]:
             module = importlib.import_module(f"sa_viz.probes.{info.name}")
             if isinstance(getattr(module, "PROBE", None), Probe):
                 found.append(module.PROBE)
-    return tuple(found)
+    return (*found, *_REGISTERED)
+
+
+def register_probe(probe: Probe) -> Probe:
+    """Add a probe for a new attention type (a `Probe`: where its units are, which submodules
+    give their gates, their layout); every model's units of that type are then read."""
+    if not isinstance(probe, Probe):
+        raise TypeError(f"register_probe takes a Probe; got {type(probe).__name__}")
+    if probe not in _REGISTERED:
+        _REGISTERED.append(probe)
+    probes.cache_clear()
+    unit_layouts.cache_clear()
+    return probe
 
 
 def units_of(model: nn.Module) -> Iterator[tuple[str, nn.Module, Probe]]:

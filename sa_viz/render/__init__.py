@@ -4,7 +4,7 @@
 pictures for the app; `figures`: matplotlib figures with axes for the CLI and papers.
 """
 
-from sa_viz.render.figures import comparison_figure, figure_array, figure_png, gate_grid_figure
+from sa_viz.render.figures import comparison_figure, figure_array, gate_grid_figure
 from sa_viz.render.overlays import (
     COLORMAPS,
     DEFAULT_ALPHA,
@@ -47,7 +47,6 @@ __all__ = [
     "colorize",
     "comparison_figure",
     "figure_array",
-    "figure_png",
     "gate_grid_figure",
     "gate_mosaic_panel",
     "gate_range",

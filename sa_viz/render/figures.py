@@ -5,7 +5,6 @@ no global figure state): the CLI's outputs, for papers and slides. The app draws
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,12 +24,6 @@ from sa_viz.render.overlays import (
     row_width,
 )
 from sa_viz.render.panels import unit_range
-
-
-def figure_png(fig: Figure, dpi: int = 110) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return buffer.getvalue()
 
 
 def figure_array(fig: Figure, dpi: int = 100) -> np.ndarray:

@@ -7,7 +7,6 @@ unit, group, scales): changing a view setting never runs a model. No gradio in t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -106,28 +105,6 @@ def cam_view(
     )
     agreement = cam_agreement(models[0].cam, models[1].cam)
     return CamView(overlays, picture, agreement, titles, normalization, limit, flat)
-
-
-def explanation_document(result: Explanation) -> dict:
-    """Everything about one explanation as one JSON document, for scripts: the image, the
-    settings, each model's top-5, CAM target and weights status, and the two CAMs' agreement
-    (which model is first, so the order is explicit)."""
-    document = result.to_json()
-    for entry in document["models"].values():
-        # The file's name, not its place on the server; and no "path" key, which
-        # gradio_client takes for a file to download.
-        weights = entry["weights"]
-        path = weights.pop("path", None)
-        weights["file"] = None if path is None else Path(path).name
-    models = list(result.models.values())
-    if len(models) == 2:
-        agreement = cam_agreement(models[0].cam, models[1].cam)
-        document["agreement"] = {
-            "models": [m.name for m in models],
-            "pearson": None if np.isnan(agreement["pearson"]) else agreement["pearson"],
-            "iou_top20": None if np.isnan(agreement["iou_top"]) else agreement["iou_top"],
-        }
-    return document
 
 
 def agreement_text(view: CamView) -> str:

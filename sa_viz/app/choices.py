@@ -1,0 +1,77 @@
+"""What the page offers and calls things: the choices of its controls (classes, models, methods,
+input modes, units), its defaults, and where its hints sit. No gradio here: the layout, the
+checks and the handlers all read these."""
+
+from __future__ import annotations
+
+from sa_viz.cam import METHODS
+from sa_viz.data.examples import EXAMPLES_DIR
+from sa_viz.data.imagenet import choice_label, labels
+from sa_viz.models import get_model, list_models
+from sa_viz.probes import unit_layouts, unit_names
+
+ASSETS = EXAMPLES_DIR
+OWN_TOP1 = "each model's own top-1"
+# "934: hotdog (hot dog, red hot)": the list's filter finds a class by any of its names.
+CLASS_CHOICES = [OWN_TOP1] + [choice_label(i) for i in range(len(labels()))]
+WHOLE, CROP = "whole image", "centre crop 224 (evaluation protocol)"
+DEFAULT_UNIT = "layer3.0"
+TABLE_HEADERS = ["class", "p", "in other top-5"]
+METHOD_CHOICES = [(f"{m.title}: {m.note}", key) for key, m in METHODS.items()]
+SLOTS = ("a", "b")  # the two compared models' places on the page
+# The attention units of every registered model with gates, in order (the handler checks that
+# the chosen model has the unit).
+UNIT_NAMES = list(
+    dict.fromkeys(u for name in list_models() if get_model(name).gates for u in unit_names(name))
+)
+# The most groups any unit has: the API's bound for `group`; each unit's own count is checked
+# against the chosen model's.
+MAX_GROUPS = max(
+    (
+        u.groups
+        for name in list_models()
+        if get_model(name).gates
+        for u in unit_layouts(name).values()
+    ),
+    default=1,
+)
+
+
+def model_choice(name: str) -> tuple[str, str]:
+    return get_model(name).title, name
+
+
+def models_info() -> str:
+    """One line per registered model: its published top-1, size, attention type and paper."""
+    lines = []
+    for name in list_models():
+        entry = get_model(name)
+        gates = f", {entry.gates} gates" if entry.gates else ", no attention gates"
+        lines.append(
+            f"**{entry.title}**: {entry.meta.top1:.2f}% ImageNet top-1, "
+            f"{entry.meta.parameters / 1e6:.1f} M parameters{gates} · {entry.meta.paper}"
+        )
+    return "  \n".join(lines)
+
+
+MODEL_CHOICES = [model_choice(name) for name in list_models()]
+GATED_CHOICES = [model_choice(name) for name in list_models() if get_model(name).gates]
+
+# Where the page says what went wrong, beside the control a person would change, by the
+# failure's title; anything else goes under the Explain button ("run").
+HINT_PLACES = ("image", "run", "models", "target", "method", "view")
+PLACE_OF = {
+    "No image": "image",
+    "Nothing to show yet": "image",
+    "This image can't be used": "image",
+    "Links are not fetched": "image",
+    "File not allowed": "image",
+    "Same model twice": "models",
+    "Unknown class": "target",
+    "Too slow": "method",
+    "Unknown unit": "view",
+    "Unknown group": "view",
+}
+NEEDS_AN_IMAGE = ("No image", "Nothing to show yet")  # answered with "upload an image first"
+# What a view update's success clears: its own hint, and "an image first" (there is one now).
+VIEW_HINTS = ("view",)

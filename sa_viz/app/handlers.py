@@ -1,0 +1,591 @@
+"""The page's and the API's event handlers around one `Engine`: each returns its outputs by
+component (`{component: value}`, or the one value of a one-output event); `hints.handler`
+turns a failure into a sentence for people, and `hints.on_page` into the page's hint."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from sa_viz import render
+from sa_viz.app.choices import (
+    CLASS_CHOICES,
+    CROP,
+    DEFAULT_UNIT,
+    NEEDS_AN_IMAGE,
+    OWN_TOP1,
+    PLACE_OF,
+    TABLE_HEADERS,
+    VIEW_HINTS,
+    WHOLE,
+    model_choice,
+)
+from sa_viz.app.engine import Engine, ModelsUnavailable, Progress, Sessions, Settings
+from sa_viz.app.gradio_internals import event_data
+from sa_viz.app.hints import HintBoard, Superseded, handler, on_page, refuse, time_limit_message
+from sa_viz.app.jobs import LongJobs, session_of
+from sa_viz.app.tempspace import TempSpace
+from sa_viz.app.url_state import link_view
+from sa_viz.app.validation import parse_target
+from sa_viz.cam import DEFAULT_LAYER, METHODS
+from sa_viz.data.imagenet import class_index
+from sa_viz.data.preprocess import prepare_image
+from sa_viz.errors import stage
+from sa_viz.models import DEFAULT_PAIR, get_model, list_models
+from sa_viz.models.hooks import Stopped, TimeLimitExceeded
+from sa_viz.models.weights import WeightsStatus
+from sa_viz.outputs.document import explanation_document
+from sa_viz.outputs.export import write_zip
+from sa_viz.pipeline.explain import Explanation, analyse_explanation
+from sa_viz.probes import unit_layouts
+from sa_viz.render import views
+
+if TYPE_CHECKING:
+    from sa_viz.app.layout import Page
+
+# An event's outputs by component; `gr.skip()` (all unchanged) where nothing changes.
+Outputs = dict[Any, Any]
+
+
+def status_markdown(statuses: list[WeightsStatus]) -> str:
+    """One short line per model, then the full statuses and how to get missing weights in a
+    fold (the banner used to take ~170 px and push the CAMs below the fold)."""
+    lines = [f"**{s.title}** · {status_state(s)}" for s in statuses]
+    details = []
+    for s in statuses:
+        how = f" **How to get it:** {s.how_to_get}" if s.untrained and s.how_to_get else ""
+        details.append(f"- {s.message}.{how}".replace("..", "."))
+    fold = (
+        "Details, and how to get missing weights"
+        if any(s.untrained for s in statuses)
+        else ("Details")
+    )
+    return (
+        "  \n".join(lines)
+        + f"\n\n<details><summary>{fold}</summary>\n\n"
+        + "\n".join(details)
+        + "\n\n</details>"
+    )
+
+
+def status_state(status: WeightsStatus) -> str:
+    """A model's weights in a few words (the file's name only: no server paths on the page)."""
+    if not status.pretrained:
+        return "**UNTRAINED**: random weights, its results mean nothing"
+    if status.untrained_units:
+        return f"**UNTRAINED** gates in {len(status.untrained_units)} units"
+    if status.verified:
+        return "pretrained, published hash verified"
+    name = Path(status.path).name if status.path else "a file"
+    return f"loaded from {name} (not the published file's hash)"
+
+
+NO_GATES = "Neither of the compared models has attention gates: choose " + " or ".join(
+    get_model(name).title for name in list_models() if get_model(name).gates
+)
+
+
+def group_slider(groups: int) -> dict[str, Any]:
+    """The group slider for a unit with `groups` groups: it stands at 0 for a unit with one."""
+    return gr.update(interactive=groups > 1, **({} if groups > 1 else {"value": 0}))
+
+
+def gate_model_of(result: Explanation, wanted: str | None) -> str | None:
+    """The model whose gates the explorer shows: `wanted` if it has gates in this result, else
+    the first compared model that has them (None if neither has)."""
+    gated = views.gated_models(result)
+    if wanted in gated:
+        return wanted
+    return gated[0] if gated else None
+
+
+class Handlers:
+    """The app's event handlers around one `Engine`, for one page's components (`Page`): each
+    returns its outputs by component."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        page: Page,
+        space: TempSpace | None = None,
+        sessions: Sessions | None = None,
+    ) -> None:
+        self.engine, self.page = engine, page
+        self.space = space or TempSpace()
+        self.sessions = Sessions() if sessions is None else sessions
+        self.jobs = LongJobs()
+        self.hints = HintBoard(page.hints, PLACE_OF, default="run", empty=NEEDS_AN_IMAGE)
+        # The gate summary and the gate mosaic are drawn while the handler's thread draws the
+        # other pictures: numpy, cv2 and PIL release the GIL for part of it, so the two cores
+        # share some of the work (measured in one process: a request answered from the cache
+        # 62 → 49 ms, a gate view 38 → 29 ms; a request's pictures take 53 ms one after another,
+        # 42–48 ms this way). Threads that live on, shared by all requests.
+        self._render = ThreadPoolExecutor(2, thread_name_prefix="sa-viz-render")
+        # The analyses this session computed for a result (set by the Analyses tab's events).
+        self.analyses_of: Callable[[gr.Request | None, Explanation], dict[str, Any]] = (
+            lambda _request, _result: {}
+        )
+
+    @handler
+    def weights_status(self) -> Outputs:
+        try:
+            statuses = self.engine.statuses(timeout=300)
+        except ModelsUnavailable as error:
+            banner = gr.Markdown(f"**{error}**", elem_classes=["untrained-banner"])
+        else:
+            ok = not any(s.untrained for s in statuses)
+            banner = gr.Markdown(
+                status_markdown(statuses), elem_classes=["ok-banner" if ok else "untrained-banner"]
+            )
+        return {self.page.banner: banner}
+
+    @handler
+    def captions(
+        self,
+        model_a: str = DEFAULT_PAIR[0],
+        model_b: str = DEFAULT_PAIR[1],
+        gate_model: str | None = None,
+    ) -> Outputs:
+        """The page's names for the chosen pair, once the page opens and after each explanation:
+        each model's table and CAM picture (with "UNTRAINED" where it is), the difference map's
+        "B − A", the gate explorer's model choices and whether its group slider moves.
+
+        A page event of its own: the explanation returns values only, so its API output stays
+        plain (an update of a label would reach gradio_client as a dict) and gradio builds no
+        new component per output and request."""
+        try:
+            statuses = {s.model: s for s in self.engine.statuses(timeout=300)}
+        except ModelsUnavailable:
+            return gr.skip()
+        pair = [name for name in (model_a, model_b) if name in statuses]
+        if len(pair) != 2 or pair[0] == pair[1]:
+            return gr.skip()
+        p, e = self.page, self.page.explorer
+        named = [views.model_caption(statuses[name]) for name in pair]
+        gated = [name for name in pair if get_model(name).gates]
+        shown = gate_model if gate_model in gated else (gated[0] if gated else None)
+        groups = max((u.groups for u in unit_layouts(shown).values()), default=1) if shown else 1
+        return {
+            **{t: gr.update(label=f"{c}: top-5") for t, c in zip(p.tables, named, strict=True)},
+            **{cam: gr.update(label=c) for cam, c in zip(p.cams, named, strict=True)},
+            p.difference: gr.update(
+                label=views.difference_label([get_model(n).title for n in pair])
+            ),
+            e.gate_model: gr.update(choices=[model_choice(n) for n in gated], value=shown),
+            e.group: group_slider(groups),
+        }
+
+    @handler
+    def explain(
+        self,
+        image: str | None,
+        crop_mode: str = WHOLE,
+        target: str = OWN_TOP1,
+        method: str = "gradcam",
+        layer: str = DEFAULT_LAYER,
+        colormap: str = render.DEFAULT_COLORMAP,
+        alpha: float = render.DEFAULT_ALPHA,
+        normalization: str = "per model",
+        unit: str = DEFAULT_UNIT,
+        group: int = 0,
+        scale: str = "unit range",
+        model_a: str = DEFAULT_PAIR[0],
+        model_b: str = DEFAULT_PAIR[1],
+        gate_model: str | None = None,
+        progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (gradio's idiom)
+        event: gr.EventData = None,  # gradio fills it in for events from the page
+        request: gr.Request = None,  # gradio fills it in; None: called from Python
+    ) -> Outputs:
+        """Run the two chosen models, `model_a` then `model_b`; their results for the page's
+        `Page.explain_outputs`. The session keeps the result (`Sessions`) for later view
+        updates and exports."""
+        if not image:
+            if isinstance(getattr(event, "target", None), gr.Image):
+                return gr.skip()  # the page's image was cleared
+            raise refuse("Upload an image first (or pick one of the examples).", "No image")
+        result = self._explain(
+            image,
+            crop_mode,
+            target,
+            method,
+            layer,
+            request,
+            lambda f, t: progress(f, desc=t),
+            (model_a, model_b),
+        )
+        shown = gate_model_of(result, gate_model)
+        overview = self._render.submit(self._overview, result, shown)
+        outputs = {
+            self.page.summary: views.prediction_summary(result),
+            **self._tables(result),
+            **self._cams(result, colormap, alpha, normalization),
+            **self._gates(result, unit, group, colormap, alpha, scale, shown),
+        }
+        outputs[self.page.explorer.overview] = overview.result()
+        self._keep(request, result, image)  # only once the page can show it
+        return outputs
+
+    @handler
+    def explain_json(
+        self,
+        image: str | None,
+        crop_mode: str = WHOLE,
+        target: str = OWN_TOP1,
+        method: str = "gradcam",
+        layer: str = DEFAULT_LAYER,
+        model_a: str = DEFAULT_PAIR[0],
+        model_b: str = DEFAULT_PAIR[1],
+        analyses: str = "",
+        request: gr.Request = None,
+    ) -> dict:
+        """/explain_json: the explanation as one JSON document (`explanation_document`)
+        instead of the page's outputs; the session keeps the result for view updates. With
+        `analyses` ("deletion_insertion,knockout", …), their results too, per model."""
+        if not image:
+            raise refuse("Upload an image first.", "No image")
+        result = self._explain(
+            image, crop_mode, target, method, layer, request, models=(model_a, model_b)
+        )
+        self._keep(request, result, image)
+        names = [a for a in (analyses or "").split(",") if a]
+        found = None
+        if names:
+            found = self.engine.analyse(lambda loaded: analyse_explanation(result, loaded, names))
+        return explanation_document(result, analyses=found)
+
+    @handler
+    def update_cams(
+        self,
+        colormap: str,
+        alpha: float,
+        normalization: str,
+        request: gr.Request = None,
+    ) -> Outputs:
+        return self._cams(self._need(request), colormap, alpha, normalization)
+
+    @handler
+    def update_gates(
+        self,
+        unit: str,
+        group: int,
+        colormap: str,
+        alpha: float,
+        scale: str,
+        gate_model: str | None = None,
+        request: gr.Request = None,
+    ) -> Outputs:
+        result = self._need(request)
+        return self._gates(
+            result, unit, group, colormap, alpha, scale, gate_model_of(result, gate_model)
+        )
+
+    @handler
+    def switch_gates(
+        self,
+        unit: str,
+        group: int,
+        colormap: str,
+        alpha: float,
+        scale: str,
+        gate_model: str | None = None,
+        request: gr.Request = None,
+    ) -> Outputs:
+        """Another model's gates in the explorer: its pictures, its gate statistics and whether
+        the group slider moves (a unit with one group holds it at 0)."""
+        result = self._need(request)
+        shown = gate_model_of(result, gate_model)
+        units = result.models[shown].gates if shown else {}
+        e = self.page.explorer
+        return {
+            **self._gates(result, unit, group, colormap, alpha, scale, shown),
+            e.overview: self._overview(result, shown),
+            e.group: group_slider(units[unit].groups if unit in units else 1),
+        }
+
+    @handler
+    def export(
+        self,
+        colormap: str,
+        alpha: float,
+        normalization: str,
+        unit: str,
+        group: int,
+        scale: str,
+        gate_model: str | None = None,
+        request: gr.Request = None,
+    ) -> str:
+        """The ZIP of what is on screen (its one output: the file)."""
+        result = self._need(request)
+        folder = self.space.folder()
+        with stage("export"):
+            path = write_zip(
+                result,
+                folder / "sa-viz-export.zip",
+                unit=unit,
+                group=int(group),
+                colormap=colormap,
+                alpha=alpha,
+                normalization=normalization,
+                scale=scale,
+                gate_model=gate_model_of(result, gate_model),
+                analyses=self.analyses_of(request, result),
+            )
+        return str(path)
+
+    @handler
+    def choose_prediction(self, table: Any, evt: gr.EventData = None) -> str:
+        """A click on a prediction makes its class the CAM target of both models (the one
+        output: the class box's choice). `gr.EventData`, not `gr.SelectData`: see
+        `gradio_internals.event_data`."""
+        click = event_data(evt)
+        try:  # the table arrives as sent (the event has preprocess=False)
+            index = click["index"]
+            row = index[0] if isinstance(index, (list, tuple)) else index
+            rows = table["data"] if isinstance(table, dict) else table
+            index = re.search(r"\d+", str(rows[int(row)][0]))  # "▶ 283 · Persian cat"
+            return CLASS_CHOICES[class_index(index.group()) + 1]
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            raise refuse(
+                "This event follows a click on a prediction in the page; it is not part of the "
+                "API. Send the class as `target` to /explain instead.",
+                "Not an API endpoint",
+            ) from None
+
+    @handler
+    def update_look(
+        self,
+        colormap: str,
+        alpha: float,
+        normalization: str,
+        unit: str,
+        group: int,
+        scale: str,
+        gate_model: str | None = None,
+        request: gr.Request = None,
+    ) -> Outputs:
+        """A new colormap or opacity: the CAMs and the gate pictures (`update_cams` and
+        `update_gates` in one event, so the page gets one answer, and one hint without an image)."""
+        result = self._need(request)
+        shown = gate_model_of(result, gate_model)
+        return {
+            **self._cams(result, colormap, alpha, normalization),
+            **self._gates(result, unit, group, colormap, alpha, scale, shown),
+        }
+
+    @handler
+    def pick_group(
+        self,
+        unit: str,
+        gate_model: str | None = None,
+        evt: gr.EventData = None,
+        request: gr.Request = None,
+    ) -> Any:
+        """A click on a tile of the unit's mosaic opens that group: the group slider (the one
+        output) moves to it, unchanged for a click beside the tiles."""
+        click = event_data(evt) or {}
+        result = self._need(request)
+        shown = gate_model_of(result, gate_model)
+        try:
+            x, y = (float(v) for v in click["index"])
+        except (KeyError, TypeError, ValueError):
+            return gr.skip()
+        group = None if shown is None else views.group_at(result, unit, x, y, model=shown)
+        return gr.skip() if group is None else group
+
+    def from_url(self, request: gr.Request = None) -> Outputs:
+        """The view a shared link names: its controls set, its example loaded (which starts the
+        explanation), a hint for what it named wrongly (`url_state.link_view`)."""
+        query = dict(getattr(request, "query_params", None) or {})
+        outputs, wrong = link_view(query, self.page, self.space)
+        note = refuse(
+            f"This link's {', '.join(wrong)} named nothing this page has: "
+            f"{'they were' if len(wrong) > 1 else 'it was'} left at the default.",
+            "Link",
+        )
+        return {**outputs, **(self.hints.show(note) if wrong else self.hints.clear())}
+
+    # --- the page's events: results kept on a failure, which shows as a hint (`on_page`) -------
+
+    _page_explain = on_page()(explain)
+    page_cams = on_page(VIEW_HINTS)(update_cams)
+    page_gates = on_page(VIEW_HINTS)(update_gates)
+    page_look = on_page(VIEW_HINTS)(update_look)
+    page_switch_gates = on_page(VIEW_HINTS)(switch_gates)
+
+    @on_page(VIEW_HINTS)
+    def page_export(self, *args: Any, **kwargs: Any) -> Outputs:
+        """The Export tab's button: the ZIP in its file box."""
+        return {self.page.export_file: self.export(*args, **kwargs)}
+
+    @functools.wraps(explain)
+    def page_explain(self, *args: Any, **kwargs: Any) -> Outputs:
+        """The page's explanation, in the models lane: `explain`'s outputs and the hints. A long
+        method (ScoreCAM) is not computed here: the long lane's trigger starts
+        `page_explain_long` in a lane of its own, so it never holds up anyone's Grad-CAM."""
+        call = inspect.signature(self.explain).bind(*args, **kwargs)
+        call.apply_defaults()
+        image, method, request = (call.arguments[k] for k in ("image", "method", "request"))
+        long = bool(image) and method in METHODS and METHODS[method].long
+        token = self.jobs.start(session_of(request), call if long else None)
+        if long:
+            return {**self.hints.clear(), self.page.long_trigger: str(token)}
+        return self._page_explain(*call.args, **call.kwargs)
+
+    def page_explain_long(
+        self,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (gradio's idiom)
+        request: gr.Request = None,
+    ) -> Outputs:
+        """The long lane: the page's waiting long explanation, with its real progress (one report
+        per batch of ScoreCAM's passes). It stops at its next report once the page asks for
+        something newer, and then changes nothing on the page."""
+        session = session_of(request)
+        job = self.jobs.take(session)
+        if job is None:
+            return gr.skip()
+        token, call = job
+
+        def report(fraction: float, desc: str | None = None) -> None:
+            if not self.jobs.current(session, token):
+                raise Superseded
+            progress(fraction, desc=desc)
+
+        call.arguments["progress"] = report
+        return self._page_explain(*call.args, **call.kwargs)
+
+    # --- pieces -------------------------------------------------------------------------------
+
+    def _explain(
+        self,
+        image: str,
+        crop_mode: str,
+        target: str | int | None,
+        method: str,
+        layer: str,
+        request: gr.Request | None,
+        progress: Progress | None = None,
+        models: Sequence[str] = DEFAULT_PAIR,
+    ) -> Explanation:
+        """The two models on `image` (or the cache). The caller has the session keep it
+        (`_keep`) once it is shown: a result that failed to draw must not become the one later
+        view changes draw, under the previous result's tables."""
+        if models[0] == models[1]:
+            raise refuse(
+                f"Model A and model B are both {get_model(models[0]).title}: choose two "
+                "different models to compare.",
+                "Same model twice",
+            )
+        try:
+            class_idx = parse_target(target)
+        except gr.Error:
+            # An unusable image is said first: with an unknown class still in its box, a bad
+            # upload was answered "Unknown class" (seen by a tester).
+            prepare_image(image, crop=crop_mode == CROP, limits=self.engine.limits)
+            raise
+        settings = Settings(crop_mode == CROP, class_idx, layer, method, tuple(models))
+        try:
+            return self.engine.explain(image, settings, progress)
+        except Stopped:  # a TimeLimitExceeded too, but the server's, not the request's
+            raise
+        except TimeLimitExceeded:
+            raise refuse(time_limit_message(self.engine.time_limit, method), "Too slow") from None
+
+    def _keep(self, request: gr.Request | None, result: Explanation, image: str) -> None:
+        """The session's latest result, for view updates and exports."""
+        settings = Settings(
+            result.image.crop,
+            result.requested_class,
+            result.layer,
+            result.method,
+            tuple(result.models),
+        )
+        self.sessions.keep(session_of(request), self.engine.remember(result, image, settings))
+
+    def _need(self, request: gr.Request | None) -> Explanation:
+        """The session's latest result (`NothingYet` / `ResultExpired` say why not)."""
+        return self.engine.recall(self.sessions.get(session_of(request)))
+
+    # Values only, no gr.update(label=...) or components: for either, gradio builds a new
+    # component per output and request (its postprocessing of an /explain result took 27 ms
+    # that way, 18 ms now, measured in one process); `captions` sets the labels once per page.
+    @stage("drawing")
+    def _tables(self, result: Explanation) -> Outputs:
+        return {
+            table: {"data": views.prediction_rows(result, name), "headers": TABLE_HEADERS}
+            for table, name in zip(self.page.tables, result.models, strict=True)
+        }
+
+    @stage("drawing")
+    def _cams(
+        self, result: Explanation, colormap: str, alpha: float, normalization: str
+    ) -> Outputs:
+        view = views.cam_view(result, colormap=colormap, alpha=alpha, normalization=normalization)
+        p = self.page
+        return {
+            **{
+                cam: self.space.picture(view.overlays[name])
+                for cam, name in zip(p.cams, result.models, strict=True)
+            },
+            p.difference: self.space.picture(view.difference),
+            p.cam_text: views.targets_text(result) + "  \n" + views.agreement_text(view),
+        }
+
+    @stage("drawing")
+    def _overview(self, result: Explanation, model: str | None) -> str | None:
+        if model is None:
+            return None
+        return self.space.picture(views.summary_picture(result, model), lossless=True)
+
+    @stage("drawing")
+    def _gates(
+        self,
+        result: Explanation,
+        unit: str,
+        group: int,
+        colormap: str,
+        alpha: float,
+        scale: str,
+        model: str | None,
+    ) -> Outputs:
+        """The gate explorer's pictures and text for `model`'s `unit`."""
+        e = self.page.explorer
+        if model is None:
+            note = views.render.note_panel(
+                "No attention gates", "Neither chosen model has attention units."
+            )
+            picture = self.space.picture(note, lossless=True)
+            return {e.mosaic: picture, e.channel: picture, e.detail: picture, e.gate_text: NO_GATES}
+        gates = result.models[model].gates
+        if unit not in gates:
+            raise refuse(
+                f"Attention unit (parameter `unit`) must be one of {', '.join(gates)} for "
+                f"{result.models[model].title}; got {unit!r}.",
+                "Unknown unit",
+            )
+        groups = gates[unit].groups
+        if groups == 1:
+            group = 0  # a unit without groups (SE): the group does not matter
+        if not 0 <= int(group) < groups:
+            raise refuse(
+                f"Group (parameter `group`) must be a whole number from 0 to {groups - 1} for "
+                f"{unit} of {result.models[model].title}; got {group}.",
+                "Unknown group",
+            )
+        group = int(group)
+        look = {"colormap": colormap, "alpha": alpha, "scale": scale, "model": model}
+        mosaic = self._render.submit(
+            lambda: self.space.picture(views.gate_mosaic(result, unit, group, **look))
+        )
+        heat = self.space.picture(
+            views.channel_gates(result, unit, group, model=model), lossless=True
+        )
+        detail = self.space.picture(views.group_detail(result, unit, group, **look))
+        text = views.gate_range_text(result, unit, scale, model=model)
+        return {e.mosaic: mosaic.result(), e.channel: heat, e.detail: detail, e.gate_text: text}

@@ -1,0 +1,304 @@
+"""The app assembled: the page's layout, its events (private, answering with hints), the named
+API endpoints, the lanes they run in, and the input checks; `build_app` returns the Blocks."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from sa_viz.app.analyses_tab import AnalysisHandlers
+from sa_viz.app.choices import SLOTS
+from sa_viz.app.engine import (
+    Engine,
+    Sessions,
+)
+from sa_viz.app.handlers import Handlers
+from sa_viz.app.layout import Page, layout
+from sa_viz.app.study_tab import StudyHandlers, StudyLimits
+from sa_viz.app.tempspace import TempSpace
+from sa_viz.app.url_state import address
+from sa_viz.app.validation import guard_events, page_params
+
+log = logging.getLogger(__name__)
+
+# View updates and exports: their own lane, several at once, so none waits behind another
+# user's explanation or behind another view update that computes an evicted result again
+# (`Engine.recall` lets at most two do that at once). The page's explanations: one at a time in
+# the models lane, long methods one at a time in a lane of their own; the API's explanations in
+# theirs, two at once (a long one beside a one-pass one).
+VIEW_LANE_SIZE = 4  # view updates and exports running at once (explanations: one at a time)
+# Gradio keeps per-session copies of the page's components (for the captions' labels); results
+# are held by `Sessions`, not by gradio, so a small number is enough.
+GRADIO_SESSIONS = 200
+VIEW_LANE = {"concurrency_id": "views", "concurrency_limit": VIEW_LANE_SIZE}
+API_LANE = {"concurrency_id": "api", "concurrency_limit": 2}
+
+
+def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
+    """The page's own events: private (not in the API), each answering with the hints."""
+    i, e = page.inputs, page.explorer
+    own = {"api_visibility": "private", "trigger_mode": "always_last"}
+    views_quietly = {"show_progress": "hidden", **own, **VIEW_LANE}
+    demo.load(handlers.weights_status, outputs=page.banner, api_name="weights_status")
+    labels = {
+        "inputs": [i.model_a, i.model_b, e.gate_model],
+        "outputs": [*page.tables, *page.cams, page.difference, e.gate_model, e.group],
+        "api_visibility": "private",  # the page's own names: nothing for an API caller
+        "show_progress": "hidden",
+        **VIEW_LANE,
+    }
+    demo.load(handlers.captions, **labels)
+    explain = {
+        "fn": handlers.page_explain,
+        "inputs": page.explain_inputs,
+        "outputs": [*page.explain_outputs, *page.hint_outputs, page.long_trigger],
+        "api_name": "page_explain",
+        "concurrency_id": "models",
+        **own,
+    }
+    # `.input`: a person's change; a value set by the page itself (a click on a prediction)
+    # starts the explanation once, below.
+    triggers = [i.run.click, i.image.change]
+    triggers += [c.input for c in (i.crop_mode, i.target, i.method, i.layer)]
+    triggers += [i.model_a.input, i.model_b.input]
+    gr.on(triggers, **explain).success(handlers.captions, **labels)
+    page.long_trigger.change(
+        handlers.page_explain_long,
+        outputs=[*page.explain_outputs, *page.hint_outputs],
+        api_name="page_explain_long",
+        concurrency_id="long",
+        concurrency_limit=1,
+        # Its progress on the line under the CAMs: over every output, it hid the last results
+        # for the whole run and was drawn four times.
+        show_progress_on=[page.cam_text],
+        **own,
+    )
+    gr.on(
+        [page.normalization.input],
+        handlers.page_cams,
+        inputs=page.view_inputs,
+        outputs=[*page.cam_outputs, *page.hint_outputs],
+        api_name="page_cams",
+        **views_quietly,
+    )
+    gr.on(
+        [page.colormap.input, page.alpha.input],  # dragging, arrow keys, a typed number
+        handlers.page_look,
+        inputs=[*page.view_inputs, e.unit, e.group, e.scale, e.gate_model],
+        outputs=[*page.cam_outputs, *page.gate_outputs, *page.hint_outputs],
+        api_name="page_look",
+        **views_quietly,
+    )
+    gr.on(
+        [e.unit.input, e.group.input, e.scale.input],
+        handlers.page_gates,
+        inputs=page.gate_inputs,
+        outputs=[*page.gate_outputs, *page.hint_outputs],
+        api_name="page_gates",
+        **views_quietly,
+    )
+    e.gate_model.input(
+        handlers.page_switch_gates,
+        inputs=page.gate_inputs,
+        outputs=page.switch_outputs,
+        api_name="page_switch_gates",
+        **views_quietly,
+    )
+    page.export_button.click(
+        handlers.page_export,
+        inputs=page.export_inputs,
+        outputs=[page.export_file, *page.hint_outputs],
+        api_name="page_export",
+        api_visibility="private",
+        **VIEW_LANE,
+    )
+    e.mosaic.select(  # a click on a tile opens its group
+        handlers.pick_group,
+        inputs=[e.unit, e.gate_model],
+        outputs=e.group,
+        api_name="pick_group",
+        **views_quietly,
+    ).success(
+        handlers.page_gates,
+        inputs=page.gate_inputs,
+        outputs=[*page.gate_outputs, *page.hint_outputs],
+        api_name="page_gates_picked",
+        **views_quietly,
+    )
+    address(demo, handlers.from_url, page, VIEW_LANE)
+    for slot, table in zip(SLOTS, page.tables, strict=True):
+        table.select(
+            handlers.choose_prediction,
+            inputs=table,
+            outputs=i.target,
+            api_name=f"choose_prediction_{slot}",
+            api_visibility="private",  # a click on the page; nothing an API caller can send
+            preprocess=False,  # the handler reads the table as sent, or says what to do
+            **VIEW_LANE,
+        ).success(**{**explain, "api_name": f"page_explain_{slot}"})
+
+
+def api_endpoints(handlers: Handlers, page: Page) -> None:
+    """The API: the handlers themselves, whose failures are errors for the caller."""
+    i = page.inputs
+    endpoints = [
+        ("explain", handlers.explain, page.explain_inputs, page.explain_outputs, API_LANE),
+        (
+            "explain_json",
+            handlers.explain_json,
+            [
+                i.image,
+                i.crop_mode,
+                i.target,
+                i.method,
+                i.layer,
+                i.model_a,
+                i.model_b,
+                page.analyses_names,
+            ],
+            page.json_document,
+            API_LANE,
+        ),
+        ("cam_view", handlers.update_cams, page.view_inputs, page.cam_outputs, VIEW_LANE),
+        ("gate_view", handlers.update_gates, page.gate_inputs, page.gate_outputs, VIEW_LANE),
+        ("export_zip", handlers.export, page.export_inputs, page.export_file, VIEW_LANE),
+    ]
+    for name, fn, inputs, outputs, lane in endpoints:
+        page.api_only.click(fn, inputs=inputs, outputs=outputs, api_name=name, **lane)
+
+
+def study_events(demo: gr.Blocks, handlers: StudyHandlers, page: Page) -> None:
+    """The Study tab's events: a study in a lane of its own, one at a time; opening a study
+    from the studies folder beside the view updates."""
+    tab, own = page.study, {"api_visibility": "private"}
+    demo.load(handlers.listing, outputs=tab.studies, api_name="studies", **own, **VIEW_LANE)
+    tab.run.click(
+        handlers.run,
+        inputs=[tab.files, page.inputs.model_a, page.inputs.model_b, tab.analyses],
+        outputs=tab.outputs,
+        api_name="page_study",
+        concurrency_id="study",
+        concurrency_limit=1,
+        show_progress_on=[tab.report],
+        **own,
+    )
+    tab.open.click(
+        handlers.open, inputs=tab.studies, outputs=tab.outputs, api_name="page_open_study",
+        **own, **VIEW_LANE,
+    )  # fmt: skip
+
+
+def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> AnalysisHandlers:
+    """The Analyses tab's events (one at a time, in a lane of their own) and its API."""
+    a, e = page.analyses, page.explorer
+    found = AnalysisHandlers(handlers.engine, handlers.space, handlers._need, a, e)
+    handlers.analyses_of = found.exports  # the ZIP export includes them
+    lane = {"concurrency_id": "analyses", "concurrency_limit": 1}
+    own = {"api_visibility": "private", **lane}
+    a.faith_button.click(
+        found.faithfulness, inputs=a.box, outputs=[a.faith_plot, a.faith_text, a.hint],
+        api_name="page_faithfulness", show_progress_on=[a.faith_text], **own,
+    )  # fmt: skip
+    knock_inputs = [e.unit, e.gate_model, a.knock_gates, a.knock_value]
+    a.knock_button.click(
+        found.knockout,
+        inputs=knock_inputs,
+        outputs=[a.knock_plot, a.knock_text, a.knock_cams, a.knock_charted, a.hint],
+        api_name="page_knockout", show_progress_on=[a.knock_text], **own,
+    )  # fmt: skip
+    views = {"api_visibility": "private", **VIEW_LANE}
+    a.knock_plot.select(  # the chart's model and unit, and the bar's group, in the explorer
+        found.pick,
+        inputs=a.knock_charted,
+        outputs=[e.gate_model, e.unit, e.group],
+        api_name="pick_bar",
+        **views,
+    ).success(
+        handlers.page_switch_gates,
+        inputs=page.gate_inputs,
+        outputs=page.switch_outputs,
+        api_name="page_gates_bar",
+        **views,
+    )
+    a.chosen_button.click(
+        found.chosen,
+        inputs=[a.chosen, a.box],
+        outputs=[a.chosen_table, a.chosen_text, a.hint],
+        api_name="page_analyses", show_progress_on=[a.chosen_table], **own,
+    )  # fmt: skip
+    # The box: a click on the picture sets a corner; the picture shows the box as typed or
+    # clicked, and follows each new result (its CAM changes; a view change redraws it too).
+    # In a lane of its own: its redraws never take a place of the views' lane.
+    a.box_picture.select(found.corner, inputs=a.box, outputs=a.box, api_name="box_corner", **views)
+    gr.on(
+        [a.box.change, page.cams[0].change],
+        found.box_view,
+        inputs=a.box,
+        outputs=a.box_picture,
+        api_name="box_view",
+        api_visibility="private",
+        show_progress="hidden",
+        trigger_mode="always_last",
+        concurrency_id="box",
+        concurrency_limit=VIEW_LANE_SIZE,
+    )
+    a.box_clear.click(None, outputs=a.box, js="() => ''", api_visibility="private")
+    for name, fn, inputs in (
+        ("faithfulness", found.faithfulness_api, [a.box]),
+        ("knockout", found.knockout_api, knock_inputs),
+        ("analyses", found.chosen_api, [page.analyses_names, a.box]),
+    ):
+        page.api_only.click(fn, inputs=inputs, outputs=page.json_document, api_name=name, **lane)
+    return found
+
+
+@dataclass(frozen=True)
+class App:
+    """The app's Blocks, its components and the handlers of its events."""
+
+    demo: gr.Blocks
+    page: Page
+    handlers: Handlers
+    studies: StudyHandlers
+    analyses: AnalysisHandlers
+
+
+def build(
+    engine: Engine,
+    *,
+    space: TempSpace | None = None,
+    sessions: Sessions | None = None,
+    study_limits: StudyLimits = StudyLimits(),  # noqa: B008 (frozen)
+    studies_dir: Path | None = None,
+) -> App:
+    """The whole app around an `Engine` (which may still be loading its models): layout, then
+    handlers for its components, then the events that join them, then the input checks."""
+    # Pictures arrive as files the handlers encoded (JPEG for photos, PNG for charts).
+    picture = {
+        "type": "filepath",
+        "interactive": False,
+        "buttons": ["download", "fullscreen"],
+        "elem_classes": ["picture"],
+    }
+    # delete_cache: gradio's copies of served files older than an hour go, checked every 10 min.
+    with gr.Blocks(
+        title="SA-Viz: attention in CNNs, two models compared", delete_cache=(600, 3600)
+    ) as demo:
+        page = layout(picture, study_limits, studies_dir, engine.limits.max_bytes)
+        handlers = Handlers(engine, page, space, sessions)
+        studies = StudyHandlers(engine, handlers.space, study_limits, page.study, studies_dir)
+        page_events(demo, handlers, page)
+        study_events(demo, studies, page)
+        analyses = analyses_events(demo, handlers, page)
+        api_endpoints(handlers, page)
+    guard_events(demo, page_params(page), on_refusal=engine.release_refused)
+    return App(demo, page, handlers, studies, analyses)
+
+
+def build_app(engine: Engine, **options: Any) -> gr.Blocks:
+    """`build`'s Blocks: what `sa-viz serve` launches."""
+    return build(engine, **options).demo

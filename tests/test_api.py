@@ -1,0 +1,113 @@
+"""The public Python API: `import sa_viz` gives the documented names (loaded on first use, so it
+imports no torch), the old addresses warn with the new one, and the registries take new
+models, probes and analyses."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import warnings
+
+import pytest
+from conftest import REPO
+
+import sa_viz
+from sa_viz.analyses import Analysis, Result, analyses
+from sa_viz.models import get_model, list_models
+from sa_viz.probes.recorder import probes
+
+DOCUMENTED = {
+    "explain": "sa_viz.pipeline.explain",
+    "Explanation": "sa_viz.pipeline.explain",
+    "prepare_image": "sa_viz.data.preprocess",
+    "record_gates": "sa_viz.probes.recorder",
+    "grad_cam": "sa_viz.cam",
+    "compute_cam": "sa_viz.cam",
+    "list_models": "sa_viz.models.registry",
+    "get_model": "sa_viz.models.registry",
+    "load_model": "sa_viz.models.weights",
+    "load_checkpoint": "sa_viz.models.weights",
+    "run_study": "sa_viz.outputs.study",
+    "register_model": "sa_viz.models.registry",
+    "register_probe": "sa_viz.probes.recorder",
+    "register_analysis": "sa_viz.analyses",
+}
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTED))
+def test_import_sa_viz_gives_each_documented_name(name):
+    value = getattr(sa_viz, name)
+    assert value.__module__.startswith(DOCUMENTED[name].rsplit(".", 1)[0]), value.__module__
+    assert name in sa_viz.__all__ and name in dir(sa_viz)
+
+
+def test_import_sa_viz_is_light_and_unknown_names_are_refused():
+    code = "import sys, sa_viz; print('torch' in sys.modules, 'gradio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.stdout.split() == ["False", "False"], out.stderr
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        sa_viz.nothing  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "name"),
+    [
+        ("sa_viz.weights", "sa_viz.models.weights", "load_checkpoint"),
+        ("sa_viz.gates", "sa_viz.probes", "record_gates"),
+        ("sa_viz.preprocess", "sa_viz.data.preprocess", "prepare_image"),
+    ],
+)
+def test_old_addresses_work_and_warn_with_the_new_one(old, new, name):
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=f"import from {new}"):
+        module = importlib.import_module(old)
+    assert getattr(module, name) is getattr(importlib.import_module(new), name)
+
+
+def test_the_old_explain_module_says_to_import_the_function():
+    sys.modules.pop("sa_viz.explain", None)
+    with pytest.raises(ImportError, match="from sa_viz import explain"):
+        importlib.import_module("sa_viz.explain")
+    from sa_viz import explain
+
+    assert callable(explain) and explain.__module__ == "sa_viz.pipeline.explain"
+
+
+def test_a_registered_model_is_listed_and_a_taken_name_refused():
+    from dataclasses import replace
+
+    from sa_viz.models import registry
+
+    entry = replace(get_model("resnet50"), name="resnet50_copy", title="ResNet-50 (copy)")
+    try:
+        assert sa_viz.register_model(entry) is entry
+        assert "resnet50_copy" in list_models() and get_model("resnet50_copy") is entry
+        with pytest.raises(ValueError, match="registered already"):
+            sa_viz.register_model(replace(entry, title="another"))
+    finally:
+        registry._BY_NAME.pop("resnet50_copy", None)
+
+
+def test_a_registered_probe_and_analysis_are_found():
+    from sa_viz.analyses import _REGISTERED as registered_analyses
+    from sa_viz.probes import recorder
+
+    probe = probes()[0]
+    before = len(probes())
+    analysis = Analysis("always_one", "Always one", lambda image: Result({"one": 1.0}), ("one",))
+    try:
+        sa_viz.register_probe(probe)  # registered twice: kept once
+        assert len(probes()) == before + 1
+        assert sa_viz.register_analysis(analysis) is analysis
+        assert analyses()["always_one"] is analysis
+        with pytest.raises(ValueError, match="built in"):
+            sa_viz.register_analysis(Analysis("road", "x", lambda image: None, ()))
+    finally:
+        recorder._REGISTERED.clear()
+        registered_analyses.clear()
+        probes.cache_clear()
+        analyses.cache_clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "always_one" not in analyses()
