@@ -224,6 +224,8 @@ def study_failures() -> Iterator[None]:
     failure: one line in the log, no traceback)."""
     try:
         yield
+    except gr.Error:  # its own words already (gradio's Error is a ValueError)
+        raise
     except (ModelsUnavailable, ValueError) as error:
         raise refuse(str(error), "The study could not run") from None
     except OSError as error:  # a file of the study missing or unreadable
