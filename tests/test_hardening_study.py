@@ -85,7 +85,7 @@ def test_damaged_zips_leave_nothing_on_the_servers_disk(server):
     # +120 MB each, for as long as the server ran.
     assert all(g < 2**20 for g in grown), grown
     text = log.read_text()
-    assert text.count("page_study answered: **Damaged ZIP.**") == 3
+    assert text.count("page run answered 'Damaged ZIP'") == 3  # one line each (`hints.on_page`)
     assert "Traceback" not in text, text[-3000:]
 
 

@@ -174,8 +174,9 @@ def on_page(
                     message, title = failure_message(method.__name__, error, limit)
                     error = refuse(message, title)
                 if error.title == SUPERSEDED:
-                    return {}
-                log.info("page %s answered %r", method.__name__, error.title)
+                    return gr.skip()  # every output as it is (an empty dict is no answer)
+                name, title, said = method.__name__, error.title, error.message[:300]
+                log.info("page %s answered %r: %s", name, title, said)
                 return self.hints.show(error)
             return {**values, **self.hints.clear(clears)}
 
