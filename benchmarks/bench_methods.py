@@ -32,7 +32,7 @@ def one(method: str, layer: str, width: int, time_limit: float) -> dict:
 
     from sa_viz.app.engine import Engine, Settings
     from sa_viz.app.runtime import resident_bytes, tune_allocator
-    from sa_viz.models.hooks import TimeLimitExceeded
+    from sa_viz.hooks import TimeLimitExceeded
     from sa_viz.models.weights import load_models
 
     tune_allocator()

@@ -10,8 +10,9 @@ sets up its own temp folder before torch is imported):
   `grad_cam(model, x, class_idx)` and `compute_cam(model, x, classes, layer, method)`;
 - `list_models()`, `get_model(name)`, `load_model(name)`, `load_checkpoint(model, path)`;
 - `run_study(source, out, models)`: a dataset into Parquet rows, study.json and a report;
-- `register_model(entry)`, `register_probe(probe)`, `register_analysis(analysis)`: a new model,
-  attention type or analysis, offered everywhere the built-in ones are.
+- `register_model(entry)`, `register_probe(probe)`, `register_analysis(analysis)`,
+  `register_method(method)`: a new model, attention type, analysis or CAM method, offered
+  everywhere the built-in ones are.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ _API = {
     "register_model": "sa_viz.models",
     "register_probe": "sa_viz.probes",
     "register_analysis": "sa_viz.analyses",
+    "register_method": "sa_viz.cam",
 }
 __all__ = [*_API, "__version__"]
 

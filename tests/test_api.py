@@ -32,6 +32,7 @@ DOCUMENTED = {
     "register_model": "sa_viz.models.registry",
     "register_probe": "sa_viz.probes.recorder",
     "register_analysis": "sa_viz.analyses",
+    "register_method": "sa_viz.cam.methods",
 }
 
 
@@ -56,6 +57,7 @@ def test_import_sa_viz_is_light_and_unknown_names_are_refused():
         ("sa_viz.weights", "sa_viz.models.weights", "load_checkpoint"),
         ("sa_viz.gates", "sa_viz.probes", "record_gates"),
         ("sa_viz.preprocess", "sa_viz.data.preprocess", "prepare_image"),
+        ("sa_viz.models.hooks", "sa_viz.hooks", "time_limit"),
     ],
 )
 def test_old_addresses_work_and_warn_with_the_new_one(old, new, name):
@@ -87,6 +89,46 @@ def test_a_registered_model_is_listed_and_a_taken_name_refused():
             sa_viz.register_model(replace(entry, title="another"))
     finally:
         registry._BY_NAME.pop("resnet50_copy", None)
+
+
+def test_a_registered_cam_method_is_offered_and_computed():
+    """A method from outside: one entry, then listed with the built-in ones, computed by
+    `compute_cam` (after the one forward pass, with its classes) and refused under a taken key."""
+    import numpy as np
+    import torch
+
+    from sa_viz.cam import METHODS, CamMethod, compute_cam, methods
+    from sa_viz.cam.methods import _REGISTERED as registered_methods
+    from sa_viz.models import resnet50
+
+    seen = {}
+
+    def centre(model, x, classes, layer):
+        seen["classes"] = classes
+        raw = np.zeros((len(x), 7, 7), np.float32)
+        raw[:, 3, 3] = 1
+        return np.ones((len(x), *x.shape[-2:]), np.float32), raw
+
+    method = CamMethod("centre", "Centre", "the middle, always", centre)
+    try:
+        assert sa_viz.register_method(method) is method
+        assert list(METHODS)[-1] == "centre" and methods()["centre"] is method
+        assert list(METHODS)[:2] == ["gradcam", "gradcam++"]  # the built-ins keep their order
+        result = compute_cam(
+            resnet50().eval(), torch.randn(2, 3, 64, 64), [5, None], "layer4", "centre"
+        )
+        assert result.class_idx[0] == 5 and seen["classes"] == result.class_idx
+        assert result.raw[0, 3, 3] == 1 and result.maps.shape == (2, 64, 64)
+        with pytest.raises(ValueError, match="built in"):
+            sa_viz.register_method(CamMethod("gradcam", "x", "", centre))
+        with pytest.raises(ValueError, match="needs a `compute`"):
+            sa_viz.register_method(CamMethod("nothing", "x"))
+    finally:
+        registered_methods.clear()
+        methods.cache_clear()
+    assert "centre" not in METHODS
+    with pytest.raises(ValueError, match="choose one of gradcam, gradcam\\+\\+"):
+        compute_cam(resnet50().eval(), torch.randn(1, 3, 64, 64), method="centre")
 
 
 def test_a_registered_probe_and_analysis_are_found():

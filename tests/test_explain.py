@@ -237,7 +237,7 @@ def test_the_cli_names_the_file_and_stage_of_an_unforeseen_failure(
     """One line per failed image, naming it and the stage; the other images still run; the
     traceback only with --debug."""
     from sa_viz import cli
-    from sa_viz.pipeline import explain as pipeline_explain
+    import sa_viz.cam
 
     calls = []
 
@@ -247,8 +247,8 @@ def test_the_cli_names_the_file_and_stage_of_an_unforeseen_failure(
             raise RuntimeError("no luck\nand a second line")
         return original(*args, **kwargs)
 
-    original = pipeline_explain.scale_cams
-    monkeypatch.setattr(pipeline_explain, "scale_cams", broken_once)
+    original = sa_viz.cam.scale_cams
+    monkeypatch.setattr(sa_viz.cam, "scale_cams", broken_once)
     chelsea, coffee = ASSETS / "chelsea.jpg", ASSETS / "coffee.jpg"
     flags = ["--out", str(tmp_path), "--weights-dir", str(weights_folder), "--no-download"]
     assert cli.main(["explain", str(chelsea), str(coffee), *flags]) == 1

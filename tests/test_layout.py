@@ -13,7 +13,7 @@ PACKAGE = REPO / "sa_viz"
 FLOW = ["data", "models", "probes", "cam", "analyses", "pipeline", "render", "outputs", "app"]
 ONLY_IN = {"gradio": "app", "gradio_client": "app", "pytorch_grad_cam": "cam"}
 # Modules every folder may import: they import nothing from the package themselves.
-FOUNDATION = {"errors"}
+FOUNDATION = {"errors", "hooks"}  # failure stages; thread-local hooks, time limits, progress
 
 
 def module_name(path) -> str:

@@ -25,7 +25,7 @@ from sa_viz.app.guard import RequestGuard, body_limit
 from sa_viz.app.validation import has_link
 from sa_viz.app.wiring import build, build_app
 from sa_viz.cam import compute_cam, first_component, target_layer
-from sa_viz.models.hooks import Stopped, TimeLimitExceeded, check_time, time_limit
+from sa_viz.hooks import Stopped, TimeLimitExceeded, check_time, time_limit
 
 
 def activations(shape, seed=0) -> np.ndarray:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gc
+import math
 import threading
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from conftest import trained_like_sa
@@ -160,13 +162,21 @@ def test_stats_summarise_groups(model):
     torch.testing.assert_close(
         torch.from_numpy(stats.channel_mean), unit.channel[0].double().mean(1)
     )
-    spatial = unit.spatial[0].flatten(1).double()  # the float32 passes against float64
+    # the spatial figures: each group's map, its channels averaged, over the positions
+    maps = unit.spatial[0].double().mean(1).flatten(1)  # (G, h·w)
     torch.testing.assert_close(
-        torch.from_numpy(stats.spatial_mean), spatial.mean(1), rtol=1e-6, atol=0
+        torch.from_numpy(stats.spatial_mean), maps.mean(1), rtol=1e-6, atol=0
     )
     torch.testing.assert_close(
-        torch.from_numpy(stats.spatial_std), spatial.std(1, correction=0), rtol=1e-5, atol=0
+        torch.from_numpy(stats.spatial_std), maps.std(1, correction=0), rtol=1e-5, atol=0
     )
+    p = maps / maps.sum(1, keepdim=True)
+    entropy = -(p * p.log()).sum(1) / math.log(maps.shape[1])
+    torch.testing.assert_close(torch.from_numpy(stats.spatial_entropy), entropy, rtol=1e-5, atol=0)
+    peak = maps.argmax(1)
+    h, w = unit.spatial.shape[-2:]
+    np.testing.assert_allclose(stats.peak_y, ((peak // w).numpy() + 0.5) / h)
+    np.testing.assert_allclose(stats.peak_x, ((peak % w).numpy() + 0.5) / w)
     summary = stats.summary()
     assert 0 < summary["channel_mean"] < 1 and summary["spatial_group_spread"] > 0
 

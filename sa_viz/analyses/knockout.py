@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from sa_viz.analyses import Analysis, ImageInput, Result
-from sa_viz.models.hooks import stage_blocks, thread_local_hooks
+from sa_viz.hooks import stage_blocks, thread_local_hooks
 from sa_viz.probes.recorder import units_of
 
 VALUES = ("one", "zero", "mean")

@@ -38,7 +38,7 @@ from sa_viz.data.preprocess import (
     Limits,
     prepare_image,
 )
-from sa_viz.models.hooks import Stopped, time_limit
+from sa_viz.hooks import Stopped, time_limit
 from sa_viz.models.registry import DEFAULT_PAIR, parse_pair
 from sa_viz.models.weights import LoadedModel, WeightsStatus
 from sa_viz.outputs.study import run_study
@@ -407,7 +407,7 @@ class Engine:
 
     def stop_computing(self) -> None:
         """The running computation stops at its next check (between residual blocks, ScoreCAM
-        batches or SVD steps), with `sa_viz.models.hooks.Stopped`; so does every later one."""
+        batches or SVD steps), with `sa_viz.hooks.Stopped`; so does every later one."""
         self._stop.set()
 
     def shutdown(self, timeout: float = 10.0) -> bool:

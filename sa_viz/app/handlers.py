@@ -38,8 +38,8 @@ from sa_viz.cam import DEFAULT_LAYER, METHODS
 from sa_viz.data.imagenet import class_index
 from sa_viz.data.preprocess import prepare_image
 from sa_viz.errors import stage
+from sa_viz.hooks import Stopped, TimeLimitExceeded
 from sa_viz.models import DEFAULT_PAIR, get_model, list_models
-from sa_viz.models.hooks import Stopped, TimeLimitExceeded
 from sa_viz.models.weights import WeightsStatus
 from sa_viz.outputs.document import explanation_document
 from sa_viz.outputs.export import write_zip

@@ -21,7 +21,7 @@ from sa_viz.app.engine import ModelsUnavailable, NothingYet, ResultExpired
 from sa_viz.cam import SCORECAM_CHANNELS
 from sa_viz.data.preprocess import ImageError
 from sa_viz.errors import failed_while, new_error_id
-from sa_viz.models.hooks import Stopped, TimeLimitExceeded
+from sa_viz.hooks import Stopped, TimeLimitExceeded
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from sa_viz.app.engine import Engine, ModelsUnavailable
 from sa_viz.app.hints import HintBoard, on_page, refuse
 from sa_viz.app.tempspace import TempSpace
 from sa_viz.data.sources import IMAGE_SUFFIXES
-from sa_viz.models.hooks import Stopped
+from sa_viz.hooks import Stopped
 
 log = logging.getLogger(__name__)
 

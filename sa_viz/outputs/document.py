@@ -7,9 +7,9 @@ no reader has to guess an order.
 
 From an `Explanation` (`explanation_document`) the document holds what was computed; from a
 study's Parquet rows and `study.json` (`study_document`, read by
-`sa_viz.outputs.study.read_documents`) what a study keeps: the same gate summary (a study's own,
-`sa_viz.pipeline.study.unit_summary`, with its channel gates reduced to each group's mean and
-standard deviation, the figures `sa_viz.probes.gate_stats` gives), the analyses' numbers without
+`sa_viz.outputs.study.read_documents`) what a study keeps: the same gate summary
+(`sa_viz.probes.unit_summary`, with its channel gates reduced to each group's mean and standard
+deviation, the figures `sa_viz.probes.gate_stats` gives), the analyses' numbers without
 their details, and no image sizes for a study written before they were recorded.
 """
 
@@ -30,8 +30,7 @@ from sa_viz.cam import cam_agreement
 from sa_viz.data.imagenet import label
 from sa_viz.models.weights import WeightsStatus
 from sa_viz.pipeline.explain import Explanation, ModelExplanation
-from sa_viz.pipeline.study import SPATIAL_SUMMARIES, unit_summary
-from sa_viz.probes import GateLayout, unit_layouts
+from sa_viz.probes import SPATIAL_SUMMARIES, GateLayout, unit_layouts, unit_summary
 
 SCHEMA = "sa-viz/explanation/1"
 SCHEMA_FILE = "explanation.schema.json"

@@ -1,8 +1,8 @@
 """One image through the chosen models: predictions, a CAM for the chosen class and every
 attention gate.
 
-For Grad-CAM each model runs one forward pass (gates recorded by hooks, the target layer's
-activation kept) and one backward through the layers after the target only.
+Each model runs the one forward pass of `sa_viz.cam.forward_pass` (gates recorded by hooks; for
+Grad-CAM the target layer's activation kept, and one backward through the layers after it only).
 """
 
 from __future__ import annotations
@@ -17,23 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from sa_viz.cam import (
-    DEFAULT_LAYER,
-    LAYERS,
-    METHODS,
-    compute_cam,
-    head_gradient,
-    resolve_classes,
-    scale_cams,
-)
+from sa_viz.cam import DEFAULT_LAYER, LAYERS, compute_cam, get_method
 from sa_viz.data.imagenet import label
 from sa_viz.data.preprocess import DEFAULT_LIMITS, ImageSource, Limits, PreparedImage, prepare_image
-from sa_viz.errors import stage
+from sa_viz.hooks import reporting, time_limit
 from sa_viz.models.device import device_of
-from sa_viz.models.hooks import reporting, time_limit
 from sa_viz.models.registry import DEFAULT_PAIR, get_model, parse_pair
 from sa_viz.models.weights import LoadedModel, WeightsStatus, load_model
-from sa_viz.probes import UnitGates, record_gates
+from sa_viz.probes import UnitGates
 
 TOP_K = 5
 
@@ -127,7 +118,7 @@ def explain(
     `class_idx`: None to explain each model's own top-1, or one ImageNet class for both.
     `method`: a key of `sa_viz.cam.METHODS`; `layer`: one of `sa_viz.cam.LAYERS`.
     `image`: a path, bytes, PIL image, array or an already `PreparedImage`.
-    `timeout`: seconds after which the models stop (`sa_viz.models.hooks.TimeLimitExceeded`).
+    `timeout`: seconds after which the models stop (`sa_viz.hooks.TimeLimitExceeded`).
     `device`: where models loaded here run ("auto": a CUDA GPU if there is one; "cpu", "cuda");
     models passed in run where they are.
     """
@@ -156,7 +147,7 @@ def explain_models(
     not faster on this project's machines: benchmarks/README.md).
 
     `progress(fraction, title)`: called as each model starts and as a long method's passes end
-    (`sa_viz.models.hooks.report`), with the fraction of the whole done."""
+    (`sa_viz.hooks.report`), with the fraction of the whole done."""
     results = {}
     for i, (name, loaded) in enumerate(models.items()):
         if progress is None:
@@ -191,8 +182,7 @@ def check_models(models: Mapping[str, LoadedModel], layer: str) -> None:
 def check_settings(layer: str, method: str) -> None:
     if layer not in LAYERS:
         raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(LAYERS)}")
-    if method not in METHODS:
-        raise ValueError(f"unknown CAM method {method!r}; choose one of {', '.join(METHODS)}")
+    get_method(method)  # a ValueError that lists the choices
 
 
 def explain_model(
@@ -208,8 +198,8 @@ def explain_model(
     """One model's predictions, CAM and gates for a prepared image.
 
     `deadline`: a `time.monotonic()` value after which the computation stops with
-    `sa_viz.models.hooks.TimeLimitExceeded` (None: no limit); `stop`: an event that stops it the
-    same way once set (`sa_viz.models.hooks.Stopped`; a server sets it when it shuts down).
+    `sa_viz.hooks.TimeLimitExceeded` (None: no limit); `stop`: an event that stops it the
+    same way once set (`sa_viz.hooks.Stopped`; a server sets it when it shuts down).
     """
     with time_limit(loaded.module, deadline, stop):
         return _explain_model(loaded, image, class_idx, layer, method)
@@ -220,24 +210,9 @@ def _explain_model(
 ) -> ModelExplanation:
     model = loaded.module
     x = image.tensor.to(device_of(model))
-    with record_gates(model) as gates:
-        if method == "gradcam":
-            with head_gradient(model, layer) as probe:
-                with stage("model"):
-                    logits = model(x)
-                classes = resolve_classes(logits, class_idx)
-                with stage("cam"):
-                    raw = probe.raw_cam(logits, classes).cpu().numpy()
-            with stage("cam"):
-                cam = scale_cams(raw, image.size)[0]
-        else:
-            with torch.no_grad(), stage("model"):
-                logits = model(x)
-            classes = resolve_classes(logits, class_idx)
-    if method != "gradcam":
-        with stage("cam"):
-            result = compute_cam(model, x, classes, layer, method)
-        cam, raw = result.maps[0], result.raw
+    result = compute_cam(model, x, class_idx, layer, method, gates=True)
+    cam, raw, classes, gates = result.maps[0], result.raw, result.class_idx, result.gates
+    logits = result.logits
     probabilities = torch.softmax(logits.detach()[0].double(), 0).cpu().numpy()
     top = np.argsort(-probabilities, kind="stable")[:TOP_K]
     return ModelExplanation(

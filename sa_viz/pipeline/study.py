@@ -6,7 +6,7 @@ gate summaries of every attention unit: per group, the channel-gate values and t
 mean, spread (std), entropy and peak position. Per image: the pair's CAM agreement, the image's
 sizes and its decoding notes.
 
-Grad-CAM here is the same head-only Grad-CAM as one image's (`sa_viz.cam.head_gradient`), for a
+Grad-CAM here comes from the same forward pass as one image's (`sa_viz.cam.forward_pass`), for a
 batch at once; images are decoded by `sa_viz.data.preprocess` in worker processes
 (`decoded`), with the centre crop by default so that they batch. No files are written here:
 `sa_viz.outputs.study` does that.
@@ -15,7 +15,6 @@ batch at once; images are decoded by `sa_viz.data.preprocess` in worker processe
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 from sa_viz.analyses import Box, ImageInput, run_analyses
-from sa_viz.cam import DEFAULT_LAYER, cam_agreement, head_gradient, resolve_classes, scale_cams
+from sa_viz.cam import DEFAULT_LAYER, cam_agreement, compute_cam
 from sa_viz.data.preprocess import (
     DEFAULT_LIMITS,
     ImageError,
@@ -36,13 +35,11 @@ from sa_viz.data.preprocess import (
     to_tensor,
 )
 from sa_viz.data.sources import Item
-from sa_viz.errors import stage
 from sa_viz.models.device import device_of
 from sa_viz.models.weights import LoadedModel
-from sa_viz.probes import UnitGates, record_gates
+from sa_viz.probes import unit_summary
 
 TOP_K = 5
-SPATIAL_SUMMARIES = ("spatial_mean", "spatial_std", "spatial_entropy", "peak_y", "peak_x")
 
 
 @dataclass(frozen=True)
@@ -100,29 +97,6 @@ def decoded(
         yield [f.result() for f in futures]
 
 
-def unit_summary(gates: UnitGates, index: int) -> dict[str, Any]:
-    """One unit's gates of one image, summarised per group."""
-    summary: dict[str, Any] = {
-        "channel": gates.channel[index].flatten().tolist(),  # (G·c,): group by group
-        "groups": gates.groups,
-    }
-    if gates.spatial is None:
-        return summary | dict.fromkeys(SPATIAL_SUMMARIES)  # no spatial gate (SE): nulls
-    maps = gates.spatial[index].mean(dim=1).double()  # (G, h, w): over each group's c channels
-    g, h, w = maps.shape
-    flat = maps.reshape(g, -1)
-    p = flat / flat.sum(dim=1, keepdim=True)
-    entropy = -(p * p.clamp_min(1e-12).log()).sum(dim=1) / math.log(max(2, h * w))
-    peak = flat.argmax(dim=1)
-    return summary | {
-        "spatial_mean": flat.mean(dim=1).tolist(),
-        "spatial_std": flat.std(dim=1, correction=0).tolist(),
-        "spatial_entropy": entropy.tolist(),  # 0: one position; 1: uniform
-        "peak_y": ((peak // w).double() + 0.5).div(h).tolist(),  # in (0, 1), from the top
-        "peak_x": ((peak % w).double() + 0.5).div(w).tolist(),
-    }
-
-
 def study_batch(
     models: Mapping[str, LoadedModel],
     batch: list[Decoded],
@@ -139,22 +113,16 @@ def study_batch(
     per_model: dict[str, dict[str, Any]] = {}
     for name, loaded in models.items():
         model = loaded.module
-        with record_gates(model) as gates, head_gradient(model, layer) as probe:
-            with stage("model"):
-                logits = model(x.to(device_of(model)))
-            own = resolve_classes(logits, None)
-            targets = [own[i] if label is None else label for i, label in enumerate(labels)]
-            with stage("cam"):
-                raw = probe.raw_cam(logits, targets).cpu().numpy()
-        probabilities = torch.softmax(logits.detach().double(), 1).cpu().numpy()
-        with stage("cam"):
-            maps = scale_cams(raw, tuple(x.shape[-2:]))
+        # The label's class where there is one, else the model's own top-1 (None)
+        result = compute_cam(model, x.to(device_of(model)), labels, layer, gates=True)
+        targets, raw, maps = result.class_idx, result.raw, result.maps
+        probabilities = torch.softmax(result.logits.double(), 1).cpu().numpy()
         per_model[name] = {
             "probabilities": probabilities,
             "targets": targets,
             "raw": raw,
             "maps": maps,
-            "gates": dict(gates),
+            "gates": result.gates,
             "analyses": [
                 analysis_numbers(analyses, model, x[i : i + 1], maps[i], targets[i], d.boxes)
                 for i, d in enumerate(good)

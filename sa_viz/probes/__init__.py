@@ -9,6 +9,7 @@ its `GateLayout`: every panel, export and figure reads the layout, never a fixed
 from __future__ import annotations
 
 from sa_viz.probes.base import (
+    SPATIAL_SUMMARIES,
     GateLayout,
     GateStats,
     Probe,
@@ -16,6 +17,7 @@ from sa_viz.probes.base import (
     UnitGates,
     gate_stats,
     is_constant,
+    unit_summary,
 )
 from sa_viz.probes.recorder import (
     probe_for,
@@ -27,6 +29,7 @@ from sa_viz.probes.recorder import (
 )
 
 __all__ = [
+    "SPATIAL_SUMMARIES",
     "GateLayout",
     "GateStats",
     "Probe",
@@ -39,5 +42,6 @@ __all__ = [
     "register_probe",
     "unit_layouts",
     "unit_names",
+    "unit_summary",
     "units_of",
 ]

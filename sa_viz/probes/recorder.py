@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from sa_viz.errors import stage
-from sa_viz.models.hooks import thread_local_hooks
+from sa_viz.hooks import thread_local_hooks
 from sa_viz.probes.base import GateLayout, Probe, UnitGates
 
 _SHARED = {"base", "recorder"}
