@@ -37,17 +37,23 @@ from torchvision.models import resnet50 as torchvision_resnet50
 
 from sa_viz.app.runtime import tune_allocator
 from sa_viz.data.preprocess import prepare_image
-from sa_viz.models import resnet50, sa_resnet50, sa_units
+from sa_viz.models import resnet50, sa_resnet50
+from sa_viz.models.attention import ShuffleAttention
 from sa_viz.models.device import resolve_device
 from sa_viz.models.weights import LoadedModel, WeightsStatus
 from sa_viz.pipeline.explain import explain_models
+
+
+def sa_modules(model: torch.nn.Module) -> list[ShuffleAttention]:
+    """Every SA unit of `model`, in order."""
+    return [m for m in model.modules() if isinstance(m, ShuffleAttention)]
 
 
 def seeded(builder, seed: int) -> torch.nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = builder().eval()
-        for _, unit in sa_units(model):  # trained-looking gates: speed must not depend on it
+        for unit in sa_modules(model):  # trained-looking gates: speed must not depend on it
             for p in (unit.cweight, unit.sweight):
                 p.data.normal_(0, 0.5)
     return model
@@ -68,7 +74,7 @@ def official_sa_forward(unit, x: torch.Tensor) -> torch.Tensor:
 
 def official_eager_sa_resnet50(seed: int) -> torch.nn.Module:
     model = seeded(sa_resnet50, seed)
-    for _, unit in sa_units(model):
+    for unit in sa_modules(model):
         unit.forward = types.MethodType(official_sa_forward, unit)
     return model
 

@@ -99,9 +99,9 @@ def main() -> None:
     from sa_viz.data.preprocess import to_tensor
     from sa_viz.data.sources import read_source
     from sa_viz.models.weights import load_models
-    from sa_viz.outputs.study import run_study
     from sa_viz.outputs.study_report import write_report
     from sa_viz.pipeline.study import decoded
+    from sa_viz.studies import run_study
 
     if args.ray:
         import ray

@@ -41,8 +41,8 @@ def main() -> None:
 
     from bench_study import example_copies  # this folder: the script's own
 
+    from sa_viz import studies
     from sa_viz.models.weights import load_models
-    from sa_viz.outputs import study
 
     models = load_models(allow_download=False, names=["resnet50", "sa_resnet50"], device="cpu")
     samples: list[tuple[float, int, float]] = []  # (time, parts written, RSS in MB)
@@ -58,7 +58,7 @@ def main() -> None:
 
         threading.Thread(target=sample, daemon=True).start()
         started = time.monotonic()
-        study.run_study(root, out, models, batch_size=args.batch_size, workers=args.workers,
+        studies.run_study(root, out, models, batch_size=args.batch_size, workers=args.workers,
                         progress=False)  # fmt: skip
         done.set()
         seconds = time.monotonic() - started

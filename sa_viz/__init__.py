@@ -34,7 +34,7 @@ _API = {
     "get_model": "sa_viz.models",
     "load_model": "sa_viz.models.weights",
     "load_checkpoint": "sa_viz.models.weights",
-    "run_study": "sa_viz.outputs.study",
+    "run_study": "sa_viz.studies",
     "register_model": "sa_viz.models",
     "register_probe": "sa_viz.probes",
     "register_analysis": "sa_viz.analyses",

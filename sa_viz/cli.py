@@ -454,7 +454,7 @@ def study_main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     from sa_viz.data.sources import SourceError, read_source
-    from sa_viz.outputs.study import run_study
+    from sa_viz.studies import run_study
 
     try:
         source = read_source(args.source)

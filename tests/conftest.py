@@ -24,7 +24,8 @@ import httpx
 import pytest
 import torch
 
-from sa_viz.models import DEFAULT_PAIR, get_model, list_models, sa_resnet50, sa_units
+from sa_viz.models import DEFAULT_PAIR, get_model, list_models, sa_resnet50
+from sa_viz.models.attention import ShuffleAttention
 from sa_viz.models.registry import SA_OFFICIAL_FILE
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -35,11 +36,16 @@ ASSETS = REPO / "sa_viz" / "data" / "examples"  # the example photos shipped wit
 SEED = 1234
 
 
+def sa_modules(model: torch.nn.Module) -> list[ShuffleAttention]:
+    """Every SA unit of `model`, in order."""
+    return [m for m in model.modules() if isinstance(m, ShuffleAttention)]
+
+
 def randomize_gates(model: torch.nn.Module, seed: int = SEED) -> torch.nn.Module:
     """Give every SA unit non-trivial gate parameters, as training would."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for _, unit in sa_units(model):
+        for unit in sa_modules(model):
             for p in (unit.cweight, unit.sweight, unit.gn.weight):
                 p.copy_(torch.randn(p.shape, generator=generator) * 0.8 + (p is unit.gn.weight))
             for p in (unit.cbias, unit.sbias, unit.gn.bias):

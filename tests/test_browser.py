@@ -18,7 +18,7 @@ import pytest
 from conftest import ASSETS, REPO
 from hostile import write_all
 
-from sa_viz.outputs.study import run_study
+from sa_viz.studies import run_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 

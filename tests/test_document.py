@@ -25,6 +25,7 @@ from sa_viz.outputs.document import SCHEMA, explanation_document, plain, schema
 from sa_viz.outputs.study_report import write_report
 from sa_viz.pipeline.explain import analyse_explanation, explain
 from sa_viz.probes import gate_stats
+from sa_viz.studies import run_study
 
 PAIR = ("se_resnet50", "sa_resnet50")  # an SE model (one group, no spatial gate) and SA
 CHELSEA_SIZE = {"width": 451, "height": 300}
@@ -131,7 +132,7 @@ def study(pair, tmp_path_factory):
     lines = [{"path": "chelsea.jpg", "box": box}, {"path": "coffee.jpg"}]
     listed.write_text("\n".join(json.dumps(line) for line in lines))
     out = folder / "out"
-    study_files.run_study(
+    run_study(
         read_source(listed), out, pair, batch_size=2, workers=0, progress=False,
         analyses=["localisation"], report=False,
     )  # fmt: skip

@@ -236,8 +236,8 @@ def test_the_cli_names_the_file_and_stage_of_an_unforeseen_failure(
 ):
     """One line per failed image, naming it and the stage; the other images still run; the
     traceback only with --debug."""
-    from sa_viz import cli
     import sa_viz.cam
+    from sa_viz import cli
 
     calls = []
 

@@ -10,7 +10,18 @@ import pytest
 from conftest import REPO
 
 PACKAGE = REPO / "sa_viz"
-FLOW = ["data", "models", "probes", "cam", "analyses", "pipeline", "render", "outputs", "app"]
+FLOW = [
+    "data",
+    "models",
+    "probes",
+    "cam",
+    "analyses",
+    "pipeline",
+    "render",
+    "outputs",
+    "studies",
+    "app",
+]
 ONLY_IN = {"gradio": "app", "gradio_client": "app", "pytorch_grad_cam": "cam"}
 # Modules every folder may import: they import nothing from the package themselves.
 FOUNDATION = {"errors", "hooks"}  # failure stages; thread-local hooks, time limits, progress

@@ -22,7 +22,7 @@ from sa_viz.cam import grad_cam_result
 from sa_viz.data.imagenet import labels
 from sa_viz.data.preprocess import prepare_image
 from sa_viz.models.weights import LoadedModel, WeightsStatus
-from sa_viz.outputs.study import run_study
+from sa_viz.studies import run_study
 
 CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 CAT_BOX = (30, 0, 385, 300)  # x0, y0, x1, y1 of the cat's head in the 451×300 photo

@@ -10,7 +10,8 @@ import torch
 from conftest import REPO, matches_functional, randomize_gates, seeded
 from torchvision.models import resnet50 as torchvision_resnet50
 
-from sa_viz.models import SA_UNIT_NAMES, resnet50, sa_resnet50, sa_units, untrained_sa_units
+from sa_viz.models import SA_UNIT_NAMES, resnet50, sa_resnet50
+from sa_viz.probes import units_of
 
 # A copy of shared/reference/sa_resnet50_shapes.json: the official checkpoint's names and shapes.
 REFERENCE = REPO / "tests" / "reference" / "sa_resnet50_shapes.json"
@@ -42,7 +43,7 @@ def test_resnet50_is_torchvisions():
 
 def test_sixteen_units_with_named_gates():
     model = sa_resnet50()
-    units = dict(sa_units(model))
+    units = {name: unit for name, unit, _ in units_of(model)}
     assert tuple(units) == SA_UNIT_NAMES and len(units) == 16
     widths = {f"layer{s}": c for s, c in zip((1, 2, 3, 4), (2, 4, 8, 16), strict=True)}
     for name, unit in units.items():
@@ -54,10 +55,13 @@ def test_sixteen_units_with_named_gates():
 
 
 def test_untrained_units_are_detected():
+    def untrained(model):
+        return [name for name, unit, probe in units_of(model) if probe.untrained(unit)]
+
     model = sa_resnet50()
-    assert untrained_sa_units(model) == list(SA_UNIT_NAMES)
+    assert untrained(model) == list(SA_UNIT_NAMES)
     randomize_gates(model)
-    assert untrained_sa_units(model) == []
+    assert untrained(model) == []
 
 
 def test_every_parameter_gets_a_gradient():

@@ -19,7 +19,10 @@ from conftest import ASSETS
 from sa_viz.data.sources import read_source
 from sa_viz.outputs import study as study_files
 from sa_viz.outputs import study_report
-from sa_viz.outputs.study import SCHEMA, run_study, wilson
+from sa_viz.outputs.study import SCHEMA, wilson
+from sa_viz.pipeline import study as pipeline_study
+from sa_viz.studies import run as study_run
+from sa_viz.studies import run_study
 
 PHOTOS = {"chelsea.jpg": "n02123045", "coffee.jpg": "967", "rocket.jpg": "hot dog"}
 
@@ -99,9 +102,9 @@ def test_an_interrupted_study_resumes_to_the_same_rows(
     whole = tmp_path / "whole"
     run_study(dataset, whole, loaded_models, batch_size=2, workers=0, progress=False)
     resumed = tmp_path / "resumed"
-    monkeypatch.setattr(study_files, "PART_SIZE", 4)  # parts of 4 images: stop after the first
+    monkeypatch.setattr(study_run, "PART_SIZE", 4)  # parts of 4 images: stop after the first
     calls = {"n": 0}
-    original = study_files.study_batch
+    original = pipeline_study.study_batch
 
     def interrupted(*args, **kwargs):
         calls["n"] += 1
@@ -109,12 +112,12 @@ def test_an_interrupted_study_resumes_to_the_same_rows(
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(study_files, "study_batch", interrupted)
+    monkeypatch.setattr(pipeline_study, "study_batch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_study(dataset, resumed, loaded_models, batch_size=2, workers=0, progress=False)
     assert len(list((resumed / "rows").glob("*.parquet"))) == 1  # one whole part, no half one
     assert not list((resumed / "rows").glob("*.partial"))
-    monkeypatch.setattr(study_files, "study_batch", original)
+    monkeypatch.setattr(pipeline_study, "study_batch", original)
     run_study(dataset, resumed, loaded_models, batch_size=2, workers=0, progress=False)
     first, second = rows(whole), rows(resumed)
     assert [r["key"] for r in first] == [r["key"] for r in second]
@@ -324,7 +327,7 @@ def test_boxes_follow_the_resize_and_the_centre_crop():
 def test_a_resume_with_other_settings_is_refused(dataset, loaded_models, tmp_path):
     out = tmp_path / "study"
     run_study(dataset, out, loaded_models, limit=2, workers=0, progress=False, report=False)
-    with pytest.raises(study_files.SettingsChanged, match="layer layer4"):
+    with pytest.raises(study_run.SettingsChanged, match="layer layer4"):
         run_study(dataset, out, loaded_models, layer="layer3", workers=0, progress=False)
     assert pq.read_table(out / "rows").num_rows == 4  # nothing added
 

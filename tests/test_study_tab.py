@@ -19,7 +19,7 @@ from hostile import damaged_zip
 from sa_viz.app.engine import Engine
 from sa_viz.app.study_tab import StudyHandlers, StudyLimits, study_tab, unpack
 from sa_viz.app.tempspace import TempSpace
-from sa_viz.outputs.study import run_study
+from sa_viz.studies import run_study
 
 PHOTO = (ASSETS / "chelsea.jpg").read_bytes()
 

@@ -41,7 +41,6 @@ from sa_viz.data.preprocess import (
 from sa_viz.hooks import Stopped, time_limit
 from sa_viz.models.registry import DEFAULT_PAIR, parse_pair
 from sa_viz.models.weights import LoadedModel, WeightsStatus
-from sa_viz.outputs.study import run_study
 from sa_viz.pipeline.explain import (
     Explanation,
     ModelExplanation,
@@ -49,6 +48,7 @@ from sa_viz.pipeline.explain import (
     check_settings,
     explain_models,
 )
+from sa_viz.studies import run_study
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,6 @@ from sa_viz.models.resnet import (
     SABottleneck,
     resnet50,
     sa_resnet50,
-    sa_units,
-    untrained_sa_units,
 )
 from sa_viz.models.senet import se_resnet50
 
@@ -43,7 +41,5 @@ __all__ = [
     "register_model",
     "resnet50",
     "sa_resnet50",
-    "sa_units",
     "se_resnet50",
-    "untrained_sa_units",
 ]

@@ -34,7 +34,6 @@ class Preprocessing:
 
     resize: int = RESIZE_SIZE  # shorter side, then a centre crop of `crop`
     crop: int = INPUT_SIZE
-    interpolation: str = "bilinear"
     mean: tuple[float, float, float] = MEAN
     std: tuple[float, float, float] = STD
 

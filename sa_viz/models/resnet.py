@@ -6,7 +6,7 @@ loads checkpoints into them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -61,19 +61,3 @@ def sa_resnet50(**kwargs: Any) -> ResNet:
 SA_UNIT_NAMES: tuple[str, ...] = tuple(
     f"layer{stage}.{block}" for stage, depth in enumerate(STAGE_DEPTHS, 1) for block in range(depth)
 )
-
-
-def sa_units(model: nn.Module) -> Iterator[tuple[str, ShuffleAttention]]:
-    """Yield ("layer1.0", unit) … ("layer4.2", unit): every SA unit, keyed by its bottleneck."""
-    for name, module in model.named_modules():
-        if isinstance(module, ShuffleAttention):
-            yield name.removesuffix(".sa"), module
-
-
-def untrained_sa_units(model: nn.Module) -> list[str]:
-    """Units whose gate weights are still the paper's zero init: their gates are constant σ(bias).
-
-    Trained weights are never exactly zero, so this tells a checkpoint that was never trained
-    (or never loaded) from a real one.
-    """
-    return [name for name, unit in sa_units(model) if unit.untrained]

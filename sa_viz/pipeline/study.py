@@ -15,8 +15,10 @@ batch at once; images are decoded by `sa_viz.data.preprocess` in worker processe
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,3 +198,38 @@ def analysis_numbers(
 
 def _finite(value: float) -> float | None:
     return None if value != value else float(value)
+
+
+def decoding_processes() -> int:
+    """The local engine's decoding processes by default: none on a machine of 2 cores or fewer
+    (there, two processes that import torch and decode took the models' CPU: 3.6 images/s
+    against 5.5–6.2 without, benchmarks/README.md), else half the cores, at most 8."""
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(8, cores // 2)
+
+
+def local_batches(
+    items: Sequence[Item],
+    models: Mapping[str, LoadedModel],
+    *,
+    batch_size: int,
+    layer: str,
+    crop: bool,
+    workers: int | None,
+    analyses: Sequence[str] = (),
+    limits: Limits = DEFAULT_LIMITS,
+) -> Iterator[tuple[int, list[dict[str, Any]], list[str]]]:
+    """(images, records, problems) for `items`, batch by batch, in this process, with `workers`
+    decoding processes (0: none; None: `decoding_processes()`)."""
+    workers = decoding_processes() if workers is None else workers
+    # Worker processes started fresh ("spawn"): forked from a process whose torch threads are
+    # running, a worker can deadlock (seen: a study that never began).
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=context) if workers > 0 else None
+    try:
+        for batch in decoded(items, pool, batch_size, crop, limits):
+            problems = [d.problem for d in batch if d.problem]
+            yield len(batch), study_batch(models, batch, layer, analyses), problems
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
