@@ -524,3 +524,21 @@ def test_a_drawn_box_the_analyses_and_a_knockout_bar_that_opens_its_group(page, 
     )
     assert page.locator("#gate-unit input").input_value() == charted != "layer1.0"
     assert page.locator("#hint-analyses").count() == 0 or page.locator("#hint-analyses").is_hidden()
+
+
+def test_the_tab_bar_never_loses_a_tab(at_width):
+    """Clicking every tab, in any order, leaves the bar as it was: one button per tab (issue 27:
+    a click on Export showed "Export · Export" and Study was gone until a reload)."""
+    page = at_width
+    labels = ["Grad-CAM", "Gate explorer", "Analyses", "Export", "Study"]
+
+    def bar() -> list[str]:
+        return [b.inner_text() for b in page.locator("[role=tablist] > button[role=tab]").all()]
+
+    assert bar() == labels
+    for name in ["Export", "Study", "Analyses", "Export", "Gate explorer", "Study", "Grad-CAM"]:
+        page.locator("[role=tablist] > button[role=tab]", has_text=name).first.click()
+        page.wait_for_timeout(300)
+        assert bar() == labels, (name, bar())
+        selected = page.locator("[role=tablist] > button[aria-selected=true]")
+        assert selected.count() == 1 and selected.inner_text() == name

@@ -20,6 +20,7 @@ from gradio import utils as gradio_utils
 from gradio.data_classes import ImageData
 from PIL import Image
 
+import sa_viz.cam
 from sa_viz.app.choices import CLASS_CHOICES, CROP, HINT_PLACES, OWN_TOP1
 from sa_viz.app.engine import Engine, Kept, ModelsUnavailable, Settings
 from sa_viz.app.gradio_internals import configure_queue
@@ -30,7 +31,6 @@ from sa_viz.app.wiring import build, build_app
 from sa_viz.data import preprocess as data_preprocess
 from sa_viz.data.preprocess import prepare_image
 from sa_viz.models.weights import load_models
-from sa_viz.pipeline import explain as pipeline_explain
 from sa_viz.pipeline.explain import Explanation, explain_models
 from sa_viz.render import views
 from sa_viz.render.overlays import LABEL_BAND, tile_size
@@ -440,7 +440,7 @@ def test_unexpected_failures_name_no_server_paths(handlers, monkeypatch):
 @pytest.mark.parametrize(
     ("module", "function", "stage"),
     [
-        (pipeline_explain, "scale_cams", "computing the CAM"),
+        (sa_viz.cam, "scale_cams", "computing the CAM"),
         (views, "cam_view", "drawing the pictures"),
         (data_preprocess, "to_tensor", "decoding the image"),
     ],
@@ -689,3 +689,17 @@ def test_a_pages_load_events_are_never_refused_for_its_session(engine, tmp_path)
     assert all(push(i) for i in loads)
     cam_view = next(i for i, fn in demo.fns.items() if fn.api_name == "cam_view")
     assert not push(cam_view)  # this session already has more than two waiting in the lane
+
+
+def test_the_tab_bar_holds_only_tabs(engine):
+    """gradio's tab bar counts every child of `gr.Tabs` as a tab: a State among them made the
+    bar show Export twice and lose Study (issue 27). Each tab has its own id, too."""
+    demo = build(engine).demo
+    tab_sets = [block for block in demo.blocks.values() if isinstance(block, gr.Tabs)]
+    assert tab_sets
+    for tabs in tab_sets:
+        assert all(isinstance(child, gr.Tab) for child in tabs.children), [
+            type(child).__name__ for child in tabs.children
+        ]
+        ids = [child.id for child in tabs.children]
+        assert None not in ids and len(set(ids)) == len(ids), ids

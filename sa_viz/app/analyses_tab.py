@@ -85,7 +85,7 @@ class AnalysesTab:
 
 
 def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
-    with gr.Tab("Analyses"):
+    with gr.Tab("Analyses", id="analyses", elem_id="tab-analyses"):
         gr.Markdown(
             "**Object box** (optional): is the CAM's peak inside it (pointing game), how much "
             "of its mass, and its IoU with the box. Click two opposite corners of the object on "
@@ -156,9 +156,12 @@ def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
             **picture,
         )
         hint = gr.Markdown(visible=False, elem_id="hint-analyses", elem_classes=["hint"])
+        # Inside the tab: gradio's tab bar counts every child of `gr.Tabs` as a tab, and a
+        # State there made the bar show the next tab twice and lose the last (issue 27).
+        knock_state = gr.State(None)
     return AnalysesTab(
         faith_button, faith_plot, faith_text, knock_gates, knock_value, knock_button,
-        knock_plot, knock_text, knock_cams, gr.State(None), box, box_picture, box_clear,
+        knock_plot, knock_text, knock_cams, knock_state, box, box_picture, box_clear,
         chosen, chosen_button, chosen_table, chosen_text, hint,
     )  # fmt: skip
 

@@ -198,7 +198,7 @@ def input_column() -> InputColumn:
 
 def cam_tab(picture: dict[str, Any]) -> tuple[gr.Radio, list[gr.Image], gr.Image, gr.Markdown]:
     """The Grad-CAM tab: (its CAM scale, the two models' CAMs, their difference, its text)."""
-    with gr.Tab("Grad-CAM"):
+    with gr.Tab("Grad-CAM", id="cam", elem_id="tab-cam"):
         normalization = gr.Radio(
             list(views.NORMALIZATIONS),
             value="per model",
@@ -236,7 +236,7 @@ class GateExplorer(NamedTuple):
 
 def gate_explorer_tab(picture: dict[str, Any]) -> GateExplorer:
     """The gate explorer tab: which model's unit and group, and its pictures."""
-    with gr.Tab("Gate explorer"):
+    with gr.Tab("Gate explorer", id="gates", elem_id="tab-gates"):
         with gr.Row():
             gate_model = gr.Dropdown(
                 GATED_CHOICES,
@@ -294,7 +294,7 @@ def gate_explorer_tab(picture: dict[str, Any]) -> GateExplorer:
 
 def export_tab() -> tuple[gr.Button, gr.File]:
     """The Export tab: (its button, the built ZIP)."""
-    with gr.Tab("Export"):
+    with gr.Tab("Export", id="export", elem_id="tab-export"):
         gr.Markdown(
             "Everything for the current image in one ZIP: every picture as a "
             "lossless PNG with the current view settings, predictions, settings "

@@ -65,7 +65,7 @@ class StudyTab:
 
 def study_tab(limits: StudyLimits, studies_dir: Path | None, upload_bytes: int) -> StudyTab:
     """The tab's components, inside the page's `gr.Tabs`."""
-    with gr.Tab("Study"):
+    with gr.Tab("Study", id="study", elem_id="tab-study"):
         gr.Markdown(
             "One image is an anecdote. Upload a set of images, or a ZIP (with one folder per "
             "class, named by WordNet id, class index or name, the images get labels and the "
