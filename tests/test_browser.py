@@ -506,7 +506,7 @@ def test_a_drawn_box_the_analyses_and_a_knockout_bar_that_opens_its_group(page, 
     )
     assert table.inner_text().count("↑") == 2 and table.inner_text().count("↓") == 1
     page.locator("#knock-run").click()
-    page.locator("#knock-text").get_by_text("Most harmful groups").wait_for()
+    page.locator("#knock-text").get_by_text("The whole unit knocked out").wait_for()
     page.locator("#knock-cams img").wait_for()
     shots(page, "analyses-1440")
     # Another unit in the explorer: a click on a bar still opens the chart's unit's group.

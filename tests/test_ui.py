@@ -703,3 +703,31 @@ def test_the_tab_bar_holds_only_tabs(engine):
         ]
         ids = [child.id for child in tabs.children]
         assert None not in ids and len(set(ids)) == len(ids), ids
+
+
+def test_the_knockout_names_harm_only_where_there_is_some():
+    """Issue 27: SE's one group, whose knockout helped, was called the most harmful; its chart
+    had ticks at −0.4…0.4 and the title the registry's name."""
+    from sa_viz.app.analyses_tab import harmful_groups, knockout_figure
+
+    helped = {"group_dp": [0.000677], "ranking": [0]}
+    assert harmful_groups(helped) == (
+        "Knocking out a single group lowers the probability for none of them (the largest "
+        "change: group 0, +0.000677)."
+    )
+    mixed = {"group_dp": [0.01, -0.02, -0.001], "ranking": [1, 2, 0]}
+    assert harmful_groups(mixed) == (
+        "Most harmful groups (Δ probability): group 1 (-0.02), group 2 (-0.001)."
+    )
+    found = {
+        **helped,
+        "unit_dp": 0.000677,
+        "model": "se_resnet50",
+        "unit": "layer3.0",
+        "gates": "channel",
+        "value": "0",
+        "target": 281,
+    }
+    ax = knockout_figure(found).axes[0]
+    assert list(ax.get_xticks()) == [0]
+    assert ax.get_title().startswith("SE-ResNet-50 layer3.0")

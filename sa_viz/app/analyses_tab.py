@@ -31,6 +31,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw
 
 from sa_viz.analyses import Box, ImageInput, analyses
@@ -43,6 +44,7 @@ from sa_viz.app.hints import HintBoard, failure_message, on_page, refuse
 from sa_viz.app.tempspace import TempSpace
 from sa_viz.cam import grad_cam_result
 from sa_viz.data.preprocess import boxes_in_input, point_in_input, point_in_source
+from sa_viz.models import get_model
 from sa_viz.models.device import device_of
 from sa_viz.pipeline.explain import Explanation, analyse_explanation
 from sa_viz.probes.recorder import unit_layouts
@@ -55,7 +57,7 @@ KEPT_SESSIONS = 1000  # sessions whose analyses the ZIP export can include
 # The knockout chart's fixed geometry, so that a click's x finds its bar.
 CHART_SIZE = (8.0, 3.0)  # inches, at 100 dpi: 800 × 300 pixels
 CHART_DPI = 100
-CHART_LEFT, CHART_RIGHT = 0.08, 0.98
+CHART_LEFT, CHART_RIGHT = 0.11, 0.98  # room for the y-axis's label and its 5-digit ticks
 # Analyses with panels of their own above (the table lists the others): deletion/insertion and
 # localisation in the Faithfulness panel, the knockout in its chart.
 PANELS = ("deletion_insertion", "localisation", "knockout")
@@ -408,11 +410,10 @@ class AnalysisHandlers:
             ],
             axis=1,
         )
-        worst = ", ".join(f"group {g} ({found['group_dp'][g]:+.3g})" for g in found["ranking"][:5])
         text = (
             f"Class {found['target']}, p = {found['probability']:.3g}. The whole unit knocked "
-            f"out: {found['unit_dp']:+.3g}. Most harmful groups (Δ probability): {worst}. "
-            f"Below: the CAM as it is (left) and with group {found['ranking'][0]} knocked out."
+            f"out: {found['unit_dp']:+.3g}. {harmful_groups(found)} Below: the CAM as it is "
+            f"(left) and with group {found['ranking'][0]} knocked out."
         )
         t = self.tab
         return {
@@ -518,6 +519,24 @@ def faithfulness_figure(found: dict[str, Any]) -> Figure:
     return fig
 
 
+def harmful_groups(found: dict[str, Any]) -> str:
+    """The groups whose knockout lowers the class's probability most, in words; a rise is not
+    harm (a unit of one group whose knockout helped was called its most harmful)."""
+    dp = found["group_dp"]
+    worst = [g for g in found["ranking"][:5] if dp[g] < 0]
+    if not worst:
+        best = max(range(len(dp)), key=lambda g: dp[g])
+        return (
+            "Knocking out a single group lowers the probability for none of them (the largest "
+            f"change: group {best}, {dp[best]:+.3g})."
+        )
+    return (
+        "Most harmful groups (Δ probability): "
+        + ", ".join(f"group {g} ({dp[g]:+.3g})" for g in worst)
+        + "."
+    )
+
+
 def knockout_figure(found: dict[str, Any]) -> Figure:
     fig = Figure(figsize=CHART_SIZE, dpi=CHART_DPI)
     ax = fig.add_axes((CHART_LEFT, 0.2, CHART_RIGHT - CHART_LEFT, 0.68))
@@ -526,11 +545,16 @@ def knockout_figure(found: dict[str, Any]) -> Figure:
     ax.axhline(found["unit_dp"], color="black", lw=0.8, ls="--", label="whole unit")
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_xlim(-0.5, len(dp) - 0.5)
+    # groups are whole numbers: a tick each where they are few (SE's one), else whole steps
+    if len(dp) <= 16:
+        ax.set_xticks(range(len(dp)))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("group")
     ax.set_ylabel("Δ probability")
     ax.set_title(
-        f"{found['model']} {found['unit']}: {found['gates']} gates → {found['value']}, "
-        f"class {found['target']}",
+        f"{get_model(found['model']).title} {found['unit']}: {found['gates']} gates → "
+        f"{found['value']}, class {found['target']}",
         fontsize=9,
     )
     ax.legend(fontsize=8, loc="lower right")
