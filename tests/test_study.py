@@ -456,3 +456,32 @@ def test_a_foreign_file_among_the_rows_is_named_and_nothing_is_resumed(
     (out / "rows" / ".part-00001.parquet.partial").write_bytes(b"cut short by a crash")
     run_study(dataset, out, loaded_models, limit=4, workers=0, progress=False, report=False)
     assert pq.read_table(out / "rows").num_rows == 3 * 2  # 4 images, 967/broken.jpg unread
+
+
+def test_the_report_warns_of_untrained_weights_and_names_the_problems(tmp_path):
+    """Issue 27: a shared report never said that its models were untrained, and named the bad
+    files only in problems.txt."""
+    from sa_viz.outputs.study_report import _problems, _untrained_banner, source_title
+
+    summary = {
+        "models": {
+            "resnet50": {"title": "ResNet-50", "weights": {"untrained": False}},
+            "sa_resnet50": {"title": "SA-ResNet-50", "weights": {"untrained": True}},
+        }
+    }
+    assert "SA-ResNet-50 ran with UNTRAINED weights" in _untrained_banner(summary)
+    assert "ResNet-50 and" not in _untrained_banner(summary)
+    summary["models"]["sa_resnet50"]["weights"]["untrained"] = False
+    assert _untrained_banner(summary) == ""
+    older = {"models": {"a": {"title": "A", "pretrained": False}}}  # no weights entry yet
+    assert "A ran with UNTRAINED weights" in _untrained_banner(older)
+    (tmp_path / "problems.txt").write_text("".join(f"bad{i}.jpg: unreadable\n" for i in range(12)))
+    listed = _problems(tmp_path)
+    assert "bad0.jpg: unreadable" in listed and "bad9.jpg" in listed and "bad10.jpg" not in listed
+    assert "The 12 problems met, the first 10 here" in listed
+    (tmp_path / "problems.txt").write_text("")
+    assert _problems(tmp_path) == ""
+    assert source_title({"path": "/tmp/x", "title": "3 images uploaded on the page"}) == (
+        "3 images uploaded on the page"
+    )
+    assert source_title({"path": "/data/val"}) == "/data/val"

@@ -231,3 +231,24 @@ def test_a_study_from_the_tab_runs_the_ticked_analyses(loaded_models):
         summary = json.loads(z.read("study.json"))
     assert summary["settings"]["analyses"] == ["road"]
     assert summary["analyses"]["road_morf"]["sa_resnet50"]["n"] == 1
+
+
+def test_a_page_study_says_what_it_is_and_what_it_did_not_use(loaded_models):
+    """Issue 27: a page study took neither the page's layer nor said that it ignores its
+    method, and its report's title was a temporary folder's path."""
+    engine = Engine(lambda: loaded_models).start()
+    studies = new_studies(engine)
+    answer = studies.run(
+        [str(ASSETS / "chelsea.jpg")], "resnet50", "sa_resnet50", [], "layer3", "scorecam"
+    )
+    report, archive, hint = parts(answer, studies)
+    assert hint["visible"] is False, hint
+    assert "studies compute Grad-CAM; the page's method, ScoreCAM, was not used" in report
+    assert "Grad-CAM at layer3" in report
+    with zipfile.ZipFile(archive) as z:
+        page = z.read("report.html").decode()
+        summary = json.loads(z.read("study.json"))
+    assert summary["settings"]["layer"] == "layer3"
+    assert "<h1>SA-Viz study of 1 image uploaded on the page</h1>" in page
+    answer = studies.run([str(ASSETS / "chelsea.jpg")], "resnet50", "sa_resnet50", [], "layer9")
+    assert "Choose a CAM layer" in parts(answer, studies)[2]["value"]

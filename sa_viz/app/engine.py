@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from sa_viz.app.runtime import HeapBudget, OffHeap, release_free_memory
-from sa_viz.cam import METHODS
+from sa_viz.cam import DEFAULT_LAYER, METHODS
 from sa_viz.data.preprocess import (
     DEFAULT_LIMITS,
     ImageSource,
@@ -361,11 +361,19 @@ class Engine:
             self._recomputing.release()
 
     def study(
-        self, images: Path, out: Path, names: Sequence[str], analyses: Sequence[str] = ()
+        self,
+        images: Path,
+        out: Path,
+        names: Sequence[str],
+        analyses: Sequence[str] = (),
+        *,
+        layer: str = DEFAULT_LAYER,
+        title: str | None = None,
     ) -> dict[str, Any]:
         """A study of the images in the folder `images` with the models `names` (and the
-        registered `analyses` of every image), into `out`; one at a time, beside (not behind)
-        the explanations, and stopped like them."""
+        registered `analyses` of every image), into `out`, Grad-CAM at `layer`, its report
+        titled by `title`; one at a time, beside (not behind) the explanations, and stopped
+        like them."""
         loaded = self.models(timeout=300)
         missing = [name for name in names if name not in loaded]
         if missing:
@@ -377,7 +385,7 @@ class Engine:
             # The progress bar is tqdm's: the Study tab's progress follows it.
             return run_study(
                 images, out, models, batch_size=8, workers=0, progress=True, limits=self.limits,
-                analyses=list(analyses),
+                analyses=list(analyses), layer=layer, title=title,
             )  # fmt: skip
 
     def analyse(self, compute: Callable[[Mapping[str, LoadedModel]], Any]) -> Any:

@@ -12,6 +12,7 @@ lane of its own (`Engine.study`), so the page's explanations never wait for it.
 from __future__ import annotations
 
 import base64
+import html
 import logging
 import re
 import shutil
@@ -28,6 +29,7 @@ from sa_viz.analyses import analyses as registered_analyses
 from sa_viz.app.engine import Engine, ModelsUnavailable
 from sa_viz.app.hints import HintBoard, on_page, refuse
 from sa_viz.app.tempspace import TempSpace
+from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
 from sa_viz.data.sources import IMAGE_SUFFIXES
 from sa_viz.hooks import Stopped
 
@@ -131,10 +133,17 @@ class StudyHandlers:
         model_a: str,
         model_b: str,
         analyses: Sequence[str] | None = None,
+        layer: str = DEFAULT_LAYER,
+        method: str = "gradcam",
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (gradio's way)
     ) -> dict[Any, Any]:
+        """A study of the uploaded images with the page's two models, at the page's CAM layer.
+        Studies compute Grad-CAM: where the page shows another method, the report says so."""
+        if layer not in LAYERS:
+            raise gr.Error(f"Choose a CAM layer of {', '.join(LAYERS)}.", title="Layer")
         with study_failures():
-            return self.tab.shown(*self._run(files, (model_a, model_b), analyses or (), progress))
+            report, archive = self._run(files, (model_a, model_b), analyses or (), layer, progress)
+        return self.tab.shown(method_note(method) + report, archive)
 
     @on_page()
     def open(self, name: str | None) -> dict[Any, Any]:
@@ -156,6 +165,7 @@ class StudyHandlers:
         files: Sequence[str] | None,
         names: tuple[str, str],
         analyses: Sequence[str],
+        layer: str,
         progress: gr.Progress,
     ) -> tuple[Any, ...]:
         if not files:
@@ -165,9 +175,10 @@ class StudyHandlers:
         folder = self.space.folder()
         images = folder / "images"
         try:
-            unpack(files, images, self.limits)
+            count = unpack(files, images, self.limits)
             progress(0, desc="Waiting for the models")
-            self.engine.study(images, folder / "study", names, analyses)
+            title = f"{count} image{'s' * (count != 1)} uploaded on the page"
+            self.engine.study(images, folder / "study", names, analyses, layer=layer, title=title)
             return shown(folder / "study", self.space)
         except BaseException:
             # Nothing of a failed request is shown, so nothing of it is kept: before, a damaged
@@ -192,6 +203,16 @@ class StudyHandlers:
         copy = self.space.folder() / "study"
         copy_report(folder, copy, self.studies_dir)
         return shown(copy, self.space)
+
+
+def method_note(method: str) -> str:
+    """A sentence above a page study's report where the page's CAM method is not Grad-CAM."""
+    if method == "gradcam" or method not in METHODS:
+        return ""
+    return (
+        f"<p><b>Note:</b> studies compute Grad-CAM; the page's method, "
+        f"{html.escape(METHODS[method].title)}, was not used for this study.</p>"
+    )
 
 
 REPORT_FILES = ("report.html", "study.json", "problems.txt")

@@ -178,7 +178,14 @@ def study_events(demo: gr.Blocks, handlers: StudyHandlers, page: Page) -> None:
     demo.load(handlers.listing, outputs=tab.studies, api_name="studies", **own, **VIEW_LANE)
     tab.run.click(
         handlers.run,
-        inputs=[tab.files, page.inputs.model_a, page.inputs.model_b, tab.analyses],
+        inputs=[
+            tab.files,
+            page.inputs.model_a,
+            page.inputs.model_b,
+            tab.analyses,
+            page.inputs.layer,
+            page.inputs.method,
+        ],
         outputs=tab.outputs,
         api_name="page_study",
         concurrency_id="study",

@@ -110,12 +110,57 @@ def write_report(out: str | Path, classes: Sequence[int] | None = None) -> Path:
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
         "th:first-child{text-align:left}.wide{overflow-x:auto}img.examples{width:min(100%,620px)}"
         "</style>"
-        f"<h1>SA-Viz study of {html.escape(summary['source']['path'])}</h1>"
-        f"<p>{counts['studied']} of {counts['listed']} images studied ({counts['labelled']} "
+        f"<h1>SA-Viz study of {html.escape(source_title(summary['source']))}</h1>"
+        + _untrained_banner(summary)
+        + f"<p>{counts['studied']} of {counts['listed']} images studied ({counts['labelled']} "
         f"labelled), {counts['problems']} problems (<a href=problems.txt>problems.txt</a>); "
-        f"Grad-CAM at {summary['settings']['layer']}.</p>" + "".join(p for p in parts if p)
+        f"Grad-CAM at {summary['settings']['layer']}.</p>"
+        + _problems(out)
+        + "".join(p for p in parts if p)
     )
     return files.write_html(out / "report.html", page)
+
+
+SHOWN_PROBLEMS = 10  # problems listed on the page; all of them are in problems.txt
+
+
+def source_title(source: dict[str, Any]) -> str:
+    """What a study's source is called: its `title` (a page study's "3 images uploaded on the
+    page"), else its path."""
+    return source.get("title") or source["path"]
+
+
+def _untrained_banner(summary: dict[str, Any]) -> str:
+    """A warning above everything when a model ran without trained weights: its numbers then
+    describe random gates, not the model (a shared report must say so)."""
+    untrained = [
+        v["title"]
+        for v in summary["models"].values()
+        # study.json's weights entry; one written before it had one says `pretrained`
+        if (v["weights"]["untrained"] if v.get("weights") else not v.get("pretrained", True))
+    ]
+    if not untrained:
+        return ""
+    return (
+        "<p style='border-left:6px solid #b00020;padding-left:10px;color:#5f0010'><b>"
+        f"{html.escape(' and '.join(untrained))} ran with UNTRAINED weights</b> (no checkpoint "
+        "was found): their predictions, maps and gates here describe random weights, not the "
+        "trained model. See <code>sa-viz weights status</code>.</p>"
+    )
+
+
+def _problems(out: Path) -> str:
+    """The first problems met (unreadable or duplicate files), named on the page."""
+    path = out / "problems.txt"
+    lines = path.read_text().splitlines() if path.exists() else []
+    if not lines:
+        return ""
+    shown = "" if len(lines) <= SHOWN_PROBLEMS else f", the first {SHOWN_PROBLEMS} here"
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines[:SHOWN_PROBLEMS])
+    return (
+        f"<details><summary>The {len(lines)} problem{'s' * (len(lines) != 1)} met{shown}"
+        f"</summary><ul>{items}</ul></details>"
+    )
 
 
 def _title(summary: dict[str, Any], model: str) -> str:

@@ -102,6 +102,7 @@ def run_study(
     report: bool = True,
     analyses: Sequence[str] = (),
     limits: Limits = DEFAULT_LIMITS,
+    title: str | None = None,
 ) -> dict[str, Any]:
     """Study `source` with `models` into the folder `out`; returns what `study.json` holds.
 
@@ -111,7 +112,8 @@ def run_study(
     `report_classes`: the classes of the report's per-class gate figure (default: the most
     frequent labels); `report=False` writes no report (`write_report` writes it later).
     `analyses`: the analyses (`sa_viz.analyses`) to run on every image and model. `limits`:
-    the images' bounds (the local engine; the server passes its own).
+    the images' bounds (the local engine; the server passes its own). `title`: what the report
+    calls the source (default: its path).
     """
     from tqdm import tqdm
 
@@ -162,6 +164,8 @@ def run_study(
         batches.close()
     summary = describe(out, source, models, items, list(problems), layer, crop, batch_size)
     summary["settings"] |= {"engine": engine, "analyses": list(analyses)}
+    if title:  # what the report calls the source (the page's uploads live in a temp folder)
+        summary["source"]["title"] = title
     summary |= {
         "analyses": describe_analyses(out, list(models), analyses),
         "seconds": round(time.monotonic() - started, 1),
