@@ -22,7 +22,8 @@ from hostile import damaged_zip
 pytestmark = pytest.mark.server
 
 FILE = {"_type": "gradio.FileData"}
-MODELS = ["resnet50", "sa_resnet50", []]  # the study event's inputs after the files
+# the study event's inputs after the files: the models, the analyses, the page's layer and method
+MODELS = ["resnet50", "sa_resnet50", [], "layer4", "gradcam"]
 
 
 @pytest.fixture(scope="module")
