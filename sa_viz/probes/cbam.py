@@ -11,7 +11,15 @@ import torch
 from timm.layers.cbam import CbamModule, LightCbamModule, LightChannelAttn
 from torch import nn
 
-from sa_viz.probes.base import GateLayout, Probe, Tap, block_of, gate_function, stage_of
+from sa_viz.probes.base import (
+    GateLayout,
+    Probe,
+    Tap,
+    block_of,
+    gate_function,
+    has_parts,
+    stage_of,
+)
 
 
 class CbamProbe(Probe):
@@ -19,14 +27,12 @@ class CbamProbe(Probe):
     unit_type = (CbamModule, LightCbamModule)
 
     def matches(self, module: nn.Module) -> bool:
-        channel, spatial = getattr(module, "channel", None), getattr(module, "spatial", None)
-        built_like_cbam = (
-            isinstance(channel, nn.Module)
-            and isinstance(spatial, nn.Module)
-            and all(hasattr(channel, n) for n in ("fc1", "fc2", "gate"))
-            and all(hasattr(spatial, n) for n in ("conv", "gate"))
+        if super().matches(module):
+            return True
+        parts = module._modules
+        return has_parts(parts.get("channel"), "fc1", "fc2", "gate") and has_parts(
+            parts.get("spatial"), "conv", "gate"
         )
-        return super().matches(module) or built_like_cbam
 
     def unit_name(self, path: str) -> str:
         return block_of(path)

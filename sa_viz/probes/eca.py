@@ -22,13 +22,14 @@ class EfficientChannelAttentionProbe(Probe):
         self._widths: weakref.WeakKeyDictionary[nn.Module, int] = weakref.WeakKeyDictionary()
 
     def matches(self, module: nn.Module) -> bool:
-        parts = dict(module.named_children())
-        built_like_eca = (
+        if super().matches(module):
+            return True
+        parts = module._modules
+        return (
             isinstance(parts.get("conv"), nn.Conv1d)
             and "gate" in parts
             and set(parts) <= {"conv", "act", "conv2", "gate"}
         )
-        return super().matches(module) or built_like_eca
 
     def units(self, model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
         before: tuple[str, int] | None = None  # the last module with a known width
@@ -37,9 +38,10 @@ class EfficientChannelAttentionProbe(Probe):
                 if before is not None and before[0].startswith(block_of(path) + "."):
                     self._widths[module] = before[1]
                 yield self.unit_name(path), module
-            width = getattr(module, "num_features", None) or getattr(module, "out_channels", None)
-            if isinstance(width, int):
-                before = (path, width)
+            if isinstance(module, nn.modules.batchnorm._NormBase):
+                before = (path, module.num_features)
+            elif isinstance(module, nn.modules.conv._ConvNd):
+                before = (path, module.out_channels)
 
     def unit_name(self, path: str) -> str:
         return block_of(path)

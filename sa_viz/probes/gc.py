@@ -13,7 +13,15 @@ import torch
 from timm.layers import GlobalContext
 from torch import nn
 
-from sa_viz.probes.base import GateLayout, Probe, Tap, block_of, gate_function, stage_of
+from sa_viz.probes.base import (
+    GateLayout,
+    Probe,
+    Tap,
+    block_of,
+    gate_function,
+    has_parts,
+    stage_of,
+)
 
 
 def softmax_over_positions(logits: torch.Tensor) -> torch.Tensor:
@@ -26,7 +34,7 @@ class GlobalContextProbe(Probe):
     unit_type = GlobalContext
 
     def matches(self, module: nn.Module) -> bool:
-        built_like_gc = all(hasattr(module, n) for n in ("conv_attn", "mlp_add", "mlp_scale"))
+        built_like_gc = has_parts(module, "conv_attn", "mlp_add", "mlp_scale", "gate")
         return (super().matches(module) or built_like_gc) and bool(self.taps(module))
 
     def unit_name(self, path: str) -> str:

@@ -59,7 +59,7 @@ def _excite(unit: nn.Module) -> list[nn.Module]:
 
 def _built_like_se(module: nn.Module) -> bool:
     """One or two 1×1 convs from the input's width back to it, then a sigmoid-like gate."""
-    parts = dict(module.named_children())
+    parts = module._modules
     if not parts or not set(parts) <= _SE_PARTS or not {"gate", "sigmoid"} & set(parts):
         return False
     if gate_function(_gate(module)) not in ("sigmoid", "hard sigmoid"):

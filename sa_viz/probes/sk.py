@@ -9,7 +9,7 @@ import torch
 from timm.layers import SelectiveKernel
 from torch import nn
 
-from sa_viz.probes.base import GateLayout, Probe, Tap, block_of, stage_of
+from sa_viz.probes.base import GateLayout, Probe, Tap, block_of, has_parts, stage_of
 
 
 def per_path(weights: torch.Tensor) -> torch.Tensor:
@@ -22,11 +22,12 @@ class SelectiveKernelProbe(Probe):
     unit_type = SelectiveKernel
 
     def matches(self, module: nn.Module) -> bool:
-        attn = getattr(module, "attn", None)
-        built_like_sk = isinstance(getattr(module, "paths", None), nn.ModuleList) and all(
-            hasattr(attn, n) for n in ("fc_reduce", "fc_select", "num_paths")
+        if super().matches(module):
+            return True
+        parts = module._modules
+        return isinstance(parts.get("paths"), nn.ModuleList) and has_parts(
+            parts.get("attn"), "fc_reduce", "fc_select", "num_paths"
         )
-        return super().matches(module) or built_like_sk
 
     def unit_name(self, path: str) -> str:
         return block_of(path)

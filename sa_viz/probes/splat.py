@@ -9,7 +9,7 @@ import torch
 from timm.layers import SplitAttn
 from torch import nn
 
-from sa_viz.probes.base import GateLayout, Probe, Tap, block_of, stage_of
+from sa_viz.probes.base import GateLayout, Probe, Tap, block_of, has_parts, stage_of
 
 
 class SplitAttentionProbe(Probe):
@@ -17,11 +17,12 @@ class SplitAttentionProbe(Probe):
     unit_type = SplitAttn
 
     def matches(self, module: nn.Module) -> bool:
-        rsoftmax = getattr(module, "rsoftmax", None)
-        built_like_splat = all(hasattr(rsoftmax, n) for n in ("radix", "cardinality")) and all(
-            hasattr(module, n) for n in ("conv", "fc1", "fc2", "radix")
+        if super().matches(module):
+            return True
+        rsoftmax = module._modules.get("rsoftmax")
+        return has_parts(rsoftmax, "radix", "cardinality") and has_parts(
+            module, "conv", "fc1", "fc2", "radix"
         )
-        return super().matches(module) or built_like_splat
 
     def unit_name(self, path: str) -> str:
         return block_of(path)
