@@ -87,7 +87,7 @@ _ATTENTION_WORDS = frozenset(
 
 
 def _words(name: str) -> set[str]:
-    """ "SEModule" → {"se", "module"}; "se_module" → the same; "CoordAttn" → {"coord", "attn"}."""
+    """The words of a name: {"se", "module"} for "SEModule" and "se_module"."""
     return {w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", name)}
 
 
