@@ -3,6 +3,7 @@ look like attention but are not read, and the layouts and statistics of the new 
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 
 import pytest
@@ -132,6 +133,16 @@ def test_layouts_say_sizes_functions_and_rows():
     )
     sa = GateLayout("SA", 1, 64, 2, True)
     assert sa.spatial_maps == 2  # one map per channel-gate channel, as before
+    # the explanation document (schema sa-viz/explanation/1) keeps its six layout keys
+    assert dataclasses.asdict(cbam) == {
+        "kind": "CBAM",
+        "stage": 2,
+        "groups": 1,
+        "channels": 512,
+        "spatial": True,
+        "untrained_value": None,
+    }
+    assert cbam.details["spatial_channels"] == 1 and sk.details["rows"] == "kernel path"
     assert GateLayout("SE", 4, 1, 2048, False).spatial_maps == 0
 
 

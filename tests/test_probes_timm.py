@@ -299,6 +299,7 @@ def test_gates_equal_the_units_own_computation(family):
         meta = timm.create_model(name, pretrained=False, **kwargs)
     layouts = {n: probe.layout(n, unit) for n, unit, probe in units_of(meta)}
     assert layouts == {n: g.layout for n, g in gates.items()}
+    assert [lay.details for lay in layouts.values()] == [g.layout.details for g in gates.values()]
 
 
 def _paths(model: nn.Module) -> list[tuple[str, nn.Module, str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from typing import Any
 
 import numpy as np
@@ -36,11 +36,37 @@ class GateLayout:
     channels: int
     spatial: bool
     untrained_value: float | None = None
-    spatial_channels: int | None = None
-    channel_function: str = "sigmoid"
-    spatial_function: str = "sigmoid"
-    rows: str = "group"
-    gated: str = ""
+    # Set at construction and read like fields, but deliberately not dataclass fields: the
+    # explanation document writes `asdict(layout)` under schema "sa-viz/explanation/1", whose
+    # layout object allows the six above only. When the schema takes them, make them fields.
+    spatial_channels: InitVar[int | None] = None
+    channel_function: InitVar[str] = "sigmoid"
+    spatial_function: InitVar[str] = "sigmoid"
+    rows: InitVar[str] = "group"
+    gated: InitVar[str] = ""
+
+    def __post_init__(
+        self,
+        spatial_channels: int | None,
+        channel_function: str,
+        spatial_function: str,
+        rows: str,
+        gated: str,
+    ) -> None:
+        details = {
+            "spatial_channels": spatial_channels,
+            "channel_function": channel_function,
+            "spatial_function": spatial_function,
+            "rows": rows,
+            "gated": gated,
+        }
+        for name, value in details.items():
+            object.__setattr__(self, name, value)  # frozen: set once, here
+
+    @property
+    def details(self) -> dict[str, Any]:
+        """What the six fields do not say: sizes, functions, rows, what is gated."""
+        return {name: getattr(self, name) for name in _LAYOUT_DETAILS}
 
     @property
     def spatial_maps(self) -> int:
@@ -66,6 +92,9 @@ class GateLayout:
     @staticmethod
     def _how(function: str, over: str) -> str:
         return f"softmax over {over}" if function == "softmax" else function
+
+
+_LAYOUT_DETAILS = ("spatial_channels", "channel_function", "spatial_function", "rows", "gated")
 
 
 @dataclass(frozen=True)
