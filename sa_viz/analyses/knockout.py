@@ -34,10 +34,13 @@ CHUNK = 16  # copies of the block's input run at once
 
 
 def unit_taps(model: nn.Module, unit: str) -> tuple[int, dict[str, nn.Module]]:
-    """The unit's number of groups and its gate modules by kind ("channel", "spatial")."""
+    """The unit's number of groups and its gate modules by kind ("channel", "spatial"): those
+    whose output is the gate itself (a tap that computes the gate from its module's output, as
+    Global Context's softmax, cannot be replaced there)."""
     for name, module, probe in units_of(model):
         if name == unit:
-            return probe.layout(name, module).groups, {t.kind: t.module for t in probe.taps(module)}
+            taps = {t.kind: t.module for t in probe.taps(module) if t.read is None}
+            return probe.layout(name, module).groups, taps
     raise ValueError(f"{type(model).__name__} has no attention unit {unit!r}")
 
 

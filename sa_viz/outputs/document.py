@@ -162,12 +162,21 @@ def weights_entry(status: WeightsStatus) -> dict[str, Any]:
     return {**entry, "file": None if path is None else Path(path).name}
 
 
+# A unit's layout as schema sa-viz/explanation/1 describes it; a layout's further details
+# (`GateLayout.details`: spatial maps, softmax or sigmoid, rows) wait for the schema's next version.
+LAYOUT_KEYS = ("kind", "stage", "groups", "channels", "spatial", "untrained_value")
+
+
+def layout_entry(layout: GateLayout) -> dict[str, Any]:
+    return {key: getattr(layout, key) for key in LAYOUT_KEYS}
+
+
 def unit_entry(layout: GateLayout, summary: Mapping[str, Any]) -> dict[str, Any]:
     """One unit's layout and gate summary, from `unit_summary` (or a study's row of it): per
     group, its channel gates' mean and standard deviation and the spatial figures as they are."""
     channel = np.asarray(summary["channel"], np.float64).reshape(layout.groups, -1)
     return {
-        "layout": dataclasses.asdict(layout),
+        "layout": layout_entry(layout),
         "summary": {
             "channel_mean": channel.mean(1),
             "channel_std": channel.std(1),

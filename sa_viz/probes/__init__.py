@@ -1,9 +1,10 @@
 """Gates of any attention type, read by forward hooks: one recorder, one small probe per type.
 
-A probe (`sa_viz.probes.sa`, `sa_viz.probes.se`) says where a model's attention units are,
-which submodules compute their gates, and how the gates are laid out. `record_gates` hooks
-those submodules for one `with` block and copies each gate out as a `UnitGates`, which carries
-its `GateLayout`: every panel, export and figure reads the layout, never a fixed group count.
+A probe (`sa_viz.probes.sa`, `.se`, `.eca`, `.cbam`, `.gc`, `.splat`, `.sk`) says where a
+model's attention units are, which submodules compute their gates, and how the gates are laid
+out. `record_gates` hooks those submodules for one `with` block and copies each gate out as a
+`UnitGates`, which carries its `GateLayout`: every panel, export and figure reads the layout,
+never a fixed group count. `unread_attention` lists what looks like attention but no probe reads.
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ from sa_viz.probes.base import (
     unit_summary,
 )
 from sa_viz.probes.recorder import (
+    UNREAD,
     probe_for,
     record_gates,
     register_probe,
     unit_layouts,
     unit_names,
     units_of,
+    unread_attention,
 )
 
 __all__ = [
     "SPATIAL_SUMMARIES",
+    "UNREAD",
     "GateLayout",
     "GateStats",
     "Probe",
@@ -44,4 +48,5 @@ __all__ = [
     "unit_names",
     "unit_summary",
     "units_of",
+    "unread_attention",
 ]

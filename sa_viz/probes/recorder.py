@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -13,7 +15,7 @@ from torch import nn
 
 from sa_viz.errors import stage
 from sa_viz.hooks import thread_local_hooks
-from sa_viz.probes.base import GateLayout, Probe, UnitGates
+from sa_viz.probes.base import GateLayout, Probe, Tap, UnitGates
 
 _SHARED = {"base", "recorder"}
 
@@ -48,10 +50,96 @@ def register_probe(probe: Probe) -> Probe:
 
 
 def units_of(model: nn.Module) -> Iterator[tuple[str, nn.Module, Probe]]:
-    """(unit name, unit, its probe) for every attention unit of `model` that a probe knows."""
+    """(unit name, unit, its probe) for every attention unit of `model` that a probe knows, in
+    the model's module order. A module inside a unit is part of that unit (CBAM's channel gate is
+    not a unit of its own, whatever else recognises it); where two probes claim one module, the
+    first wins. Units that would share a name (two in one block) keep their module paths."""
+    claimed: dict[int, tuple[str, Probe]] = {}
     for probe in probes():
         for name, unit in probe.units(model):
-            yield name, unit, probe
+            claimed.setdefault(id(unit), (name, probe))
+    found: list[tuple[str, str, nn.Module, Probe]] = []
+    outer: str | None = None
+    for path, module in model.named_modules():
+        if outer is not None and _inside(path, outer):
+            continue
+        if id(module) in claimed:
+            outer = path
+            name, probe = claimed[id(module)]
+            found.append((path, name, module, probe))
+    names = Counter(name for _, name, _, _ in found)
+    for path, name, unit, probe in found:
+        yield (name if names[name] == 1 else path), unit, probe
+
+
+def _inside(path: str, outer: str) -> bool:
+    return outer == "" or path.startswith(outer + ".")
+
+
+UNREAD = "attention of unknown kind, not read"
+
+# Words that name attention modules and the attributes holding them (timm's `se`, `attn`;
+# SA-Viz's `sa`; "SqueezeExcite", "CoordAttn", "GatherExcite", "NonLocalAttn" …).
+_ATTENTION_WORDS = frozenset(
+    {"se", "sa", "eca", "cbam", "attn", "attention", "gate", "gating"}
+    | {"excite", "excitation", "context", "squeeze"}
+)
+
+
+def _words(name: str) -> set[str]:
+    """The words of a name: {"se", "module"} for "SEModule" and "se_module"."""
+    return {w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", name)}
+
+
+def unread_attention(model: nn.Module) -> dict[str, str]:
+    """Modules of `model` that look like attention but that no probe reads, by module path:
+    "attention of unknown kind, not read (CoordAttn)". Outermost ones only, none inside a unit
+    a probe reads. A module looks like attention when it is one of timm's attention layers, or
+    when its class or attribute name says attention (`se`, `attn`, `gate`, "Excite", …) and it
+    holds a sigmoid or softmax module."""
+    read = {id(unit) for _, unit, _ in units_of(model)}
+    read_paths = [path for path, module in model.named_modules() if id(module) in read]
+    found: dict[str, str] = {}
+    outer: str | None = None
+    for path, module in model.named_modules():
+        if not path or (outer is not None and _inside(path, outer)):
+            continue
+        if id(module) in read:
+            outer = path
+        elif any(_inside(inner, path) for inner in read_paths):
+            continue  # a block that holds a unit that is read (timm's `SEResNetBottleneck`)
+        elif _looks_like_attention(path, module):
+            outer = path
+            found[path] = f"{UNREAD} ({type(module).__name__})"
+    return found
+
+
+def _looks_like_attention(path: str, module: nn.Module) -> bool:
+    if isinstance(module, _timm_attention_types()):
+        return True
+    named = _words(type(module).__name__) | _words(path.rpartition(".")[2])
+    return bool(named & _ATTENTION_WORDS) and any(
+        _is_gate_activation(m) for m in module.modules() if m is not module
+    )
+
+
+def _is_gate_activation(module: nn.Module) -> bool:
+    name = type(module).__name__.lower()
+    return "sigmoid" in name or "softmax" in name
+
+
+@cache
+def _timm_attention_types() -> tuple[type[nn.Module], ...]:
+    """Every attention layer timm's `create_attn` can build (its module's classes)."""
+    try:
+        from timm.layers import create_attn
+    except ImportError:  # pragma: no cover - timm is a dependency; a stripped install still works
+        return ()
+    return tuple(
+        value
+        for value in vars(create_attn).values()
+        if isinstance(value, type) and issubclass(value, nn.Module)
+    )
 
 
 @cache
@@ -88,7 +176,7 @@ def record_gates(model: nn.Module) -> Iterator[dict[str, UnitGates]]:
         for name, unit, probe in units_of(model):
             taps = probe.taps(unit)
             gather = _Gather(name, probe.layout(name, unit), len(taps), recorded)
-            hooks += [(tap.module, gather.hook(tap.kind)) for tap in taps]
+            hooks += [(tap.module, gather.hook(tap)) for tap in taps]
     with thread_local_hooks(hooks):
         yield recorded
 
@@ -102,20 +190,24 @@ class _Gather:
         self.name, self.layout, self.wanted, self.recorded = name, layout, taps, recorded
         self.parts: dict[str, torch.Tensor] = {}
 
-    def hook(self, kind: str) -> Callable[..., None]:
-        return lambda _module, _args, gate: self.keep(kind, gate)
+    def hook(self, tap: Tap) -> Callable[..., None]:
+        return lambda _module, _args, output: self.keep(tap, output)
 
-    def keep(self, kind: str, gate: torch.Tensor) -> None:
+    def keep(self, tap: Tap, output: torch.Tensor) -> None:
         with stage("gates"):
-            self._keep(kind, gate)
+            self._keep(tap, output)
 
-    def _keep(self, kind: str, gate: torch.Tensor) -> None:
+    def _keep(self, tap: Tap, output: torch.Tensor) -> None:
         # (N·G, c, 1, 1) → (N, G, c) and (N·G, c, h, w) → (N, G, c, h, w): copies on the CPU,
         # never views of the live activation.
+        gate = output.detach()
+        if tap.read is not None:
+            with torch.no_grad():
+                gate = tap.read(gate)
         g = self.layout.groups
         n = gate.shape[0] // g
-        shape = (n, g, -1) if kind == "channel" else (n, g, *gate.shape[1:])
-        self.parts[kind] = gate.detach().reshape(shape).to("cpu", copy=True)
+        shape = (n, g, -1) if tap.kind == "channel" else (n, g, *gate.shape[1:])
+        self.parts[tap.kind] = gate.reshape(shape).to("cpu", copy=True)
         if len(self.parts) == self.wanted:
             self.recorded[self.name] = UnitGates(layout=self.layout, **self.parts)
             self.parts = {}

@@ -25,7 +25,14 @@ class ShuffleAttentionProbe(Probe):
 
     def layout(self, name: str, unit: nn.Module) -> GateLayout:
         return GateLayout(
-            self.kind, stage_of(name), unit.groups, unit.channels_per_half, True, SIGMOID_1
+            self.kind,
+            stage_of(name),
+            unit.groups,
+            unit.channels_per_half,
+            True,
+            SIGMOID_1,
+            gated="per group: each channel of its first half (channel gate); each channel of its "
+            "second half at each position (spatial gate)",
         )
 
     def untrained(self, unit: nn.Module) -> bool:
