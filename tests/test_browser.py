@@ -18,6 +18,7 @@ import pytest
 from conftest import ASSETS, REPO
 from hostile import write_all
 
+from sa_viz.app.analyses_tab import CHART_LEFT, CHART_RIGHT
 from sa_viz.studies import run_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
@@ -516,8 +517,9 @@ def test_a_drawn_box_the_analyses_and_a_knockout_bar_that_opens_its_group(page, 
     page.get_by_role("tab", name="Analyses").click()
     chart = page.locator("#knock-plot img")
     box = chart.bounding_box()
-    # The chart's axes span 8–98 % of its width (analyses_tab.CHART_LEFT/RIGHT): bar 10's middle.
-    chart.click(position={"x": box["width"] * (0.08 + 10.5 / 64 * 0.90), "y": box["height"] / 2})
+    # The chart's axes span CHART_LEFT to CHART_RIGHT of its width: bar 10's middle.
+    middle = CHART_LEFT + 10.5 / 64 * (CHART_RIGHT - CHART_LEFT)
+    chart.click(position={"x": box["width"] * middle, "y": box["height"] / 2})
     page.get_by_role("tab", name="Gate explorer").click()
     page.wait_for_function(
         "() => document.querySelector('#gate-group input[type=number]')?.value === '10'"

@@ -410,9 +410,10 @@ def _gates_section(out: Path, summary: dict[str, Any], model: str, chosen: list[
         return ""
     units = list(tallies)
     title = _title(summary, model)
+    shown_as = summary["models"][model]["title"]  # in the figures' titles: "SA-ResNet-50"
     files.write_png(
         out / "figures" / f"gates-{model}.png",
-        _depth_figure(units, [tallies[u].channel for u in units], model),
+        _depth_figure(units, [tallies[u].channel for u in units], shown_as),
     )
     parts = [
         f"<h2>{title}: gates across depth</h2><p>For each unit, the distribution of its "
@@ -425,7 +426,7 @@ def _gates_section(out: Path, summary: dict[str, Any], model: str, chosen: list[
     if shown:
         file = f"gates-classes-{model}.png"
         files.write_png(
-            out / "figures" / file, _classes_figure(tallies, _class_units(units), shown, model)
+            out / "figures" / file, _classes_figure(tallies, _class_units(units), shown, shown_as)
         )
         parts.append(
             "<p>The mean channel-gate value of each channel, over all images and over the "
@@ -439,7 +440,7 @@ def _gates_section(out: Path, summary: dict[str, Any], model: str, chosen: list[
         file = f"entropy-{model}.png"
         files.write_png(
             out / "figures" / file,
-            _depth_figure(units, entropies, model, "spatial-gate entropy", False),
+            _depth_figure(units, entropies, shown_as, "spatial-gate entropy", False),
         )
         parts.append(
             "<p>The entropy of each group's spatial gate (0: all on one position, 1: uniform), "
