@@ -116,6 +116,9 @@ def test_a_registered_cam_method_is_offered_and_computed():
         assert sa_viz.register_method(method) is method
         assert list(METHODS)[-1] == "centre" and methods()["centre"] is method
         assert list(METHODS)[:2] == ["gradcam", "gradcam++"]  # the built-ins keep their order
+        from sa_viz.app.choices import method_choices
+
+        assert method_choices()[-1] == ("Centre: the middle, always", "centre")  # the page's
         result = compute_cam(
             resnet50().eval(), torch.randn(2, 3, 64, 64), [5, None], "layer4", "centre"
         )

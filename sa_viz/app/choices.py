@@ -17,7 +17,14 @@ CLASS_CHOICES = [OWN_TOP1] + [choice_label(i) for i in range(len(labels()))]
 WHOLE, CROP = "whole image", "centre crop 224 (evaluation protocol)"
 DEFAULT_UNIT = "layer3.0"
 TABLE_HEADERS = ["class", "p", "in other top-5"]
-METHOD_CHOICES = [(f"{m.title}: {m.note}", key) for key, m in METHODS.items()]
+
+
+def method_choices() -> list[tuple[str, str]]:
+    """The CAM methods the page offers, as the page is built: a method registered before then
+    (`sa_viz.register_method`) is among them."""
+    return [(f"{m.title}: {m.note}", key) for key, m in METHODS.items()]
+
+
 SLOTS = ("a", "b")  # the two compared models' places on the page
 # The attention units of every registered model with gates, in order (the handler checks that
 # the chosen model has the unit).

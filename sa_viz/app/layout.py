@@ -30,13 +30,13 @@ from sa_viz.app.choices import (
     GATED_CHOICES,
     HINT_PLACES,
     MAX_GROUPS,
-    METHOD_CHOICES,
     MODEL_CHOICES,
     OWN_TOP1,
     SLOTS,
     TABLE_HEADERS,
     UNIT_NAMES,
     WHOLE,
+    method_choices,
     models_info,
 )
 from sa_viz.app.gradio_internals import replace_methods
@@ -181,7 +181,7 @@ def input_column() -> InputColumn:
                 },
             )
             method = gr.Dropdown(
-                METHOD_CHOICES, value="gradcam", label="CAM method", elem_id="cam-method"
+                method_choices(), value="gradcam", label="CAM method", elem_id="cam-method"
             )
             layer = gr.Radio(
                 list(LAYERS),
