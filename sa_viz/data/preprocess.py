@@ -13,6 +13,13 @@ image is bounded and normalised here, before and while it is decoded:
   CAM covers everything that was uploaded; centre-crop mode: the evaluation protocol (shorter side
   256, central 224×224).
 
+Each model takes its own input (`Preprocessing`: interpolation, mean and std, and in centre-crop
+mode its input size): `prepare_image(..., preprocessing=[...])` resamples the upright image once
+per distinct transform, and `PreparedImage.input_for(p)` is the tensor for `p`. Every view covers
+the display image's pixels exactly (whole image: the same grid; centre crop: the first model's
+crop, which a model evaluated with another crop fraction is shown too, with a note), so every
+CAM and spatial gate maps onto the one display image.
+
 Problems raise `ImageError` with a sentence that says what is wrong and what to do.
 """
 
@@ -32,9 +39,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from sa_viz.data.imagenet import INPUT_SIZE, MEAN, RESIZE_SIZE, STD
+from sa_viz.data.imagenet import INPUT_SIZE, MEAN, STD
+from sa_viz.data.transforms import IMAGENET, Preprocessing
 from sa_viz.errors import stage
 
 ImageSource = str | Path | bytes | bytearray | memoryview | Image.Image | np.ndarray
@@ -44,6 +53,19 @@ SUPPORTED = "JPEG, PNG, WebP, GIF, BMP, TIFF or AVIF"
 # the attack surface (its EPS plugin, for one, runs Ghostscript on the file).
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
 MAX_SIDE_FACTOR = 4  # whole-image mode: longer side at most 4 × 224 = 896
+# Centre-crop mode: a model whose crop fraction is this close to the first model's takes its own
+# transform exactly (timm's floor(224 / 0.875) = 256, floor(256 / 0.875) = 292: 0.2 % apart).
+SAME_FRACTION = 0.005
+_PIL = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+}
+_TV = {
+    "bilinear": InterpolationMode.BILINEAR,
+    "bicubic": InterpolationMode.BICUBIC,
+    "nearest": InterpolationMode.NEAREST,
+}
 
 
 class ImageError(ValueError):
@@ -75,6 +97,21 @@ class PreparedImage:
     # (width, height) of the upright file before a reduced decoding (a large JPEG decoded at
     # 1/2, 1/4 or 1/8 scale); None: decoded whole, the same as `original_size`.
     file_size: tuple[int, int] | None = None
+    # Each model's pixels (uint8, covering the display exactly), by `view_key`: one per
+    # distinct resampling; `display` is the view of `protocol`.
+    views: dict[tuple, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    protocol: Preprocessing = IMAGENET
+
+    def input_for(self, preprocessing: Preprocessing) -> torch.Tensor:
+        """(1, 3, h, w): the model input for `preprocessing`, normalised with its mean and std."""
+        key = view_key(preprocessing, self.crop)
+        pixels = self.display if key == view_key(self.protocol, self.crop) else self.views.get(key)
+        if pixels is None:
+            raise ValueError(
+                f"this image was prepared without {preprocessing.describe()}: pass that "
+                "preprocessing to prepare_image(..., preprocessing=[...])"
+            )
+        return to_tensor(pixels, preprocessing.mean, preprocessing.std)
 
     @property
     def source_size(self) -> tuple[int, int]:
@@ -119,19 +156,36 @@ def _decode(
     return rgb, notes, file_size
 
 
+def view_key(preprocessing: Preprocessing, crop: bool) -> tuple:
+    """What a view's pixels depend on: the interpolation, and in centre-crop mode the sizes."""
+    if crop:
+        return (preprocessing.interpolation, preprocessing.resize, preprocessing.crop)
+    return (preprocessing.interpolation,)
+
+
 def prepare_image(
-    source: ImageSource, *, crop: bool = False, limits: Limits = DEFAULT_LIMITS
+    source: ImageSource,
+    *,
+    crop: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+    preprocessing: Sequence[Preprocessing] = (),
 ) -> PreparedImage:
-    """Load `source` and make the model input and the display image from the same pixels."""
+    """Load `source` and make the display image and each model's input from the same pixels.
+
+    `preprocessing`: the models' transforms (default: ImageNet's); the first one's sets the
+    display in centre-crop mode."""
     with stage("decoding"):
-        return _prepare(source, crop, limits)
+        return _prepare(source, crop, limits, tuple(preprocessing) or (IMAGENET,))
 
 
-def _prepare(source: ImageSource, crop: bool, limits: Limits) -> PreparedImage:
+def _prepare(
+    source: ImageSource, crop: bool, limits: Limits, preprocessing: tuple[Preprocessing, ...]
+) -> PreparedImage:
     rgb, notes, file_size = _decode(source, limits)
     width, height = rgb.size
+    protocol = preprocessing[0]
     if crop:
-        resized = TF.center_crop(TF.resize(rgb, RESIZE_SIZE), [INPUT_SIZE, INPUT_SIZE])
+        resized = _crop_view(rgb, protocol)
     else:
         if width / height > limits.max_aspect or height / width > limits.max_aspect:
             raise ImageError(
@@ -147,16 +201,55 @@ def _prepare(source: ImageSource, crop: bool, limits: Limits) -> PreparedImage:
                 f"shorter side {min(size)} px, not {INPUT_SIZE}: at {aspect:.1f}:1 the longer "
                 f"side is capped at {MAX_SIDE_FACTOR * INPUT_SIZE} px (centre crop: 224 × 224)"
             )
-        resized = rgb.resize(size, Image.Resampling.BILINEAR)
+        resized = rgb.resize(size, _PIL[protocol.interpolation])
     display = np.asarray(resized, dtype=np.uint8).copy()
+    views: dict[tuple, np.ndarray] = {}
+    for p in preprocessing[1:]:
+        key = view_key(p, crop)
+        if key == view_key(protocol, crop) or key in views:
+            continue
+        if not crop:
+            views[key] = np.asarray(rgb.resize(resized.size, _PIL[p.interpolation]), np.uint8)
+        elif abs(p.crop_fraction - protocol.crop_fraction) <= SAME_FRACTION:
+            views[key] = np.asarray(_crop_view(rgb, p), np.uint8)
+        else:
+            views[key] = np.asarray(_same_region(rgb, protocol, p), np.uint8)
+            notes.append(
+                f"a model evaluated with a {p.crop_fraction:.1%} centre crop is shown the first "
+                f"model's {protocol.crop_fraction:.1%} crop, so that every map covers the same "
+                "pixels"
+            )
     return PreparedImage(
-        tensor=to_tensor(display),
+        tensor=to_tensor(display, protocol.mean, protocol.std),
         display=display,
         original_size=(width, height),
         crop=crop,
-        notes=tuple(notes),
+        notes=tuple(dict.fromkeys(notes)),
         file_size=file_size,
+        views=views,
+        protocol=protocol,
     )
+
+
+def _crop_view(rgb: Image.Image, p: Preprocessing) -> Image.Image:
+    """torchvision's evaluation transform: the shorter side to `p.resize`, the central crop."""
+    resized = TF.resize(rgb, p.resize, interpolation=_TV[p.interpolation])
+    return TF.center_crop(resized, [p.crop, p.crop])
+
+
+def _same_region(rgb: Image.Image, protocol: Preprocessing, p: Preprocessing) -> Image.Image:
+    """The pixels `protocol`'s centre crop covers, resampled to `p`'s input size."""
+    w, h = rgb.size
+    rw, rh = _resized_size(w, h, protocol.resize)
+    left, top = round((rw - protocol.crop) / 2.0), round((rh - protocol.crop) / 2.0)
+    sx, sy = w / rw, h / rh
+    box = (left * sx, top * sy, (left + protocol.crop) * sx, (top + protocol.crop) * sy)
+    return rgb.resize((p.crop, p.crop), _PIL[p.interpolation], box=box)
+
+
+def _resized_size(w: int, h: int, shorter: int) -> tuple[int, int]:
+    """torchvision's `resize(img, int)` arithmetic: the longer side truncated."""
+    return (shorter, int(shorter * h / w)) if w <= h else (int(shorter * w / h), shorter)
 
 
 def boxes_in_input(
@@ -194,12 +287,10 @@ def _input_geometry(prepared: PreparedImage) -> tuple[float, float, float, float
     fw, fh = prepared.source_size
     w, h = prepared.original_size
     out_h, out_w = prepared.size
-    if prepared.crop:  # shorter side to 256 (the longer truncated), then the central 224
-        if w <= h:
-            rw, rh = RESIZE_SIZE, int(RESIZE_SIZE * h / w)
-        else:
-            rw, rh = int(RESIZE_SIZE * w / h), RESIZE_SIZE
-        left, top = round((rw - INPUT_SIZE) / 2.0), round((rh - INPUT_SIZE) / 2.0)
+    if prepared.crop:  # shorter side resized (the longer truncated), then the central crop
+        p = prepared.protocol
+        rw, rh = _resized_size(w, h, p.resize)
+        left, top = round((rw - p.crop) / 2.0), round((rh - p.crop) / 2.0)
     else:
         rw, rh, left, top = out_w, out_h, 0, 0
     return rw / fw, rh / fh, left, top
@@ -212,10 +303,14 @@ def whole_image_size(width: int, height: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB → (1, 3, H, W) float32, ImageNet-normalised."""
+def to_tensor(
+    rgb: np.ndarray,
+    mean: Sequence[float] = MEAN,
+    std: Sequence[float] = STD,
+) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB → (1, 3, H, W) float32, normalised (default: ImageNet's)."""
     tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255)
-    return TF.normalize(tensor, MEAN, STD).unsqueeze(0)
+    return TF.normalize(tensor, list(mean), list(std)).unsqueeze(0)
 
 
 def _read_bytes(source: str | Path | bytes | bytearray | memoryview, limits: Limits) -> bytes:
