@@ -10,7 +10,8 @@ sets up its own temp folder before torch is imported):
   `grad_cam(model, x, class_idx)` and `compute_cam(model, x, classes, layer, method)`;
 - `list_models()`, `get_model(name)`, `load_model(name)`, `load_checkpoint(model, path)`;
 - `run_study(source, out, models)`: a dataset into Parquet rows, study.json and a report;
-- `register_model(entry)`, `register_probe(probe)`, `register_analysis(analysis)`,
+- `register_model(name, builder, checkpoint=..., preprocessing=Preprocessing(...))` or
+  `register_model(entry)`, `register_probe(probe)`, `register_analysis(analysis)`,
   `register_method(method)`: a new model, attention type, analysis or CAM method, offered
   everywhere the built-in ones are.
 """
@@ -36,6 +37,7 @@ _API = {
     "load_checkpoint": "sa_viz.models.weights",
     "run_study": "sa_viz.studies",
     "register_model": "sa_viz.models",
+    "Preprocessing": "sa_viz.data.transforms",
     "register_probe": "sa_viz.probes",
     "register_analysis": "sa_viz.analyses",
     "register_method": "sa_viz.cam",

@@ -77,7 +77,10 @@ def test_pairs_are_checked():
     assert parse_pair(None) == DEFAULT_PAIR
     with pytest.raises(ValueError, match="unknown model 'vgg16'; choose from resnet50"):
         parse_pair("vgg16,resnet50")
-    with pytest.raises(ValueError, match="two different models"):
+    assert len(parse_pair("resnet50,sa_resnet50,se_resnet50,resnet50.a1_in1k")) == 4
+    with pytest.raises(ValueError, match="one to 4 different models"):
+        parse_pair("resnet50,sa_resnet50,se_resnet50,resnet50.a1_in1k,seresnet50.ra2_in1k")
+    with pytest.raises(ValueError, match="one to 4 different models"):
         parse_pair("resnet50,resnet50")
     with pytest.raises(ValueError, match="unknown model"):
         get_model("")

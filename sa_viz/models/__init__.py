@@ -6,12 +6,14 @@ loads checkpoints into them.
 
 from sa_viz.models.registry import (
     DEFAULT_PAIR,
+    MAX_MODELS,
     ModelEntry,
     ModelMeta,
     Preprocessing,
     WeightsSpec,
     get_model,
     list_models,
+    parse_models,
     parse_pair,
     register_model,
 )
@@ -27,6 +29,7 @@ from sa_viz.models.senet import se_resnet50
 
 __all__ = [
     "DEFAULT_PAIR",
+    "MAX_MODELS",
     "SA_GROUPS",
     "SA_UNIT_NAMES",
     "STAGE_DEPTHS",
@@ -37,6 +40,7 @@ __all__ = [
     "WeightsSpec",
     "get_model",
     "list_models",
+    "parse_models",
     "parse_pair",
     "register_model",
     "resnet50",

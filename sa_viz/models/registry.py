@@ -6,39 +6,32 @@ published figures, the layers a CAM can read and which kind of attention units i
 CLI's and the app's weight flags, the app's model choices and the registry tests are generated
 from it.
 
-Adding a model: its builder, one entry in `ENTRIES`; for a new attention type, one probe file
-in `sa_viz/probes/`. Limits of today's seam: every entry shares one preprocessing (`IMAGENET`:
-one prepared image feeds both models, and `check_models` refuses a pair whose transforms
-differ), and CAM layers are named `layer1` … `layer4` (`sa_viz.cam.LAYERS`), as in every
-ResNet here.
+Adding a model: `register_model(name, builder, ...)` (a researcher's own network, with its
+checkpoint), one entry in `ENTRIES` (built in), or a timm name (`sa_viz.models.zoo`: timm's
+attention ResNets, and any timm model as "timm:NAME", registered when first asked for). For a
+new attention type, one probe file in `sa_viz/probes/` or `register_probe`.
+
+Each entry carries its own preprocessing (resize, crop, interpolation, mean and std: timm's
+`pretrained_cfg` for timm models) and its CAM layers, shallow to deep: the page's "layer1" …
+"layer4" are the entry's first … fourth (`ModelEntry.layer_module`), so a network whose stages
+are `stages.0` … `stages.3` is explained at the same depths as a torchvision ResNet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
-from sa_viz.data.imagenet import INPUT_SIZE, MEAN, RESIZE_SIZE, STD
+from sa_viz.data.transforms import IMAGENET, Preprocessing
 from sa_viz.models.resnet import resnet50, sa_resnet50
 from sa_viz.models.senet import se_resnet50
 
 RESNET_LAYERS = ("layer1", "layer2", "layer3", "layer4")
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """The input transform a model was trained and evaluated with."""
-
-    resize: int = RESIZE_SIZE  # shorter side, then a centre crop of `crop`
-    crop: int = INPUT_SIZE
-    mean: tuple[float, float, float] = MEAN
-    std: tuple[float, float, float] = STD
-
-
-IMAGENET = Preprocessing()
 
 
 @dataclass(frozen=True)
@@ -52,6 +45,10 @@ class WeightsSpec:
     url: str | None = None
     hash_prefix: str | None = None  # the published sha256 begins with this (torch.hub's scheme)
     how_to_get: str = ""
+    # Weights on the Hugging Face hub (timm's models): found in its cache, as timm finds them.
+    hf_hub_id: str | None = None
+    hf_filenames: tuple[str, ...] = ("model.safetensors", "pytorch_model.bin")
+    checkpoint: str | None = None  # a file given at registration (`register_model`)
 
     @property
     def title(self) -> str:
@@ -60,7 +57,7 @@ class WeightsSpec:
     @property
     def flag(self) -> str:
         """The command-line flag that names this model's checkpoint file."""
-        return "--" + self.model.replace("_", "-")
+        return "--" + re.sub(r"[^a-z0-9]+", "-", self.model.lower()).strip("-")
 
 
 @dataclass(frozen=True)
@@ -82,10 +79,28 @@ class ModelEntry:
     weights: WeightsSpec
     meta: ModelMeta
     preprocessing: Preprocessing = IMAGENET
+    # The modules a CAM can read, shallow to deep; the page's layerN is the N-th of them.
     cam_layers: tuple[str, ...] = RESNET_LAYERS
     # The kind of attention units it has ("SA", "SE"; None: none). The probe whose unit type
     # the model's modules are (sa_viz/probes/) reads them; tests check the two agree.
     gates: str | None = None
+    # What its gates are, in a few words, for the README's table and the model list.
+    gates_note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def layer_module(self, layer: str) -> str:
+        """The module path of the page's CAM layer `layer` ("layer4": the fourth of
+        `cam_layers`); a module path of this model's own is accepted as it is."""
+        if layer in self.cam_layers:
+            return layer
+        if layer.startswith("layer") and layer[5:].isdigit():
+            index = int(layer[5:]) - 1
+            if 0 <= index < len(self.cam_layers):
+                return self.cam_layers[index]
+        raise ValueError(
+            f"{self.title} has no CAM layer {layer!r}; it offers "
+            + ", ".join(f"layer{i + 1} ({m})" for i, m in enumerate(self.cam_layers))
+        )
 
 
 _TORCHVISION_URL = "https://download.pytorch.org/models/resnet50-0676ba61.pth"
@@ -184,41 +199,174 @@ ENTRIES: tuple[ModelEntry, ...] = (
 
 _BY_NAME = {entry.name: entry for entry in ENTRIES}
 DEFAULT_PAIR = ("resnet50", "sa_resnet50")
+MAX_MODELS = 4  # side by side, on the page, the CLI and the API
 
 
-def register_model(entry: ModelEntry) -> ModelEntry:
-    """Add a model to the registry (after the built-in ones), so that the app, the CLI, studies
-    and analyses offer it like those; a name already registered for another entry is refused."""
-    if not isinstance(entry, ModelEntry):
-        raise TypeError(f"register_model takes a ModelEntry; got {type(entry).__name__}")
+def register_model(
+    name: str | ModelEntry,
+    builder: Callable[[], nn.Module] | None = None,
+    *,
+    title: str | None = None,
+    checkpoint: str | Path | None = None,
+    preprocessing: Preprocessing | None = None,
+    cam_layers: Sequence[str] | None = None,
+    top1: float | None = None,
+    paper: str = "",
+    licence: str = "",
+) -> ModelEntry:
+    """Register a model so that the app, the CLI, the Python API, studies, analyses and
+    exports offer it like the built-in ones; return its entry.
+
+    `builder()` returns the `nn.Module` (ImageNet's 1000 classes; untrained is fine);
+    `checkpoint`: a file loaded into it strictly with `torch.load(weights_only=True)` (a state
+    dict or a training checkpoint holding one); `preprocessing`: its evaluation transform
+    (default: ImageNet's, resize 256 bilinear, centre crop 224); `cam_layers`: the modules a
+    CAM can read, shallow to deep (default: `layer1` … `layer4` when the model has them, else
+    the last four children that hold convolutions). Its attention units are found by the
+    probes (`sa_viz.register_probe` for a new kind). A name registered already is refused.
+
+    `register_model(entry)` registers a complete `ModelEntry`.
+    """
+    if isinstance(name, ModelEntry):
+        entry = name
+    elif isinstance(name, str) and callable(builder):
+        entry = _custom_entry(
+            name, builder, title, checkpoint, preprocessing, cam_layers, top1, paper, licence
+        )
+    else:
+        raise TypeError(
+            "register_model takes a name and a builder (a function returning an nn.Module), or "
+            f"a ModelEntry; got {type(name).__name__} and {type(builder).__name__}"
+        )
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", entry.name):
+        raise ValueError(
+            f"model name {entry.name!r}: use letters, digits, '_', '.' and '-' (at most 64)"
+        )
     if _BY_NAME.get(entry.name, entry) is not entry:
         raise ValueError(f"a model named {entry.name!r} is registered already")
     _BY_NAME[entry.name] = entry
     return entry
 
 
+def _custom_entry(
+    name: str,
+    builder: Callable[[], nn.Module],
+    title: str | None,
+    checkpoint: str | Path | None,
+    preprocessing: Preprocessing | None,
+    cam_layers: Sequence[str] | None,
+    top1: float | None,
+    paper: str,
+    licence: str,
+) -> ModelEntry:
+    from sa_viz.probes import units_of
+
+    model = builder()
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"the builder of {name!r} returned a {type(model).__name__}, not an nn.Module"
+        )
+    layers = tuple(cam_layers) if cam_layers else default_cam_layers(model)
+    modules = dict(model.named_modules())
+    unknown = [layer for layer in layers if layer not in modules]
+    if unknown:
+        raise ValueError(
+            f"{name}: no module named {', '.join(map(repr, unknown))} for a CAM layer; its "
+            f"top-level modules are {', '.join(n for n, _ in model.named_children())}"
+        )
+    kinds = list(dict.fromkeys(probe.kind for _, _, probe in units_of(model)))
+    path = Path(checkpoint).expanduser() if checkpoint else None
+    env = "SA_VIZ_" + re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
+    return ModelEntry(
+        name=name,
+        title=title or name,
+        builder=builder,
+        weights=WeightsSpec(
+            model=name,
+            filenames=(path.name,) if path else (f"{name}.pth",),
+            env_var=env,
+            source=f"{path.name} (registered checkpoint)" if path else "registered by the user",
+            checkpoint=str(path) if path else None,
+            how_to_get=(
+                f"Pass its checkpoint: register_model({name!r}, ..., checkpoint=PATH), or set "
+                f"{env}=PATH, or put {name}.pth in the weights folder."
+            ),
+        ),
+        meta=ModelMeta(
+            top1=float("nan") if top1 is None else float(top1),
+            parameters=sum(p.numel() for p in model.parameters()),
+            paper=paper or "the researcher's own model",
+            source=str(path) if path else "registered in Python",
+            licence=licence or "the researcher's",
+        ),
+        preprocessing=preprocessing or IMAGENET,
+        cam_layers=layers,
+        gates=", ".join(kinds) or None,
+    )
+
+
+def default_cam_layers(model: nn.Module) -> tuple[str, ...]:
+    """`layer1` … `layer4` when the model has them; else timm's `feature_info` (its modules at
+    each reduction past the stem); else its last four top-level modules that hold a
+    convolution."""
+    names = {n for n, _ in model.named_children()}
+    if set(RESNET_LAYERS) <= names:
+        return RESNET_LAYERS
+    info = getattr(model, "feature_info", None)
+    modules = [f["module"] for f in info if f.get("reduction", 1) > 2] if info else []
+    if hasattr(info, "module_name"):  # timm's FeatureInfo object
+        modules = [info.module_name(i) for i in range(len(info)) if info.reduction(i) > 2]
+    if modules:
+        return tuple(modules[-4:])
+    convolutional = [
+        n
+        for n, child in model.named_children()
+        if any(isinstance(m, nn.Conv2d) for m in child.modules())
+    ]
+    return tuple(convolutional[-4:])
+
+
 def list_models() -> list[str]:
-    """Every registered model's name, in the registry's order."""
+    """Every registered model's name, in the registry's order (the zoo's timm models are
+    registered when first asked for: `sa_viz.models.zoo.ZOO` lists them)."""
     return list(_BY_NAME)
 
 
 def get_model(name: str) -> ModelEntry:
-    """The registry entry of `name`; a ValueError that lists the models otherwise."""
+    """The registry entry of `name`; a zoo model or "timm:NAME" is registered on first use; a
+    ValueError that lists the models otherwise."""
+    if isinstance(name, str) and name not in _BY_NAME:
+        from sa_viz.models.zoo import resolve
+
+        entry = resolve(name)
+        if entry is not None:
+            return _BY_NAME.setdefault(entry.name, entry)
     try:
         return _BY_NAME[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(_BY_NAME)}") from None
+        from sa_viz.models.zoo import ZOO
+
+        raise ValueError(
+            f"unknown model {name!r}; choose from {', '.join([*_BY_NAME, *ZOO])}, or any timm "
+            "model as timm:NAME"
+        ) from None
+
+
+def parse_models(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """ "a,b,c" → ("a", "b", "c"): one to four different models to compare, in order; each
+    checked against the registry (zoo and timm: models registered on the way). "timm:NAME" is
+    named by its registered name."""
+    if not text:
+        return DEFAULT_PAIR
+    parts = str(text).split(",") if isinstance(text, str) else list(text)
+    names = tuple(get_model(part.strip()).name for part in parts if str(part).strip())
+    if not 1 <= len(names) <= MAX_MODELS or len(set(names)) != len(names):
+        raise ValueError(
+            f"give one to {MAX_MODELS} different models, as in 'resnet50,sa_resnet50'; got {text!r}"
+        )
+    return names
 
 
 def parse_pair(text: str | None) -> tuple[str, ...]:
-    """ "a,b" → ("a", "b"): the models to compare, in order; checked against the registry."""
-    if not text:
-        return DEFAULT_PAIR
-    names = tuple(part.strip() for part in str(text).split(",") if part.strip())
-    for name in names:
-        get_model(name)
-    if not 1 <= len(names) <= 2 or len(set(names)) != len(names):
-        raise ValueError(
-            f"give one or two different models, as in 'resnet50,sa_resnet50'; got {text!r}"
-        )
-    return names
+    """`parse_models` (the name it had when two was the most)."""
+    return parse_models(text)

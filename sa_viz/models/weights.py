@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,15 @@ class CheckpointError(RuntimeError):
         self.mismatched = mismatched or []
 
 
-SPECS: dict[str, WeightsSpec] = {name: get_model(name).weights for name in list_models()}
+class _Specs(dict):
+    """Each model's `WeightsSpec`, read from the registry when asked for (models registered
+    after import included); an item set here overrides the registry's (tests do)."""
+
+    def __missing__(self, name: str) -> WeightsSpec:
+        return get_model(name).weights
+
+
+SPECS: dict[str, WeightsSpec] = _Specs()
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,10 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Checkpoi
 def _load(path: Path) -> Any:
     """torch.load, safely; memory-mapped where the format allows, so a 200 MB training
     checkpoint is not first copied into the heap (whose freed pages glibc keeps)."""
+    if path.suffix == ".safetensors":  # the hub's format (timm's weights): tensors only
+        from safetensors.torch import load_file
+
+        return load_file(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except RuntimeError as error:
@@ -257,17 +269,48 @@ def user_cache_dir() -> Path:
 def find_weights(
     name: str, folder: str | Path | None = None, path: str | Path | None = None
 ) -> Path | None:
-    """The checkpoint file to use: `path`, else $SA_VIZ_<MODEL>, else the first known file name
-    in the weights folder. Returns None when there is none."""
+    """The checkpoint file to use: `path`, else $SA_VIZ_<MODEL>, else the file given when the
+    model was registered, else the first known file name in the weights folder, else (timm's
+    models) the file in the Hugging Face hub cache. Returns None when there is none."""
     spec = SPECS[name]
-    explicit = path or os.environ.get(spec.env_var)
+    explicit = path or os.environ.get(spec.env_var) or spec.checkpoint
     if explicit:
         return Path(explicit).expanduser()
     for filename in spec.filenames:
         candidate = weights_dir(folder) / filename
         if candidate.is_file():
             return candidate
+    return hub_cached(spec)
+
+
+def hub_cached(spec: WeightsSpec) -> Path | None:
+    """The model's file in the Hugging Face hub cache ($HF_HUB_CACHE, default
+    ~/.cache/huggingface/hub), where timm's `pretrained=True` puts it; no network."""
+    if not spec.hf_hub_id:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in spec.hf_filenames:
+        found = try_to_load_from_cache(spec.hf_hub_id, filename, cache_dir=_hub_cache())
+        if isinstance(found, str) and Path(found).is_file():
+            return Path(found)
     return None
+
+
+def _hub_cache() -> str | None:
+    """$HF_HUB_CACHE as it is now (huggingface_hub reads it once, at import)."""
+    return os.environ.get("HF_HUB_CACHE") or None
+
+
+def _hub_download(spec: WeightsSpec) -> Path:
+    """Download a timm model's file into the Hugging Face cache, as timm would."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(spec.hf_hub_id, spec.hf_filenames[0], cache_dir=_hub_cache()))
+    except Exception as error:  # no network, no such repository, a proxy: all say the same
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        raise CheckpointError(f"could not download {spec.hf_hub_id}: {reason}") from error
 
 
 def download(
@@ -325,9 +368,14 @@ def load_model(
     model = get_model(name).builder().eval()
     file = find_weights(name, folder, path)
     problem = None
-    if file is None and spec.url and allow_download and not _offline_requested():
+    if (
+        file is None
+        and (spec.url or spec.hf_hub_id)
+        and allow_download
+        and not _offline_requested()
+    ):
         try:
-            file = download(name, folder)
+            file = download(name, folder) if spec.url else _hub_download(spec)
         except CheckpointError as error:
             problem = str(error)
     if file is not None:
@@ -350,7 +398,11 @@ def _for_inference(model: nn.Module, device: torch.device | str | None = None) -
 
 
 def _offline_requested() -> bool:
-    return os.environ.get("SA_VIZ_NO_DOWNLOAD", "").lower() in {"1", "true", "yes"}
+    """SA_VIZ_NO_DOWNLOAD, or the hub's own HF_HUB_OFFLINE, set: never try the network."""
+    return any(
+        os.environ.get(flag, "").lower() in {"1", "true", "yes"}
+        for flag in ("SA_VIZ_NO_DOWNLOAD", "HF_HUB_OFFLINE")
+    )
 
 
 def checkable_units(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -368,7 +420,10 @@ def _file_status(
     spec: WeightsSpec, model: nn.Module, path: Path, info: CheckpointInfo
 ) -> WeightsStatus:
     digest = sha256_of(path)
-    verified = bool(spec.hash_prefix) and digest.startswith(spec.hash_prefix)
+    published = spec.hash_prefix or _hub_blob_hash(spec, path)
+    verified = bool(published) and digest.startswith(published)
+    if published and not spec.hash_prefix:
+        spec = replace(spec, hash_prefix=published)
     units = checkable_units(model)
     untrained_units = tuple(name for name, unit in units if unit.untrained)
     source = spec.source if verified else f"{path.name} ({info.format})"
@@ -406,8 +461,21 @@ def _file_status(
     )
 
 
+def _hub_blob_hash(spec: WeightsSpec, path: Path) -> str | None:
+    """A file of the Hugging Face cache is a link to `blobs/<sha256>`, the hub's published hash
+    of it (its LFS object id); None for a file elsewhere."""
+    if not spec.hf_hub_id:
+        return None
+    target = path.resolve()
+    if target.parent.name == "blobs" and re.fullmatch(r"[0-9a-f]{64}", target.name):
+        return target.name
+    return None
+
+
 def _untrained_status(spec: WeightsSpec, problem: str | None) -> WeightsStatus:
-    reason = problem or f"no {' or '.join(spec.filenames)} in the weights folder"
+    reason = problem or f"no {' or '.join(spec.filenames)} in the weights folder" + (
+        f" and no {spec.hf_hub_id} in the Hugging Face cache" if spec.hf_hub_id else ""
+    )
     return WeightsStatus(
         model=spec.model,
         title=spec.title,
