@@ -203,7 +203,7 @@ def test_cli_any_pair_and_a_wrong_unit(weights_folder, tmp_path):
             "--unit 'layer4.9': not an attention unit; choose one of layer1.0",
         ),
         (["--models", "resnet50,vgg16"], "unknown model 'vgg16'; choose from resnet50"),
-        (["--models", "sa_resnet50,sa_resnet50"], "two different models"),
+        (["--models", "sa_resnet50,sa_resnet50"], "to 4 different models"),
     ):
         chelsea = str(ASSETS / "chelsea.jpg")
         wrong = run_cli("explain", chelsea, "--out", str(tmp_path), *args, env_dir=weights_folder)

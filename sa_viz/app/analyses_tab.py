@@ -46,7 +46,13 @@ from sa_viz.cam import grad_cam_result
 from sa_viz.data.preprocess import boxes_in_input, point_in_input, point_in_source
 from sa_viz.models import get_model
 from sa_viz.models.device import device_of
-from sa_viz.pipeline.explain import Explanation, analyse_explanation
+from sa_viz.pipeline.explain import (
+    Explanation,
+    analyse_explanation,
+    in_model_input,
+    model_input,
+    to_display,
+)
 from sa_viz.probes.recorder import unit_layouts
 from sa_viz.render import figure_array
 from sa_viz.render.overlays import overlay
@@ -341,8 +347,9 @@ class AnalysisHandlers:
             found = {}
             for name, m in result.models.items():
                 model = loaded[name].module
-                x = result.image.tensor.to(device_of(model))
-                image = ImageInput(model, x, m.cam, m.target.index, boxes)
+                x = model_input(result.image, name).to(device_of(model))
+                cam, scaled = in_model_input(m.cam, boxes, x)
+                image = ImageInput(model, x, cam, m.target.index, scaled)
                 found[name] = {"title": m.title, "target": m.target.index}
                 found[name] |= dataclasses.asdict(deletion_insertion(image))
                 placed = localisation(image)
@@ -384,10 +391,11 @@ class AnalysisHandlers:
 
         def compute(loaded: Any) -> dict[str, Any]:
             model = loaded[gate_model].module
-            x = result.image.tensor.to(device_of(model))
+            x = model_input(result.image, gate_model).to(device_of(model))
             found = group_knockout(model, x, target, unit, gates, value)
+            layer = get_model(gate_model).layer_module(result.layer)
             with knocked_out(model, unit, [found["ranking"][0]], gates, value):
-                cam = grad_cam_result(model, x, target, result.layer).maps[0]
+                cam = to_display(grad_cam_result(model, x, target, layer).maps[0], result.image)
             return found | {"model": gate_model, "target": target, "knocked_out_cam": cam}
 
         found = self.engine.analyse(compute)

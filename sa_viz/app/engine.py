@@ -47,6 +47,7 @@ from sa_viz.pipeline.explain import (
     check_models,
     check_settings,
     explain_models,
+    preprocessing_of,
 )
 from sa_viz.studies import run_study
 
@@ -212,7 +213,9 @@ class Engine:
         """One explanation of each model on a blank image before the first request: grows the
         heap to its working size and lets the libraries set up, so neither lands on the first
         user."""
-        blank = prepare_image(np.full((224, 224, 3), 128, np.uint8))
+        blank = prepare_image(
+            np.full((224, 224, 3), 128, np.uint8), preprocessing=preprocessing_of(models)
+        )
         with self._compute:  # `shutdown` waits for it like for any computation
             explain_models(models, blank, stop=self._stop)
 
@@ -240,7 +243,12 @@ class Engine:
         pixels and settings were explained recently). Raises `ImageError` for unusable images."""
         report = progress or (lambda _f, _t: None)
         report(0.02, "Reading the image")
-        prepared = prepare_image(source, crop=settings.crop, limits=self.limits)
+        prepared = prepare_image(
+            source,
+            crop=settings.crop,
+            limits=self.limits,
+            preprocessing=preprocessing_of(settings.models),
+        )
         key = (hashlib.sha256(prepared.display.tobytes()).hexdigest(), prepared.size, settings)
         with self._cache_lock:
             if key in self._cache:

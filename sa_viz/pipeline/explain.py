@@ -20,9 +20,10 @@ import torch
 from sa_viz.cam import DEFAULT_LAYER, LAYERS, compute_cam, get_method
 from sa_viz.data.imagenet import label
 from sa_viz.data.preprocess import DEFAULT_LIMITS, ImageSource, Limits, PreparedImage, prepare_image
+from sa_viz.data.transforms import Preprocessing
 from sa_viz.hooks import reporting, time_limit
 from sa_viz.models.device import device_of
-from sa_viz.models.registry import DEFAULT_PAIR, get_model, parse_pair
+from sa_viz.models.registry import DEFAULT_PAIR, MAX_MODELS, get_model, parse_models
 from sa_viz.models.weights import LoadedModel, WeightsStatus, load_model
 from sa_viz.probes import UnitGates
 
@@ -85,7 +86,7 @@ def choose_models(
     """The models to explain with, in order: `compare` (names, or "a,b") taken from `models`
     (loaded on first use when None); without `compare`, every model of `models`, or the default
     pair ResNet-50, SA-ResNet-50."""
-    names = parse_pair(compare) if isinstance(compare, str) or compare is None else tuple(compare)
+    names = parse_models(compare)
     if models is None:
         return default_models(names, device)
     if compare is None:
@@ -111,9 +112,10 @@ def explain(
 ) -> Explanation:
     """Explain one image with each model, in order.
 
-    `compare`: the models to compare, as names ("resnet50", "se_resnet50") or "a,b" (default:
-    every model of `models`, or ResNet-50 and SA-ResNet-50, loaded on first use); the second
-    model's CAM minus the first's is the difference map.
+    `compare`: one to four models to compare, as names ("resnet50", "seresnet50.ra2_in1k",
+    "timm:NAME") or "a,b,c" (default: every model of `models`, or ResNet-50 and SA-ResNet-50,
+    loaded on first use); the second model's CAM minus the first's is the difference map. Each
+    model takes the image with its own preprocessing.
 
     `class_idx`: None to explain each model's own top-1, or one ImageNet class for both.
     `method`: a key of `sa_viz.cam.METHODS`; `layer`: one of `sa_viz.cam.LAYERS`.
@@ -123,13 +125,13 @@ def explain(
     models passed in run where they are.
     """
     check_settings(layer, method)
+    models = choose_models(models, compare, device)
+    check_models(models, layer)
     prepared = (
         image
         if isinstance(image, PreparedImage)
-        else prepare_image(image, crop=crop, limits=limits)
+        else prepare_image(image, crop=crop, limits=limits, preprocessing=preprocessing_of(models))
     )
-    models = choose_models(models, compare, device)
-    check_models(models, layer)
     deadline = None if timeout is None else time.monotonic() + timeout
     results = explain_models(
         models, prepared, class_idx=class_idx, layer=layer, method=method, deadline=deadline
@@ -163,20 +165,40 @@ def explain_models(
     return results
 
 
-def check_models(models: Mapping[str, LoadedModel], layer: str) -> None:
-    """The chosen models can be explained together: each offers `layer`, and all take the same
-    input (one prepared image is shared)."""
-    entries = [get_model(name) for name in models]
-    for entry in entries:
-        if layer not in entry.cam_layers:
-            raise ValueError(
-                f"{entry.title} has no CAM layer {layer!r}; it offers {', '.join(entry.cam_layers)}"
-            )
-    if len({entry.preprocessing for entry in entries}) > 1:
-        raise ValueError(
-            f"{' and '.join(e.title for e in entries)} were trained with different preprocessing; "
-            "they can't share one input image"
-        )
+def check_models(models: Mapping[str, LoadedModel] | Sequence[str], layer: str) -> None:
+    """The chosen models can be explained together: each offers `layer` (its N-th CAM layer
+    for "layerN"), and there are at most `MAX_MODELS`."""
+    if not 1 <= len(models) <= MAX_MODELS:
+        raise ValueError(f"explain one to {MAX_MODELS} models at a time; got {len(models)}")
+    for name in models:
+        get_model(name).layer_module(layer)  # a ValueError that lists its layers
+
+
+def preprocessing_of(models: Mapping[str, LoadedModel] | Sequence[str]) -> list[Preprocessing]:
+    """Each model's input transform, in order (the first sets the display in centre-crop mode)."""
+    return [get_model(name).preprocessing for name in models]
+
+
+def model_input(image: PreparedImage, name: str) -> torch.Tensor:
+    """The prepared image as the registered model `name` takes it."""
+    return image.input_for(get_model(name).preprocessing)
+
+
+def to_display(cam: np.ndarray, image: PreparedImage) -> np.ndarray:
+    """A map over a model's input, over the display image (the same pixels; its size may
+    differ in centre-crop mode, where models take 224, 256 or 288 px)."""
+    return fit_map(cam, image.size)
+
+
+def fit_map(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`cam` resized (bilinear) to (height, width) `size`; itself when it has that size."""
+    h, w = size
+    if cam.shape == (h, w):
+        return cam
+    import cv2
+
+    flat = np.ascontiguousarray(cam, np.float32)
+    return cv2.resize(flat, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def check_settings(layer: str, method: str) -> None:
@@ -209,9 +231,11 @@ def _explain_model(
     loaded: LoadedModel, image: PreparedImage, class_idx: int | None, layer: str, method: str
 ) -> ModelExplanation:
     model = loaded.module
-    x = image.tensor.to(device_of(model))
-    result = compute_cam(model, x, class_idx, layer, method, gates=True)
+    entry = get_model(loaded.name)
+    x = model_input(image, loaded.name).to(device_of(model))
+    result = compute_cam(model, x, class_idx, entry.layer_module(layer), method, gates=True)
     cam, raw, classes, gates = result.maps[0], result.raw, result.class_idx, result.gates
+    cam = to_display(cam, image)
     logits = result.logits
     probabilities = torch.softmax(logits.detach()[0].double(), 0).cpu().numpy()
     top = np.argsort(-probabilities, kind="stable")[:TOP_K]
@@ -248,7 +272,22 @@ def analyse_explanation(
     found: dict[str, Any] = {}
     for name, m in result.models.items() if names else ():
         model = models[name].module
-        x = result.image.tensor.to(device_of(model))
-        done = run_analyses(names, ImageInput(model, x, m.cam, m.target.index, tuple(boxes)))
+        x = model_input(result.image, name).to(device_of(model))
+        cam, scaled = in_model_input(m.cam, boxes, x)
+        done = run_analyses(names, ImageInput(model, x, cam, m.target.index, scaled))
         found[name] = {a: dataclasses.asdict(r) for a, r in done.items()}
     return found
+
+
+def in_model_input(
+    cam: np.ndarray, boxes: Sequence[tuple[float, float, float, float]], x: torch.Tensor
+) -> tuple[np.ndarray, tuple[tuple[float, float, float, float], ...]]:
+    """A display map and boxes in the display's pixels, in the pixels of the model input `x`
+    (the same region; another size in centre-crop mode)."""
+    h, w = x.shape[-2:]
+    if cam.shape == (h, w):
+        return cam, tuple(boxes)
+    sy, sx = h / cam.shape[0], w / cam.shape[1]
+    return fit_map(cam, (h, w)), tuple(
+        (x0 * sx, y0 * sy, x1 * sx, y1 * sy) for x0, y0, x1, y1 in boxes
+    )

@@ -19,7 +19,7 @@ import multiprocessing
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,14 @@ from sa_viz.data.preprocess import (
     boxes_in_input,
     prepare_image,
     to_tensor,
+    view_key,
 )
 from sa_viz.data.sources import Item
+from sa_viz.data.transforms import IMAGENET, Preprocessing
 from sa_viz.models.device import device_of
+from sa_viz.models.registry import get_model
 from sa_viz.models.weights import LoadedModel
+from sa_viz.pipeline.explain import fit_map, in_model_input
 from sa_viz.probes import unit_summary
 
 TOP_K = 5
@@ -55,14 +59,29 @@ class Decoded:
     boxes: tuple[Box, ...] = ()  # the item's boxes in the model input's pixels
     original_size: tuple[int, int] | None = None  # (width, height), upright, as decoded
     notes: tuple[str, ...] = ()  # what decoding did to it (`PreparedImage.notes`)
+    # The other models' pixels, by `view_key` (`PreparedImage.views`); `pixels` is `protocol`'s.
+    views: dict[tuple, np.ndarray] = field(default_factory=dict, repr=False)
+    protocol: Preprocessing = IMAGENET
+    crop: bool = True
+
+    def input_for(self, preprocessing: Preprocessing) -> torch.Tensor:
+        """(1, 3, h, w): the image as a model with `preprocessing` takes it."""
+        key = view_key(preprocessing, self.crop)
+        pixels = self.pixels if key == view_key(self.protocol, self.crop) else self.views[key]
+        return to_tensor(pixels, preprocessing.mean, preprocessing.std)
 
 
-def decode(item: Item, crop: bool = True, limits: Limits = DEFAULT_LIMITS) -> Decoded:
-    """One item's pixels as the models take them; an unreadable file gives its problem instead
-    (runs in a worker process: plain data in and out)."""
+def decode(
+    item: Item,
+    crop: bool = True,
+    limits: Limits = DEFAULT_LIMITS,
+    preprocessing: Sequence[Preprocessing] = (),
+) -> Decoded:
+    """One item's pixels as the models (with `preprocessing`) take them; an unreadable file
+    gives its problem instead (runs in a worker process: plain data in and out)."""
     try:
         digest = hashlib.sha256(Path(item.path).read_bytes()).hexdigest()
-        prepared = prepare_image(item.path, crop=crop, limits=limits)
+        prepared = prepare_image(item.path, crop=crop, limits=limits, preprocessing=preprocessing)
         boxes = boxes_in_input(item.boxes, prepared)  # given in the upright file's pixels
     except (ImageError, OSError) as error:
         return Decoded(item, None, f"{item.key}: {error}")
@@ -73,6 +92,9 @@ def decode(item: Item, crop: bool = True, limits: Limits = DEFAULT_LIMITS) -> De
         boxes=boxes,
         original_size=prepared.original_size,
         notes=prepared.notes,
+        views=prepared.views,
+        protocol=prepared.protocol,
+        crop=crop,
     )
 
 
@@ -82,17 +104,18 @@ def decoded(
     batch_size: int,
     crop: bool = True,
     limits: Limits = DEFAULT_LIMITS,
+    preprocessing: Sequence[Preprocessing] = (),
 ) -> Iterator[list[Decoded]]:
     """The items decoded, `batch_size` at a time and in order; with a `pool`, the next two
     batches are being decoded while the caller computes one (memory: three batches)."""
     batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     if pool is None:
         for batch in batches:
-            yield [decode(item, crop, limits) for item in batch]
+            yield [decode(item, crop, limits, preprocessing) for item in batch]
         return
     ahead: list[list[Future[Decoded]]] = []
     for batch in batches:
-        ahead.append([pool.submit(decode, item, crop, limits) for item in batch])
+        ahead.append([pool.submit(decode, item, crop, limits, preprocessing) for item in batch])
         if len(ahead) > 2:
             yield [f.result() for f in ahead.pop(0)]
     for futures in ahead:
@@ -110,14 +133,16 @@ def study_batch(
     good = [d for d in batch if d.pixels is not None]
     if not good:
         return []
-    x = torch.cat([to_tensor(d.pixels) for d in good])
     labels = [d.item.label for d in good]
     per_model: dict[str, dict[str, Any]] = {}
     for name, loaded in models.items():
-        model = loaded.module
+        model, entry = loaded.module, get_model(name)
+        x = torch.cat([d.input_for(entry.preprocessing) for d in good])
         # The label's class where there is one, else the model's own top-1 (None)
-        result = compute_cam(model, x.to(device_of(model)), labels, layer, gates=True)
-        targets, raw, maps = result.class_idx, result.raw, result.maps
+        module = entry.layer_module(layer)
+        result = compute_cam(model, x.to(device_of(model)), labels, module, gates=True)
+        targets, raw = result.class_idx, result.raw
+        maps = [fit_map(m, d.pixels.shape[:2]) for m, d in zip(result.maps, good, strict=True)]
         probabilities = torch.softmax(result.logits.double(), 1).cpu().numpy()
         per_model[name] = {
             "probabilities": probabilities,
@@ -135,7 +160,7 @@ def study_batch(
     for i, d in enumerate(good):
         agreement = (
             cam_agreement(per_model[names[0]]["maps"][i], per_model[names[1]]["maps"][i])
-            if len(names) == 2
+            if len(names) >= 2
             else {"pearson": float("nan"), "iou_top": float("nan")}
         )
         for name in names:
@@ -191,6 +216,7 @@ def analysis_numbers(
     """The numbers of the named analyses of one image (those that apply to it)."""
     if not names:
         return {}
+    cam, boxes = in_model_input(cam, boxes, x)  # from the display's pixels to the input's
     image = ImageInput(model, x.to(device_of(model)), cam, int(target), boxes)
     found = run_analyses(names, image)
     return {k: v for result in found.values() for k, v in result.numbers.items()}
@@ -226,8 +252,9 @@ def local_batches(
     # running, a worker can deadlock (seen: a study that never began).
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context) if workers > 0 else None
+    preprocessing = [get_model(name).preprocessing for name in models]
     try:
-        for batch in decoded(items, pool, batch_size, crop, limits):
+        for batch in decoded(items, pool, batch_size, crop, limits, preprocessing):
             problems = [d.problem for d in batch if d.problem]
             yield len(batch), study_batch(models, batch, layer, analyses), problems
     finally:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from sa_viz.data.sources import Item
+from sa_viz.models.registry import get_model
 from sa_viz.models.weights import LoadedModel
 from sa_viz.pipeline.study import decode, study_batch
 
@@ -73,7 +74,8 @@ class StudyActor:
                 batch["key"], batch["path"], batch["label"], batch["boxes"], strict=True
             )
         ]
-        decoded = [decode(item, self.crop) for item in items]
+        preprocessing = [get_model(name).preprocessing for name in self.models]
+        decoded = [decode(item, self.crop, preprocessing=preprocessing) for item in items]
         records = study_batch(self.models, decoded, self.layer, self.analyses)
         by_key: dict[str, list[dict[str, Any]]] = {}
         for record in records:
