@@ -40,8 +40,12 @@ def models_or_exit(
 
 def explain_main(argv: Sequence[str] | None = None) -> int:
     from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
-    from sa_viz.models import list_models, parse_pair
-    from sa_viz.models.flags import add_weights_arguments
+    from sa_viz.models import list_models, parse_models
+    from sa_viz.models.flags import (
+        add_model_file_argument,
+        add_weights_arguments,
+        run_model_files,
+    )
     from sa_viz.render import COLORMAPS, DEFAULT_ALPHA, DEFAULT_COLORMAP
 
     parser = argparse.ArgumentParser(
@@ -55,9 +59,13 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--models",
         default="resnet50,sa_resnet50",
-        help="the models to compare, in order, from: " + ", ".join(list_models()) + " "
-        "(the figure shows them in this order; default resnet50,sa_resnet50)",
+        help="one to four models to compare, in order, from: " + ", ".join(list_models()) + ", "
+        "timm's attention zoo (seresnet50.ra2_in1k, ecaresnet50d.miil_in1k, "
+        "gcresnet50t.ra2_in1k, resnest50d.in1k, skresnext50_32x4d.ra_in1k, resnet50.a1_in1k), "
+        "timm:NAME, or a --model-file's (the figure shows them in this order; "
+        "default resnet50,sa_resnet50)",
     )
+    add_model_file_argument(parser)
     parser.add_argument(
         "--unit",
         default="layer3.0",
@@ -86,11 +94,12 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
     add_weights_arguments(parser)
     args = parser.parse_args(argv)
     chosen = parse_analyses(parser, args.analyses)
+    run_model_files(parser, args.model_file)
     from sa_viz.data.imagenet import class_index
 
     try:
         class_idx = None if args.class_ is None else class_index(args.class_)
-        names = parse_pair(args.models)
+        names = parse_models(args.models)
         check_unit(args.unit, names)
     except ValueError as error:
         parser.error(str(error))
@@ -334,7 +343,7 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
 
 def study_parser() -> argparse.ArgumentParser:
     from sa_viz.cam import DEFAULT_LAYER, LAYERS
-    from sa_viz.models.flags import add_weights_arguments
+    from sa_viz.models.flags import add_model_file_argument, add_weights_arguments
     from sa_viz.models.registry import DEFAULT_PAIR
 
     parser = argparse.ArgumentParser(
@@ -352,7 +361,9 @@ def study_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, required=True, help="folder for the study")
     parser.add_argument(
-        "--models", default=",".join(DEFAULT_PAIR), help="A,B (default: %(default)s)"
+        "--models",
+        default=",".join(DEFAULT_PAIR),
+        help="one to four models, as for sa-viz explain (default: %(default)s)",
     )
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
     parser.add_argument("--limit", type=int, default=None, help="study the first N images only")
@@ -398,6 +409,7 @@ def study_parser() -> argparse.ArgumentParser:
         help="classes (index or name) for the report's per-class gate figure (default: the "
         "three most frequent labels)",
     )
+    add_model_file_argument(parser)
     add_debug_argument(parser)
     add_weights_arguments(parser)
     return parser
@@ -444,13 +456,20 @@ def check_study_args(
 
 def study_main(argv: Sequence[str] | None = None) -> int:
     """`sa-viz study SOURCE --out DIR`: a dataset through the two models, into Parquet."""
-    from sa_viz.models.registry import parse_pair
+    from sa_viz.models.flags import run_model_files
+    from sa_viz.models.registry import parse_models
 
     parser = study_parser()
     args = parser.parse_args(argv)
     report_classes, chosen = check_study_args(parser, args)
+    if args.model_file and args.engine == "ray":
+        parser.error(
+            "--model-file works with --engine local: Ray's workers start without your file "
+            "(a timm zoo model by name works on both)"
+        )
+    run_model_files(parser, args.model_file)
     try:
-        names = parse_pair(args.models)
+        names = parse_models(args.models)
     except ValueError as error:
         parser.error(str(error))
     from sa_viz.data.sources import SourceError, read_source
@@ -509,8 +528,8 @@ def study_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-USAGE = """usage: sa-viz explain IMAGE... --out DIR [--models A,B] [options]
-       sa-viz study SOURCE --out DIR [--models A,B] [--engine local|ray] [--limit N]
+USAGE = """usage: sa-viz explain IMAGE... --out DIR [--models A,B[,C,D]] [--model-file F] [options]
+       sa-viz study SOURCE --out DIR [--models A,B[,C,D]] [--engine local|ray] [--limit N]
        sa-viz weights [status|import PATH|download [MODEL...]]
        sa-viz serve [--port N] [--device auto|cpu|cuda] [options]   (the web app)
 

@@ -22,7 +22,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # never needs the ne
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from sa_viz.models.flags import add_weights_arguments
+    from sa_viz.models.flags import (
+        add_model_file_argument,
+        add_weights_arguments,
+        run_model_files,
+    )
 
     env = os.environ.get
     parser = argparse.ArgumentParser(
@@ -104,10 +108,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the images of one study from the page together, unpacked, in MB "
         "(env SA_VIZ_MAX_STUDY_MB; default 200)",
     )
+    models = parser.add_argument_group("models")
+    models.add_argument(
+        "--models",
+        default=env("SA_VIZ_MODELS", ""),
+        metavar="A,B,...",
+        help="models to offer besides the built-in ones: timm zoo names (seresnet50.ra2_in1k, "
+        "ecaresnet50d.miil_in1k, ...), timm:NAME, or names registered by --model-file "
+        "(env SA_VIZ_MODELS)",
+    )
+    add_model_file_argument(models)
     add_weights_arguments(parser)
     args = parser.parse_args(argv)
     if args.auth is not None and ":" not in args.auth[1:-1]:
         parser.error("--auth takes USER:PASSWORD, both non-empty")
+    # Registered before the app's modules are imported: they list the models as they load.
+    run_model_files(parser, args.model_file)
+    if args.models:
+        from sa_viz.models import parse_models
+
+        try:
+            parse_models(args.models)
+        except ValueError as error:
+            parser.error(f"--models: {error}")
     return args
 
 

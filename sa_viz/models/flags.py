@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import runpy
 from collections.abc import Sequence
+from pathlib import Path
 
 from sa_viz.models.registry import get_model, list_models
 from sa_viz.models.weights import LoadedModel, load_models
@@ -44,6 +46,31 @@ def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("SA_VIZ_NO_DOWNLOAD", "").lower() in {"1", "true", "yes"},
         help="never try to download published weights (env SA_VIZ_NO_DOWNLOAD=1)",
     )
+
+
+def add_model_file_argument(parser: argparse.ArgumentParser) -> None:
+    """`--model-file FILE.py` (repeatable): the researcher's own models, registered by the file."""
+    parser.add_argument(
+        "--model-file",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE.py",
+        help="a Python file that registers your own model (sa_viz.register_model(name, builder, "
+        "checkpoint=...)); its name can then be given to --models. Repeatable",
+    )
+
+
+def run_model_files(parser: argparse.ArgumentParser, paths: Sequence[Path]) -> None:
+    """Run each `--model-file`; one that is missing or fails ends the command with the
+    parser's error, naming the file and what went wrong."""
+    for path in paths:
+        if not path.is_file():
+            parser.error(f"--model-file {path}: no such file")
+        try:
+            runpy.run_path(str(path), run_name="sa_viz_model_file")
+        except Exception as error:  # the researcher's code: any failure is theirs to see
+            parser.error(f"--model-file {path}: {type(error).__name__}: {error}")
 
 
 def models_from_args(
