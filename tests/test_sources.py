@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 from conftest import ASSETS
+from imagenet_trees import annotation, kaggle_download
 
 from sa_viz.data.sources import label_of, read_source
 
@@ -108,15 +109,6 @@ def test_a_list_reports_every_problem_by_name_and_keeps_the_rest(tmp_path, kind)
 def test_a_missing_source_says_what_it_needs(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"neither a folder of images nor a \.csv"):
         read_source(tmp_path / "nothing")
-
-
-def annotation(synset, *boxes):
-    objects = "".join(
-        f"<object><name>{synset}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
-        f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
-        for b in boxes
-    )
-    return f"<annotation><folder>val</folder>{objects}</annotation>"
 
 
 def test_the_official_tree_with_xml_annotations(tmp_path):
@@ -244,37 +236,6 @@ def test_a_label_file_whose_header_cannot_be_read_stops_with_one_sentence(tmp_pa
     with pytest.raises(ValueError, match=rf"LOC_val_solution\.csv, line 1: .*{words}") as caught:
         read_source(val)
     assert caught.typename == "SourceError"  # what the command line answers in one sentence
-
-
-def tiny_jpeg(path, shade: int = 128) -> None:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (8, 8), (shade, 64, 32)).save(path, "JPEG")
-
-
-KAGGLE_VAL = ("ILSVRC", "Data", "CLS-LOC", "val")
-
-
-def kaggle_download(root, images: int = 3):
-    """The Kaggle ImageNet localisation download, in small: the solution file and the synset
-    mapping at the root, the validation images (and their XML), and a training class folder."""
-    val = root.joinpath(*KAGGLE_VAL)
-    for i in range(1, images + 1):
-        tiny_jpeg(val / f"ILSVRC2012_val_{i:08d}.JPEG", shade=40 * i)
-    notes = root / "ILSVRC" / "Annotations" / "CLS-LOC" / "val"
-    notes.mkdir(parents=True)
-    # The XML says goldfish: a label from it would show that the csv was not the one read.
-    (notes / "ILSVRC2012_val_00000001.xml").write_text(annotation("n01443537", (1, 1, 2, 2)))
-    tiny_jpeg(root / "ILSVRC" / "Data" / "CLS-LOC" / "train" / "n01440764" / "a.JPEG")
-    (root / "LOC_synset_mapping.txt").write_text("n01440764 tench, Tinca tinca\n")
-    (root / "LOC_val_solution.csv").write_text(
-        "ImageId,PredictionString\n"
-        "ILSVRC2012_val_00000001,n02123045 10 20 200 210 n02123045 5 5 50 50 \n"
-        "ILSVRC2012_val_00000002,n07920052 0 0 100 100 \n"
-        "ILSVRC2012_val_00000003,n01440764 1 2 3 4 \n"
-    )
-    return val
 
 
 @pytest.mark.parametrize("given", ["root", "ILSVRC", "val", "dot in val"])
