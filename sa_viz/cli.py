@@ -357,7 +357,8 @@ def study_parser() -> argparse.ArgumentParser:
         "source",
         type=Path,
         help="a folder of images (recursive), an ImageFolder (one sub-folder per class), an "
-        "ImageNet validation folder with LOC_val_solution.csv, or a .csv/.jsonl list",
+        "ImageNet validation folder with LOC_val_solution.csv or its XML annotations, the root "
+        "of Kaggle's ImageNet localisation download, or a .csv/.jsonl list",
     )
     parser.add_argument("--out", type=Path, required=True, help="folder for the study")
     parser.add_argument(
@@ -480,9 +481,12 @@ def study_main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, SourceError) as error:
         parser.error(str(error))
     models = models_or_exit(parser, args, names)
+    # Where the images are, when that is not the folder given (the Kaggle download's root).
+    inside = "" if source.root == args.source else f" in {source.root}"
     print(
-        f"{args.source}: {source.layout}, {len(source.items)} images, {source.labelled} labelled, "
-        f"{len(source.problems)} problems (see {args.out / 'problems.txt'})",
+        f"{args.source}: {source.layout}{inside}, {len(source.items)} images, "
+        f"{source.labelled} labelled, {len(source.problems)} problems "
+        f"(see {args.out / 'problems.txt'})",
         file=sys.stderr,
     )
     try:

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 from conftest import ASSETS
+from imagenet_trees import annotation, kaggle_download
 
 from sa_viz.data.sources import label_of, read_source
 
@@ -108,15 +109,6 @@ def test_a_list_reports_every_problem_by_name_and_keeps_the_rest(tmp_path, kind)
 def test_a_missing_source_says_what_it_needs(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"neither a folder of images nor a \.csv"):
         read_source(tmp_path / "nothing")
-
-
-def annotation(synset, *boxes):
-    objects = "".join(
-        f"<object><name>{synset}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
-        f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
-        for b in boxes
-    )
-    return f"<annotation><folder>val</folder>{objects}</annotation>"
 
 
 def test_the_official_tree_with_xml_annotations(tmp_path):
@@ -244,3 +236,71 @@ def test_a_label_file_whose_header_cannot_be_read_stops_with_one_sentence(tmp_pa
     with pytest.raises(ValueError, match=rf"LOC_val_solution\.csv, line 1: .*{words}") as caught:
         read_source(val)
     assert caught.typename == "SourceError"  # what the command line answers in one sentence
+
+
+@pytest.mark.parametrize("given", ["root", "ILSVRC", "val", "dot in val"])
+def test_the_kaggle_download_is_read_from_its_root_its_ilsvrc_folder_or_its_val_folder(
+    tmp_path, monkeypatch, given
+):
+    """Issue 28: from the root, 0 images were studied and 0 problems reported, nothing said."""
+    val = kaggle_download(tmp_path)
+    path = {"root": tmp_path, "ILSVRC": tmp_path / "ILSVRC", "val": val}.get(given)
+    if path is None:
+        monkeypatch.chdir(val)
+        path = "."
+    source = read_source(path)
+    assert source.layout == "imagenet-val" and source.problems == []
+    assert source.root.resolve() == val.resolve()
+    # The same keys whichever folder was given: a study begun from one resumes from another.
+    assert [(i.key, i.label, i.boxes) for i in source.items] == [
+        ("ILSVRC2012_val_00000001.JPEG", 281, ((10, 20, 200, 210), (5, 5, 50, 50))),
+        ("ILSVRC2012_val_00000002.JPEG", 967, ((0, 0, 100, 100),)),
+        ("ILSVRC2012_val_00000003.JPEG", 0, ((1, 2, 3, 4),)),
+    ]
+
+
+def test_the_official_tree_is_read_from_its_root_with_its_xml(tmp_path):
+    """ILSVRC/ without Kaggle's csv: the validation images and the XML annotations."""
+    val = kaggle_download(tmp_path)
+    (tmp_path / "LOC_val_solution.csv").unlink()
+    source = read_source(tmp_path / "ILSVRC")
+    assert source.layout == "imagenet-val" and source.root == val
+    assert [item.label for item in source.items] == [1, None, None]  # goldfish, by its XML
+    assert source.problems[0].endswith("not in val/*.xml; studied without a label")
+
+
+def empty_sources(tmp_path):
+    """Sources in which no image is found, each with what its error must say."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes" / "deeper").mkdir(parents=True)
+    (tmp_path / "notes" / "deeper" / "a.txt").write_text("not an image")
+    (tmp_path / "kaggle").mkdir()  # only the label file downloaded
+    (tmp_path / "kaggle" / "LOC_val_solution.csv").write_text(
+        "ImageId,PredictionString\nILSVRC2012_val_00000001,n02123045 1 2 3 4\n"
+    )
+    for wnid in ("n01440764", "n01443537"):
+        (tmp_path / "classes" / wnid).mkdir(parents=True)
+    (tmp_path / "list.csv").write_text("path,label\ngone/a.jpg,1\ngone/b.jpg,2\n")
+    return {
+        "empty": (tmp_path / "empty", "no image file (.bmp"),
+        "no images": (tmp_path / "notes", "is in"),
+        "labels only": (tmp_path / "kaggle", "ILSVRC/Data/CLS-LOC/val/"),
+        "empty classes": (tmp_path / "classes", "read as an ImageFolder"),
+        "missing files": (tmp_path / "list.csv", "list.csv, line 2: gone/a.jpg does not exist"),
+    }
+
+
+@pytest.mark.parametrize(
+    "kind", ["empty", "no images", "labels only", "empty classes", "missing files"]
+)
+def test_a_source_without_images_names_where_it_looked_and_the_layouts_it_knows(tmp_path, kind):
+    from sa_viz.data.sources import LAYOUTS, EmptySource, SourceError
+
+    path, words = empty_sources(tmp_path)[kind]
+    with pytest.raises(EmptySource) as caught:
+        read_source(path)
+    message = str(caught.value)
+    assert isinstance(caught.value, SourceError)  # what the command line answers with
+    assert message.startswith(f"{path}: no images to study: ") and words in message, message
+    assert all(f"  - {text}" in message for text in LAYOUTS.values()), message
+    assert "Kaggle" in message and "Point it at" in message

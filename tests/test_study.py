@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import ASSETS
+from imagenet_trees import kaggle_download
 
 from sa_viz.data.sources import read_source
 from sa_viz.outputs import study as study_files
@@ -369,17 +370,40 @@ def test_the_report_folds_the_knockout_of_every_unit():
 
 
 def test_a_study_with_no_readable_image_still_reports(loaded_models, tmp_path):
-    """Every listed file missing: before, Arrow failed on the empty rows folder ("No match for
-    FieldRef.Name(key)") and problems.txt was never written."""
+    """Every listed file unreadable: before, Arrow failed on the empty rows folder ("No match
+    for FieldRef.Name(key)") and problems.txt was never written. (Every listed file missing
+    is a source without images: `test_a_source_without_images_stops_the_study`.)"""
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / name).write_text(f"{name} is not a photo")
     listed = tmp_path / "list.jsonl"
-    listed.write_text('{"path": "gone/a.jpg", "label": 281}\n{"path": "gone/b.jpg", "label": 3}\n')
+    listed.write_text('{"path": "a.jpg", "label": 281}\n{"path": "b.jpg", "label": 3}\n')
     out = tmp_path / "study"
     summary = run_study(listed, out, loaded_models, workers=0, progress=False,
                         analyses=["road"])  # fmt: skip
     assert summary["counts"]["studied"] == 0 and summary["counts"]["problems"] == 2
     assert len((out / "problems.txt").read_text().splitlines()) == 2
-    assert "0 of 0 images studied" in (out / "report.html").read_text()
+    assert "0 of 2 images studied" in (out / "report.html").read_text()
     assert study_files.read_rows(out).num_rows == 0
+
+
+@pytest.mark.parametrize("given", ["folder", "list", "Source"])
+def test_a_source_without_images_stops_the_study(tmp_path, given):
+    """Issue 28: a source without images was studied (0 images, 0 problems) and said nothing;
+    now `run_study` stops before writing anything, naming where it looked."""
+    from sa_viz.data.sources import EmptySource, Source
+
+    listed = tmp_path / "list.jsonl"
+    listed.write_text('{"path": "gone/a.jpg", "label": 281}\n')
+    (tmp_path / "empty").mkdir()
+    source = {"folder": tmp_path / "empty", "list": listed, "Source": Source("folder", tmp_path)}
+    where = {"folder": tmp_path / "empty", "list": listed, "Source": tmp_path}[given]
+    out = tmp_path / "study"
+    with pytest.raises(EmptySource, match=re.escape(f"{where}: no images to study")) as caught:
+        run_study(source[given], out, {}, workers=0, progress=False)
+    assert "sa-viz reads:" in str(caught.value)
+    if given == "list":
+        assert "list.jsonl, line 1: gone/a.jpg does not exist" in str(caught.value)
+    assert not out.exists()
 
 
 def study_command(source, out, weights_folder, *flags):
@@ -409,6 +433,37 @@ def test_the_command_line_names_the_lines_of_a_hostile_label_file_and_goes_on(
     problems = (tmp_path / "study" / "problems.txt").read_text()
     assert "LOC_val_solution.csv, line 3: not UTF-8 text" in problems
     assert "LOC_val_solution.csv, line 4: field larger than field limit" in problems
+
+
+def test_the_command_line_studies_the_kaggle_download_from_its_root(weights_folder, tmp_path):
+    """Issue 28: before, 0 images were studied and 0 problems reported, with exit 0."""
+    val = kaggle_download(tmp_path / "kaggle")
+    out = tmp_path / "study"
+    done = study_command(tmp_path / "kaggle", out, weights_folder, "--limit", "2")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert f"imagenet-val in {val}, 3 images, 3 labelled, 0 problems" in done.stderr
+    summary = json.loads((out / "study.json").read_text())
+    assert summary["counts"]["studied"] == 2 and summary["counts"]["labelled"] == 2
+    table = pq.read_table(out / "rows", columns=["key", "label"]).to_pylist()
+    assert sorted({(r["key"], r["label"]) for r in table}) == [
+        ("ILSVRC2012_val_00000001.JPEG", 281),
+        ("ILSVRC2012_val_00000002.JPEG", 967),
+    ]
+
+
+def test_the_command_line_stops_on_a_source_without_images(tmp_path, capsys):
+    """Before the models load: where it looked, the layouts it knows, exit 2."""
+    from sa_viz.cli import main
+
+    (tmp_path / "kaggle").mkdir()
+    (tmp_path / "kaggle" / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n")
+    with pytest.raises(SystemExit) as caught:
+        main(["study", str(tmp_path / "kaggle"), "--out", str(tmp_path / "study")])
+    said = capsys.readouterr().err
+    assert caught.value.code == 2 and "Traceback" not in said
+    assert f"sa-viz study: error: {tmp_path / 'kaggle'}: no images to study" in said
+    assert "ILSVRC/Data/CLS-LOC/val/" in said and "  - an ImageFolder" in said
+    assert not (tmp_path / "study").exists()
 
 
 def test_the_command_line_stops_with_one_sentence_on_a_label_file_it_cannot_read(

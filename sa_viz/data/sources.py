@@ -1,7 +1,7 @@
 """The images of a study and what is known about each: where a dataset's labels and boxes are.
 
-`read_source(path)` recognises four layouts and lists their images as `Item`s, labels mapped onto
-the 1000 ImageNet classes:
+`read_source(path)` recognises these layouts (`LAYOUTS`) and lists their images as `Item`s,
+labels mapped onto the 1000 ImageNet classes:
 
 - a list: a `.csv` (columns `path`, optional `label`, optional `box` as "x0 y0 x1 y1") or a
   `.jsonl` file (one object per line with the same keys); relative paths are read from the
@@ -11,6 +11,9 @@ the 1000 ImageNet classes:
   beside it, or the official per-image XML annotations (`ILSVRC2012_val_00000001.xml`: the
   synset and box of each object) beside the images or in the official tree
   (`Annotations/CLS-LOC/val/` for `Data/CLS-LOC/val/`);
+- the Kaggle ImageNet localisation download, from its root (`LOC_val_solution.csv` there, the
+  images in `ILSVRC/Data/CLS-LOC/val/`), from `ILSVRC/` or from that val folder: the validation
+  layout above, its keys the image names whichever folder was given;
 - an ImageFolder: one sub-folder per class, named by WordNet id (`n01440764`), class index
   (`0`–`999`) or class name (`tench`, `hot dog`: `sa_viz.data.imagenet.class_index`);
 - any other folder: every image in it, recursively, without labels.
@@ -18,8 +21,10 @@ the 1000 ImageNet classes:
 What cannot be used (an unknown label, a row of a list or of `LOC_val_solution.csv` that cannot be
 read, a listed file that does not exist, the same file twice) is reported by name in
 `Source.problems` (a row by its file and line), never dropped silently; the study goes on with
-the rest. A list or label file whose header cannot be read is a `SourceError`, one sentence.
-Images are not opened here: an unreadable image is reported when the study decodes it.
+the rest. A list or label file whose header cannot be read is a `SourceError`, one sentence; a
+source with no image at all is an `EmptySource`, which names where it looked and the layouts
+above (before, the Kaggle root studied 0 images and reported 0 problems). Images are not opened
+here: an unreadable image is reported when the study decodes it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +44,7 @@ from sa_viz.data.imagenet import NUM_CLASSES, class_index
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".jpe"}
 LOC_SOLUTION = "LOC_val_solution.csv"
+KAGGLE_VAL = Path("Data", "CLS-LOC", "val")  # in the ILSVRC/ folder of Kaggle's download
 WNID = re.compile(r"^n\d{8}$")
 SKIPPED = "the row is skipped"  # the end of a problem with a row of a list or label file
 
@@ -45,8 +52,27 @@ Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in the original image'
 Row = dict[str, Any]
 
 
+# What `read_source` recognises, in the order it tries them: what an empty source's error lists.
+LAYOUTS = {
+    "list": "a .csv or .jsonl list of images (columns path, and optionally label and box)",
+    "imagenet-val": "an ImageNet validation folder (ILSVRC2012_val_*.JPEG) with "
+    f"{LOC_SOLUTION} in it or beside it, or with its per-image XML annotations; also the "
+    f"Kaggle ImageNet localisation download from its root ({LOC_SOLUTION}, "
+    "ILSVRC/Data/CLS-LOC/val/) or from its ILSVRC/ folder",
+    "imagefolder": "an ImageFolder: one sub-folder of images per class, named by WordNet id "
+    "(n01440764), class index (0-999) or class name (tench)",
+    "folder": "any other folder: every image in it and below it, without labels",
+}
+
+
 class SourceError(ValueError):
-    """A list or label file that cannot be read at all (its header), named with the line."""
+    """A source that cannot be studied at all: a list or label file whose header cannot be
+    read (named with the line), or a source without images (`EmptySource`)."""
+
+
+class EmptySource(SourceError):
+    """A source in which no image was found: the message names where it looked, the layouts
+    `read_source` knows and what to do."""
 
 
 @dataclass(frozen=True)
@@ -96,20 +122,56 @@ def label_of(text: str | int | None) -> int | None:
 
 
 def read_source(path: str | Path) -> Source:
-    """The images at `path` and their labels (see the module's docstring for the layouts)."""
+    """The images at `path` and their labels (see the module's docstring for the layouts).
+    Raises `EmptySource` where no image is found, `SourceError` for a list or label file that
+    cannot be read, FileNotFoundError for a path that is neither a folder nor a list."""
     path = Path(path)
     if path.is_file() and path.suffix.lower() in (".csv", ".jsonl"):
-        return _from_list(path)
+        return with_images(_from_list(path), path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is neither a folder of images nor a .csv/.jsonl list")
-    solution = next(
-        (p for p in (path / LOC_SOLUTION, path.parent / LOC_SOLUTION) if p.is_file()), None
+    return with_images(_from_folder(path), path)
+
+
+def with_images(source: Source, given: Path | None = None) -> Source:
+    """`source`, if it lists an image; else an `EmptySource` naming where it looked (`given`,
+    the path a person gave, and the folder read), the layouts known and what to do."""
+    if source.items:
+        return source
+    given = source.root if given is None else given
+    root = source.root
+    suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+    found = {
+        "list": f"{given} lists no image that can be studied",
+        "imagenet-val": f"it was read as ImageNet validation images with their labels, but "
+        f"{root} holds no image ({suffixes}; Kaggle's download keeps them in "
+        f"ILSVRC/{KAGGLE_VAL.as_posix()}/)",
+        "imagefolder": f"it was read as an ImageFolder, but the class folders in {root} hold "
+        f"no image ({suffixes})",
+        "folder": f"no image file ({suffixes}) is in {root} or below it",
+    }.get(source.layout, f"{root} holds no image")
+    lines = [f"{given}: no images to study: {found}."]
+    if source.problems:
+        shown = "; ".join(source.problems[:3])
+        more = f" (and {len(source.problems) - 3} more)" if len(source.problems) > 3 else ""
+        lines.append(f"Its problems: {shown}{more}.")
+    lines.append("sa-viz reads:")
+    lines += [f"  - {text}" for text in LAYOUTS.values()]
+    lines.append(
+        "Point it at a source of one of these kinds (for the Kaggle download, the folder that "
+        f"holds {LOC_SOLUTION}), or list your images in a .csv with a path column."
     )
+    raise EmptySource("\n".join(lines))
+
+
+def _from_folder(path: Path) -> Source:
+    images = _validation_folder(path)
+    solution = _solution_file(images)
     if solution is not None:
-        return _imagenet_val(path, _solution_truth(solution), solution.name)
-    annotations = _annotations_folder(path)
+        return _imagenet_val(images, _solution_truth(solution), solution.name)
+    annotations = _annotations_folder(images)
     if annotations is not None:
-        return _imagenet_val(path, _xml_truth(annotations), f"{annotations.name}/*.xml")
+        return _imagenet_val(images, _xml_truth(annotations), f"{annotations.name}/*.xml")
     folders = sorted(p for p in path.iterdir() if p.is_dir())
     if folders and _all_classes(folders):
         return _image_folder(path, folders)
@@ -250,13 +312,41 @@ def _jsonl_rows(path: Path, problems: list[str]) -> Iterator[tuple[int, Row]]:
             yield number, row
 
 
+def _validation_folder(folder: Path) -> Path:
+    """`folder`, or the validation images of the ImageNet tree in it: Kaggle's download holds
+    `ILSVRC/Data/CLS-LOC/val/` at its root, the official tree `Data/CLS-LOC/val/`."""
+    for tree in (folder / "ILSVRC", folder):
+        if (tree / KAGGLE_VAL).is_dir():
+            return tree / KAGGLE_VAL
+    return folder
+
+
+def _tree(folder: Path) -> Path | None:
+    """The ImageNet tree (the folder holding `Data/`) of a folder …/Data/CLS-LOC/val; None for
+    any other folder. Made absolute (symbolic links kept: a linked val folder is read where it
+    is linked), so that "." inside the val folder is found too."""
+    data = Path(os.path.abspath(folder)).parent.parent
+    return data.parent if data.name == "Data" else None
+
+
+def _solution_file(folder: Path) -> Path | None:
+    """`LOC_val_solution.csv` for a flat folder of validation images: in it, beside it, or at
+    the root of Kaggle's download (beside `ILSVRC/`, for `ILSVRC/Data/CLS-LOC/val/`)."""
+    candidates = [folder / LOC_SOLUTION, folder.parent / LOC_SOLUTION]
+    tree = _tree(folder)
+    if tree is not None:
+        candidates.append(tree.parent / LOC_SOLUTION)
+    return next((p for p in candidates if p.is_file()), None)
+
+
 def _annotations_folder(folder: Path) -> Path | None:
     """Where the official XML annotations of a flat folder of validation images are: beside
     them, or in the official tree (…/Annotations/CLS-LOC/val for …/Data/CLS-LOC/val)."""
     candidates = [folder]
-    data = folder.parent.parent  # …/Data/CLS-LOC/val
-    if data.name == "Data":
-        candidates.append(data.parent / "Annotations" / folder.parent.name / folder.name)
+    tree = _tree(folder)
+    if tree is not None:
+        val = Path(os.path.abspath(folder))
+        candidates.append(tree / "Annotations" / val.parent.name / val.name)
     for candidate in candidates:
         if candidate.is_dir() and next(candidate.glob("*_val_*.xml"), None) is not None:
             return candidate

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from sa_viz.cam import DEFAULT_LAYER
 from sa_viz.data.preprocess import DEFAULT_LIMITS, Limits
-from sa_viz.data.sources import Source, read_source
+from sa_viz.data.sources import Source, read_source, with_images
 from sa_viz.models.weights import LoadedModel
 from sa_viz.outputs import files
 from sa_viz.outputs.rows import SCHEMA, study_parts
@@ -113,12 +113,15 @@ def run_study(
     frequent labels); `report=False` writes no report (`write_report` writes it later).
     `analyses`: the analyses (`sa_viz.analyses`) to run on every image and model. `limits`:
     the images' bounds (the local engine; the server passes its own). `title`: what the report
-    calls the source (default: its path).
+    calls the source (default: its path). A source without images is an `EmptySource` (a
+    ValueError) naming where it looked and the layouts `read_source` knows.
     """
     from tqdm import tqdm
 
     started = time.monotonic()
-    source = source if isinstance(source, Source) else read_source(source)
+    # A source without images ends here, naming where it looked (before: 0 images studied, 0
+    # problems, nothing said).
+    source = with_images(source) if isinstance(source, Source) else read_source(source)
     out = Path(out)
     (out / "rows").mkdir(parents=True, exist_ok=True)
     parts = study_parts(out)  # before anything is written
