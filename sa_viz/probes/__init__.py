@@ -29,6 +29,7 @@ from sa_viz.probes.recorder import (
     unit_names,
     units_of,
     unread_attention,
+    unread_of,
 )
 
 __all__ = [
@@ -49,4 +50,5 @@ __all__ = [
     "unit_summary",
     "units_of",
     "unread_attention",
+    "unread_of",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,6 +47,7 @@ def register_probe(probe: Probe) -> Probe:
         _REGISTERED.append(probe)
     probes.cache_clear()
     unit_layouts.cache_clear()
+    _UNREAD.clear()
     return probe
 
 
@@ -112,6 +114,17 @@ def unread_attention(model: nn.Module) -> dict[str, str]:
             outer = path
             found[path] = f"{UNREAD} ({type(module).__name__})"
     return found
+
+
+_UNREAD: weakref.WeakKeyDictionary[nn.Module, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def unread_of(model: nn.Module) -> dict[str, str]:
+    """`unread_attention(model)`, worked out once per model object (again after a probe is
+    registered): every explanation names what its model has that no probe reads."""
+    if model not in _UNREAD:
+        _UNREAD[model] = unread_attention(model)
+    return dict(_UNREAD[model])
 
 
 def _looks_like_attention(path: str, module: nn.Module) -> bool:
