@@ -6,7 +6,6 @@ unit, group, scales): changing a view setting never runs a model. No gradio in t
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +14,7 @@ from sa_viz import render
 from sa_viz.cam import METHODS, cam_agreement, joint_scale
 from sa_viz.models.weights import WeightsStatus
 from sa_viz.pipeline.explain import Explanation, ModelExplanation
-from sa_viz.probes import UNREAD, UnitGates, is_constant
+from sa_viz.probes import UnitGates, is_constant, unread_lines
 from sa_viz.render import gate_words as words
 
 NORMALIZATIONS = ("per model", "joint")
@@ -340,25 +339,23 @@ def gate_range_text(result: Explanation, unit: str, scale: str, *, model: str | 
 
 
 def unread_note(result: Explanation) -> str:
-    """A line per compared model with modules that look like attention but that no probe reads
-    (`sa_viz.probes.UNREAD`), by class, with where they are; empty when there are none."""
-    lines = []
-    for m in result.models.values():
-        by_class: dict[str, list[str]] = {}
-        for path, text in m.unread.items():
-            found = re.search(r"\(([^()]*)\)$", text)
-            by_class.setdefault(found.group(1) if found else text, []).append(path)
-        for name, paths in by_class.items():
-            where = ", ".join(paths[:3]) + (f" … ({len(paths)} modules)" if len(paths) > 3 else "")
-            lines.append(f"**{m.title}** has {UNREAD}: {name} at {where}.")
-    return "".join(f"  \n{line}" for line in lines)
+    """A line per compared model and class of module that looks like attention but that no
+    probe reads (`sa_viz.probes.unread_lines`); empty when there are none."""
+    return "".join(
+        f"  \n**{m.title}** has {line}."
+        for m in result.models.values()
+        for line in unread_lines(m.unread)
+    )
+
+
+NO_UNITS = "Neither chosen model has attention units."
 
 
 def no_gates_text(result: Explanation) -> str:
     """Why the gate explorer is empty for these models, naming attention no probe reads."""
     note = unread_note(result)
     if not note:
-        return "Neither chosen model has attention units."
+        return NO_UNITS
     return "Neither chosen model has attention units that SA-Viz reads." + note
 
 
