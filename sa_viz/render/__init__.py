@@ -1,10 +1,13 @@
 """Pictures: the render stage, the only code that draws.
 
 `overlays`: maps over images (NumPy/OpenCV, milliseconds); `panels`: charts drawn into NumPy
-pictures for the app; `figures`: matplotlib figures with axes for the CLI and papers.
+pictures for the app, and `gate_panels` a unit's gate pictures from them, in the words of
+`gate_words` for each kind of attention; `figures`: matplotlib figures with axes for the CLI and
+papers.
 """
 
 from sa_viz.render.figures import comparison_figure, figure_array, gate_grid_figure
+from sa_viz.render.gate_panels import channel_panel, group_panel, summary_panel
 from sa_viz.render.overlays import (
     COLORMAPS,
     DEFAULT_ALPHA,
@@ -25,12 +28,10 @@ from sa_viz.render.panels import (
     bar_panel,
     colorbar,
     gate_mosaic_panel,
-    group_panel,
     heatmap_panel,
     mosaic_tile_at,
     note_panel,
     strip_lines,
-    summary_panel,
     unit_range,
     with_colour_strip,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "GATE_SCALES",
     "UNTRAINED_STAMP",
     "bar_panel",
+    "channel_panel",
     "colorbar",
     "colorize",
     "comparison_figure",

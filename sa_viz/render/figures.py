@@ -5,6 +5,7 @@ no global figure state): the CLI's outputs, for papers and slides. The app draws
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,9 +13,22 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
 
 from sa_viz.probes import UnitGates
+from sa_viz.render.gate_words import (
+    channel_how,
+    channel_name,
+    count,
+    kind_of,
+    layout_of,
+    maps_of_row,
+    row_word,
+    softmax_over_rows,
+    softmax_spatial,
+    spatial_how,
+    spatial_name,
+)
 from sa_viz.render.overlays import (
     DEFAULT_ALPHA,
     DEFAULT_COLORMAP,
@@ -22,6 +36,7 @@ from sa_viz.render.overlays import (
     mosaic,
     overlay,
     row_width,
+    to_unit,
 )
 from sa_viz.render.panels import unit_range
 
@@ -34,7 +49,9 @@ def figure_array(fig: Figure, dpi: int = 100) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
 
 
-def _title(ax: Axes, text: str, untrained: bool) -> None:
+def _title(ax: Axes, text: str, untrained: bool, chars: int = 90) -> None:
+    # Wrapped at `chars` (about 11 a 9-point inch): a wider title is cut off at the figure's edge.
+    text = "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
     if untrained:
         text = f"{UNTRAINED_STAMP}\n{text}"
     ax.set_title(text, fontsize=9, color="#b00020" if untrained else "black")
@@ -79,47 +96,102 @@ def gate_grid_figure(
     scale: str = "unit range",
     untrained: bool = False,
 ) -> Figure:
-    """One attention unit: its groups' spatial gates (mean over each group's channels) over the
-    image, with their colour scale, beside the groups × c channel-gate heatmap. A unit without
-    spatial gates (SE) gets its channel gates alone, in rows of up to 64 channels."""
-    channel = gates.channel[0].numpy()
-    kind = gates.layout.kind if gates.layout else ""
+    """One attention unit, titled in its kind's words: its spatial gates over the image (each
+    row's mean over its maps, with their colour scale; one map large), beside its channel gates
+    as a heatmap (rows × c; one row in lines of up to 64 channels; a softmax over kernel paths or
+    radix splits as one block of lines per row). A unit without spatial gates (SE, ECA, SK)
+    gets its channel gates alone, one without channel gates (Global Context, `gca`) its map."""
+    layout = layout_of(gates)
     if gates.spatial is None:
-        columns = row_width(channel.shape[1])
-        rows = channel.reshape(-1, columns)
-        fig = Figure(figsize=(9, 1.5 + 0.12 * len(rows)), layout="constrained")
-        ax = fig.subplots()
-        heat = ax.imshow(rows, aspect="auto", cmap="viridis", interpolation="nearest")
-        ax.set_xlabel(f"channel (+ column), {columns} per row")
-        ax.set_ylabel(f"row (channels row × {columns})")
-        fig.colorbar(heat, ax=ax, label="channel gate")
-        _title(
-            ax, f"{unit}: channel gates of the {kind} unit ({channel.shape[1]} channels)", untrained
-        )
+        fig = Figure(figsize=(9, 2.2 + 0.12 * _heat_rows(gates)), layout="constrained")
+        _channel_heat(fig, fig.subplots(), gates, unit, untrained, full=True)
         return fig
-    spatial = gates.spatial_mean()[0].numpy()
+    one_map = gates.groups == 1
+    size = (11, 5.2) if one_map else (12, 7.2)
+    fig = Figure(figsize=size if gates.channel is not None else (7, 5.2), layout="constrained")
+    if gates.channel is not None:
+        left, right = fig.subfigures(1, 2, width_ratios=[3, 2] if one_map else [4, 1])
+    else:
+        left, right = fig, None
+    maps = gates.spatial_mean()[0].numpy()
     value_range = unit_range(gates, scale)
-    grid = mosaic(
-        image, spatial, colormap=colormap, alpha=alpha, scale=scale, value_range=value_range
-    )
-    fig = Figure(figsize=(12, 7.2), layout="constrained")
-    left, right = fig.subfigures(1, 2, width_ratios=[4, 1])
     ax = left.subplots()
-    ax.imshow(grid)
+    if one_map:
+        h, w = maps.shape[-2:]
+        shown = to_unit(maps, scale, value_range)[0]
+        ax.imshow(overlay(image, shown, colormap, alpha))
+        what = f"{kind_of(layout)} {spatial_name(layout)}, {maps_of_row(layout)}"
+        how = spatial_how(layout, h, w)
+    else:
+        ax.imshow(
+            mosaic(
+                image, maps, colormap=colormap, alpha=alpha, scale=scale, value_range=value_range
+            )
+        )
+        rows = count(gates.groups, row_word(layout))
+        what = f"{kind_of(layout)} {spatial_name(layout)} of the {rows}"
+        how = f"{spatial_how(layout)}; colours: {scale}"
     ax.axis("off")
     if value_range is not None:
+        name = "softmax weight" if softmax_spatial(layout) else "spatial gate"
+        each = "" if one_map else "; tiles: the mean over each row's maps"
         left.colorbar(
             ScalarMappable(Normalize(*value_range), colormap),
             ax=ax,
             shrink=0.6,
-            label=f"spatial gate ({scale}; tiles: the mean over each group's channels)",
+            label=f"{name} ({scale}{each})",
         )
-    _title(ax, f"{unit}: spatial gates of the {gates.groups} groups (colours: {scale})", untrained)
-    hx = right.subplots()
-    heat = hx.imshow(channel, aspect="auto", cmap="viridis", interpolation="nearest")
-    hx.set_xlabel("channel (c)")
-    hx.set_ylabel("group")
-    hx.set_yticks(range(0, len(channel), max(1, len(channel) // 8)))
-    right.colorbar(heat, ax=hx, label="channel gate", shrink=0.8)
-    _title(hx, "channel gates", untrained)
+    _title(ax, f"{unit}: {what}\n{how}", untrained, chars=60 if right is not None else 70)
+    if right is not None:
+        _channel_heat(right, right.subplots(), gates, unit, untrained, full=False)
     return fig
+
+
+def _heat_rows(gates: UnitGates) -> int:
+    layout = layout_of(gates)
+    if gates.groups == 1 or softmax_over_rows(layout):
+        return gates.groups * (gates.channels // row_width(gates.channels))
+    return gates.groups
+
+
+def _channel_heat(
+    fig: Figure | SubFigure, ax: Axes, gates: UnitGates, unit: str, untrained: bool, full: bool
+) -> None:
+    """The channel gates as one heatmap: rows × c, or each row in lines of up to 64 channels
+    (one row, or a softmax over the rows: the lines of each row one block)."""
+    layout = layout_of(gates)
+    channel = gates.channel[0].numpy()  # (G, c)
+    g, c = channel.shape
+    row = row_word(layout)
+    if g == 1 or softmax_over_rows(layout):
+        columns = row_width(c)
+        lines = c // columns
+        heat = ax.imshow(
+            channel.reshape(-1, columns), aspect="auto", cmap="viridis", interpolation="nearest"
+        )
+        ax.set_xlabel(f"channel (+ line × {columns})" if lines > 1 else "channel")
+        if g > 1:
+            ax.set_yticks(
+                [i * lines - 0.5 + lines / 2 for i in range(g)], [str(i) for i in range(g)]
+            )
+            for i in range(1, g):
+                ax.axhline(i * lines - 0.5, color="white", linewidth=2)
+            ax.set_ylabel(f"{row} ({lines} lines each)" if lines > 1 else row)
+        else:
+            ax.set_ylabel(f"line ({columns} channels each)" if lines > 1 else "")
+            if lines == 1:
+                ax.set_yticks([])
+    else:
+        heat = ax.imshow(channel, aspect="auto", cmap="viridis", interpolation="nearest")
+        ax.set_xlabel("channel (c)")
+        ax.set_ylabel(row)
+        ax.set_yticks(range(0, g, max(1, g // 8)))
+    label = "weight" if softmax_over_rows(layout) else "channel gate"
+    fig.colorbar(heat, ax=ax, label=label, shrink=0.8)
+    name = channel_name(layout)
+    how = channel_how(layout)
+    if full:
+        text = f"{unit}: {kind_of(layout)} {name} ({count(c, 'channel')})\n{how}"
+    else:
+        text = f"{name}\n{how}"
+    _title(ax, text, untrained, chars=90 if full else 40)
