@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sa_viz.cam.base import DEFAULT_LAYER
 from sa_viz.errors import stage
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in the image's pixels
@@ -33,13 +34,16 @@ Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in the image's pixels
 @dataclass(frozen=True)
 class ImageInput:
     """One image for one model: `x` (1, 3, H, W) as the model takes it, `cam` (H, W) in [0, 1],
-    the CAM's class `target`, and the objects' `boxes` in `x`'s pixels (empty: none known)."""
+    the CAM's class `target`, the objects' `boxes` in `x`'s pixels (empty: none known), and the
+    CAM's `layer` and `method` (`sa_viz.cam`), for an analysis that computes CAMs again."""
 
     model: nn.Module
     x: torch.Tensor
     cam: np.ndarray
     target: int
     boxes: tuple[Box, ...] = ()
+    layer: str = DEFAULT_LAYER
+    method: str = "gradcam"
 
 
 @dataclass(frozen=True)

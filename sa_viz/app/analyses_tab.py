@@ -342,7 +342,9 @@ class AnalysisHandlers:
             for name, m in result.models.items():
                 model = loaded[name].module
                 x = result.image.tensor.to(device_of(model))
-                image = ImageInput(model, x, m.cam, m.target.index, boxes)
+                image = ImageInput(
+                    model, x, m.cam, m.target.index, boxes, result.layer, result.method
+                )
                 found[name] = {"title": m.title, "target": m.target.index}
                 found[name] |= dataclasses.asdict(deletion_insertion(image))
                 placed = localisation(image)

@@ -249,6 +249,9 @@ def analyse_explanation(
     for name, m in result.models.items() if names else ():
         model = models[name].module
         x = result.image.tensor.to(device_of(model))
-        done = run_analyses(names, ImageInput(model, x, m.cam, m.target.index, tuple(boxes)))
+        image = ImageInput(
+            model, x, m.cam, m.target.index, tuple(boxes), result.layer, result.method
+        )
+        done = run_analyses(names, image)
         found[name] = {a: dataclasses.asdict(r) for a, r in done.items()}
     return found
