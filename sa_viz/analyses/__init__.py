@@ -69,6 +69,9 @@ class Analysis:
     ) = None
     # False: too slow for a page's request and its time limit (studies and the CLI run it)
     on_page: bool = True
+    # False: offered on the page but not ticked there by default (the sanity checks: asked for
+    # on purpose, and most of them take seconds per model, not a fraction of one)
+    ticked: bool = True
     # The further numbers it gives per image beyond `numbers` (one per group, say: kept in a
     # study's rows, not reduced on their own), as a regular expression of their names.
     more_numbers: str | None = None

@@ -126,9 +126,7 @@ def study_batch(
             "maps": maps,
             "gates": result.gates,
             "analyses": [
-                analysis_numbers(
-                    analyses, model, x[i : i + 1], maps[i], targets[i], d.boxes, layer
-                )
+                analysis_numbers(analyses, model, x[i : i + 1], maps[i], targets[i], d.boxes, layer)
                 for i, d in enumerate(good)
             ],
         }
