@@ -4,7 +4,12 @@
 pictures for the app; `figures`: matplotlib figures with axes for the CLI and papers.
 """
 
-from sa_viz.render.figures import comparison_figure, figure_array, gate_grid_figure
+from sa_viz.render.figures import (
+    comparison_figure,
+    figure_array,
+    gate_grid_figure,
+    mprt_figure,
+)
 from sa_viz.render.overlays import (
     COLORMAPS,
     DEFAULT_ALPHA,
@@ -54,6 +59,7 @@ __all__ = [
     "heatmap_panel",
     "mosaic",
     "mosaic_tile_at",
+    "mprt_figure",
     "note_panel",
     "overlay",
     "row_width",
