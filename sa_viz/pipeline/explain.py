@@ -237,21 +237,37 @@ def analyse_explanation(
     models: Mapping[str, LoadedModel],
     names: Sequence[str],
     boxes: Sequence[tuple[float, float, float, float]] = (),
+    progress: Callable[[float, str], None] | None = None,
 ) -> dict[str, Any]:
     """The named analyses (`sa_viz.analyses`) of each model's explanation in `result`, with
     the objects' `boxes` in the model input's pixels (if known): model → analysis → its
-    numbers and details (JSON-able)."""
+    numbers and details (JSON-able).
+
+    `progress(fraction, title)`: called as each analysis of each model starts and as a long
+    one says how far it is (`sa_viz.hooks.report`), with the fraction of the whole done."""
     import dataclasses
 
     from sa_viz.analyses import ImageInput, run_analyses
 
     found: dict[str, Any] = {}
-    for name, m in result.models.items() if names else ():
+    pairs = len(result.models) * len(names)
+    for i, (name, m) in enumerate(result.models.items() if names else ()):
         model = models[name].module
         x = result.image.tensor.to(device_of(model))
         image = ImageInput(
             model, x, m.cam, m.target.index, tuple(boxes), result.layer, result.method
         )
-        done = run_analyses(names, image)
+        done = {}
+        for j, analysis in enumerate(names):
+
+            def step(
+                fraction: float, at: int = i * len(names) + j, title: str = f"{m.title}: {analysis}"
+            ) -> None:
+                if progress is not None:
+                    progress((at + fraction) / pairs, title)
+
+            step(0.0)
+            with reporting(step):
+                done |= run_analyses([analysis], image)
         found[name] = {a: dataclasses.asdict(r) for a, r in done.items()}
     return found
