@@ -100,20 +100,33 @@ def time_limit(
         yield
         return
 
-    def check(_module: nn.Module, _inputs: tuple[Any, ...]) -> None:
-        check_time()
-
     outer = getattr(_limits, "current", None)
     _limits.current = (deadline, stop)
-    blocks = [model, *stage_blocks(model)]
     try:
-        with thread_local_hooks(forward_pre_hooks=[(block, check) for block in blocks]):
+        with time_checked(model):
             yield
     finally:
         if outer is None:
             del _limits.current
         else:
             _limits.current = outer
+
+
+@contextmanager
+def time_checked(model: nn.Module) -> Iterator[None]:
+    """Inside the block, the calling thread's forward passes through `model` check its current
+    `time_limit` (`check_time`) before the model and before each of its residual blocks.
+
+    `time_limit` does this for the model it is given; a copy of that model made inside its
+    block (the sanity checks randomise copies) needs it for itself: hooks are not copied along.
+    """
+
+    def check(_module: nn.Module, _inputs: tuple[Any, ...]) -> None:
+        check_time()
+
+    blocks = [model, *stage_blocks(model)]
+    with thread_local_hooks(forward_pre_hooks=[(block, check) for block in blocks]):
+        yield
 
 
 @contextmanager

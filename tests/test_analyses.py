@@ -20,7 +20,8 @@ from sa_viz.analyses.stats import mean_interval, paired
 
 def test_every_analysis_is_found():
     assert set(analyses()) == {
-        "deletion_insertion", "knockout", "knockout_units", "localisation", "road",
+        "deletion_insertion", "gate_randomisation", "knockout", "knockout_units", "localisation",
+        "mprt", "random_logit", "road",
     }  # fmt: skip
     for analysis in analyses().values():
         assert analysis.numbers and analysis.title

@@ -207,6 +207,13 @@ def test_an_analysis_owns_its_numbers():
         "knockout_dp_g07": "knockout",
         "knockout_unit_dp_layer3.0": "knockout_units",
         "knockout_dp_layer3.0_g07": "knockout_units",
+        "mprt_spearman": "mprt",
+        "mprt_baseline_ssim": "mprt",
+        "mprt_cascade_layer4.2_topk": "mprt",
+        "mprt_independent_conv1+bn1_spearman_abs": "mprt",
+        "random_logit_ssim": "random_logit",
+        "gates_random_below": "gate_randomisation",
+        "gates_random_own_layer3.0": "gate_randomisation",
     }
     for number, owner in owners.items():
         assert [name for name, a in known.items() if a.owns(number)] == [owner], number

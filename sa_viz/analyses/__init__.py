@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sa_viz.cam.base import DEFAULT_LAYER
 from sa_viz.errors import stage
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in the image's pixels
@@ -33,13 +34,16 @@ Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in the image's pixels
 @dataclass(frozen=True)
 class ImageInput:
     """One image for one model: `x` (1, 3, H, W) as the model takes it, `cam` (H, W) in [0, 1],
-    the CAM's class `target`, and the objects' `boxes` in `x`'s pixels (empty: none known)."""
+    the CAM's class `target`, the objects' `boxes` in `x`'s pixels (empty: none known), and the
+    CAM's `layer` and `method` (`sa_viz.cam`), for an analysis that computes CAMs again."""
 
     model: nn.Module
     x: torch.Tensor
     cam: np.ndarray
     target: int
     boxes: tuple[Box, ...] = ()
+    layer: str = DEFAULT_LAYER
+    method: str = "gradcam"
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,9 @@ class Analysis:
     ) = None
     # False: too slow for a page's request and its time limit (studies and the CLI run it)
     on_page: bool = True
+    # False: offered on the page but not ticked there by default (the sanity checks: asked for
+    # on purpose, and most of them take seconds per model, not a fraction of one)
+    ticked: bool = True
     # The further numbers it gives per image beyond `numbers` (one per group, say: kept in a
     # study's rows, not reduced on their own), as a regular expression of their names.
     more_numbers: str | None = None

@@ -128,10 +128,12 @@ def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
             "**More analyses**: every other registered analysis, numbers per model for the "
             "CAMs as shown (↑: higher is better, ↓: lower is better)."
         )
-        found = [(f"{a.title} · {name}", name) for name, a in analyses().items()
-                 if a.on_page and name not in PANELS]  # fmt: skip
+        offered = {name: a for name, a in analyses().items() if a.on_page and name not in PANELS}
         chosen = gr.CheckboxGroup(
-            found, value=[name for _, name in found], label="Analyses", elem_id="chosen-analyses"
+            [(f"{a.title} · {name}", name) for name, a in offered.items()],
+            value=[name for name, a in offered.items() if a.ticked],
+            label="Analyses",
+            elem_id="chosen-analyses",
         )
         chosen_button = gr.Button("Compute the ticked analyses", elem_id="chosen-run")
         chosen_table = gr.Dataframe(
@@ -260,7 +262,11 @@ class AnalysisHandlers:
         return self._as_error("analyses", lambda: self._chosen(wanted, box, request)[1])
 
     def _chosen(
-        self, names: list[str] | None, box: str, request: gr.Request | None
+        self,
+        names: list[str] | None,
+        box: str,
+        request: gr.Request | None,
+        progress: Callable[[float, str], None] | None = None,
     ) -> tuple[Explanation, dict[str, Any]]:
         """The named analyses of the session's result, and the result: model → analysis →
         numbers, details (kept for the ZIP)."""
@@ -270,7 +276,7 @@ class AnalysisHandlers:
             raise gr.Error("Choose one or more analyses first.", title="No analysis")
         boxes = typed_boxes(box, result)
         found = self.engine.analyse(
-            lambda loaded: analyse_explanation(result, loaded, names, boxes)
+            lambda loaded: analyse_explanation(result, loaded, names, boxes, progress)
         )
         for name in names:
             doc = {model: done[name] for model, done in found.items() if name in done}
@@ -278,8 +284,15 @@ class AnalysisHandlers:
         return result, found
 
     @on_page()
-    def chosen(self, names: list[str] | None, box: str = "", request: gr.Request = None) -> dict:
-        result, found = self._chosen(names, box, request)
+    def chosen(
+        self,
+        names: list[str] | None,
+        box: str = "",
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (gradio's idiom)
+        request: gr.Request = None,
+    ) -> dict:
+        # The progress of the slow ones (the sanity checks: dozens of passes per model)
+        result, found = self._chosen(names, box, request, lambda f, t: progress(f, desc=t))
         table = numbers_table(found, names or [], {n: m.title for n, m in result.models.items()})
         missing = [n for n in names or [] if not any(n in done for done in found.values())]
         text = f"Not for these models or this image: {', '.join(missing)}." if missing else ""
@@ -349,7 +362,8 @@ class AnalysisHandlers:
                 model = loaded[name].module
                 x = model_input(result.image, name).to(device_of(model))
                 cam, scaled = in_model_input(m.cam, boxes, x)
-                image = ImageInput(model, x, cam, m.target.index, scaled)
+                layer = get_model(name).layer_module(result.layer)
+                image = ImageInput(model, x, cam, m.target.index, scaled, layer, result.method)
                 found[name] = {"title": m.title, "target": m.target.index}
                 found[name] |= dataclasses.asdict(deletion_insertion(image))
                 placed = localisation(image)

@@ -265,20 +265,38 @@ def analyse_explanation(
     models: Mapping[str, LoadedModel],
     names: Sequence[str],
     boxes: Sequence[tuple[float, float, float, float]] = (),
+    progress: Callable[[float, str], None] | None = None,
 ) -> dict[str, Any]:
     """The named analyses (`sa_viz.analyses`) of each model's explanation in `result`, with
     the objects' `boxes` in the model input's pixels (if known): model → analysis → its
-    numbers and details (JSON-able)."""
+    numbers and details (JSON-able).
+
+    `progress(fraction, title)`: called as each analysis of each model starts and as a long
+    one says how far it is (`sa_viz.hooks.report`), with the fraction of the whole done."""
     import dataclasses
 
     from sa_viz.analyses import ImageInput, run_analyses
 
     found: dict[str, Any] = {}
-    for name, m in result.models.items() if names else ():
+    pairs = len(result.models) * len(names)
+    for i, (name, m) in enumerate(result.models.items() if names else ()):
         model = models[name].module
         x = model_input(result.image, name).to(device_of(model))
         cam, scaled = in_model_input(m.cam, boxes, x)
-        done = run_analyses(names, ImageInput(model, x, cam, m.target.index, scaled))
+        layer = get_model(name).layer_module(result.layer)
+        image = ImageInput(model, x, cam, m.target.index, scaled, layer, result.method)
+        done = {}
+        for j, analysis in enumerate(names):
+
+            def step(
+                fraction: float, at: int = i * len(names) + j, title: str = f"{m.title}: {analysis}"
+            ) -> None:
+                if progress is not None:
+                    progress((at + fraction) / pairs, title)
+
+            step(0.0)
+            with reporting(step):
+                done |= run_analyses([analysis], image)
         found[name] = {a: dataclasses.asdict(r) for a, r in done.items()}
     return found
 

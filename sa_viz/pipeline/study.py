@@ -151,7 +151,9 @@ def study_batch(
             "maps": maps,
             "gates": result.gates,
             "analyses": [
-                analysis_numbers(analyses, model, x[i : i + 1], maps[i], targets[i], d.boxes)
+                analysis_numbers(
+                    analyses, model, x[i : i + 1], maps[i], targets[i], d.boxes, module
+                )
                 for i, d in enumerate(good)
             ],
         }
@@ -212,12 +214,14 @@ def analysis_numbers(
     cam: np.ndarray,
     target: int,
     boxes: tuple[Box, ...],
+    layer: str = DEFAULT_LAYER,
 ) -> dict[str, float]:
-    """The numbers of the named analyses of one image (those that apply to it)."""
+    """The numbers of the named analyses of one image (those that apply to it), whose CAM is
+    Grad-CAM at `layer` (a study's)."""
     if not names:
         return {}
     cam, boxes = in_model_input(cam, boxes, x)  # from the display's pixels to the input's
-    image = ImageInput(model, x.to(device_of(model)), cam, int(target), boxes)
+    image = ImageInput(model, x.to(device_of(model)), cam, int(target), boxes, layer)
     found = run_analyses(names, image)
     return {k: v for result in found.values() for k, v in result.numbers.items()}
 

@@ -6,7 +6,12 @@ pictures for the app, and `gate_panels` a unit's gate pictures from them, in the
 papers.
 """
 
-from sa_viz.render.figures import comparison_figure, figure_array, gate_grid_figure
+from sa_viz.render.figures import (
+    comparison_figure,
+    figure_array,
+    gate_grid_figure,
+    mprt_figure,
+)
 from sa_viz.render.gate_panels import channel_panel, group_panel, summary_panel
 from sa_viz.render.overlays import (
     COLORMAPS,
@@ -56,6 +61,7 @@ __all__ = [
     "heatmap_panel",
     "mosaic",
     "mosaic_tile_at",
+    "mprt_figure",
     "note_panel",
     "overlay",
     "row_width",

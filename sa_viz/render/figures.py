@@ -6,7 +6,8 @@ no global figure state): the CLI's outputs, for papers and slides. The app draws
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -195,3 +196,42 @@ def _channel_heat(
     else:
         text = f"{name}\n{how}"
     _title(ax, text, untrained, chars=90 if full else 40)
+
+
+def mprt_figure(
+    curves: Mapping[str, Mapping[str, Any]], measure: str = "spearman", order: str = "cascade"
+) -> Figure:
+    """The model parameter randomisation test of several models on one chart: per model (title
+    → the MPRT's details, `sa_viz.analyses.mprt`, or a study's means as `mprt.curve` gives
+    them), the similarity of its map after each randomisation step to its own map, from the
+    head down (`order`: "cascade" or "independent"), and its baseline as a dashed line.
+
+    Step 0 is the model as trained (similarity 1). The steps are named on the axis when every
+    model has the same ones, else numbered."""
+    fig = Figure(figsize=(8, 3.6), layout="constrained")
+    ax = fig.subplots()
+    names = [list(c["steps"]) for c in curves.values()]
+    shared = bool(names) and all(n == names[0] for n in names)
+    for i, (title, c) in enumerate(curves.items()):
+        values = [1.0, *c[order][measure]]
+        ax.plot(range(len(values)), values, marker="o", markersize=3, color=f"C{i}", label=title)
+        baseline = c.get("baseline", {}).get(measure)
+        if baseline is not None and baseline == baseline:
+            ax.axhline(baseline, color=f"C{i}", linestyle="--", linewidth=1)
+    if shared:
+        ax.set_xticks(range(len(names[0]) + 1), ["trained", *names[0]], rotation=60, fontsize=7)
+    how = {
+        "cascade": "randomised from the head down, cumulatively",
+        "independent": "one step randomised at a time, from the head down",
+    }
+    ax.set_xlabel(f"{how[order]} (dashed: the baseline)")
+    ax.set_ylabel(f"{measure} with the model's own map")
+    ax.set_ylim(min(-0.1, ax.get_ylim()[0]), 1.05)
+    ax.axhline(0, color="#999999", linewidth=0.5)
+    ax.set_title(
+        "Model parameter randomisation test: partial similarity is expected "
+        "(Binder et al., 2023); compare each curve with its baseline",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8)
+    return fig
