@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import ASSETS, REPO
 from hostile import write_all
+from PIL import Image
 
 from sa_viz.app.analyses_tab import CHART_LEFT, CHART_RIGHT
 from sa_viz.studies import run_study
@@ -544,3 +545,88 @@ def test_the_tab_bar_never_loses_a_tab(at_width):
         assert bar() == labels, (name, bar())
         selected = page.locator("[role=tablist] > button[aria-selected=true]")
         assert selected.count() == 1 and selected.inner_text() == name
+
+
+# --- issue 27, round two: the image box, the controls, the panels and the address agree ------
+
+
+def test_a_refused_upload_leaves_the_explained_image_in_its_box(at_width, tmp_path, shots):
+    """A 144-megapixel PNG after a photo: refused, with the note on screen; the image box shows
+    the explained photo again, so the next control change explains it (it sent the refused
+    picture again, refused, while the layer control said layer3 and the panels layer4), and the
+    address still names the example."""
+    page = at_width
+    huge = tmp_path / "huge.png"
+    Image.new("RGB", (12000, 12000), (200, 120, 60)).save(huge)  # the limit: 50 megapixels
+    page.goto(page.url.split("?")[0] + "?example=chelsea")
+    cam = wait_for_new_src(page, "cam-a", "")
+    # A window of a small laptop: the image box is on screen, what is under it is not.
+    page.set_viewport_size({"width": page.width, "height": 640})
+    page.evaluate("window.scrollTo(0, 0)")
+    upload(page, huge)
+    hint_shown(page, "image")
+    note = visible_hints(page)["hint-image"]
+    assert "144 megapixels" in note and "still shows the image explained before" in note
+    page.wait_for_function(  # the explained photo (451 × 300) in the box again
+        "document.querySelector('#input-image img')?.naturalWidth === 451", timeout=30_000
+    )
+    page.wait_for_function(  # the note is scrolled into the window
+        """() => { const box = document.getElementById('hint-image').getBoundingClientRect();
+                   return box.top >= 0 && box.bottom <= window.innerHeight; }""",
+        timeout=10_000,
+    )
+    assert "example=chelsea" in page.url
+    assert image_src(page, "cam-a") == cam
+    shots(page, f"refused-upload-{page.width}", full_page=False)
+    page.locator("#cam-layer").get_by_label("layer3", exact=True).check()
+    wait_for_new_src(page, "cam-a", cam)
+    assert "at layer3" in page.locator("#cam-text").inner_text()
+    hint_shown(page, "image", False)
+    assert visible_hints(page) == {}
+    page.wait_for_function("location.search.includes('layer=layer3')")
+    assert "example=chelsea" in page.url
+
+
+def test_a_link_names_its_models_at_once_and_keeps_its_view(at_width, shots):
+    """A link's model A names the tables and the CAMs before any explanation; its CAM scale and
+    opacity are in it; a class typed by name is written in the list's words; and an unknown
+    class, refused, leaves the address naming the class the panels show."""
+    page = at_width
+    base = page.url.split("?")[0]
+    page.goto(base + "?a=se_resnet50&cam_scale=joint&opacity=0.7")
+    for elem_id in ("top5-a", "cam-a"):
+        page.wait_for_function(
+            "id => document.getElementById(id)?.innerText.includes('SE-ResNet-50')",
+            arg=elem_id,
+            timeout=30_000,
+        )
+    assert page.get_by_label("joint").is_checked()
+    assert page.locator("#opacity input[type=number]").input_value() == "0.7"
+    page.goto(base + "?example=chelsea&a=se_resnet50&cam_scale=joint&opacity=0.7")
+    cam = wait_for_new_src(page, "cam-a", "")
+    assert "joint scale" in page.locator("#cam-text").inner_text()
+    box = page.locator("#target input")
+    box.click()
+    box.press("Control+a")
+    box.press_sequentially("tabby")
+    box.press("Enter")
+    cam = wait_for_new_src(page, "cam-a", cam)
+    page.wait_for_function("document.querySelector('#target input').value.startsWith('281: ')")
+    page.wait_for_function("location.search.includes('class=281')")
+    box.click()
+    box.press("Control+a")
+    box.press_sequentially("no such class")
+    box.press("Enter")
+    hint_shown(page, "target")
+    page.wait_for_timeout(500)  # the address follows the controls as they change
+    assert "tabby (281" in page.locator("#cam-text").inner_text()
+    query = page.evaluate("location.search")
+    wanted = ("class=281", "a=se_resnet50", "cam_scale=joint", "opacity=0.7", "example=chelsea")
+    for kept in wanted:
+        assert kept in query, query
+    shots(page, f"link-view-{page.width}", full_page=False)
+    page.reload()  # the link restores the view
+    wait_for_new_src(page, "cam-a", "")
+    assert page.get_by_label("joint").is_checked()
+    assert page.locator("#opacity input[type=number]").input_value() == "0.7"
+    assert "tabby (281" in page.locator("#cam-text").inner_text()

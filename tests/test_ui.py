@@ -534,7 +534,9 @@ def test_on_the_page_a_failure_keeps_the_results_and_says_why_beside_the_control
     view = ["jet", 0.5, "per model", "layer3.0", 0, "unit range"]
     done = handlers.page_explain(*args, *view, request=page)
     p = handlers.page
-    assert set(done) == {*p.explain_outputs, *p.hint_outputs} and not hints_of(done)
+    # The class box in the list's words: the page's address takes a class from them.
+    assert set(done) == {*p.explain_outputs, *p.hint_outputs, p.inputs.target}
+    assert done[p.inputs.target] == CLASS_CHOICES[282] and not hints_of(done)
     kept = handlers.sessions.get("page")
     failed = handlers.page_explain(
         chelsea, "whole image", "no such class", *args[3:], *view, request=page
@@ -545,6 +547,35 @@ def test_on_the_page_a_failure_keeps_the_results_and_says_why_beside_the_control
     assert handlers.sessions.get("page") is kept  # the good result is still the session's
     again = handlers.page_explain(*args, *view, request=page)
     assert not hints_of(again)  # the next action clears the hint
+
+
+def test_a_refused_image_puts_the_explained_one_back_in_its_box(handlers, tmp_path):
+    """Issue 27: after a refused upload the image box showed the refused picture and every
+    later control change sent it again. The box gets the explained image back (its example's
+    name too, for the address), the hint says so, and the change this makes to the box changes
+    nothing; before a first explanation the box is emptied."""
+    page = session("put-back")
+    p, i = handlers.page, handlers.page.inputs
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a photo")
+    first = handlers.page_explain(str(bad), request=page)
+    assert first[i.image] is None and first[p.example] == ""
+    assert "still shows" not in hints_of(first)["image"]
+    coffee = tmp_path / "coffee.jpg"  # an upload: a copy of the example, under its name
+    coffee.write_bytes((ASSETS / "coffee.jpg").read_bytes())
+    handlers.page_explain(str(coffee), request=page)
+    kept = handlers.sessions.get("put-back")
+    refused = handlers.page_explain(str(bad), request=page)
+    assert refused[i.image] == str(coffee) and refused[p.example] == "coffee"
+    assert list(hints_of(refused)) == ["image"]
+    assert "The page still shows the image explained before" in hints_of(refused)["image"]
+    assert set(refused) == {i.image, p.example, *p.hint_outputs}  # the results stay
+    assert handlers.sessions.get("put-back") is kept
+    put_back = gr.EventData(i.image, {})  # the box's change event, from the page
+    assert handlers.page_explain(str(coffee), event=put_back, request=page) == gr.skip()
+    # Not a refusal of the image: nothing put back.
+    unknown = handlers.page_explain(str(coffee), "whole image", "no such class", request=page)
+    assert only_hints(unknown, handlers) and list(hints_of(unknown)) == ["target"]
 
 
 def test_before_any_image_every_action_gives_one_hint(handlers):

@@ -3,6 +3,7 @@ API endpoints, the lanes they run in, and the input checks; `build_app` returns 
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import gradio as gr
 
 from sa_viz.app.analyses_tab import AnalysisHandlers
-from sa_viz.app.choices import SLOTS
+from sa_viz.app.choices import HINT_PLACES, SLOTS
 from sa_viz.app.engine import (
     Engine,
     Sessions,
@@ -36,6 +37,25 @@ VIEW_LANE_SIZE = 4  # view updates and exports running at once (explanations: on
 GRADIO_SESSIONS = 200
 VIEW_LANE = {"concurrency_id": "views", "concurrency_limit": VIEW_LANE_SIZE}
 API_LANE = {"concurrency_id": "api", "concurrency_limit": 2}
+# After an explanation of the page: the hint it showed, if any, scrolled into view where it is
+# off screen (the least scroll that shows it). A refused upload's note under the image box was
+# below the window's edge when the box was (issue 27). After an explanation, a hint on screen
+# is the explanation's own: a success hides them all.
+REVEAL_HINT = """
+() => {
+    setTimeout(() => {
+        for (const place of PLACES) {
+            const hint = document.getElementById("hint-" + place);
+            if (!hint || hint.offsetParent === null || !hint.innerText.trim()) continue;
+            const box = hint.getBoundingClientRect();
+            if (box.top < 0 || box.bottom > window.innerHeight) {
+                hint.scrollIntoView({block: "nearest"});
+            }
+        }
+    }, 100);
+    return [];
+}
+""".replace("PLACES", json.dumps(HINT_PLACES))
 
 
 def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
@@ -52,10 +72,16 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
         **VIEW_LANE,
     }
     demo.load(handlers.captions, **labels)
+    # What an explanation of the page may set besides its results: the image box and the
+    # example's name after a refused image, the class box in the list's words. Its progress
+    # over the results only: a hint shown by a refusal stayed faded (gradio's pending look)
+    # after the event that the image put back starts, which changes nothing.
+    put_back = [i.image, page.example, i.target]
     explain = {
         "fn": handlers.page_explain,
         "inputs": page.explain_inputs,
-        "outputs": [*page.explain_outputs, *page.hint_outputs, page.long_trigger],
+        "outputs": [*page.explain_outputs, *page.hint_outputs, page.long_trigger, *put_back],
+        "show_progress_on": page.explain_outputs,
         "api_name": "page_explain",
         "concurrency_id": "models",
         **own,
@@ -65,10 +91,12 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
     triggers = [i.run.click, i.image.change]
     triggers += [c.input for c in (i.crop_mode, i.target, i.method, i.layer)]
     triggers += [i.model_a.input, i.model_b.input]
-    gr.on(triggers, **explain).success(handlers.captions, **labels)
+    explained = gr.on(triggers, **explain)
+    explained.success(handlers.captions, **labels)
+    explained.then(None, js=REVEAL_HINT, api_visibility="private")
     page.long_trigger.change(
         handlers.page_explain_long,
-        outputs=[*page.explain_outputs, *page.hint_outputs],
+        outputs=[*page.explain_outputs, *page.hint_outputs, *put_back],
         api_name="page_explain_long",
         concurrency_id="long",
         concurrency_limit=1,
@@ -76,7 +104,7 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
         # for the whole run and was drawn four times.
         show_progress_on=[page.cam_text],
         **own,
-    )
+    ).then(None, js=REVEAL_HINT, api_visibility="private")
     gr.on(
         [page.normalization.input],
         handlers.page_cams,
@@ -129,7 +157,9 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
         api_name="page_gates_picked",
         **views_quietly,
     )
-    address(demo, handlers.from_url, page, VIEW_LANE)
+    # The captions follow the link's pair at once: without an example in the link, nothing
+    # else would name its models until the first explanation (issue 27).
+    address(demo, handlers.from_url, page, VIEW_LANE).then(handlers.captions, **labels)
     for slot, table in zip(SLOTS, page.tables, strict=True):
         table.select(
             handlers.choose_prediction,
