@@ -630,3 +630,64 @@ def test_a_link_names_its_models_at_once_and_keeps_its_view(at_width, shots):
     assert page.get_by_label("joint").is_checked()
     assert page.locator("#opacity input[type=number]").input_value() == "0.7"
     assert "tabby (281" in page.locator("#cam-text").inner_text()
+
+
+@pytest.mark.parametrize("at_width", [1400], ids=["1400px"], indirect=True)
+def test_a_drawn_box_gives_its_localisation_at_once(at_width, shots):
+    """Two clicks draw the box, and its pointing game, mass inside and IoU for both models
+    appear beside it, without "Compute deletion and insertion" (~15 s) and with nothing else
+    computed."""
+    page = at_width
+    page.goto(page.url.split("?")[0] + "?example=chelsea")
+    wait_for_new_src(page, "cam-a", "")
+    page.get_by_role("tab", name="Analyses").click()
+    picture = page.locator("#box-picture img")
+    picture.wait_for()
+    for fx, fy in ((0.1, 0.1), (0.8, 0.9)):
+        size = picture.bounding_box()
+        picture.click(position={"x": size["width"] * fx, "y": size["height"] * fy})
+    page.wait_for_function(
+        "document.querySelector('#box-text')?.innerText.split('of its mass inside').length === 3",
+        timeout=15_000,
+    )
+    text = page.locator("#box-text").inner_text()
+    for title in ("ResNet-50", "SA-ResNet-50"):
+        assert re.search(rf"{title} \(class \d+\): its peak is (inside|outside) the box", text)
+    assert text.count("IoU") == 2
+    assert page.locator("#faith-text").inner_text().strip() == ""  # nothing else was computed
+    shots(page, "box-localisation-1400", full_page=False)
+
+
+@pytest.mark.parametrize("at_width", [1400], ids=["1400px"], indirect=True)
+def test_the_analyses_buttons_and_panels_of_an_earlier_explanation(at_width, shots):
+    """The Compute buttons look like the page's main button (they looked disabled); a chart
+    computed for one class is marked, and faded, once the page explains another, and unmarked
+    when it shows its class again. (The knockout of SE-ResNet-50's one-group unit: every panel
+    is marked alike, and this one computes in a few seconds on a busy machine.)"""
+    page = at_width
+    page.goto(page.url.split("?")[0] + "?example=chelsea&b=se_resnet50&unit=layer4.0")
+    wait_for_new_src(page, "cam-a", "")
+    page.get_by_role("tab", name="Analyses").click()
+    explain = page.evaluate("getComputedStyle(document.getElementById('explain')).backgroundImage")
+    for button in ("faith-run", "chosen-run", "knock-run"):
+        assert "primary" in page.locator(f"#{button}").get_attribute("class")
+        look = page.evaluate(
+            "id => getComputedStyle(document.getElementById(id)).backgroundImage", button
+        )
+        assert look == explain, (button, look, explain)
+    page.locator("#knock-run").click()
+    page.locator("#knock-text").get_by_text("The whole unit knocked out").wait_for()
+    page.locator("#knock-plot img").wait_for()
+    note = page.locator("#stale-knockout")
+    assert note.is_hidden()
+    pick(page, "target", "281: tabby")  # the CAMs (in their tab) follow, then the mark
+    note.get_by_text("Of an earlier explanation").wait_for()
+    assert "each model's own top-1, now class 281" in note.inner_text()
+    faded = "getComputedStyle(document.querySelector('#knock-plot img')).opacity"
+    page.wait_for_function(f"{faded} < 0.5")
+    assert page.locator("#stale-faithfulness").is_hidden()  # never computed: nothing to mark
+    note.scroll_into_view_if_needed()
+    shots(page, "analyses-stale-1400", full_page=False)
+    pick(page, "target", "each model's own top-1")  # the chart's explanation again
+    note.wait_for(state="hidden")
+    page.wait_for_function(f"{faded} === '1'")

@@ -762,3 +762,27 @@ def test_the_knockout_names_harm_only_where_there_is_some():
     ax = knockout_figure(found).axes[0]
     assert list(ax.get_xticks()) == [0]
     assert ax.get_title().startswith("SE-ResNet-50 layer3.0")
+
+
+def test_the_faithfulness_chart_fits_its_axis_to_the_curves():
+    """Issue 27: on a fixed 0–1 axis, curves of an untrained model's or a rare class's
+    probabilities (~0.001) were flat lines on the floor; the label says the axis is fitted."""
+    from sa_viz.app.analyses_tab import faithfulness_figure
+
+    fractions = list(np.linspace(0, 1, 17))
+    found = {
+        name: {
+            "title": title,
+            "numbers": {"deletion_auc": 0.001, "insertion_auc": 0.002},
+            "details": {
+                "fractions": fractions,
+                "deletion": list(np.linspace(0.003, 0.0005, 17)),
+                "insertion": list(np.linspace(0.0004, 0.0031, 17)),
+            },
+        }
+        for name, title in (("resnet50", "ResNet-50"), ("sa_resnet50", "SA-ResNet-50"))
+    }
+    for ax in faithfulness_figure(found).axes:
+        low, high = ax.get_ylim()
+        assert 0.0003 > low > 0.0001 and 0.0034 > high > 0.0031, (low, high)
+    assert "fitted to the curves" in faithfulness_figure(found).axes[0].get_ylabel()

@@ -236,15 +236,19 @@ def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> Analysis
     handlers.analyses_of = found.exports  # the ZIP export includes them
     lane = {"concurrency_id": "analyses", "concurrency_limit": 1}
     own = {"api_visibility": "private", **lane}
+    # Each panel also says what it was computed for (`a.computed`), and drops its stale mark.
+    marks = {panel: [a.computed, a.stale[panel]] for panel in a.stale}
     a.faith_button.click(
-        found.faithfulness, inputs=a.box, outputs=[a.faith_plot, a.faith_text, a.hint],
+        found.faithfulness, inputs=[a.box, a.computed],
+        outputs=[a.faith_plot, a.faith_text, a.hint, *marks["faithfulness"]],
         api_name="page_faithfulness", show_progress_on=[a.faith_text], **own,
     )  # fmt: skip
     knock_inputs = [e.unit, e.gate_model, a.knock_gates, a.knock_value]
     a.knock_button.click(
         found.knockout,
-        inputs=knock_inputs,
-        outputs=[a.knock_plot, a.knock_text, a.knock_cams, a.knock_charted, a.hint],
+        inputs=[*knock_inputs, a.computed],
+        outputs=[a.knock_plot, a.knock_text, a.knock_cams, a.knock_charted, a.hint,
+                 *marks["knockout"]],
         api_name="page_knockout", show_progress_on=[a.knock_text], **own,
     )  # fmt: skip
     views = {"api_visibility": "private", **VIEW_LANE}
@@ -263,19 +267,31 @@ def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> Analysis
     )
     a.chosen_button.click(
         found.chosen,
-        inputs=[a.chosen, a.box],
-        outputs=[a.chosen_table, a.chosen_text, a.hint],
+        inputs=[a.chosen, a.box, a.computed],
+        outputs=[a.chosen_table, a.chosen_text, a.hint, *marks["analyses"]],
         api_name="page_analyses", show_progress_on=[a.chosen_table], **own,
     )  # fmt: skip
+    # A new result (or a new look of it): the panels computed for another result say so.
+    page.cams[0].change(
+        found.staleness,
+        inputs=a.computed,
+        outputs=[*a.stale.values(), *(p for panel in a.stale for p in a.stale_pictures(panel))],
+        api_name="analyses_staleness",
+        api_visibility="private",
+        show_progress="hidden",
+        trigger_mode="always_last",
+        **VIEW_LANE,
+    )
     # The box: a click on the picture sets a corner; the picture shows the box as typed or
-    # clicked, and follows each new result (its CAM changes; a view change redraws it too).
+    # clicked, the numbers beside it its localisation (cheap: no button), and both follow each
+    # new result (its CAM changes; a view change redraws them too).
     # In a lane of its own: its redraws never take a place of the views' lane.
     a.box_picture.select(found.corner, inputs=a.box, outputs=a.box, api_name="box_corner", **views)
     gr.on(
         [a.box.change, page.cams[0].change],
         found.box_view,
         inputs=a.box,
-        outputs=a.box_picture,
+        outputs=[a.box_picture, a.box_text],
         api_name="box_view",
         api_visibility="private",
         show_progress="hidden",
