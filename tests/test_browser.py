@@ -565,11 +565,11 @@ def test_a_refused_upload_leaves_the_explained_image_in_its_box(at_width, tmp_pa
     page.evaluate("window.scrollTo(0, 0)")
     upload(page, huge)
     hint_shown(page, "image")
-    note = visible_hints(page)["hint-image"]
-    assert "144 megapixels" in note and "still shows the image explained before" in note
     page.wait_for_function(  # the explained photo (451 × 300) in the box again
         "document.querySelector('#input-image img')?.naturalWidth === 451", timeout=30_000
     )
+    note = visible_hints(page)["hint-image"]
+    assert "144 megapixels" in note and "still shows the image explained before" in note
     page.wait_for_function(  # the note is scrolled into the window
         """() => { const box = document.getElementById('hint-image').getBoundingClientRect();
                    return box.top >= 0 && box.bottom <= window.innerHeight; }""",
