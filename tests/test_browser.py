@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import ASSETS, REPO
 from hostile import write_all
+from PIL import Image
 
 from sa_viz.app.analyses_tab import CHART_LEFT, CHART_RIGHT
 from sa_viz.studies import run_study
@@ -544,3 +545,149 @@ def test_the_tab_bar_never_loses_a_tab(at_width):
         assert bar() == labels, (name, bar())
         selected = page.locator("[role=tablist] > button[aria-selected=true]")
         assert selected.count() == 1 and selected.inner_text() == name
+
+
+# --- issue 27, round two: the image box, the controls, the panels and the address agree ------
+
+
+def test_a_refused_upload_leaves_the_explained_image_in_its_box(at_width, tmp_path, shots):
+    """A 144-megapixel PNG after a photo: refused, with the note on screen; the image box shows
+    the explained photo again, so the next control change explains it (it sent the refused
+    picture again, refused, while the layer control said layer3 and the panels layer4), and the
+    address still names the example."""
+    page = at_width
+    huge = tmp_path / "huge.png"
+    Image.new("RGB", (12000, 12000), (200, 120, 60)).save(huge)  # the limit: 50 megapixels
+    page.goto(page.url.split("?")[0] + "?example=chelsea")
+    cam = wait_for_new_src(page, "cam-a", "")
+    # A window of a small laptop: the image box is on screen, what is under it is not.
+    page.set_viewport_size({"width": page.width, "height": 640})
+    page.evaluate("window.scrollTo(0, 0)")
+    upload(page, huge)
+    hint_shown(page, "image")
+    page.wait_for_function(  # the explained photo (451 × 300) in the box again
+        "document.querySelector('#input-image img')?.naturalWidth === 451", timeout=30_000
+    )
+    note = visible_hints(page)["hint-image"]
+    assert "144 megapixels" in note and "still shows the image explained before" in note
+    page.wait_for_function(  # the note is scrolled into the window
+        """() => { const box = document.getElementById('hint-image').getBoundingClientRect();
+                   return box.top >= 0 && box.bottom <= window.innerHeight; }""",
+        timeout=10_000,
+    )
+    assert "example=chelsea" in page.url
+    assert image_src(page, "cam-a") == cam
+    shots(page, f"refused-upload-{page.width}", full_page=False)
+    page.locator("#cam-layer").get_by_label("layer3", exact=True).check()
+    wait_for_new_src(page, "cam-a", cam)
+    assert "at layer3" in page.locator("#cam-text").inner_text()
+    hint_shown(page, "image", False)
+    assert visible_hints(page) == {}
+    page.wait_for_function("location.search.includes('layer=layer3')")
+    assert "example=chelsea" in page.url
+
+
+def test_a_link_names_its_models_at_once_and_keeps_its_view(at_width, shots):
+    """A link's model A names the tables and the CAMs before any explanation; its CAM scale and
+    opacity are in it; a class typed by name is written in the list's words; and an unknown
+    class, refused, leaves the address naming the class the panels show."""
+    page = at_width
+    base = page.url.split("?")[0]
+    page.goto(base + "?a=se_resnet50&cam_scale=joint&opacity=0.7")
+    for elem_id in ("top5-a", "cam-a"):
+        page.wait_for_function(
+            "id => document.getElementById(id)?.innerText.includes('SE-ResNet-50')",
+            arg=elem_id,
+            timeout=30_000,
+        )
+    assert page.get_by_label("joint").is_checked()
+    assert page.locator("#opacity input[type=number]").input_value() == "0.7"
+    page.goto(base + "?example=chelsea&a=se_resnet50&cam_scale=joint&opacity=0.7")
+    cam = wait_for_new_src(page, "cam-a", "")
+    assert "joint scale" in page.locator("#cam-text").inner_text()
+    box = page.locator("#target input")
+    box.click()
+    box.press("Control+a")
+    box.press_sequentially("tabby")
+    box.press("Enter")
+    cam = wait_for_new_src(page, "cam-a", cam)
+    page.wait_for_function("document.querySelector('#target input').value.startsWith('281: ')")
+    page.wait_for_function("location.search.includes('class=281')")
+    box.click()
+    box.press("Control+a")
+    box.press_sequentially("no such class")
+    box.press("Enter")
+    hint_shown(page, "target")
+    page.wait_for_timeout(500)  # the address follows the controls as they change
+    assert "tabby (281" in page.locator("#cam-text").inner_text()
+    query = page.evaluate("location.search")
+    wanted = ("class=281", "a=se_resnet50", "cam_scale=joint", "opacity=0.7", "example=chelsea")
+    for kept in wanted:
+        assert kept in query, query
+    shots(page, f"link-view-{page.width}", full_page=False)
+    page.reload()  # the link restores the view
+    wait_for_new_src(page, "cam-a", "")
+    assert page.get_by_label("joint").is_checked()
+    assert page.locator("#opacity input[type=number]").input_value() == "0.7"
+    assert "tabby (281" in page.locator("#cam-text").inner_text()
+
+
+@pytest.mark.parametrize("at_width", [1400], ids=["1400px"], indirect=True)
+def test_a_drawn_box_gives_its_localisation_at_once(at_width, shots):
+    """Two clicks draw the box, and its pointing game, mass inside and IoU for both models
+    appear beside it, without "Compute deletion and insertion" (~15 s) and with nothing else
+    computed."""
+    page = at_width
+    page.goto(page.url.split("?")[0] + "?example=chelsea")
+    wait_for_new_src(page, "cam-a", "")
+    page.get_by_role("tab", name="Analyses").click()
+    picture = page.locator("#box-picture img")
+    picture.wait_for()
+    for fx, fy in ((0.1, 0.1), (0.8, 0.9)):
+        size = picture.bounding_box()
+        picture.click(position={"x": size["width"] * fx, "y": size["height"] * fy})
+    page.wait_for_function(
+        "document.querySelector('#box-text')?.innerText.split('of its mass inside').length === 3",
+        timeout=15_000,
+    )
+    text = page.locator("#box-text").inner_text()
+    for title in ("ResNet-50", "SA-ResNet-50"):
+        assert re.search(rf"{title} \(class \d+\): its peak is (inside|outside) the box", text)
+    assert text.count("IoU") == 2
+    assert page.locator("#faith-text").inner_text().strip() == ""  # nothing else was computed
+    shots(page, "box-localisation-1400", full_page=False)
+
+
+@pytest.mark.parametrize("at_width", [1400], ids=["1400px"], indirect=True)
+def test_the_analyses_buttons_and_panels_of_an_earlier_explanation(at_width, shots):
+    """The Compute buttons look like the page's main button (they looked disabled); a chart
+    computed for one class is marked, and faded, once the page explains another, and unmarked
+    when it shows its class again. (The knockout of SE-ResNet-50's one-group unit: every panel
+    is marked alike, and this one computes in a few seconds on a busy machine.)"""
+    page = at_width
+    page.goto(page.url.split("?")[0] + "?example=chelsea&b=se_resnet50&unit=layer4.0")
+    wait_for_new_src(page, "cam-a", "")
+    page.get_by_role("tab", name="Analyses").click()
+    explain = page.evaluate("getComputedStyle(document.getElementById('explain')).backgroundImage")
+    for button in ("faith-run", "chosen-run", "knock-run"):
+        assert "primary" in page.locator(f"#{button}").get_attribute("class")
+        look = page.evaluate(
+            "id => getComputedStyle(document.getElementById(id)).backgroundImage", button
+        )
+        assert look == explain, (button, look, explain)
+    page.locator("#knock-run").click()
+    page.locator("#knock-text").get_by_text("The whole unit knocked out").wait_for()
+    page.locator("#knock-plot img").wait_for()
+    note = page.locator("#stale-knockout")
+    assert note.is_hidden()
+    pick(page, "target", "281: tabby")  # the CAMs (in their tab) follow, then the mark
+    note.get_by_text("Of an earlier explanation").wait_for()
+    assert "each model's own top-1, now class 281" in note.inner_text()
+    faded = "getComputedStyle(document.querySelector('#knock-plot img')).opacity"
+    page.wait_for_function(f"{faded} < 0.5")
+    assert page.locator("#stale-faithfulness").is_hidden()  # never computed: nothing to mark
+    note.scroll_into_view_if_needed()
+    shots(page, "analyses-stale-1400", full_page=False)
+    pick(page, "target", "each model's own top-1")  # the chart's explanation again
+    note.wait_for(state="hidden")
+    page.wait_for_function(f"{faded} === '1'")

@@ -549,7 +549,9 @@ def test_on_the_page_a_failure_keeps_the_results_and_says_why_beside_the_control
     view = ["jet", 0.5, "per model", "layer3.0", 0, "unit range"]
     done = handlers.page_explain(*args, *view, request=page)
     p = handlers.page
-    assert set(done) == {*p.explain_outputs, *p.hint_outputs} and not hints_of(done)
+    # The class box in the list's words: the page's address takes a class from them.
+    assert set(done) == {*p.explain_outputs, *p.hint_outputs, p.inputs.target}
+    assert done[p.inputs.target] == CLASS_CHOICES[282] and not hints_of(done)
     kept = handlers.sessions.get("page")
     failed = handlers.page_explain(
         chelsea, "whole image", "no such class", *args[3:], *view, request=page
@@ -560,6 +562,35 @@ def test_on_the_page_a_failure_keeps_the_results_and_says_why_beside_the_control
     assert handlers.sessions.get("page") is kept  # the good result is still the session's
     again = handlers.page_explain(*args, *view, request=page)
     assert not hints_of(again)  # the next action clears the hint
+
+
+def test_a_refused_image_puts_the_explained_one_back_in_its_box(handlers, tmp_path):
+    """Issue 27: after a refused upload the image box showed the refused picture and every
+    later control change sent it again. The box gets the explained image back (its example's
+    name too, for the address), the hint says so, and the change this makes to the box changes
+    nothing; before a first explanation the box is emptied."""
+    page = session("put-back")
+    p, i = handlers.page, handlers.page.inputs
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a photo")
+    first = handlers.page_explain(str(bad), request=page)
+    assert first[i.image] is None and first[p.example] == ""
+    assert "still shows" not in hints_of(first)["image"]
+    coffee = tmp_path / "coffee.jpg"  # an upload: a copy of the example, under its name
+    coffee.write_bytes((ASSETS / "coffee.jpg").read_bytes())
+    handlers.page_explain(str(coffee), request=page)
+    kept = handlers.sessions.get("put-back")
+    refused = handlers.page_explain(str(bad), request=page)
+    assert refused[i.image] == str(coffee) and refused[p.example] == "coffee"
+    assert list(hints_of(refused)) == ["image"]
+    assert "The page still shows the image explained before" in hints_of(refused)["image"]
+    assert set(refused) == {i.image, p.example, *p.hint_outputs}  # the results stay
+    assert handlers.sessions.get("put-back") is kept
+    put_back = gr.EventData(i.image, {})  # the box's change event, from the page
+    assert handlers.page_explain(str(coffee), event=put_back, request=page) == gr.skip()
+    # Not a refusal of the image: nothing put back.
+    unknown = handlers.page_explain(str(coffee), "whole image", "no such class", request=page)
+    assert only_hints(unknown, handlers) and list(hints_of(unknown)) == ["target"]
 
 
 def test_before_any_image_every_action_gives_one_hint(handlers):
@@ -746,3 +777,27 @@ def test_the_knockout_names_harm_only_where_there_is_some():
     ax = knockout_figure(found).axes[0]
     assert list(ax.get_xticks()) == [0]
     assert ax.get_title().startswith("SE-ResNet-50 layer3.0")
+
+
+def test_the_faithfulness_chart_fits_its_axis_to_the_curves():
+    """Issue 27: on a fixed 0–1 axis, curves of an untrained model's or a rare class's
+    probabilities (~0.001) were flat lines on the floor; the label says the axis is fitted."""
+    from sa_viz.app.analyses_tab import faithfulness_figure
+
+    fractions = list(np.linspace(0, 1, 17))
+    found = {
+        name: {
+            "title": title,
+            "numbers": {"deletion_auc": 0.001, "insertion_auc": 0.002},
+            "details": {
+                "fractions": fractions,
+                "deletion": list(np.linspace(0.003, 0.0005, 17)),
+                "insertion": list(np.linspace(0.0004, 0.0031, 17)),
+            },
+        }
+        for name, title in (("resnet50", "ResNet-50"), ("sa_resnet50", "SA-ResNet-50"))
+    }
+    for ax in faithfulness_figure(found).axes:
+        low, high = ax.get_ylim()
+        assert 0.0003 > low > 0.0001 and 0.0034 > high > 0.0031, (low, high)
+    assert "fitted to the curves" in faithfulness_figure(found).axes[0].get_ylabel()

@@ -1,7 +1,8 @@
 """The Analyses tab: does each map hold up, and what does each gate group do?
 
 - The object box (optional): two clicks on what the models see, or four typed numbers in the
-  photo's pixels; drawn on the picture, used by the localisation numbers;
+  photo's pixels; drawn on the picture, with its localisation numbers beside it at once (pointing
+  game, mass inside, IoU: `sa_viz.analyses.pointing`, cheap);
 - Faithfulness: deletion and insertion curves of both compared models on one plot, with their
   areas, for the CAMs on screen (`sa_viz.analyses.faithfulness`);
 - Group knockout: for the gate explorer's model and unit, the change of the CAM class's
@@ -12,13 +13,16 @@
   their numbers per model in a table, so an analysis added to the package appears here with no
   change to this tab.
 
-All run on request, in the lane of the long CAM methods (`Engine.analyse`: beside the one-pass
-explanations, within the time limit). A failure is a hint in the tab; the pictures stay.
+All but the box's numbers run on request, in the lane of the long CAM methods (`Engine.analyse`:
+beside the one-pass explanations, within the time limit). A failure is a hint in the tab; the
+pictures stay. Once the page shows another explanation, a panel computed for an earlier one says
+so, and its pictures fade, until it is computed again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import threading
 import weakref
@@ -42,7 +46,7 @@ from sa_viz.app.engine import Engine
 from sa_viz.app.gradio_internals import event_data
 from sa_viz.app.hints import HintBoard, failure_message, on_page, refuse
 from sa_viz.app.tempspace import TempSpace
-from sa_viz.cam import grad_cam_result
+from sa_viz.cam import METHODS, grad_cam_result
 from sa_viz.data.preprocess import boxes_in_input, point_in_input, point_in_source
 from sa_viz.models import get_model
 from sa_viz.models.device import device_of
@@ -68,6 +72,9 @@ CHART_LEFT, CHART_RIGHT = 0.11, 0.98  # room for the y-axis's label and its 5-di
 # localisation in the Faithfulness panel, the knockout in its chart.
 PANELS = ("deletion_insertion", "localisation", "knockout")
 BOX_COLOUR = (255, 221, 0)
+# The tab's panels computed on request (their buttons), each marked once it is of an earlier
+# explanation than the page's.
+COMPUTED = ("faithfulness", "analyses", "knockout")
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,30 @@ class AnalysesTab:
     chosen_table: gr.Dataframe
     chosen_text: gr.Markdown
     hint: gr.Markdown
+    box_text: gr.Markdown  # the box's localisation numbers, per model
+    # What each panel of `COMPUTED` was computed for (`explained`), and its note once that is
+    # not what the page shows.
+    computed: gr.State
+    stale: dict[str, gr.Markdown]
+
+    def stale_pictures(self, panel: str) -> list[gr.components.Component]:
+        """The pictures and tables of a panel of `COMPUTED`, which fade while it is stale."""
+        return {
+            "faithfulness": [self.faith_plot],
+            "analyses": [self.chosen_table],
+            "knockout": [self.knock_plot, self.knock_cams],
+        }[panel]
+
+
+def stale_note(panel: str) -> gr.Markdown:
+    return gr.Markdown(visible=False, elem_id=f"stale-{panel}", elem_classes=["stale-note"])
+
+
+def faded(component: gr.components.Component, stale: bool, **values: Any) -> dict[str, Any]:
+    """`component` faded (the page's CSS class "stale") or as built, with `values` (its new
+    value, say)."""
+    classes = [c for c in component.elem_classes or [] if c != "stale"]
+    return gr.update(elem_classes=[*classes, "stale"] if stale else classes, **values)
 
 
 def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
@@ -115,13 +146,18 @@ def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
                     elem_id="faith-box",
                 )
                 box_clear = gr.Button("Clear the box", size="sm", elem_id="box-clear")
+                box_text = gr.Markdown(elem_id="box-text")
         gr.Markdown(
             f"**Faithfulness.** Deletion: the CAM's most important pixels go first ({STEPS} "
             "steps, to the mean colour) and the class's probability should fall fast (a small "
             "area). Insertion: they come back first into a blurred image and it should rise "
             "fast (a large area). Both models, their CAMs as shown."
         )
-        faith_button = gr.Button("Compute deletion and insertion", elem_id="faith-run")
+        # Primary: the default (secondary) grey read as a disabled button (issue 27).
+        faith_button = gr.Button(
+            "Compute deletion and insertion", variant="primary", elem_id="faith-run"
+        )
+        stale = {"faithfulness": stale_note("faithfulness")}
         faith_plot = gr.Image(label="Deletion and insertion", elem_id="faith-plot", **picture)
         faith_text = gr.Markdown(elem_id="faith-text")
         gr.Markdown(
@@ -135,7 +171,10 @@ def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
             label="Analyses",
             elem_id="chosen-analyses",
         )
-        chosen_button = gr.Button("Compute the ticked analyses", elem_id="chosen-run")
+        chosen_button = gr.Button(
+            "Compute the ticked analyses", variant="primary", elem_id="chosen-run"
+        )
+        stale["analyses"] = stale_note("analyses")
         chosen_table = gr.Dataframe(
             headers=["analysis", "number", "better"],
             interactive=False,
@@ -157,7 +196,8 @@ def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
                 label="Replaced by",
                 info="one: pass-through; zero: closed; mean: the gate's mean over the group",
             )
-        knock_button = gr.Button("Knock out each group", elem_id="knock-run")
+        knock_button = gr.Button("Knock out each group", variant="primary", elem_id="knock-run")
+        stale["knockout"] = stale_note("knockout")
         knock_plot = gr.Image(label="Group knockout", elem_id="knock-plot", **picture)
         knock_text = gr.Markdown(elem_id="knock-text")
         knock_cams = gr.Image(
@@ -169,10 +209,11 @@ def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
         # Inside the tab: gradio's tab bar counts every child of `gr.Tabs` as a tab, and a
         # State there made the bar show the next tab twice and lose the last (issue 27).
         knock_state = gr.State(None)
+        computed = gr.State({})
     return AnalysesTab(
         faith_button, faith_plot, faith_text, knock_gates, knock_value, knock_button,
         knock_plot, knock_text, knock_cams, knock_state, box, box_picture, box_clear,
-        chosen, chosen_button, chosen_table, chosen_text, hint,
+        chosen, chosen_button, chosen_table, chosen_text, hint, box_text, computed, stale,
     )  # fmt: skip
 
 
@@ -288,6 +329,7 @@ class AnalysisHandlers:
         self,
         names: list[str] | None,
         box: str = "",
+        computed: dict | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (gradio's idiom)
         request: gr.Request = None,
     ) -> dict:
@@ -296,15 +338,56 @@ class AnalysisHandlers:
         table = numbers_table(found, names or [], {n: m.title for n, m in result.models.items()})
         missing = [n for n in names or [] if not any(n in done for done in found.values())]
         text = f"Not for these models or this image: {', '.join(missing)}." if missing else ""
-        return {self.tab.chosen_table: table, self.tab.chosen_text: text}
+        return {
+            self.tab.chosen_text: text,
+            **self.computed_for("analyses", result, computed, [table]),
+        }
 
-    def box_view(self, box: str = "", request: gr.Request = None) -> Any:
-        """What the models see with the box drawn (or its first corner marked); nothing
-        before an explanation."""
+    def computed_for(
+        self, panel: str, result: Explanation, computed: dict | None, pictures: list[Any]
+    ) -> dict:
+        """A panel just computed for `result`, its `pictures` (`AnalysesTab.stale_pictures`'
+        values, in that order) unfaded: remembered as computed for it, its stale mark gone."""
+        t = self.tab
+        shown = zip(t.stale_pictures(panel), pictures, strict=True)
+        return {
+            t.computed: {**(computed or {}), panel: explained(result)},
+            t.stale[panel]: gr.update(value="", visible=False),
+            **{component: faded(component, False, value=value) for component, value in shown},
+        }
+
+    def staleness(self, computed: dict | None = None, request: gr.Request = None) -> Any:
+        """Each computed panel marked (a note, its pictures faded) while the page shows another
+        explanation than the one it was computed for; unmarked once it shows that one again."""
+        try:
+            now = explained(self.result_of(request))
+        except LookupError:
+            return gr.skip()
+        t, outputs = self.tab, {}
+        for panel in COMPUTED:
+            then = (computed or {}).get(panel)
+            note = stale_text(then, now) if then else ""
+            outputs[t.stale[panel]] = gr.update(value=note, visible=bool(note))
+            for picture in t.stale_pictures(panel):
+                outputs[picture] = faded(picture, bool(note))
+        return outputs
+
+    def box_view(self, box: str = "", request: gr.Request = None) -> dict:
+        """What the models see with the box drawn (or its first corner marked), and the box's
+        localisation numbers for each model's CAM (`box_localisation`); nothing before an
+        explanation."""
+        t = self.tab
         try:
             result = self.result_of(request)
         except LookupError:  # nothing explained yet, or the result expired
-            return None
+            return {t.box_picture: None, t.box_text: ""}
+        return {
+            t.box_picture: self.box_picture(result, box),
+            t.box_text: box_localisation(result, box),
+        }
+
+    def box_picture(self, result: Explanation, box: str) -> str:
+        """What the models see with the box drawn (or its first corner marked)."""
         picture = result.image.display
         values = box_numbers(box)
         scale = box_scale(result.image.size)
@@ -376,7 +459,10 @@ class AnalysisHandlers:
         return found
 
     @on_page()
-    def faithfulness(self, box: str = "", request: gr.Request = None) -> dict:
+    def faithfulness(
+        self, box: str = "", computed: dict | None = None, request: gr.Request = None
+    ) -> dict:
+        result = self.result_of(request)
         found = self.faithfulness_document(box, request)
         picture = self.space.picture(figure_array(faithfulness_figure(found)), lossless=True)
         lines = []
@@ -392,7 +478,10 @@ class AnalysisHandlers:
                     f"{n['energy_inside']:.0%} of its mass inside, IoU {n['box_iou']:.2f}"
                 )
             lines.append(line)
-        return {self.tab.faith_plot: picture, self.tab.faith_text: "  \n".join(lines)}
+        return {
+            self.tab.faith_text: "  \n".join(lines),
+            **self.computed_for("faithfulness", result, computed, [picture]),
+        }
 
     def knockout_document(
         self, unit: str, gate_model: str, gates: str, value: str, request: gr.Request = None
@@ -418,11 +507,17 @@ class AnalysisHandlers:
 
     @on_page()
     def knockout(
-        self, unit: str, gate_model: str, gates: str, value: str, request: gr.Request = None
+        self,
+        unit: str,
+        gate_model: str,
+        gates: str,
+        value: str,
+        computed: dict | None = None,
+        request: gr.Request = None,
     ) -> dict:
+        result = self.result_of(request)
         found = self.knockout_document(unit, gate_model, gates, value, request)
         picture = self.space.picture(figure_array(knockout_figure(found), CHART_DPI), lossless=True)
-        result = self.result_of(request)
         display = result.image.display
         pair = np.concatenate(
             [
@@ -439,10 +534,9 @@ class AnalysisHandlers:
         )
         t = self.tab
         return {
-            t.knock_plot: picture,
             t.knock_text: text,
-            t.knock_cams: self.space.picture(pair),
             t.knock_charted: {"model": gate_model, "unit": unit},
+            **self.computed_for("knockout", result, computed, [picture, self.space.picture(pair)]),
         }
 
     @staticmethod
@@ -483,6 +577,64 @@ def box_numbers(text: str | None) -> list[float]:
 def box_scale(size: tuple[int, int]) -> int:
     """The box picture's pixels per input pixel: the input drawn at ~448 px, a crisp line."""
     return max(1, round(448 / max(size)))
+
+
+def box_localisation(result: Explanation, box: str) -> str:
+    """The box's localisation numbers against each model's CAM (`sa_viz.analyses.pointing`,
+    cheap: drawn with the box, no button); what is missing for them otherwise."""
+    values = box_numbers(box)
+    if not values:
+        return ""
+    if len(values) == 2:
+        return "One corner so far: click the opposite corner for the box's numbers."
+    try:
+        boxes = typed_boxes(box, result)
+    except gr.Error as error:
+        return error.message
+    lines = ["**In the box**, each model's CAM:"]
+    for m in result.models.values():
+        # The localisation reads the CAM and the boxes only: no model, no run.
+        image = ImageInput(None, result.image.tensor, m.cam, m.target.index, boxes)  # type: ignore[arg-type]
+        placed = localisation(image)
+        n = placed.numbers if placed is not None else {}
+        if not n or not np.isfinite(n["pointing_hit"]):
+            lines.append(f"**{m.title}**: a flat map, which points nowhere")
+            continue
+        lines.append(
+            f"**{m.title}** (class {m.target.index}): its peak is "
+            f"{'inside' if n['pointing_hit'] else 'outside'} the box, {n['energy_inside']:.0%} "
+            f"of its mass inside, IoU {n['box_iou']:.2f}"
+        )
+    return "  \n".join(lines)
+
+
+def explained(result: Explanation) -> dict[str, str]:
+    """What an explanation is, in words, by aspect (the image by a hash of its pixels): what a
+    panel was computed for, to say when the page shows another."""
+    image = hashlib.sha256(result.image.display.tobytes()).hexdigest()[:16]
+    target = result.requested_class
+    return {
+        "image": f"{image}{' crop' if result.image.crop else ''}",
+        "models": " and ".join(m.title for m in result.models.values()),
+        "class": "each model's own top-1" if target is None else f"class {target}",
+        "layer": result.layer,
+        "method": METHODS[result.method].title,
+    }
+
+
+def stale_text(then: dict[str, str], now: dict[str, str]) -> str:
+    """The note of a panel computed for `then` while the page shows `now` ("" if the same)."""
+    changes = [
+        "another image" if key == "image" else f"{then[key]}, now {now.get(key)}"
+        for key in then
+        if then[key] != now.get(key)
+    ]
+    if not changes:
+        return ""
+    return (
+        f"**Of an earlier explanation** ({'; '.join(changes)}): press the button again for "
+        "the one shown now."
+    )
 
 
 def numbers_table(found: dict[str, Any], names: list[str], titles: dict[str, str]) -> pd.DataFrame:
@@ -535,9 +687,11 @@ def faithfulness_figure(found: dict[str, Any]) -> Figure:
             ax.plot(d["fractions"], d[kind], color=f"C{i}", label=f"{f['title']}: {area:.3f}")
         ax.set_title(f"{kind} (area)", fontsize=10)
         ax.set_xlabel("fraction of pixels, most important first")
-        ax.set_ylim(0, 1)
         ax.legend(fontsize=8)
-    axes[0].set_ylabel("probability of the CAM's class")
+    # Fitted to the curves, not 0–1: an untrained model's or a rare class's probabilities
+    # (~0.001) were flat lines on the floor (issue 27). The label says the axis is fitted.
+    axes[0].margins(y=0.08)
+    axes[0].set_ylabel("probability of the CAM's class\n(axis fitted to the curves)", fontsize=9)
     return fig
 
 

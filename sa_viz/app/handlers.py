@@ -32,7 +32,7 @@ from sa_viz.app.gradio_internals import event_data
 from sa_viz.app.hints import HintBoard, Superseded, handler, on_page, refuse, time_limit_message
 from sa_viz.app.jobs import LongJobs, session_of
 from sa_viz.app.tempspace import TempSpace
-from sa_viz.app.url_state import link_view
+from sa_viz.app.url_state import example_named, link_view
 from sa_viz.app.validation import parse_target
 from sa_viz.cam import DEFAULT_LAYER, METHODS
 from sa_viz.data.imagenet import class_index
@@ -427,7 +427,45 @@ class Handlers:
 
     # --- the page's events: results kept on a failure, which shows as a hint (`on_page`) -------
 
-    _page_explain = on_page()(explain)
+    def _put_back(self, error: gr.Error, *args: Any, **kwargs: Any) -> Outputs:
+        """After the page's image itself was refused (unreadable, too large, …): the image box
+        shows again the image the panels explain (empty before a first explanation), the
+        address its example, and the hint under the box says so. Before, the box kept the
+        refused picture, and every later control change sent it again and was refused while
+        the panels went on showing the earlier result (issue 27)."""
+        if PLACE_OF.get(error.title) != "image" or error.title in NEEDS_AN_IMAGE:
+            return {}
+        request = inspect.signature(self.explain).bind(*args, **kwargs).arguments.get("request")
+        shown = self._shown_image(request)
+        more = " The page still shows the image explained before, and its results." if shown else ""
+        return {
+            **self.hints.show(refuse(error.message + more, error.title)),
+            self.page.inputs.image: shown,
+            self.page.example: example_named(shown),
+        }
+
+    def _shown_image(self, request: gr.Request | None) -> str | None:
+        """The uploaded file of the session's result, if it still has one."""
+        try:
+            source = self.sessions.get(session_of(request)).source
+        except LookupError:  # nothing explained yet, or the session expired
+            return None
+        return source if source is not None and Path(source).is_file() else None
+
+    @on_page(undo=_put_back)
+    @functools.wraps(explain)
+    def _page_explain(self, *args: Any, **kwargs: Any) -> Outputs:
+        """`explain`, and the class box in the list's words: a class typed as "tabby" or "281"
+        shows as "281: tabby (tabby cat)", so the page's address, which takes a class from the
+        list's words only, names the class the panels show."""
+        outputs = self.explain(*args, **kwargs)
+        if outputs == gr.skip():
+            return outputs
+        target = inspect.signature(self.explain).bind(*args, **kwargs).arguments.get("target")
+        index = parse_target(target)  # the explanation took it
+        listed = OWN_TOP1 if index is None else CLASS_CHOICES[index + 1]
+        return outputs if target == listed else {**outputs, self.page.inputs.target: listed}
+
     page_cams = on_page(VIEW_HINTS)(update_cams)
     page_gates = on_page(VIEW_HINTS)(update_gates)
     page_look = on_page(VIEW_HINTS)(update_look)
@@ -446,6 +484,13 @@ class Handlers:
         call = inspect.signature(self.explain).bind(*args, **kwargs)
         call.apply_defaults()
         image, method, request = (call.arguments[k] for k in ("image", "method", "request"))
+        if isinstance(getattr(call.arguments["event"], "target", None), gr.Image) and (
+            image and image == self._shown_image(request)
+        ):
+            # The image box set to the image the panels already explain: put back after a
+            # refused image (`_put_back`), or the same file again. Nothing to do, and the
+            # refusal's hint stays.
+            return gr.skip()
         long = bool(image) and method in METHODS and METHODS[method].long
         token = self.jobs.start(session_of(request), call if long else None)
         if long:

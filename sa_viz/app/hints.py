@@ -154,14 +154,17 @@ class HintBoard:
 
 def on_page(
     clears: Sequence[str] | None = None,
+    undo: Callable[..., dict] | None = None,
 ) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
     """A handler as the page calls it, on an object with `hints` (a `HintBoard`): its outputs
     by component and the hints.
 
     On a failure no output changes and the hint says what went wrong; a superseded request
-    changes nothing. A success clears the hints at `clears` only (None: all): a view update
-    leaves a hint about the explanation's inputs (an unknown class still in its box, an
-    unusable upload) in place."""
+    changes nothing. `undo(self, error, *args, **kwargs)`, if given, returns what the failure
+    puts back (the image box after a refused image) and may say more than the hint. A success
+    clears the hints at `clears` only (None: all): a view update leaves a hint about the
+    explanation's inputs (an unknown class still in its box, an unusable upload) in place; a
+    handler's `gr.skip()` changes nothing, the hints included."""
 
     def decorate(method: Callable[..., dict]) -> Callable[..., dict]:
         @functools.wraps(method)
@@ -177,7 +180,12 @@ def on_page(
                     return gr.skip()  # every output as it is (an empty dict is no answer)
                 name, title, said = method.__name__, error.title, error.message[:300]
                 log.info("page %s answered %r: %s", name, title, said)
-                return self.hints.show(error)
+                put_back = undo(self, error, *args, **kwargs) if undo is not None else {}
+                return {**self.hints.show(error), **put_back}
+            if values == gr.skip():
+                # Merged with the hints it would be neither a skip nor a dict of components
+                # (gradio refused it: "Returned dictionary included some keys as Components").
+                return values
             return {**values, **self.hints.clear(clears)}
 
         return page

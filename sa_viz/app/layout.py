@@ -59,6 +59,9 @@ CSS = """
 /* gradio floats a picture's label and buttons over its top edge: room for them above it, so
    they never cover a title, a stamp or a colour bar's end */
 .picture .image-frame {margin-top: 36px;}
+/* An Analyses panel computed for an earlier explanation than the page's (issue 27) */
+.stale img, .stale table {opacity: .35;}
+.stale-note {border-left: 4px solid #b26a00; padding: 2px 8px; background: #fff4e0;}
 """
 
 

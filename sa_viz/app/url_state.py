@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from sa_viz import render
 from sa_viz.app.choices import (
     ASSETS,
     CLASS_CHOICES,
     CROP,
     DEFAULT_UNIT,
+    OWN_TOP1,
     UNIT_NAMES,
     WHOLE,
     model_choice,
@@ -26,6 +28,7 @@ from sa_viz.app.validation import parse_target
 from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
 from sa_viz.data.examples import EXAMPLES
 from sa_viz.models import DEFAULT_PAIR, get_model, list_models
+from sa_viz.render import views
 
 if TYPE_CHECKING:
     from sa_viz.app.layout import Page
@@ -49,6 +52,14 @@ def _url_group(value: str | None) -> int | None:
     return None
 
 
+def _url_opacity(value: str | None) -> float | None:
+    try:
+        opacity = float(value) if value and len(value) <= 8 else None
+    except ValueError:
+        return None
+    return round(opacity, 2) if opacity is not None and 0.0 <= opacity <= 1.0 else None
+
+
 # A view's state in the page's address, by the query key each control has there (`url_controls`
 # names the controls): what a shared link restores, read from its text.
 URL_KEYS: dict[str, Callable[[str | None], Any]] = {
@@ -62,13 +73,23 @@ URL_KEYS: dict[str, Callable[[str | None], Any]] = {
     "b": _one_of(list_models()),
     "gates": _one_of([name for name in list_models() if get_model(name).gates]),
     "input": lambda value: {"crop": CROP, "whole": WHOLE}.get(value or ""),
+    "cam_scale": _one_of(list(views.NORMALIZATIONS)),
+    "opacity": _url_opacity,
 }
-# The address follows the controls (in the browser: no request), in `URL_KEYS`' order.
-WRITE_URL = r"""
-(example, target, method, layer, unit, group, a, b, gates, input) => {
+# The address follows the controls (in the browser: no request), in `URL_KEYS`' order. The
+# class comes from the list's words ("281: tabby …"); while the box holds text that names no
+# class of the list (an unknown class, being refused), the address keeps the class the panels
+# show. The page writes a class typed otherwise ("tabby") in the list's words once explained.
+WRITE_URL = (
+    r"""
+(example, target, method, layer, unit, group, a, b, gates, input, cam_scale, opacity) => {
     const defaults = DEFAULTS;
-    const values = {example, class: (/^\d+/.exec(target || "") || [""])[0], method, layer,
-                    unit, group: String(group), a, b, gates, input: input === CROP ? "crop" : ""};
+    const listed = /^(\d+): /.exec(target || "");
+    const shown = new URLSearchParams(location.search).get("class") || "";
+    const values = {example, class: listed ? listed[1] : (!target || target === OWN ? "" : shown),
+                    method, layer, unit, group: String(group), a, b, gates,
+                    input: input === CROP ? "crop" : "", cam_scale,
+                    opacity: Number(opacity).toFixed(2).replace(/\.?0+$/, "")};
     const query = new URLSearchParams();
     for (const [key, value] of Object.entries(values)) {
         if (value && value !== defaults[key]) query.set(key, value);
@@ -78,26 +99,46 @@ WRITE_URL = r"""
     return [];
 }
 """.replace(
-    "DEFAULTS",
-    json.dumps(
-        {
-            "method": "gradcam",
-            "layer": DEFAULT_LAYER,
-            "unit": DEFAULT_UNIT,
-            "group": "0",
-            "a": DEFAULT_PAIR[0],
-            "b": DEFAULT_PAIR[1],
-            "gates": DEFAULT_PAIR[1],
-        }
-    ),
-).replace("CROP", json.dumps(CROP))
+        "DEFAULTS",
+        json.dumps(
+            {
+                "method": "gradcam",
+                "layer": DEFAULT_LAYER,
+                "unit": DEFAULT_UNIT,
+                "group": "0",
+                "a": DEFAULT_PAIR[0],
+                "b": DEFAULT_PAIR[1],
+                "gates": DEFAULT_PAIR[1],
+                "cam_scale": views.NORMALIZATIONS[0],
+                "opacity": f"{render.DEFAULT_ALPHA:g}",
+            }
+        ),
+    )
+    .replace("CROP", json.dumps(CROP))
+    .replace("OWN", json.dumps(OWN_TOP1))
+)
+
+
+def example_named(path: str | None) -> str:
+    """The name of the example whose photo the file at `path` is ("chelsea"), or "" (an upload,
+    or nothing): the page's address names the example shown."""
+    try:
+        size = Path(path).stat().st_size if path else None
+        for name in EXAMPLES:
+            example = ASSETS / name
+            if example.stat().st_size == size and example.read_bytes() == Path(path).read_bytes():
+                return Path(name).stem
+    except OSError:
+        pass
+    return ""
 
 
 def url_controls(page: Page) -> dict[str, Any]:
     """The control each query key of `URL_KEYS` sets, in that order."""
     i, e = page.inputs, page.explorer
     controls = (page.example, i.target, i.method, i.layer, e.unit, e.group, i.model_a, i.model_b)
-    return dict(zip(URL_KEYS, (*controls, e.gate_model, i.crop_mode), strict=True))
+    more = (e.gate_model, i.crop_mode, page.normalization, page.alpha)
+    return dict(zip(URL_KEYS, (*controls, *more), strict=True))
 
 
 def link_view(query: dict[str, str], page: Page, space: TempSpace) -> tuple[dict, list[str]]:
@@ -130,15 +171,13 @@ def link_view(query: dict[str, str], page: Page, space: TempSpace) -> tuple[dict
     return outputs, wrong
 
 
-def address(
-    demo: gr.Blocks, from_url: Callable[..., Any], page: Page, lane: dict[str, Any]
-) -> None:
+def address(demo: gr.Blocks, from_url: Callable[..., Any], page: Page, lane: dict[str, Any]) -> Any:
     """The view in the page's address: set from it when the page opens (`from_url`, in `lane`),
     kept up to date in the browser as the controls change, so a link shares it and a reload
-    keeps it."""
+    keeps it. Returns the opening event, for what follows the link's view."""
     i = page.inputs
     controls = list(url_controls(page).values())
-    demo.load(
+    opened = demo.load(
         from_url,
         outputs=[i.image, *controls, *page.hint_outputs],
         api_name="from_url",
@@ -168,3 +207,4 @@ def address(
         js=WRITE_URL,
         api_visibility="private",
     )
+    return opened

@@ -3,6 +3,7 @@ API endpoints, the lanes they run in, and the input checks; `build_app` returns 
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import gradio as gr
 
 from sa_viz.app.analyses_tab import AnalysisHandlers
-from sa_viz.app.choices import SLOTS
+from sa_viz.app.choices import HINT_PLACES, SLOTS
 from sa_viz.app.engine import (
     Engine,
     Sessions,
@@ -36,6 +37,25 @@ VIEW_LANE_SIZE = 4  # view updates and exports running at once (explanations: on
 GRADIO_SESSIONS = 200
 VIEW_LANE = {"concurrency_id": "views", "concurrency_limit": VIEW_LANE_SIZE}
 API_LANE = {"concurrency_id": "api", "concurrency_limit": 2}
+# After an explanation of the page: the hint it showed, if any, scrolled into view where it is
+# off screen (the least scroll that shows it). A refused upload's note under the image box was
+# below the window's edge when the box was (issue 27). After an explanation, a hint on screen
+# is the explanation's own: a success hides them all.
+REVEAL_HINT = """
+() => {
+    setTimeout(() => {
+        for (const place of PLACES) {
+            const hint = document.getElementById("hint-" + place);
+            if (!hint || hint.offsetParent === null || !hint.innerText.trim()) continue;
+            const box = hint.getBoundingClientRect();
+            if (box.top < 0 || box.bottom > window.innerHeight) {
+                hint.scrollIntoView({block: "nearest"});
+            }
+        }
+    }, 100);
+    return [];
+}
+""".replace("PLACES", json.dumps(HINT_PLACES))
 
 
 def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
@@ -52,10 +72,16 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
         **VIEW_LANE,
     }
     demo.load(handlers.captions, **labels)
+    # What an explanation of the page may set besides its results: the image box and the
+    # example's name after a refused image, the class box in the list's words. Its progress
+    # over the results only: a hint shown by a refusal stayed faded (gradio's pending look)
+    # after the event that the image put back starts, which changes nothing.
+    put_back = [i.image, page.example, i.target]
     explain = {
         "fn": handlers.page_explain,
         "inputs": page.explain_inputs,
-        "outputs": [*page.explain_outputs, *page.hint_outputs, page.long_trigger],
+        "outputs": [*page.explain_outputs, *page.hint_outputs, page.long_trigger, *put_back],
+        "show_progress_on": page.explain_outputs,
         "api_name": "page_explain",
         "concurrency_id": "models",
         **own,
@@ -65,10 +91,12 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
     triggers = [i.run.click, i.image.change]
     triggers += [c.input for c in (i.crop_mode, i.target, i.method, i.layer)]
     triggers += [i.model_a.input, i.model_b.input]
-    gr.on(triggers, **explain).success(handlers.captions, **labels)
+    explained = gr.on(triggers, **explain)
+    explained.success(handlers.captions, **labels)
+    explained.then(None, js=REVEAL_HINT, api_visibility="private")
     page.long_trigger.change(
         handlers.page_explain_long,
-        outputs=[*page.explain_outputs, *page.hint_outputs],
+        outputs=[*page.explain_outputs, *page.hint_outputs, *put_back],
         api_name="page_explain_long",
         concurrency_id="long",
         concurrency_limit=1,
@@ -76,7 +104,7 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
         # for the whole run and was drawn four times.
         show_progress_on=[page.cam_text],
         **own,
-    )
+    ).then(None, js=REVEAL_HINT, api_visibility="private")
     gr.on(
         [page.normalization.input],
         handlers.page_cams,
@@ -129,7 +157,9 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
         api_name="page_gates_picked",
         **views_quietly,
     )
-    address(demo, handlers.from_url, page, VIEW_LANE)
+    # The captions follow the link's pair at once: without an example in the link, nothing
+    # else would name its models until the first explanation (issue 27).
+    address(demo, handlers.from_url, page, VIEW_LANE).then(handlers.captions, **labels)
     for slot, table in zip(SLOTS, page.tables, strict=True):
         table.select(
             handlers.choose_prediction,
@@ -206,15 +236,19 @@ def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> Analysis
     handlers.analyses_of = found.exports  # the ZIP export includes them
     lane = {"concurrency_id": "analyses", "concurrency_limit": 1}
     own = {"api_visibility": "private", **lane}
+    # Each panel also says what it was computed for (`a.computed`), and drops its stale mark.
+    marks = {panel: [a.computed, a.stale[panel]] for panel in a.stale}
     a.faith_button.click(
-        found.faithfulness, inputs=a.box, outputs=[a.faith_plot, a.faith_text, a.hint],
+        found.faithfulness, inputs=[a.box, a.computed],
+        outputs=[a.faith_plot, a.faith_text, a.hint, *marks["faithfulness"]],
         api_name="page_faithfulness", show_progress_on=[a.faith_text], **own,
     )  # fmt: skip
     knock_inputs = [e.unit, e.gate_model, a.knock_gates, a.knock_value]
     a.knock_button.click(
         found.knockout,
-        inputs=knock_inputs,
-        outputs=[a.knock_plot, a.knock_text, a.knock_cams, a.knock_charted, a.hint],
+        inputs=[*knock_inputs, a.computed],
+        outputs=[a.knock_plot, a.knock_text, a.knock_cams, a.knock_charted, a.hint,
+                 *marks["knockout"]],
         api_name="page_knockout", show_progress_on=[a.knock_text], **own,
     )  # fmt: skip
     views = {"api_visibility": "private", **VIEW_LANE}
@@ -233,19 +267,31 @@ def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> Analysis
     )
     a.chosen_button.click(
         found.chosen,
-        inputs=[a.chosen, a.box],
-        outputs=[a.chosen_table, a.chosen_text, a.hint],
+        inputs=[a.chosen, a.box, a.computed],
+        outputs=[a.chosen_table, a.chosen_text, a.hint, *marks["analyses"]],
         api_name="page_analyses", show_progress_on=[a.chosen_table], **own,
     )  # fmt: skip
+    # A new result (or a new look of it): the panels computed for another result say so.
+    page.cams[0].change(
+        found.staleness,
+        inputs=a.computed,
+        outputs=[*a.stale.values(), *(p for panel in a.stale for p in a.stale_pictures(panel))],
+        api_name="analyses_staleness",
+        api_visibility="private",
+        show_progress="hidden",
+        trigger_mode="always_last",
+        **VIEW_LANE,
+    )
     # The box: a click on the picture sets a corner; the picture shows the box as typed or
-    # clicked, and follows each new result (its CAM changes; a view change redraws it too).
+    # clicked, the numbers beside it its localisation (cheap: no button), and both follow each
+    # new result (its CAM changes; a view change redraws them too).
     # In a lane of its own: its redraws never take a place of the views' lane.
     a.box_picture.select(found.corner, inputs=a.box, outputs=a.box, api_name="box_corner", **views)
     gr.on(
         [a.box.change, page.cams[0].change],
         found.box_view,
         inputs=a.box,
-        outputs=a.box_picture,
+        outputs=[a.box_picture, a.box_text],
         api_name="box_view",
         api_visibility="private",
         show_progress="hidden",
