@@ -1,10 +1,13 @@
 """Pictures: the render stage, the only code that draws.
 
 `overlays`: maps over images (NumPy/OpenCV, milliseconds); `panels`: charts drawn into NumPy
-pictures for the app; `figures`: matplotlib figures with axes for the CLI and papers.
+pictures for the app; `figures`, `gate_figures`, `analysis_figures`: matplotlib figures with
+axes for the CLI, the export's SVG and PDF, and papers (`paper`: their style); `figure_views`:
+an explanation's views as those figures.
 """
 
-from sa_viz.render.figures import comparison_figure, figure_array, gate_grid_figure
+from sa_viz.render.figures import comparison_figure, figure_array
+from sa_viz.render.gate_figures import gate_grid_figure
 from sa_viz.render.overlays import (
     COLORMAPS,
     DEFAULT_ALPHA,

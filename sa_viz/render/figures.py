@@ -1,6 +1,10 @@
 """Figures with axes, titles and colour bars, made with matplotlib's object API (no pyplot, so
-no global figure state): the CLI's outputs, for papers and slides. The app draws with the faster
-`render.overlays` and `render.panels`.
+no global figure state): the CAMs of an explanation, for the CLI, the export's SVG and PDF, and
+papers. The app draws with the faster `render.overlays` and `render.panels`; the gates' figures
+are `render.gate_figures`.
+
+Each map is one image drawn with `interpolation="none"` (embedded at its own resolution in SVG
+and PDF); `width` (inches, `render.paper`) draws a figure for a paper, None for the screen.
 """
 
 from __future__ import annotations
@@ -14,16 +18,17 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from sa_viz.probes import UnitGates
+from sa_viz.render import paper
 from sa_viz.render.overlays import (
     DEFAULT_ALPHA,
     DEFAULT_COLORMAP,
+    DIVERGING,
     UNTRAINED_STAMP,
-    mosaic,
     overlay,
-    row_width,
+    signed_overlay,
 )
-from sa_viz.render.panels import unit_range
+
+UNTRAINED_COLOUR = "#b00020"
 
 
 def figure_array(fig: Figure, dpi: int = 100) -> np.ndarray:
@@ -34,10 +39,19 @@ def figure_array(fig: Figure, dpi: int = 100) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
 
 
-def _title(ax: Axes, text: str, untrained: bool) -> None:
+def title(ax: Axes, text: str, untrained: bool, width: float | None, inches: float) -> int:
+    """An axes' title, wrapped to `inches` at a paper width; a model without trained weights
+    says so, in red. Returns its number of lines."""
     if untrained:
         text = f"{UNTRAINED_STAMP}\n{text}"
-    ax.set_title(text, fontsize=9, color="#b00020" if untrained else "black")
+    text = paper.wrap(text, inches, width)
+    ax.set_title(text, fontsize=9, color=UNTRAINED_COLOUR if untrained else "black")
+    return text.count("\n") + 1
+
+
+def aspect(image: np.ndarray) -> float:
+    """A picture's height ÷ width."""
+    return image.shape[0] / image.shape[1]
 
 
 def comparison_figure(
@@ -47,15 +61,26 @@ def comparison_figure(
     colormap: str = DEFAULT_COLORMAP,
     alpha: float = DEFAULT_ALPHA,
     suptitle: str = "",
+    width: float | None = None,
 ) -> Figure:
     """The image, then one CAM overlay per (title, cam, untrained) panel, side by side."""
-    fig = Figure(figsize=(3.2 * (len(panels) + 1), 3.6), layout="constrained")
-    axes = fig.subplots(1, len(panels) + 1)
-    axes[0].imshow(image)
-    axes[0].set_title("input (as the models see it)", fontsize=9)
+    columns = len(panels) + 1
+    inches = (3.2 * columns if width is None else width) / columns
+    fig = Figure(layout="compressed")
+    axes = fig.subplots(1, columns)
+    axes[0].imshow(image, interpolation="none")
+    lines = [title(axes[0], "input (as the models see it)", False, width, inches)]
     for ax, (text, cam, untrained) in zip(axes[1:], panels, strict=True):
-        ax.imshow(overlay(image, cam, colormap, alpha))
-        _title(ax, text, untrained)
+        ax.imshow(overlay(image, cam, colormap, alpha), interpolation="none")
+        lines.append(title(ax, text, untrained, width, inches))
+    # The pictures set the height (less the colour bar's width), then the titles' lines.
+    extra = max(lines) * paper.line_height() + 0.3 + (0.3 if suptitle else 0)
+    fig.set_size_inches(
+        paper.pictures_figsize(
+            width, 3.2 * columns, aspect(image) / columns, share=1 - 0.9 / (inches * columns),
+            extra=extra,
+        )
+    )  # fmt: skip
     for ax in axes:
         ax.axis("off")
     fig.colorbar(
@@ -66,60 +91,82 @@ def comparison_figure(
     )
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
-    return fig
+    return paper.styled(fig, width)
 
 
-def gate_grid_figure(
+def cam_figure(
     image: np.ndarray,
-    gates: UnitGates,
-    unit: str,
+    values: np.ndarray,
+    text: str,
     *,
     colormap: str = DEFAULT_COLORMAP,
     alpha: float = DEFAULT_ALPHA,
-    scale: str = "unit range",
+    label: str = "CAM, from its min to its max",
     untrained: bool = False,
+    width: float | None = None,
 ) -> Figure:
-    """One attention unit: its groups' spatial gates (mean over each group's channels) over the
-    image, with their colour scale, beside the groups × c channel-gate heatmap. A unit without
-    spatial gates (SE) gets its channel gates alone, in rows of up to 64 channels."""
-    channel = gates.channel[0].numpy()
-    kind = gates.layout.kind if gates.layout else ""
-    if gates.spatial is None:
-        columns = row_width(channel.shape[1])
-        rows = channel.reshape(-1, columns)
-        fig = Figure(figsize=(9, 1.5 + 0.12 * len(rows)), layout="constrained")
-        ax = fig.subplots()
-        heat = ax.imshow(rows, aspect="auto", cmap="viridis", interpolation="nearest")
-        ax.set_xlabel(f"channel (+ column), {columns} per row")
-        ax.set_ylabel(f"row (channels row × {columns})")
-        fig.colorbar(heat, ax=ax, label="channel gate")
-        _title(
-            ax, f"{unit}: channel gates of the {kind} unit ({channel.shape[1]} channels)", untrained
-        )
-        return fig
-    spatial = gates.spatial_mean()[0].numpy()
-    value_range = unit_range(gates, scale)
-    grid = mosaic(
-        image, spatial, colormap=colormap, alpha=alpha, scale=scale, value_range=value_range
-    )
-    fig = Figure(figsize=(12, 7.2), layout="constrained")
-    left, right = fig.subfigures(1, 2, width_ratios=[4, 1])
-    ax = left.subplots()
-    ax.imshow(grid)
+    """One model's CAM (values in [0, 1], any size: resized to the image) over the image, with
+    its colour bar."""
+    fig = Figure(layout="compressed")
+    ax = fig.subplots()
+    ax.imshow(overlay(image, values, colormap, alpha), interpolation="none")
     ax.axis("off")
-    if value_range is not None:
-        left.colorbar(
-            ScalarMappable(Normalize(*value_range), colormap),
-            ax=ax,
-            shrink=0.6,
-            label=f"spatial gate ({scale}; tiles: the mean over each group's channels)",
-        )
-    _title(ax, f"{unit}: spatial gates of the {gates.groups} groups (colours: {scale})", untrained)
-    hx = right.subplots()
-    heat = hx.imshow(channel, aspect="auto", cmap="viridis", interpolation="nearest")
-    hx.set_xlabel("channel (c)")
-    hx.set_ylabel("group")
-    hx.set_yticks(range(0, len(channel), max(1, len(channel) // 8)))
-    right.colorbar(heat, ax=hx, label="channel gate", shrink=0.8)
-    _title(hx, "channel gates", untrained)
-    return fig
+    lines = title(ax, text, untrained, width, _inches(width) * 0.9)
+    _size_below_title(fig, image, lines, width)
+    fig.colorbar(
+        ScalarMappable(Normalize(0, 1), colormap),
+        ax=ax,
+        orientation="horizontal",
+        shrink=0.8,
+        label=paper.wrap(label, _inches(width) * 0.8, width, paper.TEXT_PT),
+    )
+    return paper.styled(fig, width)
+
+
+def difference_figure(
+    image: np.ndarray,
+    difference: np.ndarray,
+    limit: float,
+    text: str,
+    *,
+    alpha: float = 0.65,
+    untrained: bool = False,
+    width: float | None = None,
+) -> Figure:
+    """A signed map (the second model's CAM less the first's) in diverging colours over the
+    image in gray, ±`limit` at the colour bar's ends, zero white."""
+    fig = Figure(layout="compressed")
+    ax = fig.subplots()
+    ax.imshow(signed_overlay(image, difference, alpha, limit), interpolation="none")
+    ax.axis("off")
+    lines = title(ax, text, untrained, width, _inches(width) * 0.9)
+    _size_below_title(fig, image, lines, width)
+    fig.colorbar(
+        ScalarMappable(Normalize(-limit, limit), DIVERGING),
+        ax=ax,
+        orientation="horizontal",
+        shrink=0.8,
+        label=paper.wrap(
+            "difference of the maps (red: the second looks more)",
+            _inches(width) * 0.8,
+            width,
+            paper.TEXT_PT,
+        ),
+    )
+    return paper.styled(fig, width)
+
+
+SINGLE_PICTURE = 4.2  # inches: a figure of one map, for the screen
+
+
+def _inches(width: float | None) -> float:
+    return SINGLE_PICTURE if width is None else width
+
+
+def _size_below_title(fig: Figure, image: np.ndarray, lines: int, width: float | None) -> None:
+    """A figure of one picture: its width, the picture's height, the title's `lines` and a
+    horizontal colour bar with its label below."""
+    extra = lines * paper.line_height() + 0.9
+    fig.set_size_inches(
+        paper.pictures_figsize(width, SINGLE_PICTURE, aspect(image), share=0.95, extra=extra)
+    )
