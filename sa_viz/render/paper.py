@@ -95,6 +95,21 @@ def styled(fig: Figure, width: float | None) -> Figure:
     return fig
 
 
+def resized(fig: Figure, width: float | None) -> Figure:
+    """A figure drawn for the screen, in the paper style at `width` inches with its proportions
+    kept (charts without pictures, whose layout adapts); unchanged for None."""
+    if width is None:
+        return fig
+    w, h = fig.get_size_inches()
+    fig.set_size_inches(width, h * width / w)
+    for ax in fig.get_axes():  # each axes' title wrapped to its share of the width
+        spec = ax.get_subplotspec()
+        if spec is not None and ax.get_title():
+            share = len(spec.colspan) / spec.get_gridspec().ncols
+            ax.title.set_text(wrap(ax.get_title(), width * share * 0.95, width))
+    return styled(fig, width)
+
+
 def _titles(fig: Figure) -> list[Text]:
     """The figure's titles: each axes' and each (sub)figure's suptitle, where set."""
     found = [ax.title for ax in fig.get_axes()]
