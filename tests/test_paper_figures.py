@@ -19,7 +19,7 @@ from sa_viz.outputs import files
 from sa_viz.outputs.export import write_zip
 from sa_viz.pipeline.explain import explain
 from sa_viz.render import comparison_figure, paper
-from sa_viz.render.figure_views import cam_figures, gate_figures
+from sa_viz.render.figure_views import analysis_figures, cam_figures, gate_figures
 
 SVG = "{http://www.w3.org/2000/svg}"
 RNG = np.random.default_rng(0)
@@ -161,3 +161,23 @@ def test_the_export_zip_adds_the_figures_asked_for(result, tmp_path):
             "SA-ResNet-50" in t for t in svg_texts(archive.read("figures/cam_sa_resnet50.svg"))
         )
         assert "figures/" in archive.read("README.txt").decode()
+
+
+def test_the_analyses_charts_are_figures_too():
+    curve = np.linspace(1, 0, 5).tolist()
+    found = {
+        "faithfulness": {
+            m: {"title": t, "details": {"fractions": curve, "deletion": curve, "insertion": curve},
+                "numbers": {"deletion_auc": 0.5, "insertion_auc": 0.5}}
+            for m, t in (("resnet50", "ResNet-50"), ("sa_resnet50", "SA-ResNet-50"))
+        },
+        "group_knockout": {"model": "sa_resnet50", "unit": "layer3.0", "gates": "both",
+                           "value": "one", "target": 281, "group_dp": [-0.1, 0.05, 0.0],
+                           "unit_dp": -0.2},
+    }  # fmt: skip
+    drawn = analysis_figures(found, paper.WIDTHS["single"])
+    assert set(drawn) == {"faithfulness", "knockout"}
+    texts = svg_texts(files.figure_bytes(drawn["faithfulness"], "svg"))
+    assert any("SA-ResNet-50: 0.500" in t for t in texts)
+    texts = svg_texts(files.figure_bytes(drawn["knockout"], "svg"))
+    assert any("SA-ResNet-50 layer3.0" in t for t in texts)
