@@ -130,9 +130,6 @@ def test_every_view_of_an_explanation_is_a_figure_in_every_format(result):
 
 
 def test_the_export_zip_adds_the_figures_asked_for(result, tmp_path):
-    plain = write_zip(result, tmp_path / "plain.zip", unit="layer3.0", group=2)
-    with zipfile.ZipFile(plain) as archive:
-        assert not [n for n in archive.namelist() if n.startswith("figures/")]
     path = write_zip(
         result,
         tmp_path / "paper.zip",

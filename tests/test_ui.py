@@ -301,6 +301,7 @@ def test_export_zip(handlers, outputs):
             "arrays.npz",
             "README.txt",
         } <= names
+        assert not [n for n in names if n.startswith("figures/")]  # only when asked for
         report = json.loads(archive.read("explanation.json"))
         assert (
             report["view"]["gate_unit"] == "layer2.1"

@@ -73,21 +73,26 @@ def comparison_figure(
     for ax, (text, cam, untrained) in zip(axes[1:], panels, strict=True):
         ax.imshow(overlay(image, cam, colormap, alpha), interpolation="none")
         lines.append(title(ax, text, untrained, width, inches))
-    # The pictures set the height (less the colour bar's width), then the titles' lines.
-    extra = max(lines) * paper.line_height() + 0.3 + (0.3 if suptitle else 0)
-    fig.set_size_inches(
-        paper.pictures_figsize(
-            width, 3.2 * columns, aspect(image) / columns, share=1 - 0.9 / (inches * columns),
-            extra=extra,
-        )
-    )  # fmt: skip
     for ax in axes:
         ax.axis("off")
+    # For the screen, the colour bar stands at the right; at a paper width, whose columns are
+    # narrow, it lies under the maps, where its label has room.
+    below = width is not None
     fig.colorbar(
         ScalarMappable(Normalize(0, 1), colormap),
         ax=axes[1:],
-        shrink=0.7,
+        shrink=0.7 if not below else 0.9,
+        orientation="horizontal" if below else "vertical",
         label="CAM (each map: its min → max)",
+    )
+    # The pictures set the height (less the colour bar's width, or plus its height), then the
+    # titles' lines.
+    extra = max(lines) * paper.line_height() + (0.3 if suptitle else 0) + (0.8 if below else 0.3)
+    share = 1 if below else 1 - 0.9 / (inches * columns)
+    fig.set_size_inches(
+        paper.pictures_figsize(
+            width, 3.2 * columns, aspect(image) / columns, share=share, extra=extra
+        )
     )
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)

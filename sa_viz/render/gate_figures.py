@@ -393,7 +393,7 @@ def gate_grid_figure(
         return paper.styled(fig, width)
     maps = gates.spatial_mean()[0].numpy()
     inches = 12.0 if width is None else width
-    fig = Figure(layout="compressed")
+    fig = Figure(layout="constrained")
     left, right = fig.subfigures(1, 2, width_ratios=[4, 1])
     ax = left.subplots()
     value_range = unit_range(gates, scale)
