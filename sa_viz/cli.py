@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 def models_or_exit(
     parser: argparse.ArgumentParser, args: argparse.Namespace, names: Sequence[str]
 ) -> dict[str, LoadedModel]:
-    """The models `names` from the weights flags, each one's weights status on stderr; a device
+    """The models `names` from the weights flags, each one's weights status on stderr (and a
+    note for each kind of module that looks like attention but that no probe reads); a device
     that is not there ends the command with the parser's error."""
     from sa_viz.models.device import DeviceUnavailable
     from sa_viz.models.flags import models_from_args
@@ -27,11 +28,16 @@ def models_or_exit(
         models = models_from_args(args, names)
     except DeviceUnavailable as error:
         parser.error(str(error))
+    from sa_viz.probes import unread_lines, unread_of
+
     for loaded in models.values():
         print(
             ("warning: " if loaded.status.untrained else "") + loaded.status.message,
             file=sys.stderr,
         )
+        # Named, not silently left out of the gate figures and the JSON's `gates`.
+        for line in unread_lines(unread_of(loaded.module)):
+            print(f"note: {loaded.title} has {line}", file=sys.stderr)
     return models
 
 

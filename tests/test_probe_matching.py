@@ -13,7 +13,7 @@ from torch import nn
 
 from sa_viz.analyses.knockout import knocked_out
 from sa_viz.models import resnet50, sa_resnet50, se_resnet50
-from sa_viz.outputs.document import layout_entry
+from sa_viz.outputs.document import details_entry, layout_entry
 from sa_viz.probes import GateLayout, gate_stats, is_constant, record_gates, unit_summary
 from sa_viz.probes.base import stage_of
 from sa_viz.probes.recorder import UNREAD, units_of, unread_attention
@@ -142,7 +142,8 @@ def test_layouts_say_sizes_functions_and_rows():
     )
     sa = GateLayout("SA", 1, 64, 2, True)
     assert sa.spatial_maps == 2  # one map per channel-gate channel, as before
-    # the explanation document (schema sa-viz/explanation/1) keeps its six layout keys
+    # the explanation document (schema sa-viz/explanation/1) keeps its six layout keys (the
+    # rest in its optional `details`)
     assert layout_entry(cbam) == {
         "kind": "CBAM",
         "stage": 2,
@@ -152,6 +153,14 @@ def test_layouts_say_sizes_functions_and_rows():
         "untrained_value": None,
     }
     assert cbam.details["spatial_channels"] == 1 and sk.details["rows"] == "kernel path"
+    assert details_entry(sk) == {
+        "spatial_maps": 0,
+        "spatial_channels": None,
+        "channel_function": "softmax",
+        "spatial_function": "sigmoid",
+        "rows": "kernel path",
+        "gated": "",
+    }
     assert GateLayout("SE", 4, 1, 2048, False).spatial_maps == 0
 
 

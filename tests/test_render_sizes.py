@@ -19,7 +19,7 @@ from PIL import Image
 from sa_viz import render
 from sa_viz.cli import write_outputs
 from sa_viz.outputs.export import write_zip
-from sa_viz.pipeline.explain import explain
+from sa_viz.pipeline.explain import Explanation, explain
 from sa_viz.probes import GateLayout, UnitGates
 from sa_viz.render import views
 
@@ -125,3 +125,166 @@ def test_gate_panels_at_the_largest_layouts(few_channels, groups, channels, size
     assert render.summary_panel({"unit": gates}).ndim == 3
     flat = render.colorize(np.linspace(0, 1, groups * channels).reshape(groups, channels))
     assert flat.shape == (groups, channels, 3)
+
+
+# --- every picture and text of every attention kind (issue 25) ---------------------------------
+
+# kind → words its pictures and texts must say, and words of another kind they must not
+KIND_WORDS = {
+    "SA": (("SA unit", "4 groups × 4 maps", "group 1 of 4", "first half"), ("softmax",)),
+    "SE": (("SE unit", "one sigmoid per channel", "no spatial gate"), ("group", "half", "σ")),
+    "ECA": (("ECA unit", "one sigmoid per channel", "no spatial gate"), ("group", "half", "σ")),
+    "CBAM": (
+        ("CBAM unit", "CBAM spatial gate, one map for all channels", "one sigmoid per position"),
+        ("group", "half", "σ", "softmax", "averaged over"),
+    ),
+    "light CBAM": (("CBAM spatial gate", "one map"), ("group", "half", "softmax")),
+    "GC": (
+        ("GC attention over positions", "a softmax over the 28×42 positions", "entropy"),
+        ("group", "half", "σ", "spatial gates of"),
+    ),
+    "GC, gca": (
+        ("GC unit has no channel gate", "a softmax over the", "the context is added"),
+        ("group", "half", "Channel gates"),
+    ),
+    "SK": (
+        ("SK kernel path weights", "a softmax over the 2 kernel paths", "kernel path 1 of 2"),
+        ("group", "half", "σ", "spatial gate of"),
+    ),
+    "SplAt": (
+        ("SplAt radix split weights", "a softmax over the 2 radix splits", "radix split 1 of 2"),
+        ("group", "half", "σ", "spatial gate of"),
+    ),
+}
+
+
+@pytest.fixture
+def drawn_text(monkeypatch):
+    """Every text the gate pictures draw: titles, ticks, labels, the tiles' labels. Fails on
+    any that does not lie whole inside its picture (cut off at an edge)."""
+    from sa_viz.render import gate_panels, overlays, panels, text
+
+    drawn: list[str] = []
+    write, draw_labels = text.write, text.draw_labels
+
+    def checked_write(draw, xy, words, size=12, *, anchor="la", fill="black", bold=False):
+        left, top, right, bottom = text.font(size, bold).getbbox(words, anchor=anchor)
+        width, height = draw.im.size
+        x, y = xy
+        inside = x + left >= -1 and y + top >= -1 and x + right <= width + 1
+        assert inside and y + bottom <= height + 1, (
+            f"{words!r} cut off in a {width}×{height} picture"
+        )
+        drawn.append(words)
+        write(draw, xy, words, size, anchor=anchor, fill=fill, bold=bold)
+
+    def checked_labels(picture, items, size=13):
+        for words, x, _y in items:
+            width = text.label_sprite(words, size)[0].shape[1]
+            assert x + width <= picture.shape[1] + 2, f"label {words!r} cut off"
+            drawn.append(words)
+        return draw_labels(picture, items, size)
+
+    for module in (text, panels, gate_panels):
+        monkeypatch.setattr(module, "write", checked_write)
+    monkeypatch.setattr(overlays, "draw_labels", checked_labels)
+    return drawn
+
+
+def figure_texts(fig) -> list[str]:
+    """The texts of a matplotlib figure, once drawn checked to lie inside it (the tight box of
+    what it draws: ticks outside an axis's range are not drawn)."""
+    from matplotlib.text import Text
+
+    render.figure_array(fig)
+    drawn = fig.get_tightbbox(fig.canvas.get_renderer())  # inches
+    width, height = fig.get_size_inches()
+    assert drawn.x0 >= -0.02 and drawn.y0 >= -0.02, f"a text cut off: {drawn}"
+    assert drawn.x1 <= width + 0.02 and drawn.y1 <= height + 0.02, f"a text cut off: {drawn}"
+    return [t.get_text().replace("\n", " ") for t in fig.findobj(Text) if t.get_text()]
+
+
+@pytest.mark.parametrize("kind", list(KIND_WORDS))
+def test_every_picture_of_every_attention_kind(kind, few_channels, drawn_text, tmp_path):
+    """A small model of each kind (timm's own module; SA-Viz's SA): every view of every unit, row
+    and colour scale is drawn without a cut-off text, its titles and texts say what the gates of
+    that kind are (never another kind's words), its figure and ZIP are made and its document
+    follows the schema with the layout's details."""
+    from conftest import assert_explanation_document
+    from kinds import kind_result
+
+    from sa_viz.outputs.document import explanation_document
+
+    result = kind_result(kind)
+    (name,) = result.models
+    m = result.models[name]
+    texts = []
+    for unit, gates in m.gates.items():
+        for scale in render.GATE_SCALES:
+            texts.append(views.gate_range_text(result, unit, scale))
+            for group in range(gates.groups):
+                for picture in views.gate_views(result, unit, group, scale=scale):
+                    assert picture.ndim == 3 and picture.shape[2] == 3
+        assert views.group_at(result, unit, 40, 60) in (None, *range(gates.groups))
+    assert views.summary_picture(result).ndim == 3
+    unit = next(iter(m.gates))
+    fig = render.gate_grid_figure(result.image.display, m.gates[unit], unit)
+    texts += figure_texts(fig)
+    words = " ".join([*drawn_text, *texts])
+    must, never = KIND_WORDS[kind]
+    for phrase in must:
+        assert phrase in words, f"{kind}: {phrase!r} missing"
+    for phrase in never:
+        assert phrase not in words, f"{kind}: {phrase!r} said of a {kind} unit"
+
+    zipped = write_zip(result, tmp_path / "kind.zip", unit=unit, group=0)
+    with zipfile.ZipFile(zipped) as archive:
+        members = archive.namelist()
+        document = json.loads(archive.read("explanation.json"))
+    gates = m.gates[unit]
+    assert (f"gates_{unit}_channel.png" in members) == gates.has_channel
+    assert (f"gates_{unit}_spatial.png" in members) == gates.has_spatial
+    assert_explanation_document(document)
+    assert_explanation_document(explanation_document(result))
+    entry = document["models"][name]["gates"][unit]
+    layout = gates.layout
+    assert entry["details"] == {"spatial_maps": layout.spatial_maps, **layout.details}
+    assert (entry["summary"]["channel_mean"] is None) == (not gates.has_channel)
+
+
+def test_attention_no_probe_reads_is_named(capsys, monkeypatch):
+    """A model whose attention no probe reads: the gate explorer says so (and beside another
+    model's gates), its document lists it, the CLI notes it; it is never silently left out."""
+    import argparse
+
+    from conftest import assert_explanation_document
+    from kinds import kind_result, status, tiny_model
+
+    from sa_viz.cli import models_or_exit
+    from sa_viz.models import flags
+    from sa_viz.models.weights import LoadedModel
+    from sa_viz.outputs.document import explanation_document
+    from sa_viz.probes import UNREAD
+
+    unknown, sa = kind_result("unknown"), kind_result("SA")
+    assert views.gated_models(unknown) == []
+    why = views.no_gates_text(unknown)
+    assert f"{UNREAD}: PixelAttention at layer1.0.attn, layer2.0.attn" in why
+    both = Explanation(unknown.image, {**sa.models, **unknown.models}, "layer4", "gradcam", None)
+    text = views.gate_range_text(both, "layer1.0", "unit range")
+    assert "**tiny unknown** has attention of unknown kind, not read: PixelAttention" in text
+    document = explanation_document(both)
+    assert_explanation_document(document)
+    assert document["models"]["tiny_unknown"]["unread_attention"] == {
+        "layer1.0.attn": f"{UNREAD} (PixelAttention)",
+        "layer2.0.attn": f"{UNREAD} (PixelAttention)",
+    }
+    assert "unread_attention" not in document["models"]["tiny_SA"]
+
+    loaded = LoadedModel("resnet50", tiny_model("unknown"), status("resnet50", "ResNet-50"))
+    monkeypatch.setattr(flags, "models_from_args", lambda _args, _names: {"resnet50": loaded})
+    models_or_exit(argparse.ArgumentParser(), argparse.Namespace(), ["resnet50"])
+    assert (
+        f"note: ResNet-50 has {UNREAD}: PixelAttention at layer1.0.attn, layer2.0.attn"
+        in capsys.readouterr().err
+    )

@@ -384,6 +384,21 @@ def test_cached_results_live_out_of_the_heap_and_their_memory_is_reused(loaded_m
     assert engine._off_heap.mapped <= 3  # the first result's, one in use, one being made
 
 
+@pytest.mark.parametrize("kind", ["GC, gca", "CBAM", "SK"])
+def test_gates_of_every_layout_are_kept_out_of_the_heap(kind):
+    """A unit without a channel gate (Global Context, gca), with one map (CBAM) or without a
+    spatial gate (SK): each array moves to its own place, none is missing."""
+    from kinds import kind_result
+
+    fresh = kind_result(kind).models
+    kept = Engine(lambda: {})._keep(fresh)
+    for name, m in kept.items():
+        for unit, gates in m.gates.items():
+            for part in ("channel", "spatial"):
+                before, after = getattr(fresh[name].gates[unit], part), getattr(gates, part)
+                assert (before is None and after is None) or torch.equal(before, after)
+
+
 def test_a_result_dropped_from_the_cache_is_computed_again_or_asked_for(loaded_models):
     handlers = new_handlers(Engine(lambda: loaded_models, cache_size=1).start())
     mosaic = handlers.page.explorer.mosaic

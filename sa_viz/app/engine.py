@@ -312,7 +312,9 @@ class Engine:
             gates = {
                 unit: dataclasses.replace(
                     g,
-                    channel=torch.from_numpy(next(moved)),
+                    # in the order moved: the channel gates (where the unit has them), then
+                    # the spatial ones (Global Context's `gca` units have only these)
+                    channel=None if g.channel is None else torch.from_numpy(next(moved)),
                     spatial=None if g.spatial is None else torch.from_numpy(next(moved)),
                 )
                 for unit, g in m.gates.items()

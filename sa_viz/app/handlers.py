@@ -44,7 +44,7 @@ from sa_viz.models.weights import WeightsStatus
 from sa_viz.outputs.document import explanation_document
 from sa_viz.outputs.export import write_zip
 from sa_viz.pipeline.explain import Explanation, analyse_explanation
-from sa_viz.probes import unit_layouts
+from sa_viz.probes import UnitGates, unit_layouts
 from sa_viz.render import paper, views
 
 if TYPE_CHECKING:
@@ -92,9 +92,14 @@ NO_GATES = "Neither of the compared models has attention gates: choose " + " or 
 )
 
 
-def group_slider(groups: int) -> dict[str, Any]:
-    """The group slider for a unit with `groups` groups: it stands at 0 for a unit with one."""
-    return gr.update(interactive=groups > 1, **({} if groups > 1 else {"value": 0}))
+def group_slider(groups: int, rows: str = "group") -> dict[str, Any]:
+    """The group slider for a unit with `groups` rows of gates, named as its layout names them
+    ("Group", "Kernel path", "Radix split"): it stands at 0 for a unit with one."""
+    return gr.update(
+        interactive=groups > 1,
+        label=rows[:1].upper() + rows[1:],
+        **({} if groups > 1 else {"value": 0}),
+    )
 
 
 def gate_model_of(result: Explanation, wanted: str | None) -> str | None:
@@ -104,6 +109,13 @@ def gate_model_of(result: Explanation, wanted: str | None) -> str | None:
     if wanted in gated:
         return wanted
     return gated[0] if gated else None
+
+
+def _rows_of(gates: UnitGates | None) -> tuple[int, str]:
+    """A unit's rows of gates and their name (1 and "group" for no unit)."""
+    if gates is None:
+        return 1, "group"
+    return gates.groups, gates.layout.rows if gates.layout else "group"
 
 
 class Handlers:
@@ -171,7 +183,9 @@ class Handlers:
         named = [views.model_caption(statuses[name]) for name in pair]
         gated = [name for name in pair if get_model(name).gates]
         shown = gate_model if gate_model in gated else (gated[0] if gated else None)
-        groups = max((u.groups for u in unit_layouts(shown).values()), default=1) if shown else 1
+        layouts = list(unit_layouts(shown).values()) if shown else []
+        groups = max((u.groups for u in layouts), default=1)
+        rows = layouts[0].rows if layouts else "group"
         return {
             **{t: gr.update(label=f"{c}: top-5") for t, c in zip(p.tables, named, strict=True)},
             **{cam: gr.update(label=c) for cam, c in zip(p.cams, named, strict=True)},
@@ -179,7 +193,7 @@ class Handlers:
                 label=views.difference_label([get_model(n).title for n in pair])
             ),
             e.gate_model: gr.update(choices=[model_choice(n) for n in gated], value=shown),
-            e.group: group_slider(groups),
+            e.group: group_slider(groups, rows),
         }
 
     @handler
@@ -306,7 +320,7 @@ class Handlers:
         return {
             **self._gates(result, unit, group, colormap, alpha, scale, shown),
             e.overview: self._overview(result, shown),
-            e.group: group_slider(units[unit].groups if unit in units else 1),
+            e.group: group_slider(*_rows_of(units.get(unit))),
         }
 
     @handler
@@ -562,11 +576,11 @@ class Handlers:
         """The gate explorer's pictures and text for `model`'s `unit`."""
         e = self.page.explorer
         if model is None:
-            note = views.render.note_panel(
-                "No attention gates", "Neither chosen model has attention units."
-            )
+            why = views.no_gates_text(result)
+            note = views.render.note_panel("No attention gates", why.replace("**", ""))
             picture = self.space.picture(note, lossless=True)
-            return {e.mosaic: picture, e.channel: picture, e.detail: picture, e.gate_text: NO_GATES}
+            text = NO_GATES + (views.unread_note(result) if why != views.NO_UNITS else "")
+            return {e.mosaic: picture, e.channel: picture, e.detail: picture, e.gate_text: text}
         gates = result.models[model].gates
         if unit not in gates:
             raise refuse(

@@ -162,8 +162,9 @@ def weights_entry(status: WeightsStatus) -> dict[str, Any]:
     return {**entry, "file": None if path is None else Path(path).name}
 
 
-# A unit's layout as schema sa-viz/explanation/1 describes it; a layout's further details
-# (`GateLayout.details`: spatial maps, softmax or sigmoid, rows) wait for the schema's next version.
+# A unit's layout as schema sa-viz/explanation/1 first described it (`layout`), and the rest of
+# it (`details`: spatial maps, sigmoid or softmax, rows, what is gated), added to version 1 as an
+# optional key so that every document written before still follows it.
 LAYOUT_KEYS = ("kind", "stage", "groups", "channels", "spatial", "untrained_value")
 
 
@@ -171,15 +172,23 @@ def layout_entry(layout: GateLayout) -> dict[str, Any]:
     return {key: getattr(layout, key) for key in LAYOUT_KEYS}
 
 
+def details_entry(layout: GateLayout) -> dict[str, Any]:
+    return {"spatial_maps": layout.spatial_maps, **layout.details}
+
+
 def unit_entry(layout: GateLayout, summary: Mapping[str, Any]) -> dict[str, Any]:
     """One unit's layout and gate summary, from `unit_summary` (or a study's row of it): per
-    group, its channel gates' mean and standard deviation and the spatial figures as they are."""
-    channel = np.asarray(summary["channel"], np.float64).reshape(layout.groups, -1)
+    group, its channel gates' mean and standard deviation (None for a unit without a channel
+    gate) and the spatial figures as they are."""
+    channel = summary["channel"]
+    if channel is not None:
+        channel = np.asarray(channel, np.float64).reshape(layout.groups, -1)
     return {
         "layout": layout_entry(layout),
+        "details": details_entry(layout),
         "summary": {
-            "channel_mean": channel.mean(1),
-            "channel_std": channel.std(1),
+            "channel_mean": None if channel is None else channel.mean(1),
+            "channel_std": None if channel is None else channel.std(1),
             **{name: summary[name] for name in SPATIAL_SUMMARIES},
         },
     }
@@ -191,8 +200,11 @@ def model_entry(
     top5: list[dict[str, Any]],
     target: dict[str, Any],
     gates: dict[str, Any],
+    unread: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    return {
+    """One model's part of a document; `unread`: its modules that look like attention but that
+    no probe reads (`ModelExplanation.unread`), kept only where there are some."""
+    entry = {
         "title": title,
         "untrained": weights["untrained"],
         "top5": top5,
@@ -200,6 +212,7 @@ def model_entry(
         "weights": dict(weights),
         "gates": gates,
     }
+    return entry | ({"unread_attention": dict(unread)} if unread else {})
 
 
 def _explained_model(m: ModelExplanation) -> dict[str, Any]:
@@ -208,7 +221,8 @@ def _explained_model(m: ModelExplanation) -> dict[str, Any]:
         for unit, g in m.gates.items()
     }
     top5 = [dataclasses.asdict(p) for p in m.top5]
-    return model_entry(m.title, weights_entry(m.weights), top5, dataclasses.asdict(m.target), gates)
+    target = dataclasses.asdict(m.target)
+    return model_entry(m.title, weights_entry(m.weights), top5, target, gates, m.unread)
 
 
 def _prediction(index: int, probability: float) -> dict[str, Any]:

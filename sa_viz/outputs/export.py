@@ -24,7 +24,8 @@ def arrays(result: Explanation) -> dict[str, np.ndarray]:
         out[f"{name}/cam_raw"] = m.cam_raw
         out[f"{name}/probabilities"] = m.probabilities
         for unit, gates in m.gates.items():
-            out[f"{name}/{unit}/channel_gate"] = gates.channel[0].numpy()  # (G, c)
+            if gates.channel is not None:
+                out[f"{name}/{unit}/channel_gate"] = gates.channel[0].numpy()  # (G, c)
             if gates.spatial is not None:
                 out[f"{name}/{unit}/spatial_gate"] = gates.spatial[0].numpy()  # (G, c, h, w)
     return out
@@ -93,8 +94,11 @@ def write_zip(
         grid, heat, detail = views.gate_views(result, unit, shown, model=name, scale=scale, **look)
         on_screen = {"spatial": grid, "channel": heat, "group": detail}
         on_screen["summary"] = views.summary_picture(result, name)
-        if not result.models[name].gates[unit].has_spatial:
+        gates = result.models[name].gates[unit]
+        if not gates.has_spatial:
             del on_screen["spatial"]  # a note that the unit has none
+        if not gates.has_channel:
+            del on_screen["channel"]  # a note that the unit has none (Global Context, gca)
         pictures |= {f"{stems[kind]}.png": picture for kind, picture in on_screen.items()}
         if figure_formats:
             found = figure_views.gate_figures(
@@ -145,13 +149,15 @@ def _readme(result: Explanation) -> str:
         "cam_<model>.png        CAM overlay of each model (see explanation.json for the class)\n"
         f"cam_difference.png     {difference}\n"
         "gates_*                attention gates of the unit on screen: spatial mosaic (where the\n"
-        "                       unit has spatial gates), channel heatmap, a group, summary\n"
+        "                       unit has spatial gates), channel heatmap (where it has channel\n"
+        "                       gates), a group (or kernel path, radix split), summary\n"
         "explanation.json       the explanation document (schema sa-viz/explanation/1, as the\n"
         "                       CLI's and /explain_json's): predictions, CAM targets, weights\n"
         "                       status, settings, agreement, every unit's gate summary, the\n"
         "                       analyses computed for this image; sizes as width and height\n"
         "arrays.npz             numpy arrays: <model>/cam (H, W) in [0, 1], <model>/cam_raw\n"
-        "                       (h, w) unscaled, <model>/<unit>/channel_gate (G, c),\n"
+        "                       (h, w) unscaled, <model>/<unit>/channel_gate (G, c) where the\n"
+        "                       unit has one,\n"
         "                       <model>/<unit>/spatial_gate (G, c, h, w) where the unit has one,\n"
         "                       input_image (H, W, 3); analyses/… the curves and per-group\n"
         "                       values of the analyses computed for this image\n"

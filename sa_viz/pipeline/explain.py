@@ -24,7 +24,7 @@ from sa_viz.hooks import reporting, time_limit
 from sa_viz.models.device import device_of
 from sa_viz.models.registry import DEFAULT_PAIR, get_model, parse_pair
 from sa_viz.models.weights import LoadedModel, WeightsStatus, load_model
-from sa_viz.probes import UnitGates
+from sa_viz.probes import UnitGates, unread_of
 
 TOP_K = 5
 
@@ -49,6 +49,9 @@ class ModelExplanation:
     gates: dict[str, UnitGates]  # every attention unit, by name (none for ResNet-50); batch 1
     weights: WeightsStatus
     probabilities: np.ndarray = field(repr=False)  # (1000,)
+    # Modules that look like attention but that no probe reads, by module path → "attention of
+    # unknown kind, not read (CoordAttn)" (`sa_viz.probes.unread_attention`): named, not hidden.
+    unread: dict[str, str] = field(default_factory=dict)
 
     @property
     def untrained(self) -> bool:
@@ -225,6 +228,7 @@ def _explain_model(
         gates=dict(gates),
         weights=loaded.status,
         probabilities=probabilities.astype(np.float32),
+        unread=unread_of(model),
     )
 
 

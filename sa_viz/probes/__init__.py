@@ -29,6 +29,8 @@ from sa_viz.probes.recorder import (
     unit_names,
     units_of,
     unread_attention,
+    unread_lines,
+    unread_of,
 )
 
 __all__ = [
@@ -49,4 +51,6 @@ __all__ = [
     "unit_summary",
     "units_of",
     "unread_attention",
+    "unread_lines",
+    "unread_of",
 ]

@@ -44,8 +44,8 @@ class GateLayout:
 
     @property
     def details(self) -> dict[str, Any]:
-        """What the explanation document (schema 1) does not keep yet: spatial maps, gate
-        functions, rows, what is gated."""
+        """What `layout` in the explanation document does not say: spatial maps, gate functions,
+        rows, what is gated (its `details`, added to schema 1 as an optional key)."""
         return {name: getattr(self, name) for name in _LAYOUT_DETAILS}
 
     @property

@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import weakref
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
 
@@ -46,6 +47,7 @@ def register_probe(probe: Probe) -> Probe:
         _REGISTERED.append(probe)
     probes.cache_clear()
     unit_layouts.cache_clear()
+    _UNREAD.clear()
     return probe
 
 
@@ -112,6 +114,31 @@ def unread_attention(model: nn.Module) -> dict[str, str]:
             outer = path
             found[path] = f"{UNREAD} ({type(module).__name__})"
     return found
+
+
+def unread_lines(unread: Mapping[str, str], shown: int = 3) -> list[str]:
+    """`unread_attention`'s findings for people, one line per class: "attention of unknown
+    kind, not read: CoordAttn at layer1.0.attn, layer1.1.attn, layer1.2.attn … (16 modules)"."""
+    by_class: dict[str, list[str]] = {}
+    for path, text in unread.items():
+        found = re.search(r"\(([^()]*)\)$", text)
+        by_class.setdefault(found.group(1) if found else text, []).append(path)
+    lines = []
+    for name, paths in by_class.items():
+        more = f" … ({len(paths)} modules)" if len(paths) > shown else ""
+        lines.append(f"{UNREAD}: {name} at {', '.join(paths[:shown])}{more}")
+    return lines
+
+
+_UNREAD: weakref.WeakKeyDictionary[nn.Module, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def unread_of(model: nn.Module) -> dict[str, str]:
+    """`unread_attention(model)`, worked out once per model object (again after a probe is
+    registered): every explanation names what its model has that no probe reads."""
+    if model not in _UNREAD:
+        _UNREAD[model] = unread_attention(model)
+    return dict(_UNREAD[model])
 
 
 def _looks_like_attention(path: str, module: nn.Module) -> bool:

@@ -74,8 +74,10 @@ def gate_figures(
     width: float | None = None,
 ) -> dict[str, Figure]:
     """One unit of `model` (default: the first with gates): its spatial-gate mosaic ("spatial",
-    where it has spatial gates), its channel gates ("channel"), the group ("group") and every
-    unit's statistics ("summary"), as the gate explorer shows them."""
+    where it has spatial gates), its channel gates ("channel", where it has channel gates), the
+    row of gates `group` ("group": a group, kernel path or radix split; the whole unit where it
+    has one row) and every unit's statistics ("summary"), as the gate explorer shows them, in
+    the words of the unit's kind (any layout a probe gives, as `views.gate_views`)."""
     m, gates = unit_gates(result, unit, model)
     check_group(gates, group)
     image = result.image.display
@@ -85,9 +87,10 @@ def gate_figures(
         figures["spatial"] = gate_mosaic_figure(
             image, gates, unit, highlight=group, untrained=m.untrained, width=width, **look
         )
-    figures["channel"] = channel_heatmap_figure(
-        gates, unit, highlight_row=group, untrained=m.untrained, width=width
-    )
+    if gates.has_channel:  # Global Context's `gca` units have none: the app shows a note
+        figures["channel"] = channel_heatmap_figure(
+            gates, unit, highlight_row=group, untrained=m.untrained, width=width
+        )
     figures["group"] = group_figure(
         image, gates, unit, group, untrained=m.untrained, width=width, **look
     )

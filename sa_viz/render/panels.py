@@ -1,5 +1,6 @@
-"""Small charts drawn directly into NumPy pictures: a heatmap with a colour bar, bar charts, the
-per-group view and the per-unit summary.
+"""Small charts drawn directly into NumPy pictures: a heatmap with a colour bar, bar charts,
+titles and captions that wrap, and a unit's spatial gates over the image (`render.gate_panels`
+draws the rest of a unit's pictures from these).
 
 Drawn by hand with PIL because matplotlib needs 0.25–1 s per figure on this project's 2-core
 machines, and these are redrawn on every change of unit, group or colour; each takes a few
@@ -14,7 +15,19 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from sa_viz.probes import UnitGates, gate_stats
+from sa_viz.probes import GateLayout, UnitGates
+from sa_viz.render.gate_words import (
+    count,
+    kind_of,
+    layout_of,
+    maps_of_row,
+    number,
+    row_word,
+    sentence,
+    softmax_spatial,
+    spatial_how,
+    spatial_name,
+)
 from sa_viz.render.overlays import (
     DEFAULT_ALPHA,
     DEFAULT_COLORMAP,
@@ -54,12 +67,17 @@ def unit_range(gates: UnitGates, scale: str) -> tuple[float, float] | None:
 
 
 def scale_bar(
-    scale: str, value_range: tuple[float, float] | None, colormap: str, *, height: int
+    scale: str,
+    value_range: tuple[float, float] | None,
+    colormap: str,
+    *,
+    height: int,
+    name: str = "spatial gate",
 ) -> np.ndarray:
-    """The vertical colour bar of spatial gates coloured with `scale` (`unit_range`)."""
+    """The vertical colour bar of spatial gates (`name`) coloured with `scale` (`unit_range`)."""
     if value_range is None:  # "per group": each map from its own lowest to its highest value
         return colorbar(0.0, 1.0, colormap, height=height, label="each map: min → max")
-    return colorbar(*value_range, colormap, height=height, label=f"spatial gate ({scale})")
+    return colorbar(*value_range, colormap, height=height, label=f"{name} ({scale})")
 
 
 def colour_strip(
@@ -115,23 +133,42 @@ def with_colour_strip(picture: np.ndarray, *args: object, **kwargs: object) -> n
 def colorbar(
     low: float, high: float, colormap: str, *, height: int, label: str, width: int = 14
 ) -> np.ndarray:
-    """A vertical colour bar with its low, middle and high values and a label."""
+    """A vertical colour bar with its low, middle and high values and a label along it (without
+    its note in brackets, or over two lines, where the bar is short)."""
     ramp = colorize(np.linspace(1, 0, height)[:, None].repeat(width, 1), colormap)
     margin_top, margin_bottom = 8, 8
-    pad = max(text_width(f"{v:.3f}", 11) for v in (low, high)) + 10
-    canvas = Image.new("RGB", (width + pad + 22, height + margin_top + margin_bottom), "white")
-    canvas.paste(Image.fromarray(ramp), (0, margin_top))
-    draw = ImageDraw.Draw(canvas)
-    for frac in (0.0, 0.5, 1.0):
-        y = margin_top + round((1 - frac) * (height - 1))
-        draw.line([(width, y), (width + 4, y)], fill=AXIS)
-        write(draw, (width + 6, y), f"{low + frac * (high - low):.3f}", 11, anchor="lm")
+    values = [low + frac * (high - low) for frac in (0.0, 0.5, 1.0)]
+    largest = max(abs(low), abs(high))
+    pad = max(text_width(number(v, largest), 11) for v in values) + 10
     if text_width(label, 11) > height:  # a short bar: its label without the note in brackets
         label = label.split(" (")[0]
-    label_image = Image.new("RGB", (height, 16), "white")
-    write(ImageDraw.Draw(label_image), (height // 2, 8), label, 11, anchor="mm")
+    lines = fit_lines(label, height, 11)
+    canvas = Image.new(
+        "RGB", (width + pad + 8 + 14 * len(lines), height + margin_top + margin_bottom), "white"
+    )
+    canvas.paste(Image.fromarray(ramp), (0, margin_top))
+    draw = ImageDraw.Draw(canvas)
+    for frac, value in zip((0.0, 0.5, 1.0), values, strict=True):
+        y = margin_top + round((1 - frac) * (height - 1))
+        draw.line([(width, y), (width + 4, y)], fill=AXIS)
+        write(draw, (width + 6, y), number(value, largest), 11, anchor="lm")
+    label_image = Image.new("RGB", (height, 14 * len(lines) + 2), "white")
+    for i, line in enumerate(lines):
+        write(ImageDraw.Draw(label_image), (height // 2, 8 + 14 * i), line, 11, anchor="mm")
     canvas.paste(label_image.rotate(90, expand=True), (width + pad + 4, margin_top))
     return np.asarray(canvas)
+
+
+def fit_lines(text: str, width: int, size: int, bold: bool = False) -> list[str]:
+    """`text` in lines of at most `width` pixels, breaking between words (a word longer than
+    the width gets a line of its own)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and text_width(f"{lines[-1]} {word}", size, bold) <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
 
 
 def heatmap_panel(
@@ -148,38 +185,53 @@ def heatmap_panel(
     width: int = 176,
     colour_label: str = "",
     untrained: bool = False,
+    row_ticks: Sequence[tuple[int, str]] | None = None,
+    highlight_rows: tuple[int, int] | None = None,
+    separators: Sequence[int] = (),
 ) -> np.ndarray:
-    """values (R, C) as coloured cells (rows top to bottom), axis ticks, a colour bar."""
+    """values (R, C) as coloured cells (rows top to bottom), axis ticks, a colour bar.
+
+    `row_ticks`: (row, label) pairs instead of a number every `row_step` rows; `highlight_rows`:
+    the rows [start, stop) framed in red (`highlight_row`: one); `separators`: rows above which
+    a white line parts blocks of rows (a softmax's kernel paths, each wrapped over rows)."""
     rows, cols = values.shape
     low, high = value_range or (float(values.min()), float(values.max()))
     unit = (values - low) / (high - low) if high > low else np.zeros_like(values)
     cell_width = max(6, width // cols)
+    # Tall enough for the row axis's label and the colour bar's, which stand along it.
+    needed = max(text_width(row_label, 12), text_width(colour_label.split(" (")[0], 11)) + 8
+    cell_height = max(cell_height, -(-needed // rows))
     cells = colorize(unit, colormap).repeat(cell_height, 0).repeat(cell_width, 1)
+    for r in separators:
+        cells[r * cell_height - 1 : r * cell_height + 1] = 255
     left, bottom, top = 34, 34, 6
     h, w = cells.shape[:2]
-    canvas = Image.new("RGB", (left + w + 4, top + h + bottom), "white")
+    # Wide enough for the column axis's label under the cells.
+    extra = max(0, text_width(col_label, 12) + 4 - w)
+    canvas = Image.new("RGB", (left + w + 4 + extra, top + h + bottom), "white")
     canvas.paste(Image.fromarray(cells), (left, top))
     draw = ImageDraw.Draw(canvas)
-    for r in range(0, rows, row_step):
+    ticks = row_ticks if row_ticks is not None else [(r, str(r)) for r in range(0, rows, row_step)]
+    for r, text in ticks:
         y = top + r * cell_height + cell_height // 2
         draw.line([(left - 4, y), (left - 1, y)], fill=AXIS)
-        write(draw, (left - 6, y), str(r), 11, anchor="rm")
+        write(draw, (left - 6, y), text, 11, anchor="rm")
     col_step = 1 if cols <= 8 else 2 if cols <= 16 else max(2, cols // 8)
     for c in range(0, cols, col_step):
         x = left + c * cell_width + cell_width // 2
         write(draw, (x, top + h + 3), str(c), 11, anchor="mt")
-    write(draw, (left + w // 2, top + h + 18), col_label, 12, anchor="mt")
+    write(draw, (left + (w + extra) // 2, top + h + 18), col_label, 12, anchor="mt")
     label = Image.new("RGB", (h, 16), "white")
     write(ImageDraw.Draw(label), (h // 2, 8), row_label, 12, anchor="mm")
     canvas.paste(label.rotate(90, expand=True), (0, top))
     if highlight_row is not None:
-        y0 = top + highlight_row * cell_height
-        draw.rectangle(
-            [left - 2, y0 - 2, left + w + 1, y0 + cell_height + 1], outline="red", width=2
-        )
+        highlight_rows = (highlight_row, highlight_row + 1)
+    if highlight_rows is not None:
+        y0, y1 = (top + r * cell_height for r in highlight_rows)
+        draw.rectangle([left - 2, y0 - 2, left + w + 1, y1 + 1], outline="red", width=2)
     heat = np.asarray(canvas)
     bar = colorbar(low, high, colormap, height=h, label=colour_label)
-    combined = _side_by_side([heat, bar[: heat.shape[0]]], gap=6)
+    combined = side_by_side([heat, bar[: heat.shape[0]]], gap=6)
     text, colour = _title(title, untrained)
     return titled(combined, text, colour=colour, size=14) if title else combined
 
@@ -232,156 +284,7 @@ def bar_panel(
     return np.asarray(canvas)
 
 
-def group_panel(
-    image: np.ndarray,
-    gates: UnitGates,
-    unit: str,
-    group: int,
-    *,
-    colormap: str = DEFAULT_COLORMAP,
-    alpha: float = DEFAULT_ALPHA,
-    scale: str = "unit range",
-    untrained: bool = False,
-) -> np.ndarray:
-    """One group enlarged: the spatial gate of each of its c second-half channels over the image,
-    and the channel gate of each of its c first-half channels as bars.
-
-    Within an SA group of 2c channels, channels 0…c−1 pass the channel gate and c…2c−1 the
-    spatial gate, so the two rows describe different channels; labels say which. A unit without
-    spatial gates (SE: one group) shows its channel gates as bars only.
-    """
-    channel = gates.channel[0, group].numpy()  # (c,)
-    reference = gates.layout.untrained_value if gates.layout else None
-    if gates.spatial is None:
-        c = len(channel)
-        bars = bar_panel(
-            channel,
-            [str(j) if j % max(1, c // 16) == 0 else "" for j in range(c)],
-            title=f"channel gates (one σ per channel), channels 0–{c - 1}",
-            y_label="gate value",
-            width=max(360, min(720, 6 * c)),
-            reference=reference,
-        )
-        text, colour = _title(f"{unit}, all {c} channels", untrained)
-        return titled(bars, text, colour=colour, size=14)
-    spatial = gates.spatial[0, group].numpy()  # (c, h, w)
-    c = len(spatial)
-    value_range = unit_range(gates, scale)
-    maps = mosaic(
-        image,
-        spatial,
-        colormap=colormap,
-        alpha=alpha,
-        scale=scale,
-        value_range=value_range,
-        columns=min(c, 4),  # 4 to a row: the group view fits an 800-px window at full size
-        tile=128 if c <= 2 else 96,
-        labels=[f"ch {c + i}: {spatial[i].mean():.2f}" for i in range(c)],
-    )
-    maps = _side_by_side([maps, scale_bar(scale, value_range, colormap, height=maps.shape[0] - 16)])
-    maps = titled(
-        maps,
-        f"spatial gates (σ per pixel), channels {c}–{2 * c - 1}: the group's second half",
-        size=13,
-    )
-    bars = bar_panel(
-        channel,
-        [str(j) for j in range(c)],
-        title=f"channel gates (one σ per channel), channels 0–{c - 1}: the group's first half",
-        y_label="gate value",
-        width=max(maps.shape[1], 360),
-        reference=reference,
-    )
-    range_text = (
-        "spatial colours: each map's own range"
-        if value_range is None
-        else f"spatial colours: {value_range[0]:.3f}–{value_range[1]:.3f} ({scale})"
-    )
-    body = _stacked([maps, bars], gap=8)
-    text, colour = _title(f"{unit}, group {group} · {range_text}", untrained)
-    return titled(body, text, colour=colour, size=14)
-
-
-def summary_panel(all_gates: dict[str, UnitGates], *, untrained: bool = False) -> np.ndarray:
-    """Per unit: mean ± std (within groups) of the channel gates (and of the spatial gates where
-    the units have them), and the spread of the group means (shaded); the dotted line is the
-    value every gate of an untrained unit takes, where there is one."""
-    names = list(all_gates)
-    first = all_gates[names[0]]
-    layout = first.layout
-    kind_name = layout.kind if layout else ""
-    reference = layout.untrained_value if layout else None
-    stages = [g.layout.stage if g.layout else 0 for g in all_gates.values()]
-    stats = [gate_stats(all_gates[n]).summary() for n in names]
-    kinds = ("channel", "spatial") if first.has_spatial else ("channel",)
-    charts = [
-        _unit_chart(names, stages, stats, kind, f"{kind} gates per {kind_name} unit", reference)
-        for kind in kinds
-    ]
-    # One above the other: side by side (950 px) they were drawn at 3/4 size in an 800-px
-    # window, their 10-px ticks at 7 px.
-    body = _stacked(charts, gap=10)
-    legend = "dot: mean · bar: ± std within groups" + (
-        " · shading: ± std of the group means" if first.groups > 1 else ""
-    )
-    if reference is not None:
-        legend += f" · dotted: {reference:.3f}, the value of every gate of an untrained unit"
-    lines = textwrap.wrap(legend, max(20, body.shape[1] // 7))
-    canvas = Image.new("RGB", (body.shape[1], body.shape[0] + 6 + 16 * len(lines)), "white")
-    canvas.paste(Image.fromarray(body), (0, 0))
-    for i, line in enumerate(lines):
-        write(ImageDraw.Draw(canvas), (8, body.shape[0] + 4 + 16 * i), line, 11, fill=AXIS)
-    text, colour = _title(f"Gate statistics of all {len(names)} {kind_name} units", untrained)
-    return titled(np.asarray(canvas), text, colour=colour, size=14)
-
-
-def _unit_chart(
-    names: Sequence[str],
-    stages: Sequence[int],
-    stats: Sequence[dict[str, float]],
-    kind: str,
-    title: str,
-    reference: float | None,
-    width: int = 470,
-    height: int = 260,
-) -> np.ndarray:
-    left, right, top, bottom = 44, 8, 24, 42
-    canvas = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(canvas, "RGBA")
-    plot_w, plot_h = width - left - right, height - top - bottom
-
-    def y_of(v: float) -> float:
-        return top + plot_h * (1 - min(max(v, 0.0), 1.0))
-
-    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
-        draw.line([(left, y_of(tick)), (left + plot_w, y_of(tick))], fill=GRID)
-        write(draw, (left - 5, y_of(tick)), f"{tick:.2f}", 10, anchor="rm")
-    for x in range(left, left + plot_w, 8) if reference is not None else ():
-        draw.line([(x, y_of(reference)), (x + 4, y_of(reference))], fill=(120, 120, 120))
-    slot = plot_w / len(names)
-    xs = [left + slot * (i + 0.5) for i in range(len(names))]
-    mean = [s[f"{kind}_mean"] for s in stats]
-    within = [s[f"{kind}_std"] for s in stats]
-    across = [s[f"{kind}_group_spread"] for s in stats]
-    band = [(x, y_of(m + a)) for x, m, a in zip(xs, mean, across, strict=True)]
-    band += [(x, y_of(m - a)) for x, m, a in reversed(list(zip(xs, mean, across, strict=True)))]
-    draw.polygon(band, fill=(*BLUE, 50))
-    for x, m, s in zip(xs, mean, within, strict=True):
-        draw.line([(x, y_of(m - s)), (x, y_of(m + s))], fill=BLUE, width=2)
-        draw.line([(x - 4, y_of(m - s)), (x + 4, y_of(m - s))], fill=BLUE)
-        draw.line([(x - 4, y_of(m + s)), (x + 4, y_of(m + s))], fill=BLUE)
-        draw.ellipse([x - 3.5, y_of(m) - 3.5, x + 3.5, y_of(m) + 3.5], fill=ORANGE)
-    for i, (x, name) in enumerate(zip(xs, names, strict=True)):
-        write(draw, (x, top + plot_h + 4), name.removeprefix("layer"), 10, anchor="mt")
-        if i and stages[i] != stages[i - 1]:  # a new stage: a separator
-            draw.line([(x - slot / 2, top), (x - slot / 2, top + plot_h)], fill=GRID)
-    write(draw, (left + plot_w / 2, top + plot_h + 20), "unit (stage.block)", 11, anchor="mt")
-    draw.line([(left, top), (left, top + plot_h), (left + plot_w, top + plot_h)], fill=AXIS)
-    write(draw, (left, 4), title, 12, bold=True)
-    return np.asarray(canvas)
-
-
-def _side_by_side(pictures: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
+def side_by_side(pictures: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
     height = max(p.shape[0] for p in pictures)
     width = sum(p.shape[1] for p in pictures) + gap * (len(pictures) - 1)
     canvas = np.full((height, width, 3), 255, np.uint8)
@@ -392,7 +295,7 @@ def _side_by_side(pictures: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
     return canvas
 
 
-def _stacked(pictures: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
+def stacked(pictures: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
     width = max(p.shape[1] for p in pictures)
     height = sum(p.shape[0] for p in pictures) + gap * (len(pictures) - 1)
     canvas = np.full((height, width, 3), 255, np.uint8)
@@ -401,6 +304,56 @@ def _stacked(pictures: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
         canvas[y : y + p.shape[0], : p.shape[1]] = p
         y += p.shape[0] + gap
     return canvas
+
+
+def labelled(
+    picture: np.ndarray,
+    text: str,
+    *,
+    size: int = 12,
+    bold: bool = True,
+    fill: tuple[int, int, int] = (0, 0, 0),
+    min_width: int = 0,
+) -> np.ndarray:
+    """The picture under `text`, wrapped to its width (at least `min_width`): a subheading or
+    a caption that is never cut off, however long."""
+    width = max(picture.shape[1], min_width)
+    lines = fit_lines(text, width - 12, size, bold)
+    step = size + 5
+    band = Image.new("RGB", (width, step * len(lines) + 4), "white")
+    draw = ImageDraw.Draw(band)
+    for i, line in enumerate(lines):
+        write(draw, (6, 2 + step * i), line, size, bold=bold, fill=fill)
+    return stacked([np.asarray(band), picture], gap=0)
+
+
+def headed(
+    picture: np.ndarray,
+    title: str,
+    caption: str = "",
+    *,
+    untrained: bool = False,
+    size: int = 14,
+    min_width: int = 420,
+) -> np.ndarray:
+    """The picture under a title (red and marked for an untrained model) and a grey caption
+    wrapped to the picture's width (at least `min_width`)."""
+    if caption:
+        picture = labelled(picture, caption, bold=False, fill=AXIS, min_width=min_width)
+    text, colour = _title(title, untrained)
+    return titled(picture, text, colour=colour, size=size)
+
+
+def single_tile(image: np.ndarray) -> int:
+    """The shorter side of the one tile of a unit with one spatial map: 256 px, less for a
+    panorama (its longer side at most 640 px)."""
+    h, w = image.shape[:2]
+    return max(48, min(256, round(640 * min(h, w) / max(h, w))))
+
+
+def value_name(gates: UnitGates) -> str:
+    """What a spatial map's values are, for its colour bar."""
+    return "softmax weight" if softmax_spatial(layout_of(gates)) else "spatial gate"
 
 
 def gate_mosaic_panel(
@@ -414,10 +367,14 @@ def gate_mosaic_panel(
     highlight: int | None = None,
     untrained: bool = False,
 ) -> np.ndarray:
-    """The groups' spatial gates (each the mean over its c channels) over the image, 8 to a
-    row, with the colour bar of the scale in use."""
+    """The rows' spatial gates (each the mean over its maps) over the image, 8 to a row, with
+    the colour bar of the scale in use. A unit with one map (CBAM, Global Context) gets it at a
+    larger size, with what it is in words."""
+    layout = layout_of(gates)
     maps = gates.spatial_mean()[0].numpy()
     value_range = unit_range(gates, scale)
+    if gates.groups == 1:
+        return _single_map_panel(image, gates, unit, colormap, alpha, scale, untrained)
     grid = mosaic(
         image,
         maps,
@@ -429,15 +386,67 @@ def gate_mosaic_panel(
         tile=MOSAIC_TILE,
         highlight=highlight,
     )
-    bar = scale_bar(scale, value_range, colormap, height=grid.shape[0] - 16)
-    grid = _side_by_side([grid, bar], gap=6)
+    bar = scale_bar(scale, value_range, colormap, height=grid.shape[0] - 16, name=value_name(gates))
+    grid = side_by_side([grid, bar], gap=6)
+    rows = count(gates.groups, row_word(layout))
+    each = layout.spatial_maps
     text, colour = _title(
-        f"{unit}: spatial gates of the {gates.groups} groups, each averaged over its "
-        f"{gates.channels} channels"
+        f"{unit}: {spatial_name(layout)} of the {rows}"
+        + (f", each averaged over its {each} maps" if each > 1 else "")
         + (" (colours: each tile's own range)" if scale == "per group" else ""),
         untrained,
     )
+    # One line: `mosaic_tile_at` finds the tiles under a title band of this height.
     return titled(grid, text, colour=colour, size=MOSAIC_TITLE)
+
+
+def _single_map_panel(
+    image: np.ndarray,
+    gates: UnitGates,
+    unit: str,
+    colormap: str,
+    alpha: float,
+    scale: str,
+    untrained: bool,
+) -> np.ndarray:
+    layout = layout_of(gates)
+    maps = gates.spatial_mean()[0].numpy()  # (1, h, w)
+    value_range = unit_range(gates, scale)
+    h, w = maps.shape[-2:]
+    picture = mosaic(
+        image,
+        maps,
+        colormap=colormap,
+        alpha=alpha,
+        scale=scale,
+        value_range=value_range,
+        columns=1,
+        tile=single_tile(image),
+        labels=[map_label(layout, maps[0])],
+    )
+    bar = scale_bar(
+        scale, value_range, colormap, height=picture.shape[0] - 16, name=value_name(gates)
+    )
+    picture = side_by_side([picture, bar], gap=6)
+    caption = sentence(spatial_how(layout, h, w))
+    if layout.gated:
+        caption += f". What the gates weigh: {layout.gated}."
+    if scale == "per group":
+        caption += " Colours: the map's own range."
+    return headed(
+        picture,
+        f"{unit}: {kind_of(layout)} {spatial_name(layout)}, {maps_of_row(layout)}",
+        caption,
+        untrained=untrained,
+    )
+
+
+def map_label(layout: GateLayout, values: np.ndarray) -> str:
+    """A spatial map's label: its mean (a sigmoid's), or its peak (a softmax's, whose mean is
+    1 / positions whatever it attends to)."""
+    if softmax_spatial(layout):
+        return f"peak {number(float(values.max()))}"
+    return f"mean {float(values.mean()):.2f}"
 
 
 def mosaic_tile_at(image_shape: tuple[int, ...], count: int, x: float, y: float) -> int | None:

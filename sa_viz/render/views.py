@@ -14,7 +14,8 @@ from sa_viz import render
 from sa_viz.cam import METHODS, cam_agreement, joint_scale
 from sa_viz.models.weights import WeightsStatus
 from sa_viz.pipeline.explain import Explanation, ModelExplanation
-from sa_viz.probes import UnitGates, is_constant
+from sa_viz.probes import UnitGates, is_constant, unread_lines
+from sa_viz.render import gate_words as words
 
 NORMALIZATIONS = ("per model", "joint")
 DISAGREE = "≠"
@@ -225,21 +226,32 @@ def gate_mosaic(
     alpha: float = render.DEFAULT_ALPHA,
     scale: str = "unit range",
 ) -> np.ndarray:
-    """One unit's spatial gates (each group's averaged over its channels) over the image; a
-    note for a unit without spatial gates."""
+    """One unit's spatial gates (each row's averaged over its maps; a unit with one map at a
+    larger size) over the image; a note for a unit without spatial gates."""
     m, gates = unit_gates(result, unit, model)
+    layout = words.layout_of(gates)
     if flat_gates(m, gates):
-        value = float(gates.channel.flatten()[0])
+        tiles = (
+            f"The {words.count(gates.groups, words.row_word(layout))}' tiles would all look the "
+            "same."
+            if gates.has_spatial and gates.groups > 1
+            else "Its pictures would all be one colour."
+        )
         return render.note_panel(
-            f"{m.title}, {unit}: every gate is {value:.3f}",
-            f"The {gates.groups} groups' tiles would all look the same. The text above says why, "
-            "and how to get the weights.",
+            f"{m.title}, {unit}: every gate is {words.number(flat_value(gates))}",
+            f"{tiles} The text above says why, and how to get the weights.",
         )
     if not gates.has_spatial:
+        if words.softmax_over_rows(layout):
+            what = (
+                f"The unit weighs its {words.count(gates.groups, words.row_word(layout))} with "
+                f"one weight per channel for the whole image: see the "
+                f"{words.channel_name(layout)}."
+            )
+        else:
+            what = "Each channel has one gate value for the whole image: see the channel gates."
         return render.note_panel(
-            f"{m.title}, {unit}: {gates.layout.kind if gates.layout else ''} units have no "
-            "spatial gate",
-            "Each channel has one gate value for the whole image: see the channel gates.",
+            f"{m.title}, {unit}: {words.kind_of(layout)} units have no spatial gate", what
         )
     return render.gate_mosaic_panel(
         result.image.display,
@@ -257,9 +269,10 @@ def group_at(
     result: Explanation, unit: str, x: float, y: float, *, model: str | None = None
 ) -> int | None:
     """The group whose tile of `gate_mosaic` is at pixel (x, y); None where there is none (a
-    unit without spatial gates or with flat gates is a note, not tiles)."""
+    unit without spatial gates or with flat gates is a note, not tiles; a unit with one row has
+    one map and nothing to choose)."""
     m, gates = unit_gates(result, unit, model)
-    if flat_gates(m, gates) or not gates.has_spatial:
+    if flat_gates(m, gates) or not gates.has_spatial or gates.groups == 1:
         return None
     return render.mosaic_tile_at(result.image.display.shape, gates.groups, x, y)
 
@@ -267,33 +280,17 @@ def group_at(
 def channel_gates(
     result: Explanation, unit: str, group: int, *, model: str | None = None
 ) -> np.ndarray:
-    """One unit's channel gates as a groups × channels heatmap, `group`'s row marked; a unit
-    with one group (SE) is shown as rows of 64 consecutive channels."""
+    """One unit's channel gates as a heatmap, `group`'s row marked (`render.channel_panel`); a
+    note for a unit without channel gates (Global Context in timm's `gca` setting)."""
     m, gates = unit_gates(result, unit, model)
-    values = gates.channel[0].numpy()
-    if gates.groups == 1:
-        columns = render.row_width(values.shape[1])
-        values = values.reshape(-1, columns)
-        return render.heatmap_panel(
-            values,
-            title=f"{unit}: channel gates",
-            row_label=f"channels (row × {columns})",
-            col_label=f"+ 0–{columns - 1}",
-            row_step=max(1, len(values) // 8),
-            cell_height=max(3, min(12, 256 // len(values))),
-            width=256,
-            colour_label="channel gate",
-            untrained=m.untrained,
+    if not gates.has_channel:
+        layout = words.layout_of(gates)
+        gated = f" What it does: {layout.gated}." if layout.gated else ""
+        return render.note_panel(
+            f"{m.title}, {unit}: this {words.kind_of(layout)} unit has no channel gate",
+            f"Its only gate is its {words.spatial_name(layout)}, in the spatial picture.{gated}",
         )
-    return render.heatmap_panel(
-        values,
-        highlight_row=group,
-        title=f"{unit}: channel gates",
-        row_step=max(1, gates.groups // 8),
-        col_label=f"channel 0–{gates.channels - 1} of the group",
-        colour_label="channel gate",
-        untrained=m.untrained,
-    )
+    return render.channel_panel(gates, unit, group, untrained=m.untrained)
 
 
 def group_detail(
@@ -322,32 +319,69 @@ def group_detail(
 
 
 def gate_range_text(result: Explanation, unit: str, scale: str, *, model: str | None = None) -> str:
+    """What the gate explorer's pictures of `unit` show, in the words of its kind: its gates,
+    how each is made, their values and colour range, what they weigh; and the compared models'
+    attention that no probe reads."""
     m, gates = unit_gates(result, unit, model)
+    head = f"**{m.title} · {unit}**"
     flat = flat_gates(m, gates)
     if flat:
-        return f"**{m.title} · {unit}**: {flat}"
-    layout = gates.layout
-    kind = f"{layout.kind} " if layout else ""
-    c = gates.channels
-    if not gates.has_spatial:
+        return f"{head}: {flat}" + unread_note(result)
+    layout = words.layout_of(gates)
+    parts = [f"{head} ({words.describe_unit(layout)})."]
+    if gates.has_channel:
         values = gates.channel[0].numpy()
-        return (
-            f"**{m.title} · {unit}** ({kind}unit): one channel gate per channel, {c} channels; "
-            f"values {values.min():.3f} to {values.max():.3f}."
+        low, high = float(values.min()), float(values.max())
+        parts.append(
+            f"{words.sentence(words.channel_name(layout))}: {words.channel_how(layout)}; values "
+            f"{words.number(low, high)} to {words.number(high)}."
         )
-    h, w = gates.spatial.shape[-2:]
-    value_range = render.unit_range(gates, scale)
-    scale_text = (
-        "each tile scaled to its own min–max"
-        if value_range is None
-        else f"colours span {value_range[0]:.3f} to {value_range[1]:.3f} ({scale}, the same in "
-        "the group view)"
+    if gates.has_spatial:
+        h, w = gates.spatial.shape[-2:]
+        value_range = render.unit_range(gates, scale)
+        maps = layout.spatial_maps
+        tiles = (
+            f"; tiles show each {words.row_word(layout)}'s map averaged over its {maps} maps"
+            if gates.groups > 1 and maps > 1
+            else ""
+        )
+        colours = (
+            "each map scaled to its own min–max"
+            if value_range is None
+            else f"colours span {words.number(value_range[0], value_range[1])} to "
+            f"{words.number(value_range[1])} ({scale}, the same in the "
+            f"{words.row_word(layout) if gates.groups > 1 else 'enlarged'} view)"
+        )
+        parts.append(
+            f"{words.sentence(words.spatial_name(layout))}: "
+            f"{words.spatial_how(layout, h, w)}{tiles}; {colours}."
+        )
+        if words.softmax_spatial(layout) and scale == "0–1":
+            parts.append("On the 0–1 scale a softmax over positions looks black: use unit range.")
+    if layout.gated:
+        parts.append(f"What the gates weigh: {layout.gated}.")
+    return " ".join(parts) + unread_note(result)
+
+
+def unread_note(result: Explanation) -> str:
+    """A line per compared model and class of module that looks like attention but that no
+    probe reads (`sa_viz.probes.unread_lines`); empty when there are none."""
+    return "".join(
+        f"  \n**{m.title}** has {line}."
+        for m in result.models.values()
+        for line in unread_lines(m.unread)
     )
-    return (
-        f"**{m.title} · {unit}** ({kind}unit): {gates.groups} groups × {c} channels per gate, "
-        f"spatial gates at {h}×{w}; tiles show each group's spatial gate averaged over its {c} "
-        f"channels; {scale_text}."
-    )
+
+
+NO_UNITS = "Neither chosen model has attention units."
+
+
+def no_gates_text(result: Explanation) -> str:
+    """Why the gate explorer is empty for these models, naming attention no probe reads."""
+    note = unread_note(result)
+    if not note:
+        return NO_UNITS
+    return "Neither chosen model has attention units that SA-Viz reads." + note
 
 
 def summary_picture(result: Explanation, model: str | None = None) -> np.ndarray:
@@ -387,18 +421,23 @@ def check_group(gates: UnitGates, group: int) -> None:
         )
 
 
+def flat_value(gates: UnitGates) -> float:
+    """The first gate value of a unit (its channel gates', or its spatial gates' without)."""
+    values = gates.channel if gates.channel is not None else gates.spatial
+    return float(values.flatten()[0])
+
+
 def flat_gates(m: ModelExplanation, gates: UnitGates) -> str | None:
     """Why a unit's gates are all one value, and how to get weights that make them differ; None
     when they vary. An SA unit with the paper's init gates everything by σ(1) = 0.731: 64
     identical tiles said nothing, and the reason was in a footnote."""
     if not is_constant(gates):
         return None
-    value = float(gates.channel.flatten()[0])
+    value = words.number(flat_value(gates))
     why = (
-        f"every gate of this unit is {value:.3f}, because {m.title} runs with untrained gate "
-        "weights"
+        f"every gate of this unit is {value}, because {m.title} runs with untrained gate weights"
         if m.untrained
-        else f"every gate of this unit is {value:.3f} for this image"
+        else f"every gate of this unit is {value} for this image"
     )
     how = f" How to get the weights: {m.weights.how_to_get}" if m.weights.how_to_get else ""
     return why + "." + how
