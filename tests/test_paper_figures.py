@@ -178,3 +178,52 @@ def test_the_analyses_charts_are_figures_too():
     assert any("SA-ResNet-50: 0.500" in t for t in texts)
     texts = svg_texts(files.figure_bytes(drawn["knockout"], "svg"))
     assert any("SA-ResNet-50 layer3.0" in t for t in texts)
+
+
+@pytest.mark.parametrize("kind", ["SA", "SE", "ECA", "CBAM", "light CBAM", "GC", "GC, gca", "SK",
+                                  "SplAt", "unknown"])  # fmt: skip
+def test_the_paper_figures_of_every_attention_kind(kind, tmp_path):
+    """The figures for papers read the unit's layout, as the app's pictures do (render-gates):
+    every kind a probe reads gets its figures in every format at a paper width, in its own
+    words, for every row of gates; a unit without channel gates (Global Context, `gca`) has no
+    channel figure, as it has no channel picture; a model whose attention no probe reads has no
+    gate figures, and its ZIP still has its CAM's."""
+    from kinds import KINDS, kind_result
+
+    assert kind in KINDS
+    result = kind_result(kind)
+    (name,) = result.models
+    m = result.models[name]
+    for unit, gates in m.gates.items():
+        for group in range(gates.groups):
+            drawn = gate_figures(result, unit, group, width=paper.WIDTHS["single"])
+            expected = {"group", "summary"}
+            expected |= {"spatial"} if gates.has_spatial else set()
+            expected |= {"channel"} if gates.has_channel else set()
+            assert set(drawn) == expected
+            texts = [t for fig in drawn.values() for t in svg_texts(files.figure_bytes(fig, "svg"))]
+            words = " ".join(texts)
+            assert f"{gates.layout.kind} unit" in words
+            if gates.layout.kind != "SA":  # SA's words for another kind's gates
+                assert "group" not in words and "half" not in words, words
+    unit = next(iter(m.gates), "layer1.0")
+    path = write_zip(
+        result,
+        tmp_path / "kind.zip",
+        unit=unit,
+        group=0,
+        figure_formats=files.FIGURE_FORMATS,
+        figure_width=paper.WIDTHS["double"],
+    )
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+    figures = {n.removeprefix("figures/") for n in names if n.startswith("figures/")}
+    stems = {f"cam_{name}"}
+    if m.gates:
+        gates = m.gates[unit]
+        stems |= {f"gates_{unit}_group0", "gates_summary"}
+        stems |= {f"gates_{unit}_spatial"} if gates.has_spatial else set()
+        stems |= {f"gates_{unit}_channel"} if gates.has_channel else set()
+    assert figures == {f"{stem}.{fmt}" for stem in stems for fmt in files.FIGURE_FORMATS}
+    for stem in stems - {f"cam_{name}"}:  # each figure beside its picture, as before
+        assert f"{stem}.png" in names
