@@ -44,13 +44,12 @@ def models_or_exit(
 # sa-viz explain ------------------------------------------------------------------------------
 
 
-def explain_main(argv: Sequence[str] | None = None) -> int:
+def explain_parser() -> argparse.ArgumentParser:
     from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
-    from sa_viz.models import list_models, parse_models
+    from sa_viz.models import list_models
     from sa_viz.models.flags import (
         add_model_file_argument,
         add_weights_arguments,
-        run_model_files,
     )
     from sa_viz.render import COLORMAPS, DEFAULT_ALPHA, DEFAULT_COLORMAP
 
@@ -96,11 +95,21 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
         help="analyses of each image and model, in its JSON, from: deletion_insertion, road, "
         "knockout (models with gates)",
     )
+    add_figure_arguments(parser)
     add_debug_argument(parser)
     add_weights_arguments(parser)
+    return parser
+
+
+def explain_main(argv: Sequence[str] | None = None) -> int:
+    from sa_viz.models import parse_models
+    from sa_viz.models.flags import run_model_files
+
+    parser = explain_parser()
     args = parser.parse_args(argv)
     chosen = parse_analyses(parser, args.analyses)
     run_model_files(parser, args.model_file)
+    formats, width = figure_options(parser, args)
     from sa_viz.data.imagenet import class_index
 
     try:
@@ -131,7 +140,16 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
             )
             found = analyse_explanation(result, models, chosen)
             written = write_outputs(
-                result, args.out, stem, args.unit, args.colormap, args.alpha, found, path.name
+                result,
+                args.out,
+                stem,
+                args.unit,
+                args.colormap,
+                args.alpha,
+                found,
+                path.name,
+                formats=formats,
+                width=width,
             )
         except ValueError as error:  # ImageError, or settings the models can't take
             print(f"error: {path}: {error}", file=sys.stderr)
@@ -143,6 +161,37 @@ def explain_main(argv: Sequence[str] | None = None) -> int:
             continue
         print(f"{path}: " + ", ".join(str(p) for p in written))
     return 1 if failures else 0
+
+
+def add_figure_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        default="png",
+        metavar="F,F,...",
+        help="the figures' formats, from png, svg, pdf (default png); SVG and PDF keep text as "
+        "text (fonts embedded in PDF) and each map as one image at its own resolution",
+    )
+    parser.add_argument(
+        "--figure-width",
+        default=None,
+        metavar="W",
+        help="draw the figures for a paper: single (3.5 in, one column), double (7.1 in) or a "
+        "width in inches, with 8-9 pt text (default: each figure's own size, for the screen)",
+    )
+
+
+def figure_options(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> tuple[tuple[str, ...], float | None]:
+    """`--format` and `--figure-width`: the formats, the width in inches (None: the figures'
+    own); the parser's error for any other."""
+    from sa_viz.outputs.files import parse_formats
+    from sa_viz.render.paper import figure_width
+
+    try:
+        return parse_formats(args.format), figure_width(args.figure_width)
+    except ValueError as error:
+        parser.error(f"--format/--figure-width: {error}")
 
 
 def add_debug_argument(parser: argparse.ArgumentParser) -> None:
@@ -208,9 +257,13 @@ def write_outputs(
     alpha: float,
     analyses: dict[str, Any] | None = None,
     file: str | None = None,
+    *,
+    formats: Sequence[str] = ("png",),
+    width: float | None = None,
 ) -> list[Path]:
-    """Write the comparison figure, the gate grid and the explanation's document
-    (`sa_viz.outputs.document`, with the `analyses`, if any, and the image's `file` name)."""
+    """Write the comparison figure and the gate grid, in each of `formats` and `width` inches
+    wide (None: their own size), and the explanation's document (`sa_viz.outputs.document`,
+    with the `analyses`, if any, and the image's `file` name)."""
     from sa_viz import render
     from sa_viz.errors import stage
     from sa_viz.outputs import files
@@ -234,15 +287,22 @@ def write_outputs(
             colormap=colormap,
             alpha=alpha,
             suptitle=f"{result.method} at {result.layer}",
+            width=width,
         )
-        pictures[f"{stem}_cam.png"] = files.png_bytes(fig)
+        pictures |= files.figure_files(f"{stem}_cam", fig, formats)
         gated = [m for m in result.models.values() if unit in m.gates]
         for m in gated:
             fig = render.gate_grid_figure(
-                image, m.gates[unit], unit, colormap=colormap, alpha=alpha, untrained=m.untrained
+                image,
+                m.gates[unit],
+                unit,
+                colormap=colormap,
+                alpha=alpha,
+                untrained=m.untrained,
+                width=width,
             )
             name = f"{stem}_gates_{unit}" if len(gated) == 1 else f"{stem}_gates_{m.name}_{unit}"
-            pictures[f"{name}.png"] = files.png_bytes(fig)
+            pictures |= files.figure_files(name, fig, formats)
     with stage("export"):
         written = [files.write_bytes(out / name, data) for name, data in pictures.items()]
         document = explanation_document(result, analyses=analyses, file=file)
@@ -417,6 +477,7 @@ def study_parser() -> argparse.ArgumentParser:
         "three most frequent labels)",
     )
     add_model_file_argument(parser)
+    add_figure_arguments(parser)  # the report's figures: PNG for its page, others besides
     add_debug_argument(parser)
     add_weights_arguments(parser)
     return parser
@@ -475,6 +536,7 @@ def study_main(argv: Sequence[str] | None = None) -> int:
             "(a timm zoo model by name works on both)"
         )
     run_model_files(parser, args.model_file)
+    formats, width = figure_options(parser, args)
     try:
         names = parse_models(args.models)
     except ValueError as error:
@@ -509,6 +571,8 @@ def study_main(argv: Sequence[str] | None = None) -> int:
             address=args.address,
             report_classes=report_classes or None,
             analyses=chosen,
+            figure_formats=formats,
+            figure_width=width,
         )
     except KeyboardInterrupt:
         print(
@@ -525,7 +589,8 @@ def study_main(argv: Sequence[str] | None = None) -> int:
     counts = summary["counts"]
     print(
         f"studied {counts['studied']} of {counts['listed']} images in {summary['seconds']} s; "
-        f"{counts['problems']} problems; {args.out / 'study.json'}"
+        f"{counts['problems']} problems; {args.out / 'study.json'}; tables for papers in "
+        f"{args.out / 'tables'}"
     )
     for name, figures in summary["accuracy"].items():
         top1 = figures["top1"]

@@ -174,7 +174,8 @@ def test_every_parameter_is_checked_with_a_sentence_that_names_it(demo):
                          *MODELS[:2]],
         "cam_view": ["jet", 0.5, "per model"],
         "gate_view": ["layer3.0", 0, "jet", 0.5, "unit range", "sa_resnet50"],
-        "export_zip": ["jet", 0.5, "per model", "layer3.0", 0, "unit range", "sa_resnet50"],
+        "export_zip": ["jet", 0.5, "per model", "layer3.0", 0, "unit range", "sa_resnet50",
+                       ["svg", "pdf"], "single"],
     }  # fmt: skip
     names = {
         "explain": ["image", "crop_mode", "target", "method", "layer", "colormap", "alpha",
@@ -185,7 +186,7 @@ def test_every_parameter_is_checked_with_a_sentence_that_names_it(demo):
         "cam_view": ["colormap", "alpha", "normalization"],
         "gate_view": ["unit", "group", "colormap", "alpha", "scale", "gate_model"],
         "export_zip": ["colormap", "alpha", "normalization", "unit", "group", "scale",
-                       "gate_model"],
+                       "gate_model", "figure_formats", "figure_width"],
     }  # fmt: skip
     wrong = [None, "abc", "5", 3.5, -1, 10**6, True, ["x"], {"a": 1}]
     for_image = ["abc", "5", 3.5, True, ["x"]]  # None asks for an image; a dict is a payload

@@ -203,9 +203,11 @@ def test_a_study_opens_from_the_studies_folder_only(studies):
     report, archive, hint = parts(studies.open("cats"), studies)
     assert "1 of 1 images studied" in report and "data:image/png;base64," in report
     assert "<h1>" not in report and 'src="figures/' not in report
+    assert "tables/ in the ZIP" in report and "href=tables/" not in report
     assert archive.endswith(".zip") and str(studies.space.root) in archive
     with zipfile.ZipFile(archive) as z:
         assert {"report.html", "study.json", "problems.txt"} <= set(z.namelist())
+        assert {"tables/accuracy.csv", "tables/accuracy.tex"} <= set(z.namelist())
     assert hint["visible"] is False
     for name in ("linked", "../outside", "/etc", "", None):
         *kept, hint = parts(studies.open(name), studies)

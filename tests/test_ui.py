@@ -301,6 +301,7 @@ def test_export_zip(handlers, outputs):
             "arrays.npz",
             "README.txt",
         } <= names
+        assert not [n for n in names if n.startswith("figures/")]  # only when asked for
         report = json.loads(archive.read("explanation.json"))
         assert (
             report["view"]["gate_unit"] == "layer2.1"
@@ -684,13 +685,21 @@ def test_a_click_on_a_tile_opens_its_group(handlers, outputs):
 
 
 def test_on_the_page_export_gives_its_zip(handlers, outputs):
-    """The page's Build ZIP: one output, the file (it was split into 67 characters)."""
+    """The page's Build ZIP: one output, the file (it was split into 67 characters); with the
+    figures for papers asked for, in the format and at the width chosen."""
     answer = handlers.page_export(
-        "jet", 0.5, "per model", "layer3.0", 0, "unit range", request=CHELSEA
-    )
-    archive = answer[handlers.page.export_file]
-    assert set(answer) == {handlers.page.export_file, handlers.page.hints["view"]}
+        "jet", 0.5, "per model", "layer3.0", 0, "unit range", None, ["pdf"], "single",
+        request=CHELSEA,
+    )  # fmt: skip
+    archive = answer[handlers.page.export.file]
+    assert set(answer) == {handlers.page.export.file, handlers.page.hints["view"]}
     assert archive.endswith("sa-viz-export.zip") and zipfile.is_zipfile(archive)
+    with zipfile.ZipFile(archive) as opened:
+        figures = [n for n in opened.namelist() if n.startswith("figures/")]
+        assert "figures/cam_difference.pdf" in figures
+        assert all(n.endswith(".pdf") for n in figures)
+        pdf = opened.read("figures/cam_difference.pdf")
+        assert re.search(rb"/MediaBox \[ ?0 0 252 ", pdf)  # 3.5 in: one column
 
 
 def test_a_view_update_leaves_a_hint_about_the_explanations_inputs(handlers, outputs, tmp_path):

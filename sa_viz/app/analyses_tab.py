@@ -34,8 +34,6 @@ from typing import Any
 import gradio as gr
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw
 
 from sa_viz.analyses import Box, ImageInput, analyses
@@ -59,15 +57,19 @@ from sa_viz.pipeline.explain import (
 )
 from sa_viz.probes.recorder import unit_layouts
 from sa_viz.render import figure_array
+from sa_viz.render.analysis_figures import (
+    CHART_DPI,
+    CHART_LEFT,
+    CHART_RIGHT,
+    CHART_SIZE,
+    faithfulness_figure,
+    knockout_figure,
+)
 from sa_viz.render.overlays import overlay
 
 log = logging.getLogger(__name__)
 
 KEPT_SESSIONS = 1000  # sessions whose analyses the ZIP export can include
-# The knockout chart's fixed geometry, so that a click's x finds its bar.
-CHART_SIZE = (8.0, 3.0)  # inches, at 100 dpi: 800 × 300 pixels
-CHART_DPI = 100
-CHART_LEFT, CHART_RIGHT = 0.11, 0.98  # room for the y-axis's label and its 5-digit ticks
 # Analyses with panels of their own above (the table lists the others): deletion/insertion and
 # localisation in the Faithfulness panel, the knockout in its chart.
 PANELS = ("deletion_insertion", "localisation", "knockout")
@@ -677,24 +679,6 @@ def typed_boxes(text: str | None, result: Explanation) -> tuple[Box, ...]:
     return mapped
 
 
-def faithfulness_figure(found: dict[str, Any]) -> Figure:
-    fig = Figure(figsize=(8, 3.2), layout="constrained")
-    axes = fig.subplots(1, 2, sharey=True)
-    for ax, kind in zip(axes, ("deletion", "insertion"), strict=True):
-        for i, f in enumerate(found.values()):
-            d = f["details"]
-            area = f["numbers"][f"{kind}_auc"]
-            ax.plot(d["fractions"], d[kind], color=f"C{i}", label=f"{f['title']}: {area:.3f}")
-        ax.set_title(f"{kind} (area)", fontsize=10)
-        ax.set_xlabel("fraction of pixels, most important first")
-        ax.legend(fontsize=8)
-    # Fitted to the curves, not 0–1: an untrained model's or a rare class's probabilities
-    # (~0.001) were flat lines on the floor (issue 27). The label says the axis is fitted.
-    axes[0].margins(y=0.08)
-    axes[0].set_ylabel("probability of the CAM's class\n(axis fitted to the curves)", fontsize=9)
-    return fig
-
-
 def harmful_groups(found: dict[str, Any]) -> str:
     """The groups whose knockout lowers the class's probability most, in words; a rise is not
     harm (a unit of one group whose knockout helped was called its most harmful)."""
@@ -711,27 +695,3 @@ def harmful_groups(found: dict[str, Any]) -> str:
         + ", ".join(f"group {g} ({dp[g]:+.3g})" for g in worst)
         + "."
     )
-
-
-def knockout_figure(found: dict[str, Any]) -> Figure:
-    fig = Figure(figsize=CHART_SIZE, dpi=CHART_DPI)
-    ax = fig.add_axes((CHART_LEFT, 0.2, CHART_RIGHT - CHART_LEFT, 0.68))
-    dp = np.asarray(found["group_dp"])
-    ax.bar(np.arange(len(dp)), dp, width=0.8, color=np.where(dp < 0, "#b2182b", "#2166ac"))
-    ax.axhline(found["unit_dp"], color="black", lw=0.8, ls="--", label="whole unit")
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.set_xlim(-0.5, len(dp) - 0.5)
-    # groups are whole numbers: a tick each where they are few (SE's one), else whole steps
-    if len(dp) <= 16:
-        ax.set_xticks(range(len(dp)))
-    else:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("group")
-    ax.set_ylabel("Δ probability")
-    ax.set_title(
-        f"{get_model(found['model']).title} {found['unit']}: {found['gates']} gates → "
-        f"{found['value']}, class {found['target']}",
-        fontsize=9,
-    )
-    ax.legend(fontsize=8, loc="lower right")
-    return fig

@@ -17,6 +17,14 @@ CLASS_CHOICES = [OWN_TOP1] + [choice_label(i) for i in range(len(labels()))]
 WHOLE, CROP = "whole image", "centre crop 224 (evaluation protocol)"
 DEFAULT_UNIT = "layer3.0"
 TABLE_HEADERS = ["class", "p", "in other top-5"]
+# The export's figures for papers: (label, value), the values `outputs.files`'s formats and
+# `render.paper`'s widths ("screen": each figure's own size).
+FIGURE_FORMAT_CHOICES = [("PNG", "png"), ("SVG", "svg"), ("PDF", "pdf")]
+FIGURE_WIDTH_CHOICES = [
+    ("one column (3.5 in)", "single"),
+    ("two columns (7.1 in)", "double"),
+    ("screen size", "screen"),
+]
 
 
 def method_choices() -> list[tuple[str, str]]:

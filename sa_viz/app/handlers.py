@@ -45,7 +45,7 @@ from sa_viz.outputs.document import explanation_document
 from sa_viz.outputs.export import write_zip
 from sa_viz.pipeline.explain import Explanation, analyse_explanation
 from sa_viz.probes import UnitGates, unit_layouts
-from sa_viz.render import views
+from sa_viz.render import paper, views
 
 if TYPE_CHECKING:
     from sa_viz.app.layout import Page
@@ -333,9 +333,12 @@ class Handlers:
         group: int,
         scale: str,
         gate_model: str | None = None,
+        figure_formats: list[str] | None = None,
+        figure_width: str = "double",
         request: gr.Request = None,
     ) -> str:
-        """The ZIP of what is on screen (its one output: the file)."""
+        """The ZIP of what is on screen (its one output: the file); with `figure_formats`, the
+        same views as figures for papers too, `figure_width` ("single", "double" or "screen")."""
         result = self._need(request)
         folder = self.space.folder()
         with stage("export"):
@@ -350,6 +353,8 @@ class Handlers:
                 scale=scale,
                 gate_model=gate_model_of(result, gate_model),
                 analyses=self.analyses_of(request, result),
+                figure_formats=tuple(figure_formats or ()),
+                figure_width=paper.figure_width(None if figure_width == "screen" else figure_width),
             )
         return str(path)
 
@@ -474,7 +479,7 @@ class Handlers:
     @on_page(VIEW_HINTS)
     def page_export(self, *args: Any, **kwargs: Any) -> Outputs:
         """The Export tab's button: the ZIP in its file box."""
-        return {self.page.export_file: self.export(*args, **kwargs)}
+        return {self.page.export.file: self.export(*args, **kwargs)}
 
     @functools.wraps(explain)
     def page_explain(self, *args: Any, **kwargs: Any) -> Outputs:

@@ -27,6 +27,8 @@ from sa_viz.app.choices import (
     CLASS_CHOICES,
     CROP,
     DEFAULT_UNIT,
+    FIGURE_FORMAT_CHOICES,
+    FIGURE_WIDTH_CHOICES,
     GATED_CHOICES,
     HINT_PLACES,
     MAX_GROUPS,
@@ -295,8 +297,16 @@ def gate_explorer_tab(picture: dict[str, Any]) -> GateExplorer:
     )
 
 
-def export_tab() -> tuple[gr.Button, gr.File]:
-    """The Export tab: (its button, the built ZIP)."""
+@dataclass(frozen=True)
+class ExportTab:
+    button: gr.Button
+    file: gr.File
+    figure_formats: gr.CheckboxGroup
+    figure_width: gr.Radio
+
+
+def export_tab() -> ExportTab:
+    """The Export tab: its button, the built ZIP, and the figures for papers it adds."""
     with gr.Tab("Export", id="export", elem_id="tab-export"):
         gr.Markdown(
             "Everything for the current image in one ZIP: every picture as a "
@@ -305,9 +315,25 @@ def export_tab() -> tuple[gr.Button, gr.File]:
             "(NPZ). (On screen, photo-like pictures are JPEG for speed; their "
             "download buttons give that JPEG.)"
         )
-        export_button = gr.Button("Build ZIP", elem_id="export")
-        export_file = gr.File(label="ZIP", interactive=False, elem_id="export-file")
-    return export_button, export_file
+        with gr.Row():
+            figure_formats = gr.CheckboxGroup(
+                FIGURE_FORMAT_CHOICES,
+                value=[],
+                label="Also figures for papers (in figures/)",
+                info="the same views and the analyses' charts drawn with matplotlib: in SVG "
+                "and PDF, text stays text and each map is one image at full resolution",
+                elem_id="export-figure-formats",
+            )
+            figure_width = gr.Radio(
+                FIGURE_WIDTH_CHOICES,
+                value="double",
+                label="Figure width",
+                info="with 8–9 pt text",
+                elem_id="export-figure-width",
+            )
+        button = gr.Button("Build ZIP", elem_id="export")
+        file = gr.File(label="ZIP", interactive=False, elem_id="export-file")
+    return ExportTab(button, file, figure_formats, figure_width)
 
 
 @dataclass(frozen=True)
@@ -325,8 +351,7 @@ class Page:
     difference: gr.Image
     cam_text: gr.Markdown
     explorer: GateExplorer
-    export_button: gr.Button
-    export_file: gr.File
+    export: ExportTab
     hints: dict[str, gr.Markdown]  # by place, in `HINT_PLACES` order
     long_trigger: gr.Textbox  # set by `Handlers.page_explain` for a long method
     example: gr.Textbox  # the example shown ("chelsea"), for the page's address; "": an upload
@@ -361,7 +386,11 @@ class Page:
     @property
     def export_inputs(self) -> list[gr.components.Component]:
         e = self.explorer
-        return [*self.view_inputs, e.unit, e.group, e.scale, e.gate_model]
+        x = self.export
+        return [
+            *self.view_inputs,
+            *(e.unit, e.group, e.scale, e.gate_model, x.figure_formats, x.figure_width),
+        ]
 
     @property
     def cam_outputs(self) -> list[gr.components.Component]:
@@ -447,7 +476,7 @@ def layout(
                 normalization, cams, difference, cam_text = cam_tab(picture)
                 explorer = gate_explorer_tab(picture)
                 analyses = analyses_tab(picture)
-                export_button, export_file = export_tab()
+                export = export_tab()
                 study = study_tab(study_limits, studies_dir, upload_bytes)
     return Page(
         banner=banner,
@@ -461,8 +490,7 @@ def layout(
         difference=difference,
         cam_text=cam_text,
         explorer=explorer,
-        export_button=export_button,
-        export_file=export_file,
+        export=export,
         hints={place: hints[place] for place in HINT_PLACES},
         long_trigger=gr.Textbox(visible=False),
         example=gr.Textbox(visible=False),

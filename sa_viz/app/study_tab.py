@@ -102,7 +102,8 @@ def study_tab(limits: StudyLimits, studies_dir: Path | None, upload_bytes: int) 
             open_button = gr.Button("Open", elem_id="study-open-button", scale=1)
         hint = gr.Markdown(visible=False, elem_id="hint-study", elem_classes=["hint"])
         download = gr.File(
-            label="The study as a ZIP (report.html and its figures, study.json, the Parquet rows)",
+            label="The study as a ZIP (report.html and its figures, its tables as CSV and LaTeX, "
+            "study.json, the Parquet rows)",
             interactive=False,
             elem_id="study-zip",
         )
@@ -220,11 +221,12 @@ MAX_REPORT_BYTES = 50 * 2**20  # a report's page, summary and figures: a few MB
 
 
 def copy_report(study: Path, copy: Path, root: Path) -> None:
-    """The report of a study under `root` (its page, summary, problems and figures; not its
+    """The report of a study under `root` (its page, summary, problems, figures and tables; not its
     rows, which can be gigabytes) into `copy`: regular files only, none that is a link or lies
     outside `root`, at most `MAX_REPORT_BYTES` together."""
     wanted = [study / name for name in REPORT_FILES]
     wanted += sorted((study / "figures").glob("*.png"))
+    wanted += sorted(p for p in (study / "tables").glob("*") if p.suffix in {".csv", ".tex"})
     total = 0
     for path in wanted:
         if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(root):
@@ -395,6 +397,7 @@ def shown(study: Path, space: TempSpace) -> tuple[str, str]:
     page = (study / "report.html").read_text()
     body = page[page.index("</style>") + len("</style>") :]
     body = body.replace("<a href=problems.txt>problems.txt</a>", "problems.txt in the ZIP")
+    body = body.replace("<a href=tables/>tables/</a>", "tables/ in the ZIP")
     body = re.sub(r"<h1>.*?</h1>", "", body)  # it names the server's folder; the tab says it
 
     def inline(match: re.Match[str]) -> str:

@@ -21,6 +21,7 @@ from sa_viz.app.guard import LINK, LINKS_REFUSED
 from sa_viz.cam import LAYERS, METHODS
 from sa_viz.data.imagenet import class_index
 from sa_viz.models import DEFAULT_PAIR, list_models
+from sa_viz.outputs.files import FIGURE_FORMATS
 from sa_viz.render import views
 
 if TYPE_CHECKING:
@@ -28,7 +29,15 @@ if TYPE_CHECKING:
 
     from sa_viz.app.layout import Page
 
-from sa_viz.app.choices import CROP, MAX_GROUPS, OWN_TOP1, SLOTS, UNIT_NAMES, WHOLE
+from sa_viz.app.choices import (
+    CROP,
+    FIGURE_WIDTH_CHOICES,
+    MAX_GROUPS,
+    OWN_TOP1,
+    SLOTS,
+    UNIT_NAMES,
+    WHOLE,
+)
 from sa_viz.app.gradio_internals import component_id, intercept_inputs, keep_component
 from sa_viz.app.hints import (
     refuse,
@@ -314,6 +323,13 @@ def analysis_list(value: Any) -> str | None:
     return "must be a list of analyses from " + ", ".join(registered_analyses())
 
 
+def figure_formats(value: Any) -> str | None:
+    """The export's figures for papers: a list of formats (empty: none)."""
+    if isinstance(value, list) and all(v in FIGURE_FORMATS for v in value):
+        return None
+    return "must be a list of formats from " + ", ".join(FIGURE_FORMATS)
+
+
 def files_payload(value: Any) -> str | None:
     if value is None or (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
         return None
@@ -369,4 +385,13 @@ def page_params(page: Page) -> dict[gr.components.Component, Param]:
             default="",
         ),
         page.study.studies: Param("Study", "study", study_name),
+        page.export.figure_formats: Param(
+            "Figures for papers", "figure_formats", figure_formats, default=[]
+        ),
+        page.export.figure_width: Param(
+            "Figure width",
+            "figure_width",
+            one_of([value for _, value in FIGURE_WIDTH_CHOICES]),
+            default="double",
+        ),
     }

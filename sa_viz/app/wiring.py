@@ -136,10 +136,10 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
         api_name="page_switch_gates",
         **views_quietly,
     )
-    page.export_button.click(
+    page.export.button.click(
         handlers.page_export,
         inputs=page.export_inputs,
-        outputs=[page.export_file, *page.hint_outputs],
+        outputs=[page.export.file, *page.hint_outputs],
         api_name="page_export",
         api_visibility="private",
         **VIEW_LANE,
@@ -195,7 +195,7 @@ def api_endpoints(handlers: Handlers, page: Page) -> None:
         ),
         ("cam_view", handlers.update_cams, page.view_inputs, page.cam_outputs, VIEW_LANE),
         ("gate_view", handlers.update_gates, page.gate_inputs, page.gate_outputs, VIEW_LANE),
-        ("export_zip", handlers.export, page.export_inputs, page.export_file, VIEW_LANE),
+        ("export_zip", handlers.export, page.export_inputs, page.export.file, VIEW_LANE),
     ]
     for name, fn, inputs, outputs, lane in endpoints:
         page.api_only.click(fn, inputs=inputs, outputs=outputs, api_name=name, **lane)

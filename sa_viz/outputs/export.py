@@ -1,8 +1,9 @@
 """Everything about one explanation in one ZIP: the pictures, its document, and the raw arrays as
-NPZ."""
+NPZ; on request, the same views as figures for papers (PNG, SVG, PDF)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from sa_viz import render
 from sa_viz.outputs import files
 from sa_viz.outputs.document import explanation_document, page_analyses
 from sa_viz.pipeline.explain import Explanation
-from sa_viz.render import views
+from sa_viz.render import figure_views, views
 
 
 def arrays(result: Explanation) -> dict[str, np.ndarray]:
@@ -42,16 +43,29 @@ def write_zip(
     scale: str = "unit range",
     gate_model: str | None = None,
     analyses: dict[str, Any] | None = None,
+    figure_formats: Sequence[str] = (),
+    figure_width: float | None = None,
 ) -> Path:
     """Write the ZIP for what is on screen: the same pictures with the same view settings;
     the gates of `gate_model` (the model in the gate explorer), or of every compared model
     that has gates when None; and the `analyses` computed for this result (name → its JSON
     document, as the Analyses tab keeps it: in analyses.json as they are, in explanation.json
-    per model, and their lists of numbers as arrays in arrays.npz)."""
+    per model, and their lists of numbers as arrays in arrays.npz).
+
+    `figure_formats` (png, svg, pdf): the same views, and the analyses' charts, also as
+    matplotlib figures in figures/ (text as text, each map one image at its own resolution),
+    `figure_width` inches wide (`render.paper`; None: each figure's own size)."""
     path = Path(path)
-    cams = views.cam_view(result, colormap=colormap, alpha=alpha, normalization=normalization)
+    look = {"colormap": colormap, "alpha": alpha}
+    cams = views.cam_view(result, normalization=normalization, **look)
     pictures = {f"cam_{name}.png": overlay for name, overlay in cams.overlays.items()}
     pictures["cam_difference.png"] = cams.difference
+    drawn = {}  # stem → figure, for figure_formats
+    if figure_formats:
+        found = figure_views.cam_figures(
+            result, normalization=normalization, width=figure_width, **look
+        )
+        drawn = {f"cam_{name}": fig for name, fig in found.items()}
     settings: dict[str, Any] = {
         "colormap": colormap,
         "opacity": alpha,
@@ -71,17 +85,33 @@ def write_zip(
             continue
         shown = min(int(group), result.models[name].gates[unit].groups - 1)
         prefix = f"gates_{name}_" if len(gated) > 1 else "gates_"
-        grid, heat, detail = views.gate_views(
-            result, unit, shown, model=name, colormap=colormap, alpha=alpha, scale=scale
-        )
-        if result.models[name].gates[unit].has_spatial:
-            pictures[f"{prefix}{unit}_spatial.png"] = grid
-        if result.models[name].gates[unit].has_channel:
-            pictures[f"{prefix}{unit}_channel.png"] = heat
-        pictures[f"{prefix}{unit}_group{shown}.png"] = detail
-        pictures[f"{prefix}summary.png"] = views.summary_picture(result, name)
+        stems = {
+            "spatial": f"{prefix}{unit}_spatial",
+            "channel": f"{prefix}{unit}_channel",
+            "group": f"{prefix}{unit}_group{shown}",
+            "summary": f"{prefix}summary",
+        }
+        grid, heat, detail = views.gate_views(result, unit, shown, model=name, scale=scale, **look)
+        on_screen = {"spatial": grid, "channel": heat, "group": detail}
+        on_screen["summary"] = views.summary_picture(result, name)
+        gates = result.models[name].gates[unit]
+        if not gates.has_spatial:
+            del on_screen["spatial"]  # a note that the unit has none
+        if not gates.has_channel:
+            del on_screen["channel"]  # a note that the unit has none (Global Context, gca)
+        pictures |= {f"{stems[kind]}.png": picture for kind, picture in on_screen.items()}
+        if figure_formats:
+            found = figure_views.gate_figures(
+                result, unit, shown, model=name, scale=scale, width=figure_width, **look
+            )
+            drawn |= {stems[kind]: fig for kind, fig in found.items()}
     analyses = analyses or {}
+    if figure_formats:
+        found = figure_views.analysis_figures(analyses, figure_width)
+        drawn |= {f"analysis_{name}": fig for name, fig in found.items()}
     members: dict[str, bytes | str] = {n: files.png_bytes(p) for n, p in pictures.items()}
+    for stem, fig in drawn.items():
+        members |= files.figure_files(f"figures/{stem}", fig, figure_formats)
     members["explanation.json"] = files.json_text(
         explanation_document(
             result, analyses=page_analyses(analyses, list(result.models)), view=settings
@@ -132,5 +162,8 @@ def _readme(result: Explanation) -> str:
         "                       input_image (H, W, 3); analyses/… the curves and per-group\n"
         "                       values of the analyses computed for this image\n"
         "analyses.json          the analyses computed for this image (Analyses tab), if any\n"
+        "figures/               if asked for: the same views (and the analyses' charts) as\n"
+        "                       figures for papers, in PNG, SVG and/or PDF: text as text,\n"
+        "                       each map one image at its own resolution, colour bars\n"
         f"\nCAM method {result.method} at {result.layer}.\n"
     )

@@ -6,7 +6,8 @@ and loses most, with an example image and both CAMs; the two CAMs' agreement ove
 and the images where they differ most; per gated model, its gates across depth (the
 distribution of channel-gate values per unit, over all images and for a few chosen classes, as
 in the SE-Net paper's excitation figure), the spatial gates' entropy per unit, and the units
-whose gates never vary.
+whose gates never vary. Beside the page, its tables as CSV and LaTeX (`outputs.tables`), and
+its figures also in SVG and PDF when asked for.
 
 The gate statistics are gathered part by part into fixed histograms and per-class sums
 (`GateTally`), so the report's memory does not grow with the study. The figures are
@@ -32,6 +33,8 @@ from sa_viz.data.imagenet import label as class_name
 from sa_viz.data.preprocess import ImageError, prepare_image
 from sa_viz.outputs import files
 from sa_viz.outputs.rows import read_rows
+from sa_viz.outputs.tables import study_tables, write_tables
+from sa_viz.render import paper
 from sa_viz.render.overlays import overlay
 
 FLAT_SPREAD = 1e-6  # a unit whose channel gates vary less than this over the study is flagged
@@ -79,18 +82,45 @@ def tally_gates(out: Path, model: str, classes: set[int]) -> dict[str, UnitTally
     return tallies
 
 
-def write_report(out: str | Path, classes: Sequence[int] | None = None) -> Path:
-    """`out/report.html` (and `out/figures/*.png`) for the study in `out`; returns its path.
-    `classes`: the classes of the per-class gate figure (default: the most frequent labels)."""
+@dataclass(frozen=True)
+class FigureFiles:
+    """Where the report's figures go, in which formats and at which width: PNG always (the page
+    shows it), and the other `formats` asked for; `width` in inches (`render.paper`; None:
+    each figure's own size)."""
+
+    folder: Path
+    formats: tuple[str, ...] = ("png",)
+    width: float | None = None
+
+    def write(self, stem: str, fig: Figure) -> str:
+        """`stem`.png and `stem` in the other formats; returns the PNG's name."""
+        fig = paper.resized(fig, self.width)
+        for fmt in dict.fromkeys(("png", *self.formats)):
+            files.write_figure(self.folder / f"{stem}.{fmt}", fig)
+        return f"{stem}.png"
+
+
+def write_report(
+    out: str | Path,
+    classes: Sequence[int] | None = None,
+    *,
+    formats: Sequence[str] = ("png",),
+    width: float | None = None,
+) -> Path:
+    """`out/report.html`, its figures in `out/figures` (PNG, and the other `formats`, `width`
+    inches wide: see `FigureFiles`) and its tables in `out/tables` (CSV and LaTeX) for the study
+    in `out`; returns the page's path. `classes`: the classes of the per-class gate figure
+    (default: the most frequent labels)."""
 
     out = Path(out)
     summary = json.loads((out / "study.json").read_text())
     columns = ["key", "model", "label", "correct1", "target", "pearson"]
     rows = read_rows(out, columns=columns).to_pylist()
-    figures = out / "figures"
-    figures.mkdir(exist_ok=True)
+    figures = FigureFiles(out / "figures", tuple(formats), width)
+    figures.folder.mkdir(exist_ok=True)
+    write_tables(out / "tables", study_tables(summary, rows))
     names = list(summary["models"])
-    examples = Examples(out, summary)
+    examples = Examples(out, summary, figures)
     parts = [_accuracy_section(summary)]
     if len(names) == 2:
         titles = [summary["models"][n]["title"] for n in names]
@@ -100,7 +130,7 @@ def write_report(out: str | Path, classes: Sequence[int] | None = None) -> Path:
     chosen = list(classes) if classes else [c for c, _ in labels.most_common(CHOSEN)]
     parts.append(_analyses_section(summary))
     for model in names:
-        parts.append(_gates_section(out, summary, model, chosen))
+        parts.append(_gates_section(out, summary, model, chosen, figures))
     counts = summary["counts"]
     page = (
         "<!doctype html><meta charset=utf-8><title>SA-Viz study</title>"
@@ -114,7 +144,8 @@ def write_report(out: str | Path, classes: Sequence[int] | None = None) -> Path:
         + _untrained_banner(summary)
         + f"<p>{counts['studied']} of {counts['listed']} images studied ({counts['labelled']} "
         f"labelled), {counts['problems']} problems (<a href=problems.txt>problems.txt</a>); "
-        f"Grad-CAM at {summary['settings']['layer']}.</p>"
+        f"Grad-CAM at {summary['settings']['layer']}. Its tables for papers, as CSV and "
+        "LaTeX (booktabs): <a href=tables/>tables/</a>.</p>"
         + _problems(out)
         + "".join(p for p in parts if p)
     )
@@ -286,14 +317,14 @@ def _harmful_groups(summary: dict[str, Any], view: dict[str, Any] | None) -> str
 class Examples:
     """Example images with both models' CAMs, drawn from the study's rows and its source."""
 
-    def __init__(self, out: Path, summary: dict[str, Any]) -> None:
-        self.out, self.summary = out, summary
+    def __init__(self, out: Path, summary: dict[str, Any], figures: FigureFiles) -> None:
+        self.out, self.summary, self.figures = out, summary, figures
         self.root = Path(summary["source"]["path"])
         self.crop = summary["settings"].get("crop", True)
 
     def figure(self, file: str, keys: Sequence[str], captions: Sequence[str]) -> str:
-        """`figures/<file>`: one row per image (the image, then each model's CAM), as an <img>;
-        empty when the images can no longer be read."""
+        """`figures/<file>.png` (and its other formats): one row per image (the image, then
+        each model's CAM), as an <img>; empty when the images can no longer be read."""
         table = pq.read_table(
             self.out / "rows",
             columns=["key", "model", "label", "top5", "target", "cam_raw", "cam_shape"],
@@ -320,19 +351,30 @@ class Examples:
             shown.append((image, caption, panels))
         if not shown:
             return ""
-        files.write_png(self.out / "figures" / file, _examples_figure(shown))
+        file = self.figures.write(file, _examples_figure(shown, self.figures.width))
         return f'<img class=examples src="figures/{file}" alt="example images with both CAMs">'
 
 
-def _examples_figure(shown: list[tuple[np.ndarray, str, list[tuple[np.ndarray, str]]]]) -> Figure:
+def _examples_figure(
+    shown: list[tuple[np.ndarray, str, list[tuple[np.ndarray, str]]]], width: float | None = None
+) -> Figure:
+    """One row per image: the image, then each model's CAM, each under its caption (wrapped to
+    its column at a paper `width`); the pictures set the rows' height."""
     columns = 1 + len(shown[0][2])
-    fig = Figure(figsize=(2.3 * columns, 2.6 * len(shown)), layout="constrained")
+    inches = 2.3 if width is None else width / columns
+    fig = Figure(layout="compressed")
     axes = np.atleast_2d(fig.subplots(len(shown), columns))
+    lines = 1
     for row, (image, caption, panels) in zip(axes, shown, strict=True):
         for ax, (picture, title) in zip(row, [(image, caption), *panels], strict=True):
-            ax.imshow(picture)
+            ax.imshow(picture, interpolation="none")
+            title = paper.wrap(title, inches * 0.95, width)
             ax.set_title(title, fontsize=8)
             ax.axis("off")
+            lines = max(lines, title.count("\n") + 1)
+    aspect = max(image.shape[0] / image.shape[1] for image, _, _ in shown)
+    row_height = inches * 0.95 * aspect + lines * paper.line_height() + 0.1
+    fig.set_size_inches(inches * columns, row_height * len(shown))
     return fig
 
 
@@ -379,7 +421,7 @@ def _class_section(
         )
         keys = [per_class[c][kind][0] for c in chosen]
         captions = [f"{c} {class_name(c)}\n{key}" for c, key in zip(chosen, keys, strict=True)]
-        section.append(examples.figure(f"classes-{kind}.png", keys, captions))
+        section.append(examples.figure(f"classes-{kind}", keys, captions))
     return "".join(section)
 
 
@@ -388,14 +430,12 @@ def _agreement_section(rows: list[dict[str, Any]], examples: Examples) -> str:
     agreement = {r["key"]: r["pearson"] for r in rows if r["pearson"] is not None}
     if not agreement:
         return ""
-    files.write_png(
-        examples.out / "figures" / "agreement.png", _histogram(list(agreement.values()))
-    )
+    examples.figures.write("agreement", _histogram(list(agreement.values())))
     differ = sorted(agreement.items(), key=lambda kv: kv[1])[:10]
     items = "".join(f"<li>{html.escape(k)}: r = {v:.3f}</li>" for k, v in differ)
     shown = differ[:EXAMPLES]
     picture = examples.figure(
-        "differ.png", [k for k, _ in shown], [f"{k}\nr = {v:.3f}" for k, v in shown]
+        "differ", [k for k, _ in shown], [f"{k}\nr = {v:.3f}" for k, v in shown]
     )
     return (
         "<h2>Where the two models look</h2><p>Pearson r of the two CAMs of each image.</p>"
@@ -404,16 +444,17 @@ def _agreement_section(rows: list[dict[str, Any]], examples: Examples) -> str:
     )
 
 
-def _gates_section(out: Path, summary: dict[str, Any], model: str, chosen: list[int]) -> str:
+def _gates_section(
+    out: Path, summary: dict[str, Any], model: str, chosen: list[int], figures: FigureFiles
+) -> str:
     tallies = tally_gates(out, model, set(chosen))
     if not tallies:
         return ""
     units = list(tallies)
     title = _title(summary, model)
     shown_as = summary["models"][model]["title"]  # in the figures' titles: "SA-ResNet-50"
-    files.write_png(
-        out / "figures" / f"gates-{model}.png",
-        _depth_figure(units, [tallies[u].channel for u in units], shown_as),
+    figures.write(
+        f"gates-{model}", _depth_figure(units, [tallies[u].channel for u in units], shown_as)
     )
     parts = [
         f"<h2>{title}: gates across depth</h2><p>For each unit, the distribution of its "
@@ -424,9 +465,9 @@ def _gates_section(out: Path, summary: dict[str, Any], model: str, chosen: list[
     ]
     shown = [c for c in chosen if tallies[units[0]].counts[c]]
     if shown:
-        file = f"gates-classes-{model}.png"
-        files.write_png(
-            out / "figures" / file, _classes_figure(tallies, _class_units(units), shown, shown_as)
+        file = figures.write(
+            f"gates-classes-{model}",
+            _classes_figure(tallies, _class_units(units), shown, shown_as, figures.width),
         )
         parts.append(
             "<p>The mean channel-gate value of each channel, over all images and over the "
@@ -437,9 +478,8 @@ def _gates_section(out: Path, summary: dict[str, Any], model: str, chosen: list[
         )
     entropies = [tallies[u].entropy for u in units]
     if all(e is not None for e in entropies):
-        file = f"entropy-{model}.png"
-        files.write_png(
-            out / "figures" / file,
+        file = figures.write(
+            f"entropy-{model}",
             _depth_figure(units, entropies, shown_as, "spatial-gate entropy", False),
         )
         parts.append(
@@ -513,11 +553,19 @@ def _depth_figure(
 
 
 def _classes_figure(
-    tallies: dict[str, UnitTally], units: list[str], classes: list[int], model: str
+    tallies: dict[str, UnitTally],
+    units: list[str],
+    classes: list[int],
+    model: str,
+    width: float | None = None,
 ) -> Figure:
-    columns = min(3, len(units))
+    """Per unit, one chart: the mean channel gate of each channel, over all images and over
+    each chosen class; 3 charts to a row (2 in a single column)."""
+    columns = min(3 if width is None or width > 5 else 2, len(units))
     rows = -(-len(units) // columns)
-    fig = Figure(figsize=(4 * columns, 2.6 * rows), layout="constrained")
+    row_height = 2.6 if width is None else max(1.4, 0.7 * width / columns)
+    inches = 4 * columns if width is None else width
+    fig = Figure(figsize=(inches, row_height * rows + 0.3), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
     for ax, unit in zip(axes, units, strict=False):
         tally = tallies[unit]

@@ -2,16 +2,14 @@
 
 `overlays`: maps over images (NumPy/OpenCV, milliseconds); `panels`: charts drawn into NumPy
 pictures for the app, and `gate_panels` a unit's gate pictures from them, in the words of
-`gate_words` for each kind of attention; `figures`: matplotlib figures with axes for the CLI and
-papers.
+`gate_words` for each kind of attention; `figures`, `gate_figures`, `analysis_figures`:
+matplotlib figures with axes for the CLI, the export's SVG and PDF, and papers (`paper`: their
+style; the gate figures in the same words); `figure_views`: an explanation's views as those
+figures.
 """
 
-from sa_viz.render.figures import (
-    comparison_figure,
-    figure_array,
-    gate_grid_figure,
-    mprt_figure,
-)
+from sa_viz.render.figures import comparison_figure, figure_array, mprt_figure
+from sa_viz.render.gate_figures import gate_grid_figure
 from sa_viz.render.gate_panels import channel_panel, group_panel, summary_panel
 from sa_viz.render.overlays import (
     COLORMAPS,

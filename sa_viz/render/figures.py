@@ -1,11 +1,14 @@
 """Figures with axes, titles and colour bars, made with matplotlib's object API (no pyplot, so
-no global figure state): the CLI's outputs, for papers and slides. The app draws with the faster
-`render.overlays` and `render.panels`.
+no global figure state): the CAMs of an explanation, for the CLI, the export's SVG and PDF, and
+papers. The app draws with the faster `render.overlays` and `render.panels`; the gates' figures
+are `render.gate_figures`.
+
+Each map is one image drawn with `interpolation="none"` (embedded at its own resolution in SVG
+and PDF); `width` (inches, `render.paper`) draws a figure for a paper, None for the screen.
 """
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,32 +17,19 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
-from matplotlib.figure import Figure, SubFigure
+from matplotlib.figure import Figure
 
-from sa_viz.probes import UnitGates
-from sa_viz.render.gate_words import (
-    channel_how,
-    channel_name,
-    count,
-    kind_of,
-    layout_of,
-    maps_of_row,
-    row_word,
-    softmax_over_rows,
-    softmax_spatial,
-    spatial_how,
-    spatial_name,
-)
+from sa_viz.render import paper
 from sa_viz.render.overlays import (
     DEFAULT_ALPHA,
     DEFAULT_COLORMAP,
+    DIVERGING,
     UNTRAINED_STAMP,
-    mosaic,
     overlay,
-    row_width,
-    to_unit,
+    signed_overlay,
 )
-from sa_viz.render.panels import unit_range
+
+UNTRAINED_COLOUR = "#b00020"
 
 
 def figure_array(fig: Figure, dpi: int = 100) -> np.ndarray:
@@ -50,12 +40,19 @@ def figure_array(fig: Figure, dpi: int = 100) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
 
 
-def _title(ax: Axes, text: str, untrained: bool, chars: int = 90) -> None:
-    # Wrapped at `chars` (about 11 a 9-point inch): a wider title is cut off at the figure's edge.
-    text = "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+def title(ax: Axes, text: str, untrained: bool, width: float | None, inches: float) -> int:
+    """An axes' title, wrapped to `inches` at a paper width; a model without trained weights
+    says so, in red. Returns its number of lines."""
     if untrained:
         text = f"{UNTRAINED_STAMP}\n{text}"
-    ax.set_title(text, fontsize=9, color="#b00020" if untrained else "black")
+    text = paper.wrap(text, inches, width)
+    ax.set_title(text, fontsize=9, color=UNTRAINED_COLOUR if untrained else "black")
+    return text.count("\n") + 1
+
+
+def aspect(image: np.ndarray) -> float:
+    """A picture's height ÷ width."""
+    return image.shape[0] / image.shape[1]
 
 
 def comparison_figure(
@@ -65,137 +62,120 @@ def comparison_figure(
     colormap: str = DEFAULT_COLORMAP,
     alpha: float = DEFAULT_ALPHA,
     suptitle: str = "",
+    width: float | None = None,
 ) -> Figure:
     """The image, then one CAM overlay per (title, cam, untrained) panel, side by side."""
-    fig = Figure(figsize=(3.2 * (len(panels) + 1), 3.6), layout="constrained")
-    axes = fig.subplots(1, len(panels) + 1)
-    axes[0].imshow(image)
-    axes[0].set_title("input (as the models see it)", fontsize=9)
+    columns = len(panels) + 1
+    inches = (3.2 * columns if width is None else width) / columns
+    fig = Figure(layout="compressed")
+    axes = fig.subplots(1, columns)
+    axes[0].imshow(image, interpolation="none")
+    lines = [title(axes[0], "input (as the models see it)", False, width, inches)]
     for ax, (text, cam, untrained) in zip(axes[1:], panels, strict=True):
-        ax.imshow(overlay(image, cam, colormap, alpha))
-        _title(ax, text, untrained)
+        ax.imshow(overlay(image, cam, colormap, alpha), interpolation="none")
+        lines.append(title(ax, text, untrained, width, inches))
     for ax in axes:
         ax.axis("off")
+    # For the screen, the colour bar stands at the right; at a paper width, whose columns are
+    # narrow, it lies under the maps, where its label has room.
+    below = width is not None
     fig.colorbar(
         ScalarMappable(Normalize(0, 1), colormap),
         ax=axes[1:],
-        shrink=0.7,
+        shrink=0.7 if not below else 0.9,
+        orientation="horizontal" if below else "vertical",
         label="CAM (each map: its min → max)",
+    )
+    # The pictures set the height (less the colour bar's width, or plus its height), then the
+    # titles' lines.
+    extra = max(lines) * paper.line_height() + (0.3 if suptitle else 0) + (0.8 if below else 0.3)
+    share = 1 if below else 1 - 0.9 / (inches * columns)
+    fig.set_size_inches(
+        paper.pictures_figsize(
+            width, 3.2 * columns, aspect(image) / columns, share=share, extra=extra
+        )
     )
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
-    return fig
+    return paper.styled(fig, width)
 
 
-def gate_grid_figure(
+def cam_figure(
     image: np.ndarray,
-    gates: UnitGates,
-    unit: str,
+    values: np.ndarray,
+    text: str,
     *,
     colormap: str = DEFAULT_COLORMAP,
     alpha: float = DEFAULT_ALPHA,
-    scale: str = "unit range",
+    label: str = "CAM, from its min to its max",
     untrained: bool = False,
+    width: float | None = None,
 ) -> Figure:
-    """One attention unit, titled in its kind's words: its spatial gates over the image (each
-    row's mean over its maps, with their colour scale; one map large), beside its channel gates
-    as a heatmap (rows × c; one row in lines of up to 64 channels; a softmax over kernel paths or
-    radix splits as one block of lines per row). A unit without spatial gates (SE, ECA, SK)
-    gets its channel gates alone, one without channel gates (Global Context, `gca`) its map."""
-    layout = layout_of(gates)
-    if gates.spatial is None:
-        fig = Figure(figsize=(9, 2.2 + 0.12 * _heat_rows(gates)), layout="constrained")
-        _channel_heat(fig, fig.subplots(), gates, unit, untrained, full=True)
-        return fig
-    one_map = gates.groups == 1
-    size = (11, 5.2) if one_map else (12, 7.2)
-    fig = Figure(figsize=size if gates.channel is not None else (7, 5.2), layout="constrained")
-    if gates.channel is not None:
-        left, right = fig.subfigures(1, 2, width_ratios=[3, 2] if one_map else [4, 1])
-    else:
-        left, right = fig, None
-    maps = gates.spatial_mean()[0].numpy()
-    value_range = unit_range(gates, scale)
-    ax = left.subplots()
-    if one_map:
-        h, w = maps.shape[-2:]
-        shown = to_unit(maps, scale, value_range)[0]
-        ax.imshow(overlay(image, shown, colormap, alpha))
-        what = f"{kind_of(layout)} {spatial_name(layout)}, {maps_of_row(layout)}"
-        how = spatial_how(layout, h, w)
-    else:
-        ax.imshow(
-            mosaic(
-                image, maps, colormap=colormap, alpha=alpha, scale=scale, value_range=value_range
-            )
-        )
-        rows = count(gates.groups, row_word(layout))
-        what = f"{kind_of(layout)} {spatial_name(layout)} of the {rows}"
-        how = f"{spatial_how(layout)}; colours: {scale}"
+    """One model's CAM (values in [0, 1], any size: resized to the image) over the image, with
+    its colour bar."""
+    fig = Figure(layout="compressed")
+    ax = fig.subplots()
+    ax.imshow(overlay(image, values, colormap, alpha), interpolation="none")
     ax.axis("off")
-    if value_range is not None:
-        name = "softmax weight" if softmax_spatial(layout) else "spatial gate"
-        each = "" if one_map else "; tiles: the mean over each row's maps"
-        left.colorbar(
-            ScalarMappable(Normalize(*value_range), colormap),
-            ax=ax,
-            shrink=0.6,
-            label=f"{name} ({scale}{each})",
-        )
-    _title(ax, f"{unit}: {what}\n{how}", untrained, chars=60 if right is not None else 70)
-    if right is not None:
-        _channel_heat(right, right.subplots(), gates, unit, untrained, full=False)
-    return fig
+    lines = title(ax, text, untrained, width, _inches(width) * 0.9)
+    _size_below_title(fig, image, lines, width)
+    fig.colorbar(
+        ScalarMappable(Normalize(0, 1), colormap),
+        ax=ax,
+        orientation="horizontal",
+        shrink=0.8,
+        label=paper.wrap(label, _inches(width) * 0.8, width, paper.TEXT_PT),
+    )
+    return paper.styled(fig, width)
 
 
-def _heat_rows(gates: UnitGates) -> int:
-    layout = layout_of(gates)
-    if gates.groups == 1 or softmax_over_rows(layout):
-        return gates.groups * (gates.channels // row_width(gates.channels))
-    return gates.groups
+def difference_figure(
+    image: np.ndarray,
+    difference: np.ndarray,
+    limit: float,
+    text: str,
+    *,
+    alpha: float = 0.65,
+    untrained: bool = False,
+    width: float | None = None,
+) -> Figure:
+    """A signed map (the second model's CAM less the first's) in diverging colours over the
+    image in gray, ±`limit` at the colour bar's ends, zero white."""
+    fig = Figure(layout="compressed")
+    ax = fig.subplots()
+    ax.imshow(signed_overlay(image, difference, alpha, limit), interpolation="none")
+    ax.axis("off")
+    lines = title(ax, text, untrained, width, _inches(width) * 0.9)
+    _size_below_title(fig, image, lines, width)
+    fig.colorbar(
+        ScalarMappable(Normalize(-limit, limit), DIVERGING),
+        ax=ax,
+        orientation="horizontal",
+        shrink=0.8,
+        label=paper.wrap(
+            "difference of the maps (red: the second looks more)",
+            _inches(width) * 0.8,
+            width,
+            paper.TEXT_PT,
+        ),
+    )
+    return paper.styled(fig, width)
 
 
-def _channel_heat(
-    fig: Figure | SubFigure, ax: Axes, gates: UnitGates, unit: str, untrained: bool, full: bool
-) -> None:
-    """The channel gates as one heatmap: rows × c, or each row in lines of up to 64 channels
-    (one row, or a softmax over the rows: the lines of each row one block)."""
-    layout = layout_of(gates)
-    channel = gates.channel[0].numpy()  # (G, c)
-    g, c = channel.shape
-    row = row_word(layout)
-    if g == 1 or softmax_over_rows(layout):
-        columns = row_width(c)
-        lines = c // columns
-        heat = ax.imshow(
-            channel.reshape(-1, columns), aspect="auto", cmap="viridis", interpolation="nearest"
-        )
-        ax.set_xlabel(f"channel (+ line × {columns})" if lines > 1 else "channel")
-        if g > 1:
-            ax.set_yticks(
-                [i * lines - 0.5 + lines / 2 for i in range(g)], [str(i) for i in range(g)]
-            )
-            for i in range(1, g):
-                ax.axhline(i * lines - 0.5, color="white", linewidth=2)
-            ax.set_ylabel(f"{row} ({lines} lines each)" if lines > 1 else row)
-        else:
-            ax.set_ylabel(f"line ({columns} channels each)" if lines > 1 else "")
-            if lines == 1:
-                ax.set_yticks([])
-    else:
-        heat = ax.imshow(channel, aspect="auto", cmap="viridis", interpolation="nearest")
-        ax.set_xlabel("channel (c)")
-        ax.set_ylabel(row)
-        ax.set_yticks(range(0, g, max(1, g // 8)))
-    label = "weight" if softmax_over_rows(layout) else "channel gate"
-    fig.colorbar(heat, ax=ax, label=label, shrink=0.8)
-    name = channel_name(layout)
-    how = channel_how(layout)
-    if full:
-        text = f"{unit}: {kind_of(layout)} {name} ({count(c, 'channel')})\n{how}"
-    else:
-        text = f"{name}\n{how}"
-    _title(ax, text, untrained, chars=90 if full else 40)
+SINGLE_PICTURE = 4.2  # inches: a figure of one map, for the screen
+
+
+def _inches(width: float | None) -> float:
+    return SINGLE_PICTURE if width is None else width
+
+
+def _size_below_title(fig: Figure, image: np.ndarray, lines: int, width: float | None) -> None:
+    """A figure of one picture: its width, the picture's height, the title's `lines` and a
+    horizontal colour bar with its label below."""
+    extra = lines * paper.line_height() + 0.9
+    fig.set_size_inches(
+        paper.pictures_figsize(width, SINGLE_PICTURE, aspect(image), share=0.95, extra=extra)
+    )
 
 
 def mprt_figure(

@@ -120,6 +120,37 @@ def tile_size(image: np.ndarray, tile: int) -> tuple[int, int]:
     return (tile, round(w * tile / h)) if h <= w else (round(h * tile / w), tile)
 
 
+def tile_grid(
+    image: np.ndarray,
+    maps: np.ndarray,
+    *,
+    colormap: str = DEFAULT_COLORMAP,
+    alpha: float = DEFAULT_ALPHA,
+    scale: str = "unit range",
+    value_range: tuple[float, float] | None = None,
+    columns: int = 8,
+    tile: int = 96,
+    band: int = LABEL_BAND,
+) -> np.ndarray:
+    """Maps (N, h, w) as a grid of small overlays on the image on white, `columns` to a row,
+    `TILE_GAP` pixels apart, with a `band` of white above each row; no labels (`mosaic` writes
+    them into the picture, `render.gate_figures` beside it as text)."""
+    n = len(maps)
+    th, tw = tile_size(image, tile)
+    base = cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
+    tiles = blend(
+        base, colorize(resize_maps(to_unit(maps, scale, value_range), (th, tw)), colormap), alpha
+    )
+    rows, gap = -(-n // columns), TILE_GAP
+    row = band + th + gap  # each row: its band, then its tiles
+    canvas = np.full((rows * row - gap, min(n, columns) * (tw + gap) - gap, 3), 255, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        y, x = r * row + band, c * (tw + gap)
+        canvas[y : y + th, x : x + tw] = tiles[i]
+    return canvas
+
+
 def mosaic(
     image: np.ndarray,
     maps: np.ndarray,
@@ -139,25 +170,34 @@ def mosaic(
     """
     n = len(maps)
     th, tw = tile_size(image, tile)
-    base = cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
-    tiles = blend(
-        base, colorize(resize_maps(to_unit(maps, scale, value_range), (th, tw)), colormap), alpha
+    canvas = tile_grid(
+        image,
+        maps,
+        colormap=colormap,
+        alpha=alpha,
+        scale=scale,
+        value_range=value_range,
+        columns=columns,
+        tile=tile,
     )
-    rows, gap, band = -(-n // columns), TILE_GAP, LABEL_BAND
-    row = band + th + gap  # each row: its labels in a white band, then its tiles
-    canvas = np.full((rows * row - gap, columns * (tw + gap) - gap, 3), 255, np.uint8)
-    for i in range(n):
-        r, c = divmod(i, columns)
-        y, x = r * row + band, c * (tw + gap)
-        canvas[y : y + th, x : x + tw] = tiles[i]
-        if highlight == i:
-            cv2.rectangle(canvas, (x, y), (x + tw - 1, y + th - 1), (255, 255, 255), 4)
-            cv2.rectangle(canvas, (x, y), (x + tw - 1, y + th - 1), (0, 0, 0), 1)
+    if canvas.shape[1] < columns * (tw + TILE_GAP) - TILE_GAP:  # fewer maps than a row
+        wide = np.full((canvas.shape[0], columns * (tw + TILE_GAP) - TILE_GAP, 3), 255, np.uint8)
+        wide[:, : canvas.shape[1]] = canvas
+        canvas = wide
+    row = LABEL_BAND + th + TILE_GAP
+    if highlight is not None and 0 <= highlight < n:
+        r, c = divmod(highlight, columns)
+        y, x = r * row + LABEL_BAND, c * (tw + TILE_GAP)
+        cv2.rectangle(canvas, (x, y), (x + tw - 1, y + th - 1), (255, 255, 255), 4)
+        cv2.rectangle(canvas, (x, y), (x + tw - 1, y + th - 1), (0, 0, 0), 1)
     # Above its tile, not on it: a label never covers the map.
     texts = [labels[i] if labels is not None else str(i) for i in range(n)]
     return draw_labels(
         canvas,
-        [(t, (i % columns) * (tw + gap) + 1, (i // columns) * row) for i, t in enumerate(texts)],
+        [
+            (t, (i % columns) * (tw + TILE_GAP) + 1, (i // columns) * row)
+            for i, t in enumerate(texts)
+        ],
     )
 
 

@@ -58,21 +58,27 @@ def targets_text(result: Explanation) -> str:
     )
 
 
-def cam_view(
-    result: Explanation,
-    *,
-    colormap: str = render.DEFAULT_COLORMAP,
-    alpha: float = render.DEFAULT_ALPHA,
-    normalization: str = "per model",
-) -> CamView:
-    """Both CAM overlays on the same image at the same size, the signed difference, agreement.
+@dataclass(frozen=True)
+class CamMaps:
+    """The compared models' CAMs on the chosen scale, as `cam_view` draws them."""
+
+    maps: list[np.ndarray]  # per model, in order: (H, W) at the image's size
+    labels: list[str]  # per model: what its colour bar's 0–1 means
+    titles: tuple[str, ...]
+    flat: tuple[str, ...]  # the titles of the models whose map is one value everywhere
+    difference_label: str
+    difference: np.ndarray | None  # the second map less the first (None: not two models)
+    limit: float = 1.0  # the difference's largest |value|
+
+
+def cam_maps(result: Explanation, normalization: str = "per model") -> CamMaps:
+    """Each model's map on the `normalization` scale and, for two models, their difference.
 
     "per model": each map min-max scaled on its own (pytorch-grad-cam's convention); "joint": both
     raw maps divided by the larger maximum, so the weaker evidence looks weaker.
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}")
-    image = result.image.display
     models = list(result.models.values())
     if normalization == "joint":
         maps = joint_scale([m.cam_raw for m in models], result.image.size)
@@ -83,26 +89,45 @@ def cam_view(
     titles = tuple(m.title for m in models)
     flat = tuple(m.title for m in models if np.ptp(m.cam_raw) == 0)
     labels = [FLAT if m.title in flat else scale_label for m in models]
-    difference_label = f"{titles[-1]} − {titles[0]} ({normalization} scale)"
+    label = f"{titles[-1]} − {titles[0]} ({normalization} scale)"
+    if len(models) != 2:
+        return CamMaps(list(maps), labels, titles, flat, label, None)
+    # The difference of the maps as shown, on the chosen scale: B − A, zero in white.
+    difference = maps[1] - maps[0]
+    limit = render.symmetric_limit(difference)
+    return CamMaps(list(maps), labels, titles, flat, label, difference, limit)
+
+
+def cam_view(
+    result: Explanation,
+    *,
+    colormap: str = render.DEFAULT_COLORMAP,
+    alpha: float = render.DEFAULT_ALPHA,
+    normalization: str = "per model",
+) -> CamView:
+    """Both CAM overlays on the same image at the same size, the signed difference, agreement,
+    on the `normalization` scale (`cam_maps`)."""
+    image = result.image.display
+    models = list(result.models.values())
+    found = cam_maps(result, normalization)
+    titles, flat = found.titles, found.flat
     # One strip height for the three pictures, which stand side by side.
-    lines = render.strip_lines(image.shape[1], [*labels, difference_label])
+    lines = render.strip_lines(image.shape[1], [*found.labels, found.difference_label])
     overlays = {}
-    for m, values, label in zip(models, maps, labels, strict=True):
+    for m, values, label in zip(models, found.maps, found.labels, strict=True):
         picture = render.overlay(image, values, colormap, alpha)
         if m.untrained:
             picture = render.stamp_untrained(picture)
         overlays[m.name] = render.with_colour_strip(picture, 0.0, 1.0, colormap, label, lines=lines)
-    if len(models) != 2:
+    if found.difference is None:
         nothing = {"pearson": float("nan"), "iou_top": float("nan")}
         return CamView(overlays, np.zeros_like(image), nothing, titles, normalization, flat=flat)
-    # The difference of the maps as shown, on the chosen scale: B − A, zero in white.
-    difference = maps[1] - maps[0]
-    limit = render.symmetric_limit(difference)
-    picture = render.signed_overlay(image, difference, alpha, limit)
+    limit = found.limit
+    picture = render.signed_overlay(image, found.difference, alpha, limit)
     if any(m.untrained for m in models):
         picture = render.stamp_untrained(picture)
     picture = render.with_colour_strip(
-        picture, -limit, limit, render.DIVERGING, difference_label, signed=True, lines=lines
+        picture, -limit, limit, render.DIVERGING, found.difference_label, signed=True, lines=lines
     )
     agreement = cam_agreement(models[0].cam, models[1].cam)
     return CamView(overlays, picture, agreement, titles, normalization, limit, flat)

@@ -103,6 +103,8 @@ def run_study(
     analyses: Sequence[str] = (),
     limits: Limits = DEFAULT_LIMITS,
     title: str | None = None,
+    figure_formats: Sequence[str] = ("png",),
+    figure_width: float | None = None,
 ) -> dict[str, Any]:
     """Study `source` with `models` into the folder `out`; returns what `study.json` holds.
 
@@ -114,7 +116,9 @@ def run_study(
     `analyses`: the analyses (`sa_viz.analyses`) to run on every image and model. `limits`:
     the images' bounds (the local engine; the server passes its own). `title`: what the report
     calls the source (default: its path). A source without images is an `EmptySource` (a
-    ValueError) naming where it looked and the layouts `read_source` knows.
+    ValueError) naming where it looked and the layouts `read_source` knows. `figure_formats`,
+    `figure_width`: the report's figures (PNG always, for its page; SVG, PDF besides) and their
+    width in inches (`render.paper`).
     """
     from tqdm import tqdm
 
@@ -175,5 +179,5 @@ def run_study(
     }
     files.write_json(out / "study.json", summary)
     if report:
-        write_report(out, report_classes)
+        write_report(out, report_classes, formats=figure_formats, width=figure_width)
     return summary
