@@ -198,9 +198,13 @@ def test_its_gates_on_the_page(weights_folder, checkpoint, tmp_path):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(TIMEOUT_MS)
         page.goto(f"{url}?example=chelsea&a={NAME}&b=ecaresnet50d.miil_in1k&gates={NAME}")
-        page.locator("#cam-a img").wait_for()
-        page.locator("#gate-mosaic img").wait_for()
-        page.locator("#gate-text").get_by_text("MyCBAM unit").first.wait_for()
-        assert TITLE in page.locator("#weights-status").inner_text()
-        page.screenshot(path=str(tmp_path / "own-model.png"), full_page=True)
-        browser.close()
+        artifacts = REPO / "tests" / "artifacts"
+        artifacts.mkdir(parents=True, exist_ok=True)
+        try:
+            page.locator("#cam-a img").wait_for()
+            page.locator("#gate-mosaic img").wait_for()
+            page.locator("#gate-text").get_by_text("MyCBAM unit").first.wait_for()
+            assert TITLE in page.locator("#weights-status").inner_text()
+        finally:
+            page.screenshot(path=str(artifacts / "own-model.png"), full_page=True)
+            browser.close()
