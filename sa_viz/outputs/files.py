@@ -1,5 +1,5 @@
-"""Every file that leaves SA-Viz is written here: PNG, JPEG, JSON, NPZ, ZIP, Parquet and HTML,
-each whole or not at all (a temporary name beside the file, then a rename).
+"""Every file that leaves SA-Viz is written here: PNG, JPEG, SVG, JSON, NPZ, ZIP, Parquet and
+HTML, each whole or not at all (a temporary name beside the file, then a rename).
 
 The other modules build what to write (pictures, figures, documents, tables) and pass it here,
 so encodings and the all-or-nothing write live in one place.
@@ -99,6 +99,14 @@ def write_html(path: str | Path, page: str) -> Path:
 
 def write_png(path: str | Path, picture: np.ndarray | Figure) -> Path:
     return write_bytes(path, png_bytes(picture))
+
+
+def write_svg(path: str | Path, figure: Figure) -> Path:
+    """A matplotlib figure as SVG, without the date matplotlib would write into it (the same
+    figure, the same bytes)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    return write_bytes(path, buffer.getvalue())
 
 
 def write_json(path: str | Path, document: Any) -> Path:
