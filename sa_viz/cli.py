@@ -1,4 +1,4 @@
-"""The `sa-viz` command (also `python -m sa_viz`): explain, weights, serve."""
+"""The `sa-viz` command (also `python -m sa_viz`): explain, study, cluster, weights, serve."""
 
 from __future__ import annotations
 
@@ -603,8 +603,85 @@ def study_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+# sa-viz cluster ------------------------------------------------------------------------------
+
+
+def cluster_parser() -> argparse.ArgumentParser:
+    from sa_viz.studies.clusters import MAX_CLUSTERS, MIN_IMAGES
+
+    parser = argparse.ArgumentParser(
+        prog="sa-viz cluster",
+        description="Strategies per class (spectral relevance analysis, Lapuschkin et al. "
+        "2019): per class and model, the study's Grad-CAMs clustered by spectral clustering, "
+        "the number of clusters chosen by the eigengap, with a t-SNE map. Writes "
+        "STUDY_DIR/clusters.parquet, clusters.json and a figure per class and model in "
+        "STUDY_DIR/clusters/.",
+    )
+    parser.add_argument("study", type=Path, help="a study's folder (sa-viz study --out)")
+    parser.add_argument(
+        "--classes",
+        default=None,
+        metavar="C,C,...",
+        help="classes (index or name) to cluster (default: every labelled class with at least "
+        "--min-images images)",
+    )
+    parser.add_argument(
+        "--models", default=None, metavar="A,B", help="the study's models to cluster (default: all)"
+    )
+    parser.add_argument(
+        "--min-images",
+        type=int,
+        default=MIN_IMAGES,
+        help="the fewest images of a class to cluster it (default: %(default)s; 3 at least)",
+    )
+    parser.add_argument(
+        "--max-clusters",
+        type=int,
+        default=MAX_CLUSTERS,
+        help="the most clusters the eigengap may choose (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="spectral clustering's and t-SNE's")
+    return parser
+
+
+def cluster_main(argv: Sequence[str] | None = None) -> int:
+    """`sa-viz cluster STUDY_DIR`: the strategies per class of a study's models."""
+    parser = cluster_parser()
+    args = parser.parse_args(argv)
+    if args.min_images < 3 or args.max_clusters < 1:
+        parser.error("--min-images must be at least 3 and --max-clusters at least 1")
+    from sa_viz.data.imagenet import class_index
+
+    try:
+        classes = [class_index(c) for c in (args.classes or "").split(",") if c]
+    except ValueError as error:
+        parser.error(f"--classes: {error}")
+    models = [m for m in (args.models or "").split(",") if m]
+    from sa_viz.studies.clusters import cluster_study, write_clusters
+
+    settings = {
+        "classes": classes or None,
+        "models": models or None,
+        "min_images": args.min_images,
+        "max_clusters": args.max_clusters,
+        "seed": args.seed,
+    }
+    try:
+        results = cluster_study(args.study, **settings)
+        write_clusters(args.study, results, settings)
+    except ValueError as error:  # not a study, a class with too few images, an unknown model
+        print(f"sa-viz cluster: error: {error}", file=sys.stderr)
+        return 2
+    for r in results:
+        sizes = ", ".join(str(int((r.clusters == c).sum())) for c in range(r.k))
+        print(f"class {r.label}, {r.model}: {len(r.keys)} images, k = {r.k} ({sizes})")
+    print(f"wrote {args.study / 'clusters.parquet'}, clusters.json and clusters/")
+    return 0
+
+
 USAGE = """usage: sa-viz explain IMAGE... --out DIR [--models A,B[,C,D]] [--model-file F] [options]
        sa-viz study SOURCE --out DIR [--models A,B[,C,D]] [--engine local|ray] [--limit N]
+       sa-viz cluster STUDY_DIR [--classes C,...] [--models A,B] [--min-images N]
        sa-viz weights [status|import PATH|download [MODEL...]]
        sa-viz serve [--port N] [--device auto|cpu|cuda] [options]   (the web app)
 
@@ -616,6 +693,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {
         "explain": explain_main,
         "study": study_main,
+        "cluster": cluster_main,
         "weights": weights_main,
         "serve": serve_main,
     }

@@ -215,3 +215,48 @@ def mprt_figure(
     )
     ax.legend(fontsize=8)
     return fig
+
+
+def clusters_figure(
+    eigenvalues: np.ndarray,
+    k: int,
+    means: np.ndarray,
+    embedding: np.ndarray,
+    clusters: np.ndarray,
+    title: str,
+    *,
+    colormap: str = DEFAULT_COLORMAP,
+) -> Figure:
+    """One class's strategies under one model (`sa_viz.studies.clusters`): the normalised
+    Laplacian's first eigenvalues with the gap that chose k, the t-SNE map of the images
+    coloured by cluster, and each cluster's mean CAM (k, h, w) in the same colours."""
+    shown = min(len(eigenvalues), max(10, k + 3))
+    columns = max(k, 2)
+    fig = Figure(figsize=(max(8.0, 1.7 * columns), 7.2), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.5, 1])
+    gap_ax, map_ax = top.subplots(1, 2)
+    gap_ax.plot(range(1, shown + 1), eigenvalues[:shown], marker="o", markersize=4, color="C7")
+    gap_ax.plot([k, k + 1], eigenvalues[k - 1 : k + 1], color="#b00020", linewidth=2.5,
+                label=f"largest gap: k = {k}")  # fmt: skip
+    gap_ax.set_xlabel("i")
+    gap_ax.set_ylabel("eigenvalue λᵢ of the normalised Laplacian")
+    gap_ax.set_title("eigengap", fontsize=9)
+    gap_ax.legend(fontsize=8)
+    for c in range(k):
+        members = clusters == c
+        map_ax.scatter(*embedding[members].T, s=18, color=f"C{c % 10}", label=f"{c}")
+    map_ax.set_title("t-SNE of the CAMs, by cluster", fontsize=9)
+    map_ax.set_xticks([])
+    map_ax.set_yticks([])
+    if k > 1:
+        map_ax.legend(fontsize=7, title="cluster", title_fontsize=7, markerscale=0.8)
+    axes = np.atleast_1d(bottom.subplots(1, columns))
+    for c, ax in enumerate(axes):
+        ax.axis("off")
+        if c < k:
+            ax.imshow(means[c], cmap=colormap, vmin=0)
+            size = int(np.sum(clusters == c))
+            ax.set_title(f"cluster {c}: {size} images", fontsize=9, color=f"C{c % 10}")
+    bottom.suptitle("each cluster's mean CAM (unit-norm maps, resized)", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    return fig
