@@ -15,8 +15,8 @@ from typing import Any
 
 from sa_viz.analyses import Analysis, ImageInput, Result
 from sa_viz.analyses.knockout import group_knockout, harmful_groups
-from sa_viz.models.registry import get_model, list_models
-from sa_viz.probes.recorder import unit_names, units_of
+from sa_viz.models.registry import list_models
+from sa_viz.probes.recorder import attention_of, unit_names, units_of
 
 PREFIX = "knockout_dp_"  # + unit + "_g" + the group's number: one number per group
 WHOLE = "knockout_unit_dp_"  # + unit: the whole unit knocked out
@@ -52,7 +52,7 @@ def harmful_groups_per_unit(
 # The units of the registered gated models, in forward order: the declared numbers (one per
 # unit, the whole unit knocked out) that a study reduces and compares between the models.
 UNITS = list(
-    dict.fromkeys(u for name in list_models() if get_model(name).gates for u in unit_names(name))
+    dict.fromkeys(u for name in list_models() if attention_of(name) for u in unit_names(name))
 )
 
 ANALYSIS = Analysis(

@@ -8,7 +8,7 @@ from sa_viz.cam import METHODS
 from sa_viz.data.examples import EXAMPLES_DIR
 from sa_viz.data.imagenet import choice_label, labels
 from sa_viz.models import get_model, list_models
-from sa_viz.probes import unit_layouts, unit_names
+from sa_viz.probes import attention_of, unit_layouts, unit_names
 
 ASSETS = EXAMPLES_DIR
 OWN_TOP1 = "each model's own top-1"
@@ -37,17 +37,12 @@ SLOTS = ("a", "b")  # the two compared models' places on the page
 # The attention units of every registered model with gates, in order (the handler checks that
 # the chosen model has the unit).
 UNIT_NAMES = list(
-    dict.fromkeys(u for name in list_models() if get_model(name).gates for u in unit_names(name))
+    dict.fromkeys(u for name in list_models() if attention_of(name) for u in unit_names(name))
 )
 # The most groups any unit has: the API's bound for `group`; each unit's own count is checked
 # against the chosen model's.
 MAX_GROUPS = max(
-    (
-        u.groups
-        for name in list_models()
-        if get_model(name).gates
-        for u in unit_layouts(name).values()
-    ),
+    (u.groups for name in list_models() if attention_of(name) for u in unit_layouts(name).values()),
     default=1,
 )
 
@@ -61,7 +56,8 @@ def models_info() -> str:
     lines = []
     for name in list_models():
         entry = get_model(name)
-        gates = f", {entry.gates} gates" if entry.gates else ", no attention gates"
+        kinds = attention_of(name)
+        gates = f", {kinds} gates" if kinds else ", no attention gates"
         lines.append(
             f"**{entry.title}**: {entry.meta.top1:.2f}% ImageNet top-1, "
             f"{entry.meta.parameters / 1e6:.1f} M parameters{gates} · {entry.meta.paper}"
@@ -70,7 +66,7 @@ def models_info() -> str:
 
 
 MODEL_CHOICES = [model_choice(name) for name in list_models()]
-GATED_CHOICES = [model_choice(name) for name in list_models() if get_model(name).gates]
+GATED_CHOICES = [model_choice(name) for name in list_models() if attention_of(name)]
 
 # Where the page says what went wrong, beside the control a person would change, by the
 # failure's title; anything else goes under the Explain button ("run").

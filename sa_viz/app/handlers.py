@@ -44,7 +44,7 @@ from sa_viz.models.weights import WeightsStatus
 from sa_viz.outputs.document import explanation_document
 from sa_viz.outputs.export import write_zip
 from sa_viz.pipeline.explain import Explanation, analyse_explanation
-from sa_viz.probes import UnitGates, unit_layouts
+from sa_viz.probes import UnitGates, attention_of, unit_layouts
 from sa_viz.render import paper, views
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def status_state(status: WeightsStatus) -> str:
 
 
 NO_GATES = "Neither of the compared models has attention gates: choose " + " or ".join(
-    get_model(name).title for name in list_models() if get_model(name).gates
+    get_model(name).title for name in list_models() if attention_of(name)
 )
 
 
@@ -181,7 +181,7 @@ class Handlers:
             return gr.skip()
         p, e = self.page, self.page.explorer
         named = [views.model_caption(statuses[name]) for name in pair]
-        gated = [name for name in pair if get_model(name).gates]
+        gated = [name for name in pair if attention_of(name)]
         shown = gate_model if gate_model in gated else (gated[0] if gated else None)
         layouts = list(unit_layouts(shown).values()) if shown else []
         groups = max((u.groups for u in layouts), default=1)

@@ -27,7 +27,8 @@ from sa_viz.app.tempspace import TempSpace
 from sa_viz.app.validation import parse_target
 from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
 from sa_viz.data.examples import EXAMPLES
-from sa_viz.models import DEFAULT_PAIR, get_model, list_models
+from sa_viz.models import DEFAULT_PAIR, list_models
+from sa_viz.probes import attention_of
 from sa_viz.render import views
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ URL_KEYS: dict[str, Callable[[str | None], Any]] = {
     "group": _url_group,
     "a": _one_of(list_models()),
     "b": _one_of(list_models()),
-    "gates": _one_of([name for name in list_models() if get_model(name).gates]),
+    "gates": _one_of([name for name in list_models() if attention_of(name)]),
     "input": lambda value: {"crop": CROP, "whole": WHOLE}.get(value or ""),
     "cam_scale": _one_of(list(views.NORMALIZATIONS)),
     "opacity": _url_opacity,
@@ -158,7 +159,7 @@ def link_view(query: dict[str, str], page: Page, space: TempSpace) -> tuple[dict
     # se_resnet50 and the page's default list).
     a, b, gates = values["a"], values["b"], values["gates"]
     gated = [
-        n for n in dict.fromkeys((a or DEFAULT_PAIR[0], b or DEFAULT_PAIR[1])) if get_model(n).gates
+        n for n in dict.fromkeys((a or DEFAULT_PAIR[0], b or DEFAULT_PAIR[1])) if attention_of(n)
     ]
     if gates is not None and gates not in gated:
         wrong.append(f"gates={gates}")

@@ -112,6 +112,10 @@ class LoadedModel:
         return get_model(self.name).title
 
 
+def _title(spec: WeightsSpec) -> str:
+    return get_model(spec.model).title
+
+
 def sha256_of(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -323,7 +327,7 @@ def download(
     """
     spec = SPECS[name]
     if spec.url is None:
-        raise CheckpointError(f"{spec.title} has no direct download. {spec.how_to_get}")
+        raise CheckpointError(f"{_title(spec)} has no direct download. {spec.how_to_get}")
     target = weights_dir(folder) / spec.filenames[0]
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, part = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".part")
@@ -419,7 +423,7 @@ def checkable_units(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def _file_status(
     spec: WeightsSpec, model: nn.Module, path: Path, info: CheckpointInfo
 ) -> WeightsStatus:
-    digest = sha256_of(path)
+    digest, title = sha256_of(path), _title(spec)
     published = spec.hash_prefix or _hub_blob_hash(spec, path)
     verified = bool(published) and digest.startswith(published)
     if published and not spec.hash_prefix:
@@ -428,27 +432,27 @@ def _file_status(
     untrained_units = tuple(name for name, unit in units if unit.untrained)
     source = spec.source if verified else f"{path.name} ({info.format})"
     if verified:
-        message = f"{spec.title}: pretrained, {spec.source}; published hash verified ({path.name})"
+        message = f"{title}: pretrained, {spec.source}; published hash verified ({path.name})"
     elif spec.hash_prefix:
         message = (
-            f"{spec.title}: weights from {path.name}. Its sha256 does not begin with the published "
+            f"{title}: weights from {path.name}. Its sha256 does not begin with the published "
             f"{spec.hash_prefix}, so these are not the published weights ({spec.source})."
         )
     else:
-        message = f"{spec.title}: weights from {path.name} (no published hash to check it against)"
+        message = f"{title}: weights from {path.name} (no published hash to check it against)"
     if untrained_units:
         unit = units[0][1]
         constant = getattr(unit, "UNTRAINED_GATE", None)
         value = f", {constant:.3f}" if constant is not None else ""
         kind = getattr(unit, "KIND", type(unit).__name__)
         message = (
-            f"{spec.title}: weights from {path.name}, but {len(untrained_units)} of {len(units)} "
+            f"{title}: weights from {path.name}, but {len(untrained_units)} of {len(units)} "
             f"{kind} units have untrained gate parameters (their initial values: every "
             f"gate of such a unit is one constant{value})"
         )
     return WeightsStatus(
         model=spec.model,
-        title=spec.title,
+        title=title,
         pretrained=True,
         source=source,
         message=message,
@@ -478,10 +482,10 @@ def _untrained_status(spec: WeightsSpec, problem: str | None) -> WeightsStatus:
     )
     return WeightsStatus(
         model=spec.model,
-        title=spec.title,
+        title=_title(spec),
         pretrained=False,
         source=f"untrained: random initialisation, seed {UNTRAINED_SEED}",
-        message=f"{spec.title} is UNTRAINED: {reason}. Results from it are meaningless.",
+        message=f"{_title(spec)} is UNTRAINED: {reason}. Results from it are meaningless.",
         how_to_get=spec.how_to_get,
     )
 

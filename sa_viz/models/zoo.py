@@ -19,7 +19,7 @@ from functools import partial
 
 from torch import nn
 
-from sa_viz.models.registry import (
+from sa_viz.models.entry import (
     ModelEntry,
     ModelMeta,
     Preprocessing,
@@ -131,7 +131,7 @@ def timm_entry(name: str) -> ModelEntry:
         )
     known = ZOO.get(full)
     builder = partial(_build, full)
-    gates, layers, parameters = _inspect(builder, known)
+    layers, parameters = _inspect(builder)
     return ModelEntry(
         name=full,
         title=known.title if known else full,
@@ -153,7 +153,7 @@ def timm_entry(name: str) -> ModelEntry:
         ),
         preprocessing=Preprocessing.from_timm(cfg),
         cam_layers=layers,
-        gates=gates,
+        gates=known.gates if known else None,
         gates_note=known.gates_note if known else "",
         extra={"timm": full},
     )
@@ -165,23 +165,18 @@ def _build(name: str) -> nn.Module:
     return timm.create_model(name, pretrained=False)
 
 
-def _inspect(
-    builder: Callable[[], nn.Module], known: ZooModel | None
-) -> tuple[str | None, tuple[str, ...], int]:
-    """The kinds of attention its probes read, its CAM layers and its parameter count, from
-    the model built on the meta device (no memory; a CPU build where timm can't build there)."""
+def _inspect(builder: Callable[[], nn.Module]) -> tuple[tuple[str, ...], int]:
+    """Its CAM layers and its parameter count, from the model built on the meta device (no
+    memory; a CPU build where timm can't build there)."""
     import torch
-
-    from sa_viz.probes import units_of
 
     try:
         with torch.device("meta"):
             model = builder()
     except (RuntimeError, NotImplementedError, TypeError):
         model = builder()
-    kinds = list(dict.fromkeys(probe.kind for _, _, probe in units_of(model)))
     parameters = sum(p.numel() for p in model.parameters())
-    return (", ".join(kinds) or None), default_cam_layers(model), parameters
+    return default_cam_layers(model), parameters
 
 
 def _how_to_get(name: str, hub_id: str | None) -> str:

@@ -22,6 +22,7 @@ from sa_viz.probes.base import (
 )
 from sa_viz.probes.recorder import (
     UNREAD,
+    attention_of,
     probe_for,
     record_gates,
     register_probe,
@@ -41,6 +42,7 @@ __all__ = [
     "Probe",
     "Tap",
     "UnitGates",
+    "attention_of",
     "gate_stats",
     "is_constant",
     "probe_for",

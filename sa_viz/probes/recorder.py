@@ -180,6 +180,19 @@ def unit_layouts(model_name: str) -> dict[str, GateLayout]:
     return {name: probe.layout(name, unit) for name, unit, probe in units_of(model)}
 
 
+def attention_of(model_name: str) -> str | None:
+    """The kinds of attention of a registered model ("SE"; "CBAM, SE"; None: none): its entry's
+    declaration where it has one, else what the probes find in it (a model registered at run
+    time, or a timm model by name)."""
+    from sa_viz.models.registry import get_model
+
+    declared = get_model(model_name).gates
+    if declared is not None:
+        return declared
+    kinds = dict.fromkeys(layout.kind for layout in unit_layouts(model_name).values())
+    return ", ".join(kinds) or None
+
+
 def unit_names(model_name: str) -> tuple[str, ...]:
     return tuple(unit_layouts(model_name))
 
