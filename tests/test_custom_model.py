@@ -202,6 +202,7 @@ def test_its_gates_on_the_page(weights_folder, checkpoint, tmp_path):
         artifacts.mkdir(parents=True, exist_ok=True)
         try:
             page.locator("#cam-a img").wait_for()
+            page.get_by_role("tab", name="Gate explorer").click()
             page.locator("#gate-mosaic img").wait_for()
             page.locator("#gate-text").get_by_text("MyCBAM unit").first.wait_for()
             assert TITLE in page.locator("#weights-status").inner_text()

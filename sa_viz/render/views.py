@@ -166,7 +166,7 @@ def prediction_rows(result: Explanation, name: str) -> list[list]:
         marks = []
         for other in others:
             ranks = [q.index for q in other.top5]
-            marks.append(f"#{ranks.index(p.index) + 1}" if p.index in ranks else f"{DISAGREE} no")
+            marks.append(f"#{ranks.index(p.index) + 1}" if p.index in ranks else "no")
         mark = f"{TARGET} " if p.index == this.target.index else ""
         rows.append([f"{mark}{p.index} · {p.label}", f"{p.probability:.3f}", ", ".join(marks)])
     return rows
