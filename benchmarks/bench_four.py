@@ -12,7 +12,8 @@ runs them. Medians of `--runs` interleaved rounds after `--warmup` rounds:
 
 Memory: the peak resident set of a fresh process that loads the models and runs the floor, then
 of one that runs ours (`resource.getrusage`, the same models loaded in both): the difference is
-what the explanation adds beyond the peak of building and loading the models. Weights are fixed-seed random (speed does not depend on them).
+what the explanation adds beyond the peak of building and loading the models. Weights are
+fixed-seed random (speed does not depend on them).
 """
 
 from __future__ import annotations
