@@ -309,7 +309,10 @@ def to_tensor(
     std: Sequence[float] = STD,
 ) -> torch.Tensor:
     """(H, W, 3) uint8 RGB → (1, 3, H, W) float32, normalised (default: ImageNet's)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255)
+    # A view may be read-only (a decoded study image shared between workers): the float copy
+    # below is new memory either way, so such an array is copied first (torch warns otherwise).
+    pixels = rgb if rgb.flags.writeable else rgb.copy()
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float().div_(255)
     return TF.normalize(tensor, list(mean), list(std)).unsqueeze(0)
 
 
