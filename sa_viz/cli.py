@@ -92,8 +92,9 @@ def explain_parser() -> argparse.ArgumentParser:
         "--analyses",
         default="",
         metavar="A,B,...",
-        help="analyses of each image and model, in its JSON, from: deletion_insertion, road, "
-        "knockout (models with gates)",
+        help="analyses of each image and model, in its JSON, from: " + known_analyses() + " "
+        "(knockout and gate_randomisation: models with gates; mprt also writes "
+        "<name>_mprt.png, every model's curve on one chart)",
     )
     add_figure_arguments(parser)
     add_debug_argument(parser)
@@ -303,6 +304,13 @@ def write_outputs(
             )
             name = f"{stem}_gates_{unit}" if len(gated) == 1 else f"{stem}_gates_{m.name}_{unit}"
             pictures |= files.figure_files(name, fig, formats)
+        curves = {
+            result.models[name].title: found["mprt"]["details"]
+            for name, found in (analyses or {}).items()
+            if "mprt" in found
+        }
+        if curves:  # the sanity check's curves: every model on one chart, with its baseline
+            pictures |= files.figure_files(f"{stem}_mprt", render.mprt_figure(curves), formats)
     with stage("export"):
         written = [files.write_bytes(out / name, data) for name, data in pictures.items()]
         document = explanation_document(result, analyses=analyses, file=file)
@@ -465,9 +473,9 @@ def study_parser() -> argparse.ArgumentParser:
         "--analyses",
         default="",
         metavar="A,B,...",
-        help="analyses to run on every image and model, from: deletion_insertion, localisation "
-        "(needs boxes), road, knockout (each adds passes: deletion_insertion 34 per model "
-        "and image)",
+        help="analyses to run on every image and model, from: " + known_analyses() + " "
+        "(localisation needs boxes; each adds passes: deletion_insertion 34 per model and "
+        "image, mprt about 50)",
     )
     parser.add_argument(
         "--report-classes",
@@ -481,6 +489,13 @@ def study_parser() -> argparse.ArgumentParser:
     add_debug_argument(parser)
     add_weights_arguments(parser)
     return parser
+
+
+def known_analyses() -> str:
+    """The registered analyses' names, for the flags' help."""
+    from sa_viz.analyses import analyses
+
+    return ", ".join(analyses())
 
 
 def parse_analyses(parser: argparse.ArgumentParser, text: str) -> list[str]:

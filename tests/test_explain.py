@@ -231,6 +231,25 @@ def test_cli_analyses_in_the_json(weights_folder, tmp_path):
     assert wrong.returncode == 2 and "unknown nonsense" in wrong.stderr
 
 
+@pytest.mark.slow  # the MPRT: ~50 CAM passes per model
+def test_cli_mprt_draws_every_models_curve(weights_folder, tmp_path):
+    """`--analyses mprt` adds <name>_mprt.svg (and .png): both models' curves on one chart,
+    titled by the models' titles, with their numbers in the JSON."""
+    result = run_cli(
+        "explain", str(ASSETS / "coffee.jpg"), "--out", str(tmp_path), "--crop",
+        "--analyses", "mprt", "--format", "png,svg", env_dir=weights_folder,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    svg = (tmp_path / "coffee_mprt.svg").read_text()
+    assert "ResNet-50" in svg and "SA-ResNet-50" in svg and "baseline" in svg
+    assert (tmp_path / "coffee_mprt.png").stat().st_size > 10_000
+    found = json.loads((tmp_path / "coffee.json").read_text())["analyses"]
+    assert set(found) == {"resnet50", "sa_resnet50"}
+    for f in found.values():  # null where a randomised model's map is flat (no ranking)
+        value = f["mprt"]["numbers"]["mprt_spearman"]
+        assert value is None or -1 <= value <= 1
+
+
 def test_the_cli_names_the_file_and_stage_of_an_unforeseen_failure(
     weights_folder, tmp_path, monkeypatch, capsys
 ):
