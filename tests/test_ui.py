@@ -810,3 +810,14 @@ def test_the_faithfulness_chart_fits_its_axis_to_the_curves():
         low, high = ax.get_ylim()
         assert 0.0003 > low > 0.0001 and 0.0034 > high > 0.0031, (low, high)
     assert "fitted to the curves" in faithfulness_figure(found).axes[0].get_ylabel()
+
+
+def test_the_group_slider_reaches_the_units_last_row():
+    """SA's 64 groups: 0–63; SK's two kernel paths: 0–1, named so; one row (SE, CBAM): held at 0."""
+    from sa_viz.app.handlers import group_slider
+
+    assert group_slider(64)["maximum"] == 63 and group_slider(64)["interactive"]
+    two = group_slider(2, "kernel path")
+    assert two["maximum"] == 1 and two["label"] == "Kernel path"
+    one = group_slider(1)
+    assert one["value"] == 0 and not one["interactive"]

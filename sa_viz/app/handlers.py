@@ -94,9 +94,11 @@ NO_GATES = "Neither of the compared models has attention gates: choose " + " or 
 
 def group_slider(groups: int, rows: str = "group") -> dict[str, Any]:
     """The group slider for a unit with `groups` rows of gates, named as its layout names them
-    ("Group", "Kernel path", "Radix split"): it stands at 0 for a unit with one."""
+    ("Group", "Kernel path", "Radix split"), reaching its last one; it stands at 0 for a unit
+    with one."""
     return gr.update(
         interactive=groups > 1,
+        maximum=max(1, groups - 1),
         label=rows[:1].upper() + rows[1:],
         **({} if groups > 1 else {"value": 0}),
     )
