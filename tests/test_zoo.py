@@ -157,3 +157,17 @@ def test_four_models_from_the_command_line(weights_folder, tmp_path):
         assert len(model["top5"]) == 5
         assert bool(model["gates"]) == (name != "resnet50")
     assert (tmp_path / "chelsea_cam.png").stat().st_size > 10_000
+
+
+def test_using_a_zoo_model_does_not_list_it():
+    """A zoo model works by name without joining `list_models` (what the app offers and loads,
+    and what the weights flags are made from); registering its entry lists it."""
+    from sa_viz.models import list_models, register_model, registry
+
+    before = list_models()
+    entry = get_model("seresnet50.ra2_in1k")
+    assert get_model("timm:seresnet50.ra2_in1k") is entry and list_models() == before
+    try:
+        assert register_model(entry) is entry and list_models() == [*before, entry.name]
+    finally:
+        registry._BY_NAME.pop(entry.name, None)

@@ -125,12 +125,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # Registered before the app's modules are imported: they list the models as they load.
     run_model_files(parser, args.model_file)
     if args.models:
-        from sa_viz.models import parse_models
+        from sa_viz.models import get_model, list_models, parse_models, register_model
 
         try:
-            parse_models(args.models)
+            names = parse_models(args.models)
         except ValueError as error:
             parser.error(f"--models: {error}")
+        for name in names:  # listed, so the page offers them and the engine loads them
+            if name not in list_models():
+                register_model(get_model(name))
     return args
 
 

@@ -8,7 +8,7 @@ from it.
 
 Adding a model: `register_model(name, builder, ...)` (a researcher's own network, with its
 checkpoint), one entry in `ENTRIES` (built in), or a timm name (`sa_viz.models.zoo`: timm's
-attention ResNets, and any timm model as "timm:NAME", registered when first asked for). For a
+attention ResNets, and any timm model as "timm:NAME", made when first asked for). For a
 new attention type, one probe file in `sa_viz/probes/` or `register_probe`.
 
 Each entry carries its own preprocessing (resize, crop, interpolation, mean and std: timm's
@@ -130,6 +130,9 @@ ENTRIES: tuple[ModelEntry, ...] = (
 )
 
 _BY_NAME = {entry.name: entry for entry in ENTRIES}
+# Zoo and timm: models made when first asked for (by either of their names); listed by
+# `list_models` only once registered (`sa-viz serve --models` registers them).
+_RESOLVED: dict[str, ModelEntry] = {}
 DEFAULT_PAIR = ("resnet50", "sa_resnet50")
 MAX_MODELS = 4  # side by side, on the page, the CLI and the API
 
@@ -234,20 +237,25 @@ def _custom_entry(
 
 
 def list_models() -> list[str]:
-    """Every registered model's name, in the registry's order (the zoo's timm models are
-    registered when first asked for: `sa_viz.models.zoo.ZOO` lists them)."""
+    """Every registered model's name, in the registry's order: the built-in ones and those
+    registered since (`register_model`). The zoo's timm models work by name without being
+    listed here (`sa_viz.models.zoo.ZOO` lists them)."""
     return list(_BY_NAME)
 
 
 def get_model(name: str) -> ModelEntry:
-    """The registry entry of `name`; a zoo model or "timm:NAME" is registered on first use; a
-    ValueError that lists the models otherwise."""
+    """The registry entry of `name`; a zoo model or "timm:NAME" is made on first use (and kept,
+    not listed); a ValueError that lists the models otherwise."""
     if isinstance(name, str) and name not in _BY_NAME:
+        if name in _RESOLVED:
+            return _RESOLVED[name]
         from sa_viz.models.zoo import resolve
 
         entry = resolve(name)
         if entry is not None:
-            return _BY_NAME.setdefault(entry.name, entry)
+            entry = _BY_NAME.get(entry.name) or _RESOLVED.setdefault(entry.name, entry)
+            _RESOLVED[name] = entry
+            return entry
     try:
         return _BY_NAME[name]
     except (KeyError, TypeError):
@@ -261,8 +269,8 @@ def get_model(name: str) -> ModelEntry:
 
 def parse_models(text: str | Sequence[str] | None) -> tuple[str, ...]:
     """ "a,b,c" → ("a", "b", "c"): one to four different models to compare, in order; each
-    checked against the registry (zoo and timm: models registered on the way). "timm:NAME" is
-    named by its registered name."""
+    checked against the registry (zoo and timm: models made on the way). "timm:NAME" is named
+    by its entry's name."""
     if not text:
         return DEFAULT_PAIR
     parts = str(text).split(",") if isinstance(text, str) else list(text)

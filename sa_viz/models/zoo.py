@@ -8,7 +8,8 @@ preprocessing, from timm's `results/results-imagenet.csv` (commit aa4b585, Augus
 
 `resolve(name)` makes the entry of a zoo name ("seresnet50.ra2_in1k") or of "timm:NAME" (any
 timm model with a pretrained tag); `get_model` calls it for names it does not know, so these
-models are registered on first use.
+models work by name anywhere; `register_model(get_model(name))` lists them too (the app offers
+the models listed).
 """
 
 from __future__ import annotations

@@ -20,9 +20,10 @@ import torch
 from sa_viz.cam import DEFAULT_LAYER, LAYERS, compute_cam, get_method
 from sa_viz.data.imagenet import label
 from sa_viz.data.preprocess import DEFAULT_LIMITS, ImageSource, Limits, PreparedImage, prepare_image
-from sa_viz.data.transforms import Preprocessing
+from sa_viz.data.transforms import IMAGENET, Preprocessing
 from sa_viz.hooks import reporting, time_limit
 from sa_viz.models.device import device_of
+from sa_viz.models.entry import ModelEntry
 from sa_viz.models.registry import DEFAULT_PAIR, MAX_MODELS, get_model, parse_models
 from sa_viz.models.weights import LoadedModel, WeightsStatus, load_model
 from sa_viz.probes import UnitGates, unread_of
@@ -174,17 +175,38 @@ def check_models(models: Mapping[str, LoadedModel] | Sequence[str], layer: str) 
     if not 1 <= len(models) <= MAX_MODELS:
         raise ValueError(f"explain one to {MAX_MODELS} models at a time; got {len(models)}")
     for name in models:
-        get_model(name).layer_module(layer)  # a ValueError that lists its layers
+        layer_of(name, layer)  # a ValueError that lists its layers
+
+
+def entry_of(name: str) -> ModelEntry | None:
+    """The registry's entry of `name`, None for a model from outside the registry (a
+    `LoadedModel` passed in under a name of its own): that one takes ImageNet's preprocessing
+    and its CAM layer as named."""
+    try:
+        return get_model(name)
+    except ValueError:
+        return None
+
+
+def layer_of(name: str, layer: str) -> str:
+    """The module path of the page's CAM layer `layer` in model `name` (`layer_module`)."""
+    entry = entry_of(name)
+    return layer if entry is None else entry.layer_module(layer)
+
+
+def preprocessing_for(name: str) -> Preprocessing:
+    entry = entry_of(name)
+    return IMAGENET if entry is None else entry.preprocessing
 
 
 def preprocessing_of(models: Mapping[str, LoadedModel] | Sequence[str]) -> list[Preprocessing]:
     """Each model's input transform, in order (the first sets the display in centre-crop mode)."""
-    return [get_model(name).preprocessing for name in models]
+    return [preprocessing_for(name) for name in models]
 
 
 def model_input(image: PreparedImage, name: str) -> torch.Tensor:
-    """The prepared image as the registered model `name` takes it."""
-    return image.input_for(get_model(name).preprocessing)
+    """The prepared image as model `name` takes it."""
+    return image.input_for(preprocessing_for(name))
 
 
 def to_display(cam: np.ndarray, image: PreparedImage) -> np.ndarray:
@@ -234,9 +256,8 @@ def _explain_model(
     loaded: LoadedModel, image: PreparedImage, class_idx: int | None, layer: str, method: str
 ) -> ModelExplanation:
     model = loaded.module
-    entry = get_model(loaded.name)
     x = model_input(image, loaded.name).to(device_of(model))
-    result = compute_cam(model, x, class_idx, entry.layer_module(layer), method, gates=True)
+    result = compute_cam(model, x, class_idx, layer_of(loaded.name, layer), method, gates=True)
     cam, raw, classes, gates = result.maps[0], result.raw, result.class_idx, result.gates
     cam = to_display(cam, image)
     logits = result.logits
@@ -283,7 +304,7 @@ def analyse_explanation(
         model = models[name].module
         x = model_input(result.image, name).to(device_of(model))
         cam, scaled = in_model_input(m.cam, boxes, x)
-        layer = get_model(name).layer_module(result.layer)
+        layer = layer_of(name, result.layer)
         image = ImageInput(model, x, cam, m.target.index, scaled, layer, result.method)
         done = {}
         for j, analysis in enumerate(names):

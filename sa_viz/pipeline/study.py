@@ -40,9 +40,14 @@ from sa_viz.data.preprocess import (
 from sa_viz.data.sources import Item
 from sa_viz.data.transforms import IMAGENET, Preprocessing
 from sa_viz.models.device import device_of
-from sa_viz.models.registry import get_model
 from sa_viz.models.weights import LoadedModel
-from sa_viz.pipeline.explain import fit_map, in_model_input
+from sa_viz.pipeline.explain import (
+    fit_map,
+    in_model_input,
+    layer_of,
+    preprocessing_for,
+    preprocessing_of,
+)
 from sa_viz.probes import unit_summary
 
 TOP_K = 5
@@ -136,10 +141,10 @@ def study_batch(
     labels = [d.item.label for d in good]
     per_model: dict[str, dict[str, Any]] = {}
     for name, loaded in models.items():
-        model, entry = loaded.module, get_model(name)
-        x = torch.cat([d.input_for(entry.preprocessing) for d in good])
+        model = loaded.module
+        x = torch.cat([d.input_for(preprocessing_for(name)) for d in good])
         # The label's class where there is one, else the model's own top-1 (None)
-        module = entry.layer_module(layer)
+        module = layer_of(name, layer)
         result = compute_cam(model, x.to(device_of(model)), labels, module, gates=True)
         targets, raw = result.class_idx, result.raw
         maps = [fit_map(m, d.pixels.shape[:2]) for m, d in zip(result.maps, good, strict=True)]
@@ -256,7 +261,7 @@ def local_batches(
     # running, a worker can deadlock (seen: a study that never began).
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context) if workers > 0 else None
-    preprocessing = [get_model(name).preprocessing for name in models]
+    preprocessing = preprocessing_of(models)
     try:
         for batch in decoded(items, pool, batch_size, crop, limits, preprocessing):
             problems = [d.problem for d in batch if d.problem]

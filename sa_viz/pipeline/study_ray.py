@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from sa_viz.data.sources import Item
-from sa_viz.models.registry import get_model
 from sa_viz.models.weights import LoadedModel
+from sa_viz.pipeline.explain import preprocessing_of
 from sa_viz.pipeline.study import decode, study_batch
 
 NO_LABEL = -1  # Ray Data columns are arrays: an unknown label travels as -1
@@ -74,7 +74,7 @@ class StudyActor:
                 batch["key"], batch["path"], batch["label"], batch["boxes"], strict=True
             )
         ]
-        preprocessing = [get_model(name).preprocessing for name in self.models]
+        preprocessing = preprocessing_of(self.models)
         decoded = [decode(item, self.crop, preprocessing=preprocessing) for item in items]
         records = study_batch(self.models, decoded, self.layer, self.analyses)
         by_key: dict[str, list[dict[str, Any]]] = {}
