@@ -672,6 +672,7 @@ def cluster_main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         parser.error(f"--classes: {error}")
     models = [m for m in (args.models or "").split(",") if m]
+    from sa_viz.outputs.study_report import add_clusters_to_report
     from sa_viz.studies.clusters import cluster_study, write_clusters
 
     settings = {
@@ -684,13 +685,17 @@ def cluster_main(argv: Sequence[str] | None = None) -> int:
     try:
         results = cluster_study(args.study, **settings)
         write_clusters(args.study, results, settings)
+        report = add_clusters_to_report(args.study)
     except ValueError as error:  # not a study, a class with too few images, an unknown model
         print(f"sa-viz cluster: error: {error}", file=sys.stderr)
         return 2
     for r in results:
         sizes = ", ".join(str(int((r.clusters == c).sum())) for c in range(r.k))
         print(f"class {r.label}, {r.model}: {len(r.keys)} images, k = {r.k} ({sizes})")
-    print(f"wrote {args.study / 'clusters.parquet'}, clusters.json and clusters/")
+    print(
+        f"wrote {args.study / 'clusters.parquet'}, clusters.json and clusters/"
+        + (f"; the strategies are in {report}" if report else "")
+    )
     return 0
 
 

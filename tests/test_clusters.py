@@ -176,3 +176,21 @@ def test_a_small_class_can_be_asked_for(study):
 def test_the_usage_names_the_command(capsys):
     assert main([]) == 2
     assert "sa-viz cluster STUDY_DIR" in capsys.readouterr().err
+
+
+def test_the_report_gains_the_strategies(study, capsys):
+    """`sa-viz cluster` puts its figures into the study's report, in place of the section's
+    markers (a second run replaces it, never adds a second); a report without them gets it at
+    its end."""
+    report = study / "report.html"
+    report.write_text("<h1>study</h1><!-- clusters --><!-- /clusters --><p>the end</p>")
+    for _ in range(2):
+        assert main(["cluster", str(study), "--models", "sa_resnet50", "--seed", "2"]) == 0
+    page = report.read_text()
+    assert page.count("<h2>Strategies per class</h2>") == 1 and page.endswith("<p>the end</p>")
+    assert f'<img src="clusters/class{CLASS}-sa_resnet50.png"' in page
+    assert "k = 3 (images per cluster: 10, 10, 10)" in page
+    assert f"the strategies are in {report}" in capsys.readouterr().out
+    report.write_text("<h1>an older report</h1>")
+    assert main(["cluster", str(study), "--models", "sa_resnet50"]) == 0
+    assert report.read_text().startswith("<h1>an older report</h1><!-- clusters --><h2>")

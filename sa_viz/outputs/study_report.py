@@ -131,6 +131,7 @@ def write_report(
     parts.append(_analyses_section(summary))
     for model in names:
         parts.append(_gates_section(out, summary, model, chosen, figures))
+    parts.append(clusters_section(out))
     counts = summary["counts"]
     page = (
         "<!doctype html><meta charset=utf-8><title>SA-Viz study</title>"
@@ -153,6 +154,55 @@ def write_report(
 
 
 SHOWN_PROBLEMS = 10  # problems listed on the page; all of them are in problems.txt
+# Where a report holds the strategies per class, so that `sa-viz cluster` can put them into a
+# report written before it ran (and a report written again keeps them).
+CLUSTERS_START, CLUSTERS_END = "<!-- clusters -->", "<!-- /clusters -->"
+
+
+def clusters_section(out: Path) -> str:
+    """The strategies per class of the study in `out` (`sa-viz cluster`: its clusters.json and
+    figures), between the markers; only the markers where it has none."""
+    path = out / "clusters.json"
+    if not path.is_file():
+        return CLUSTERS_START + CLUSTERS_END
+    document = json.loads(path.read_text())
+    models = json.loads((out / "study.json").read_text()).get("models", {})
+    parts = [
+        "<h2>Strategies per class</h2><p>Spectral relevance analysis (<code>sa-viz cluster</code>, "
+        "after Lapuschkin et al., 2019): each class's CAMs at 16 × 16, clustered by spectral "
+        "clustering, the number of clusters chosen by the eigengap. Each figure: the eigenvalues "
+        "with the gap, a t-SNE map of the images coloured by cluster, and each cluster's mean CAM. "
+        "Every image's cluster: <a href=clusters.parquet>clusters.parquet</a>; the eigenvalues and "
+        "each cluster's most typical images: <a href=clusters.json>clusters.json</a>.</p>"
+    ]
+    for group in document.get("groups", []):
+        title = (models.get(group["model"]) or {}).get("title") or group["model"]
+        sizes = ", ".join(str(c["images"]) for c in group["clusters"])
+        parts.append(
+            f"<h3>{html.escape(group['class_name'])} (class {group['class']}): "
+            f"{html.escape(title)}</h3><p>{group['images']} images, k = {group['k']} "
+            f"(images per cluster: {sizes})</p>"
+            f'<img src="{html.escape(group["figure"])}" alt="strategies of class '
+            f'{group["class"]} in {html.escape(title)}">'
+        )
+    return CLUSTERS_START + "".join(parts) + CLUSTERS_END
+
+
+def add_clusters_to_report(out: str | Path) -> Path | None:
+    """Put the study's strategies per class into its report.html (in place of its markers'
+    section, else at its end); None where the study has no report."""
+    out = Path(out)
+    report = out / "report.html"
+    if not report.is_file():
+        return None
+    page = report.read_text()
+    section = clusters_section(out)
+    head, start, rest = page.partition(CLUSTERS_START)
+    if start and CLUSTERS_END in rest:
+        page = head + section + rest.partition(CLUSTERS_END)[2]
+    else:
+        page += section
+    return files.write_html(report, page)
 
 
 def source_title(source: dict[str, Any]) -> str:
