@@ -269,6 +269,7 @@ def write_outputs(
     from sa_viz.errors import stage
     from sa_viz.outputs import files
     from sa_viz.outputs.document import explanation_document
+    from sa_viz.render import figure_views
 
     image = result.image.display
     panels = [
@@ -304,13 +305,10 @@ def write_outputs(
             )
             name = f"{stem}_gates_{unit}" if len(gated) == 1 else f"{stem}_gates_{m.name}_{unit}"
             pictures |= files.figure_files(name, fig, formats)
-        curves = {
-            result.models[name].title: found["mprt"]["details"]
-            for name, found in (analyses or {}).items()
-            if "mprt" in found
-        }
-        if curves:  # the sanity check's curves: every model on one chart, with its baseline
-            pictures |= files.figure_files(f"{stem}_mprt", render.mprt_figure(curves), formats)
+        titles = {name: m.title for name, m in result.models.items()}
+        # The charts of the analyses that have one (the MPRT: every model's curve, its baseline)
+        for name, fig in figure_views.analysis_charts(analyses or {}, titles, width).items():
+            pictures |= files.figure_files(f"{stem}_{name}", fig, formats)
     with stage("export"):
         written = [files.write_bytes(out / name, data) for name, data in pictures.items()]
         document = explanation_document(result, analyses=analyses, file=file)

@@ -126,3 +126,27 @@ def test_a_study_with_the_real_model_labels_the_photos(efficientnet, tmp_path):
     py = ((y + 0.5) * 224 / cam.shape[0] + 16) * scale
     left, top, right, bottom = CAT_BOX
     assert left <= px <= right and top <= py <= bottom, (px, py)
+
+
+def test_grad_cam_of_the_real_model_passes_the_mprt(efficientnet):
+    """The README's example (examples/mprt_example.py) and what it says of it: randomising the
+    trained model from the head down takes its map below the baseline, the classifier alone
+    already halves its rank correlation."""
+    import importlib.util
+
+    from conftest import REPO
+
+    from sa_viz.analyses.mprt import parameter_randomisation
+
+    spec = importlib.util.spec_from_file_location(
+        "mprt_example", REPO / "examples" / "mprt_example.py"
+    )
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    x = prepare_image(skimage.data.chelsea(), crop=True).tensor
+    steps = example.steps(efficientnet)
+    found = parameter_randomisation(efficientnet, x, 285, "_blocks", "gradcam", steps)
+    assert found["steps"][0] == "_fc" and found["steps"][-1] == "stem" and len(steps) == 19
+    rho, baseline = found["cascade"]["spearman"], found["baseline"]["spearman"]
+    assert rho[0] < 0.5 < baseline
+    assert all(r < baseline for r in rho if r == r)  # a NaN: a constant map

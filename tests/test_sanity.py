@@ -11,11 +11,13 @@ import dataclasses
 import json
 import threading
 import time
+import zipfile
 import zlib
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 from torchvision.models.resnet import ResNet
 
@@ -428,8 +430,10 @@ def test_randomising_is_seeded_and_leaves_the_global_random_state():
 # --- on the page --------------------------------------------------------------------------------
 
 
-@pytest.mark.slow  # the session's test weights and two ResNet-50s: ~10 s here
-def test_the_page_offers_the_sanity_checks_unticked_and_shows_their_progress(loaded_models):
+@pytest.mark.slow  # the session's test weights, two ResNet-50s and their MPRT: ~25 s here
+def test_the_page_offers_the_sanity_checks_unticked_and_shows_their_progress(
+    loaded_models, tmp_path
+):
     import gradio as gr
     from conftest import ASSETS, assert_explanation_document
 
@@ -459,3 +463,20 @@ def test_the_page_offers_the_sanity_checks_unticked_and_shows_their_progress(loa
     document = explanation_document(result, analyses={m: {"random_logit": found[m]} for m in found})
     assert_explanation_document(document)
     assert document["analyses"]["sa_resnet50"]["random_logit"]["details"]["seed"] == 42
+    # The MPRT's chart: both models' curves on one picture, beside the table (issue 29)
+    answer = app.analyses.chosen(["mprt"], "", progress=lambda *_, **__: None, request=request)
+    charts = answer[app.analyses.tab.chosen_charts]
+    charts = charts["value"] if isinstance(charts, dict) else charts
+    ((picture, caption),) = charts
+    assert caption == analyses()["mprt"].title
+    assert Image.open(picture).size[0] >= 600
+    # and the ZIP's figures, in the formats asked for
+    from sa_viz.outputs.export import write_zip
+
+    kept = app.analyses.exports(request, result)
+    assert set(kept) == {"random_logit", "mprt"}
+    path = write_zip(result, tmp_path / "page.zip", unit="layer4.0", group=0, analyses=kept,
+                     figure_formats=("png", "svg"))  # fmt: skip
+    with zipfile.ZipFile(path) as z:
+        assert {"figures/analysis_mprt.png", "figures/analysis_mprt.svg"} <= set(z.namelist())
+        assert "SA-ResNet-50" in z.read("figures/analysis_mprt.svg").decode()

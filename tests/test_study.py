@@ -540,3 +540,24 @@ def test_the_report_warns_of_untrained_weights_and_names_the_problems(tmp_path):
         "3 images uploaded on the page"
     )
     assert source_title({"path": "/data/val"}) == "/data/val"
+
+
+@pytest.mark.slow  # the MPRT of two ResNet-50s on one image: ~10 s here
+def test_the_report_draws_the_mprt_of_both_models(dataset, loaded_models, tmp_path):
+    """Issue 29: the sanity check's curves in the report, every model on one chart, from each
+    model's mean numbers (one image: that image's own)."""
+    from sa_viz.analyses.mprt import curve
+
+    out = tmp_path / "study"
+    run_study(dataset, out, loaded_models, limit=1, workers=0, progress=False,
+              analyses=["mprt"], figure_formats=("png", "svg"))  # fmt: skip
+    page = (out / "report.html").read_text()
+    assert "<h2>Sanity checks and charts</h2>" in page
+    assert 'src="figures/analysis-mprt.png"' in page
+    svg = (out / "figures" / "analysis-mprt.svg").read_text()
+    titles = [loaded.title for loaded in loaded_models.values()]
+    assert all(title in svg for title in titles)
+    numbers = {r["model"]: dict(r["analyses"]) for r in rows(out)}
+    for model in loaded_models:  # the steps it draws are the study's, from the head down
+        steps = curve(numbers[model])["steps"]
+        assert steps[0] == "fc" and steps[-1] == "conv1+bn1" and len(steps) == 18

@@ -75,6 +75,10 @@ class Analysis:
     # The further numbers it gives per image beyond `numbers` (one per group, say: kept in a
     # study's rows, not reduced on their own), as a regular expression of their names.
     more_numbers: str | None = None
+    # For a study's report: the details its chart draws (`sa_viz.render.figure_views.CHARTS`:
+    # the MPRT's curves), from one model's mean numbers over the images (its `numbers` and
+    # `more_numbers`), as the chart takes one image's `Result.details`.
+    details_of_means: Callable[[Mapping[str, float]], Mapping[str, Any]] | None = None
 
     def owns(self, number: str) -> bool:
         """Whether the number named `number` (in a study's rows, say) is one of this analysis's."""

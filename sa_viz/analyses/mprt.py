@@ -149,4 +149,5 @@ ANALYSIS = Analysis(
     # of many passes (ScoreCAM) meets the time limit and says so.
     on_page=True,
     ticked=False,
+    details_of_means=curve,
 )

@@ -65,6 +65,7 @@ from sa_viz.render.analysis_figures import (
     faithfulness_figure,
     knockout_figure,
 )
+from sa_viz.render.figure_views import analysis_charts
 from sa_viz.render.overlays import overlay
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class AnalysesTab:
     chosen: gr.CheckboxGroup
     chosen_button: gr.Button
     chosen_table: gr.Dataframe
+    chosen_charts: gr.Gallery  # the charts of those ticked that have one (the MPRT's curves)
     chosen_text: gr.Markdown
     hint: gr.Markdown
     box_text: gr.Markdown  # the box's localisation numbers, per model
@@ -109,7 +111,7 @@ class AnalysesTab:
         """The pictures and tables of a panel of `COMPUTED`, which fade while it is stale."""
         return {
             "faithfulness": [self.faith_plot],
-            "analyses": [self.chosen_table],
+            "analyses": [self.chosen_table, self.chosen_charts],
             "knockout": [self.knock_plot, self.knock_cams],
         }[panel]
 
@@ -184,6 +186,13 @@ def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
             label="Numbers per model",
             elem_id="chosen-table",
         )
+        chosen_charts = gr.Gallery(
+            label="Charts of the ticked analyses, every model on one (the MPRT's curves)",
+            columns=1,
+            height="auto",
+            object_fit="contain",
+            elem_id="chosen-charts",
+        )
         chosen_text = gr.Markdown(elem_id="chosen-text")
         gr.Markdown(
             "**Group knockout** of the gate explorer's model and unit: each group's gates "
@@ -215,7 +224,8 @@ def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
     return AnalysesTab(
         faith_button, faith_plot, faith_text, knock_gates, knock_value, knock_button,
         knock_plot, knock_text, knock_cams, knock_state, box, box_picture, box_clear,
-        chosen, chosen_button, chosen_table, chosen_text, hint, box_text, computed, stale,
+        chosen, chosen_button, chosen_table, chosen_charts, chosen_text, hint, box_text,
+        computed, stale,
     )  # fmt: skip
 
 
@@ -337,12 +347,17 @@ class AnalysisHandlers:
     ) -> dict:
         # The progress of the slow ones (the sanity checks: dozens of passes per model)
         result, found = self._chosen(names, box, request, lambda f, t: progress(f, desc=t))
-        table = numbers_table(found, names or [], {n: m.title for n, m in result.models.items()})
+        titles = {n: m.title for n, m in result.models.items()}
+        table = numbers_table(found, names or [], titles)
+        charts = [
+            (self.space.picture(figure_array(fig), lossless=True), analyses()[name].title)
+            for name, fig in analysis_charts(found, titles).items()
+        ]
         missing = [n for n in names or [] if not any(n in done for done in found.values())]
         text = f"Not for these models or this image: {', '.join(missing)}." if missing else ""
         return {
             self.tab.chosen_text: text,
-            **self.computed_for("analyses", result, computed, [table]),
+            **self.computed_for("analyses", result, computed, [table, charts]),
         }
 
     def computed_for(

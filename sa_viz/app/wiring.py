@@ -268,7 +268,7 @@ def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> Analysis
     a.chosen_button.click(
         found.chosen,
         inputs=[a.chosen, a.box, a.computed],
-        outputs=[a.chosen_table, a.chosen_text, a.hint, *marks["analyses"]],
+        outputs=[a.chosen_table, a.chosen_charts, a.chosen_text, a.hint, *marks["analyses"]],
         api_name="page_analyses", show_progress_on=[a.chosen_table], **own,
     )  # fmt: skip
     # A new result (or a new look of it): the panels computed for another result say so.

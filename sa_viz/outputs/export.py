@@ -107,7 +107,8 @@ def write_zip(
             drawn |= {stems[kind]: fig for kind, fig in found.items()}
     analyses = analyses or {}
     if figure_formats:
-        found = figure_views.analysis_figures(analyses, figure_width)
+        titles = {name: m.title for name, m in result.models.items()}
+        found = figure_views.analysis_figures(analyses, figure_width, titles)
         drawn |= {f"analysis_{name}": fig for name, fig in found.items()}
     members: dict[str, bytes | str] = {n: files.png_bytes(p) for n, p in pictures.items()}
     for stem, fig in drawn.items():

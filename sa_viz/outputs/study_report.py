@@ -34,7 +34,7 @@ from sa_viz.data.preprocess import ImageError, prepare_image
 from sa_viz.outputs import files
 from sa_viz.outputs.rows import read_rows
 from sa_viz.outputs.tables import study_tables, write_tables
-from sa_viz.render import paper
+from sa_viz.render import figure_views, paper
 from sa_viz.render.overlays import overlay
 
 FLAT_SPREAD = 1e-6  # a unit whose channel gates vary less than this over the study is flagged
@@ -129,6 +129,7 @@ def write_report(
     labels = Counter(r["label"] for r in rows if r["label"] is not None and r["model"] == names[0])
     chosen = list(classes) if classes else [c for c, _ in labels.most_common(CHOSEN)]
     parts.append(_analyses_section(summary))
+    parts.append(_charts_section(out, summary, figures))
     for model in names:
         parts.append(_gates_section(out, summary, model, chosen, figures))
     parts.append(clusters_section(out))
@@ -323,6 +324,47 @@ def _analyses_section(summary: dict[str, Any]) -> str:
         + _harmful_groups(summary, views.get("knockout_view"))
         + _harmful_groups_per_unit(summary, views.get("knockout_units_view"))
     )
+
+
+def _charts_section(out: Path, summary: dict[str, Any], figures: FigureFiles) -> str:
+    """The charts of the study's analyses that have one (`figure_views.CHARTS`: the MPRT's
+    curves), every model on one, drawn from each model's mean numbers over the images."""
+    from sa_viz.analyses import analyses
+
+    charted = {
+        name: a
+        for name, a in analyses().items()
+        if name in figure_views.CHARTS and a.details_of_means is not None
+    }
+    if not charted or not summary.get("analyses"):
+        return ""
+    sums: dict[str, dict[str, list[float]]] = {}  # model → number → (sum, count)
+    for row in read_rows(out, columns=["model", "analyses"]).to_pylist():
+        kept = sums.setdefault(row["model"], {})
+        for number, value in row["analyses"] or ():
+            if (
+                value is not None
+                and value == value
+                and any(a.owns(number) for a in charted.values())
+            ):
+                total = kept.setdefault(number, [0.0, 0])
+                total[0] += value
+                total[1] += 1
+    section = []
+    for name, a in charted.items():
+        curves = {}
+        for model, kept in sums.items():
+            means = {n: t[0] / t[1] for n, t in kept.items() if a.owns(n) and t[1]}
+            if means:
+                curves[summary["models"][model]["title"]] = a.details_of_means(means)
+        if not curves:
+            continue
+        file = figures.write(f"analysis-{name}", figure_views.CHARTS[name](curves, None))
+        section.append(
+            f"<h3>{html.escape(a.title)}</h3><p>Each model's means over the images it applied "
+            f'to.</p><img src="figures/{file}" alt="{html.escape(name)} chart">'
+        )
+    return "<h2>Sanity checks and charts</h2>" + "".join(section) if section else ""
 
 
 def _harmful_groups_per_unit(summary: dict[str, Any], view: dict[str, Any] | None) -> str:

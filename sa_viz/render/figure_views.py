@@ -4,6 +4,7 @@ image (`render.figures`, `render.gate_figures`, `render.analysis_figures`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from matplotlib.figure import Figure
@@ -11,7 +12,7 @@ from matplotlib.figure import Figure
 from sa_viz import render
 from sa_viz.pipeline.explain import Explanation
 from sa_viz.render.analysis_figures import faithfulness_figure, knockout_figure
-from sa_viz.render.figures import cam_figure, difference_figure
+from sa_viz.render.figures import cam_figure, difference_figure, mprt_figure
 from sa_viz.render.gate_figures import (
     channel_heatmap_figure,
     gate_mosaic_figure,
@@ -98,13 +99,50 @@ def gate_figures(
     return figures
 
 
-def analysis_figures(analyses: dict[str, Any], width: float | None = None) -> dict[str, Figure]:
+# The registered analyses (`sa_viz.analyses`) with a chart of every model on one figure, by
+# name: model title → the analysis's details for one image (`Result.details`), or for a study
+# its `details_of_means`. The page, the CLI, the ZIP and a study's report draw these; an
+# analysis with a chart of its own adds one entry here.
+CHARTS: dict[str, Callable[[Mapping[str, Mapping[str, Any]], float | None], Figure]] = {
+    "mprt": lambda curves, width: mprt_figure(curves, width=width),
+}
+
+
+def analysis_charts(
+    found: Mapping[str, Mapping[str, Any]],
+    titles: Mapping[str, str] | None = None,
+    width: float | None = None,
+) -> dict[str, Figure]:
+    """The `CHARTS` of the analyses in `found` (model → analysis → its numbers and details, as
+    `pipeline.explain.analyse_explanation` gives them), each with every model that has it, by
+    its title (`titles`: model → title; default the model's name)."""
+    charts = {}
+    for name, chart in CHARTS.items():
+        curves = {
+            (titles or {}).get(model, model): done[name]["details"]
+            for model, done in found.items()
+            if name in done
+        }
+        if curves:
+            charts[name] = chart(curves, width)
+    return charts
+
+
+def analysis_figures(
+    analyses: dict[str, Any],
+    width: float | None = None,
+    titles: Mapping[str, str] | None = None,
+) -> dict[str, Figure]:
     """The figures of the analyses computed for this image, as the Analyses tab keeps their
-    documents: the deletion and insertion curves ("faithfulness"), the group knockout
-    ("knockout")."""
+    documents (analysis → model → its document): the deletion and insertion curves
+    ("faithfulness"), the group knockout ("knockout") and the `CHARTS` of the others."""
     figures = {}
     if analyses.get("faithfulness"):
         figures["faithfulness"] = faithfulness_figure(analyses["faithfulness"], width)
     if analyses.get("group_knockout"):
         figures["knockout"] = knockout_figure(analyses["group_knockout"], width)
-    return figures
+    by_model: dict[str, dict[str, Any]] = {}
+    for name in CHARTS:
+        for model, doc in (analyses.get(name) or {}).items():
+            by_model.setdefault(model, {})[name] = doc
+    return figures | analysis_charts(by_model, titles, width)

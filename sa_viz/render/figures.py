@@ -179,7 +179,10 @@ def _size_below_title(fig: Figure, image: np.ndarray, lines: int, width: float |
 
 
 def mprt_figure(
-    curves: Mapping[str, Mapping[str, Any]], measure: str = "spearman", order: str = "cascade"
+    curves: Mapping[str, Mapping[str, Any]],
+    measure: str = "spearman",
+    order: str = "cascade",
+    width: float | None = None,
 ) -> Figure:
     """The model parameter randomisation test of several models on one chart: per model (title
     → the MPRT's details, `sa_viz.analyses.mprt`, or a study's means as `mprt.curve` gives
@@ -187,8 +190,8 @@ def mprt_figure(
     head down (`order`: "cascade" or "independent"), and its baseline as a dashed line.
 
     Step 0 is the model as trained (similarity 1). The steps are named on the axis when every
-    model has the same ones, else numbered."""
-    fig = Figure(figsize=(8, 3.6), layout="constrained")
+    model has the same ones, else numbered. `width`: inches (`paper`; None: for the screen)."""
+    fig = Figure(figsize=paper.figsize(width, (8, 3.6)), layout="constrained")
     ax = fig.subplots()
     names = [list(c["steps"]) for c in curves.values()]
     shared = bool(names) and all(n == names[0] for n in names)
@@ -204,17 +207,21 @@ def mprt_figure(
         "cascade": "randomised from the head down, cumulatively",
         "independent": "one step randomised at a time, from the head down",
     }
-    ax.set_xlabel(f"{how[order]} (dashed: the baseline)")
+    gaps = any(v != v for c in curves.values() for v in c[order][measure])
+    gap = "; a gap: a constant map, which has no rank order" if gaps else ""
+    ax.set_xlabel(
+        paper.wrap(f"{how[order]} (dashed: the baseline{gap})", (width or 8) - 0.4, width)
+    )
     ax.set_ylabel(f"{measure} with the model's own map")
     ax.set_ylim(min(-0.1, ax.get_ylim()[0]), 1.05)
     ax.axhline(0, color="#999999", linewidth=0.5)
-    ax.set_title(
+    title = (
         "Model parameter randomisation test: partial similarity is expected "
-        "(Binder et al., 2023); compare each curve with its baseline",
-        fontsize=9,
+        "(Binder et al., 2023); compare each curve with its baseline"
     )
+    ax.set_title(paper.wrap(title, (width or 8) - 0.4, width), fontsize=9)
     ax.legend(fontsize=8)
-    return fig
+    return paper.styled(fig, width)
 
 
 def clusters_figure(
