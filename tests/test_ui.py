@@ -96,10 +96,11 @@ def test_explain_fills_every_output(handlers, outputs):
     p, e = handlers.page, handlers.page.explorer
     assert set(outputs) == set(p.explain_outputs)  # every output of /explain, by component
     summary, diff, cam_text = outputs[p.summary], outputs[p.difference], outputs[p.cam_text]
-    (table_r, table_sa), (cam_r, cam_sa) = (
+    (table_r, table_sa, *no_tables), (cam_r, cam_sa, *no_cams) = (
         [outputs[t] for t in p.tables],
         [outputs[c] for c in p.cams],
     )
+    assert no_tables == no_cams == [None, None]  # models C and D: none chosen
     grid, heat, detail, gate_text, overview = (
         outputs[c] for c in (e.mosaic, e.channel, e.detail, e.gate_text, e.overview)
     )
@@ -113,8 +114,10 @@ def test_explain_fills_every_output(handlers, outputs):
         assert len(rows) == 5 and all(len(row) == 3 for row in rows)
         assert table["headers"] == ["class", "p", "in other top-5"]
     captions = handlers.captions()
-    assert set(captions) == {*p.tables, *p.cams, p.difference, e.gate_model, e.group}
-    labels = [captions[c].get("label") for c in (*p.tables, *p.cams, p.difference)]
+    assert set(captions) == {*p.tables, *p.cams, p.difference, p.pair, e.gate_model, e.group}
+    shown = [c for c in (*p.tables, *p.cams) if captions[c]["visible"]]
+    assert shown == [*p.tables[:2], *p.cams[:2]]
+    labels = [captions[c].get("label") for c in (*shown, p.difference)]
     assert labels == [
         "ResNet-50: top-5",
         "SA-ResNet-50: top-5",
@@ -179,7 +182,7 @@ def test_any_two_models_in_the_chosen_order(handlers):
     p, e = handlers.page, handlers.page.explorer
     captions = handlers.captions("se_resnet50", "sa_resnet50", "se_resnet50")
     gate_model, group = captions[e.gate_model], captions[e.group]
-    assert [captions[c]["label"] for c in (*p.cams, p.difference)] == [
+    assert [captions[c]["label"] for c in (*p.cams[:2], p.difference)] == [
         "SE-ResNet-50",
         "SA-ResNet-50",
         "SA-ResNet-50 − SE-ResNet-50",
@@ -240,7 +243,7 @@ def test_any_two_models_in_the_chosen_order(handlers):
 
 
 def test_the_same_model_twice_is_refused(handlers):
-    with pytest.raises(gr.Error, match="choose two different models"):
+    with pytest.raises(gr.Error, match="chosen twice: choose different models"):
         handlers.explain(str(ASSETS / "chelsea.jpg"), model_a="resnet50", model_b="resnet50")
 
 
@@ -317,6 +320,53 @@ def test_export_zip(handlers, outputs):
             assert len([k for k in arrays.files if k.endswith("spatial_gate")]) == 16
 
 
+def test_three_models_and_the_difference_of_any_two(handlers):
+    """Issue 25: up to four models on the page (here the three of the test weights, C left
+    empty and D chosen: they fill the panels in order); the difference compares the two chosen
+    on the page, from the kept result."""
+    p, e = handlers.page, handlers.page.explorer
+    three = session("three")
+    out = handlers.explain(
+        str(ASSETS / "chelsea.jpg"), model_d="se_resnet50", gate_model="se_resnet50", request=three
+    )
+    result = handlers.sessions.get("three").result()
+    assert list(result.models) == ["resnet50", "sa_resnet50", "se_resnet50"]
+    assert [out[t] is None for t in p.tables] == [False, False, False, True]
+    assert [out[c] is None for c in p.cams] == [False, False, False, True]
+    se_rows = value(out[p.tables[2]])
+    assert all(len(row[2].split(", ")) == 2 for row in se_rows)  # ranks in both other top-5s
+    assert "SE-ResNet-50 says" in out[p.summary] or "All 3 models" in out[p.summary]
+    captions = handlers.captions(
+        "resnet50", "sa_resnet50", "se_resnet50", "none", "se_resnet50", ""
+    )
+    assert [captions[t]["visible"] for t in p.tables] == [True, True, True, False]
+    assert captions[p.cams[2]]["label"] == "SE-ResNet-50"
+    pairs = [value for _, value in captions[p.pair]["choices"]]
+    assert pairs == [
+        "sa_resnet50 − resnet50", "se_resnet50 − resnet50", "se_resnet50 − sa_resnet50",
+    ]  # fmt: skip
+    assert captions[p.pair]["value"] == pairs[0]  # the first two, until another is chosen
+    assert [n for _, n in captions[e.gate_model]["choices"]] == ["sa_resnet50", "se_resnet50"]
+    # The difference of SE and SA, as SE − SA: exactly their maps' difference
+    chosen = handlers.update_cams(
+        "jet", 0.5, "per model", "se_resnet50 − sa_resnet50", request=three
+    )
+    assert "red where SE-ResNet-50 looks more, blue where SA-ResNet-50 does" in chosen[p.cam_text]
+    view = views.cam_view(result, pair=("sa_resnet50", "se_resnet50"))
+    assert np.array_equal(
+        value(chosen[p.difference]), value(handlers.space.picture(view.difference))
+    )
+    default = handlers.update_cams("jet", 0.5, "per model", request=three)
+    assert "red where SA-ResNet-50 looks more, blue where ResNet-50 does" in default[p.cam_text]
+    # A pair of models not explained: the first two, as for ""
+    other = handlers.update_cams(
+        "jet", 0.5, "per model", "se_resnet50 − se_resnet50", request=three
+    )
+    assert other[p.cam_text] == default[p.cam_text]
+    with pytest.raises(gr.Error, match="chosen twice"):
+        handlers.explain(str(ASSETS / "chelsea.jpg"), model_c="resnet50", request=three)
+
+
 def test_choosing_a_prediction_sets_the_target(handlers, outputs):
     rows = value(outputs[handlers.page.tables[1]])
     event = gr.SelectData(None, {"index": [1, 0], "value": rows[1][0]})
@@ -332,7 +382,7 @@ def test_untrained_models_are_labelled(tmp_path):
     banner = handlers.weights_status()[p.banner]
     assert "UNTRAINED" in banner.value and "474p" in banner.value
     captions = handlers.captions()
-    labels = [captions[c]["label"] for c in (*p.tables, *p.cams)]
+    labels = [captions[c]["label"] for c in (*p.tables[:2], *p.cams[:2])]
     assert all("UNTRAINED" in label for label in labels)
     # The banner: one short line per model, the details (and how to get each file) in a fold.
     head, fold = banner.value.split("<details>")
@@ -506,11 +556,11 @@ def test_the_image_input_takes_only_uploads_and_data_urls(tmp_path):
 
 def test_view_api_is_compact(engine):
     """The API description lists no class names (view_api() printed 61 KB with them; 40 KB
-    without, for nine endpoints)."""
+    without, for nine endpoints; 50 KB with four models' panels)."""
     demo = build_app(engine)
     info = demo.get_api_info()
     text = json.dumps(info)
-    assert "Persian cat" not in text and len(text) < 45_000
+    assert "Persian cat" not in text and len(text) < 55_000
     parameters = info["named_endpoints"]["/explain"]["parameters"]
     target = next(p for p in parameters if p["parameter_name"] == "target")
     assert "class name or index" in json.dumps(target)

@@ -33,7 +33,44 @@ def method_choices() -> list[tuple[str, str]]:
     return [(f"{m.title}: {m.note}", key) for key, m in METHODS.items()]
 
 
-SLOTS = ("a", "b")  # the two compared models' places on the page
+SLOTS = ("a", "b", "c", "d")  # the compared models' places on the page: A and B, C and D optional
+NONE = "none"  # an optional slot (C, D) left empty
+
+
+def chosen_models(*slots: str | None) -> list[str]:
+    """The models of the page's slots, in order, the empty ones (`NONE`, "") left out."""
+    return [name for name in slots if name and name != NONE]
+
+
+# The difference map's pair, as the page names it: "second − first", by the models' names
+# ("sa_resnet50 − resnet50"); "" (the API's default): the first two compared models.
+PAIR_SEPARATOR = " − "
+
+
+def pair_value(first: str, second: str) -> str:
+    return f"{second}{PAIR_SEPARATOR}{first}"
+
+
+def pair_of(value: str | None, models: list[str]) -> tuple[str, str] | None:
+    """The (first, second) of the difference map for `models` (in the page's order): the pair
+    `value` names when both are among them, else the first two (None: fewer than two)."""
+    if len(models) < 2:
+        return None
+    second, _, first = (value or "").partition(PAIR_SEPARATOR)
+    if first in models and second in models and first != second:
+        return first, second
+    return models[0], models[1]
+
+
+def pair_choices(models: list[str]) -> list[tuple[str, str]]:
+    """Every pair of `models` for the difference map, "later − earlier", as (label, value)."""
+    return [
+        (f"{get_model(second).title} − {get_model(first).title}", pair_value(first, second))
+        for i, first in enumerate(models)
+        for second in models[i + 1 :]
+    ]
+
+
 # The attention units of every registered model with gates, in order (the handler checks that
 # the chosen model has the unit).
 UNIT_NAMES = list(
@@ -66,6 +103,7 @@ def models_info() -> str:
 
 
 MODEL_CHOICES = [model_choice(name) for name in list_models()]
+OPTIONAL_MODEL_CHOICES = [("— none —", NONE), *MODEL_CHOICES]
 GATED_CHOICES = [model_choice(name) for name in list_models() if attention_of(name)]
 
 # Where the page says what went wrong, beside the control a person would change, by the

@@ -20,12 +20,17 @@ from sa_viz.app.choices import (
     CROP,
     DEFAULT_UNIT,
     NEEDS_AN_IMAGE,
+    NONE,
     OWN_TOP1,
     PLACE_OF,
     TABLE_HEADERS,
     VIEW_HINTS,
     WHOLE,
+    chosen_models,
     model_choice,
+    pair_choices,
+    pair_of,
+    pair_value,
 )
 from sa_viz.app.engine import Engine, ModelsUnavailable, Progress, Sessions, Settings
 from sa_viz.app.gradio_internals import event_data
@@ -166,10 +171,14 @@ class Handlers:
         model_a: str = DEFAULT_PAIR[0],
         model_b: str = DEFAULT_PAIR[1],
         gate_model: str | None = None,
+        model_c: str = NONE,
+        model_d: str = NONE,
+        pair: str = "",
     ) -> Outputs:
-        """The page's names for the chosen pair, once the page opens and after each explanation:
-        each model's table and CAM picture (with "UNTRAINED" where it is), the difference map's
-        "B − A", the gate explorer's model choices and whether its group slider moves.
+        """The page's names for the chosen models, once the page opens and after each
+        explanation: each model's table and CAM picture (with "UNTRAINED" where it is; those of
+        an empty slot hidden), the difference map's pairs and its "second − first", the gate
+        explorer's model choices and whether its group slider moves.
 
         A page event of its own: the explanation returns values only, so its API output stays
         plain (an update of a label would reach gradio_client as a dict) and gradio builds no
@@ -178,22 +187,34 @@ class Handlers:
             statuses = {s.model: s for s in self.engine.statuses(timeout=300)}
         except ModelsUnavailable:
             return gr.skip()
-        pair = [name for name in (model_a, model_b) if name in statuses]
-        if len(pair) != 2 or pair[0] == pair[1]:
+        chosen = chosen_models(model_a, model_b, model_c, model_d)
+        if len(chosen) < 2 or len(set(chosen)) != len(chosen):
+            return gr.skip()
+        if any(name not in statuses for name in chosen):
             return gr.skip()
         p, e = self.page, self.page.explorer
-        named = [views.model_caption(statuses[name]) for name in pair]
-        gated = [name for name in pair if attention_of(name)]
+        gated = [name for name in chosen if attention_of(name)]
         shown = gate_model if gate_model in gated else (gated[0] if gated else None)
         layouts = list(unit_layouts(shown).values()) if shown else []
         groups = max((u.groups for u in layouts), default=1)
         rows = layouts[0].rows if layouts else "group"
+        outputs = {}
+        # The chosen models fill the panels in order (A, B, then C and D without a gap): the
+        # explanation's results do the same.
+        for i, (table, cam) in enumerate(zip(p.tables, p.cams, strict=True)):
+            if i < len(chosen):
+                caption = views.model_caption(statuses[chosen[i]])
+                outputs[table] = gr.update(label=f"{caption}: top-5", visible=True)
+                outputs[cam] = gr.update(label=caption, visible=True)
+            else:
+                outputs[table] = outputs[cam] = gr.update(visible=False)
+        first, second = pair_of(pair, chosen)
         return {
-            **{t: gr.update(label=f"{c}: top-5") for t, c in zip(p.tables, named, strict=True)},
-            **{cam: gr.update(label=c) for cam, c in zip(p.cams, named, strict=True)},
+            **outputs,
             p.difference: gr.update(
-                label=views.difference_label([get_model(n).title for n in pair])
+                label=views.difference_label([get_model(n).title for n in (first, second)])
             ),
+            p.pair: gr.update(choices=pair_choices(chosen), value=pair_value(first, second)),
             e.gate_model: gr.update(choices=[model_choice(n) for n in gated], value=shown),
             e.group: group_slider(groups, rows),
         }
@@ -215,13 +236,17 @@ class Handlers:
         model_a: str = DEFAULT_PAIR[0],
         model_b: str = DEFAULT_PAIR[1],
         gate_model: str | None = None,
+        model_c: str = NONE,
+        model_d: str = NONE,
+        pair: str = "",
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (gradio's idiom)
         event: gr.EventData = None,  # gradio fills it in for events from the page
         request: gr.Request = None,  # gradio fills it in; None: called from Python
     ) -> Outputs:
-        """Run the two chosen models, `model_a` then `model_b`; their results for the page's
-        `Page.explain_outputs`. The session keeps the result (`Sessions`) for later view
-        updates and exports."""
+        """Run the chosen models, `model_a`, `model_b` and the optional `model_c` and `model_d`
+        (`NONE`: not used), in that order; their results for the page's `Page.explain_outputs`
+        (`pair`: the difference map's, "second − first" by name; "": the first two). The session
+        keeps the result (`Sessions`) for later view updates and exports."""
         if not image:
             if isinstance(getattr(event, "target", None), gr.Image):
                 return gr.skip()  # the page's image was cleared
@@ -234,14 +259,14 @@ class Handlers:
             layer,
             request,
             lambda f, t: progress(f, desc=t),
-            (model_a, model_b),
+            chosen_models(model_a, model_b, model_c, model_d),
         )
         shown = gate_model_of(result, gate_model)
         overview = self._render.submit(self._overview, result, shown)
         outputs = {
             self.page.summary: views.prediction_summary(result),
             **self._tables(result),
-            **self._cams(result, colormap, alpha, normalization),
+            **self._cams(result, colormap, alpha, normalization, pair),
             **self._gates(result, unit, group, colormap, alpha, scale, shown),
         }
         outputs[self.page.explorer.overview] = overview.result()
@@ -259,6 +284,8 @@ class Handlers:
         model_a: str = DEFAULT_PAIR[0],
         model_b: str = DEFAULT_PAIR[1],
         analyses: str = "",
+        model_c: str = NONE,
+        model_d: str = NONE,
         request: gr.Request = None,
     ) -> dict:
         """/explain_json: the explanation as one JSON document (`explanation_document`)
@@ -266,9 +293,8 @@ class Handlers:
         `analyses` ("deletion_insertion,knockout", …), their results too, per model."""
         if not image:
             raise refuse("Upload an image first.", "No image")
-        result = self._explain(
-            image, crop_mode, target, method, layer, request, models=(model_a, model_b)
-        )
+        models = chosen_models(model_a, model_b, model_c, model_d)
+        result = self._explain(image, crop_mode, target, method, layer, request, models=models)
         self._keep(request, result, image)
         names = [a for a in (analyses or "").split(",") if a]
         found = None
@@ -282,9 +308,12 @@ class Handlers:
         colormap: str,
         alpha: float,
         normalization: str,
+        pair: str = "",
         request: gr.Request = None,
     ) -> Outputs:
-        return self._cams(self._need(request), colormap, alpha, normalization)
+        """The CAMs, and the difference of `pair` ("second − first" by name; "": the first
+        two), in a new look."""
+        return self._cams(self._need(request), colormap, alpha, normalization, pair)
 
     @handler
     def update_gates(
@@ -337,6 +366,7 @@ class Handlers:
         gate_model: str | None = None,
         figure_formats: list[str] | None = None,
         figure_width: str = "double",
+        pair: str = "",
         request: gr.Request = None,
     ) -> str:
         """The ZIP of what is on screen (its one output: the file); with `figure_formats`, the
@@ -357,6 +387,7 @@ class Handlers:
                 analyses=self.analyses_of(request, result),
                 figure_formats=tuple(figure_formats or ()),
                 figure_width=paper.figure_width(None if figure_width == "screen" else figure_width),
+                pair=pair_of(pair, list(result.models)),
             )
         return str(path)
 
@@ -389,6 +420,7 @@ class Handlers:
         group: int,
         scale: str,
         gate_model: str | None = None,
+        pair: str = "",
         request: gr.Request = None,
     ) -> Outputs:
         """A new colormap or opacity: the CAMs and the gate pictures (`update_cams` and
@@ -396,7 +428,7 @@ class Handlers:
         result = self._need(request)
         shown = gate_model_of(result, gate_model)
         return {
-            **self._cams(result, colormap, alpha, normalization),
+            **self._cams(result, colormap, alpha, normalization, pair),
             **self._gates(result, unit, group, colormap, alpha, scale, shown),
         }
 
@@ -542,10 +574,11 @@ class Handlers:
         """The two models on `image` (or the cache). The caller has the session keep it
         (`_keep`) once it is shown: a result that failed to draw must not become the one later
         view changes draw, under the previous result's tables."""
-        if models[0] == models[1]:
+        twice = [name for i, name in enumerate(models) if name in models[:i]]
+        if twice:
             raise refuse(
-                f"Model A and model B are both {get_model(models[0]).title}: choose two "
-                "different models to compare.",
+                f"{get_model(twice[0]).title} is chosen twice: choose different models to "
+                "compare (C and D may be left at none).",
                 "Same model twice",
             )
         try:
@@ -583,21 +616,29 @@ class Handlers:
     # that way, 18 ms now, measured in one process); `captions` sets the labels once per page.
     @stage("drawing")
     def _tables(self, result: Explanation) -> Outputs:
+        """Each model's top-5 in its panel, in order; the panels of no model emptied."""
+        names = [*result.models, *[None] * (len(self.page.tables) - len(result.models))]
         return {
-            table: {"data": views.prediction_rows(result, name), "headers": TABLE_HEADERS}
-            for table, name in zip(self.page.tables, result.models, strict=True)
+            table: None
+            if name is None
+            else {"data": views.prediction_rows(result, name), "headers": TABLE_HEADERS}
+            for table, name in zip(self.page.tables, names, strict=True)
         }
 
     @stage("drawing")
     def _cams(
-        self, result: Explanation, colormap: str, alpha: float, normalization: str
+        self, result: Explanation, colormap: str, alpha: float, normalization: str, pair: str = ""
     ) -> Outputs:
-        view = views.cam_view(result, colormap=colormap, alpha=alpha, normalization=normalization)
+        """Each model's CAM in its panel, in order (the panels of no model emptied), the
+        difference of `pair` ("second − first" by name; "": the first two) and their text."""
+        look = {"colormap": colormap, "alpha": alpha, "normalization": normalization}
+        view = views.cam_view(result, pair=pair_of(pair, list(result.models)), **look)
         p = self.page
+        names = [*result.models, *[None] * (len(p.cams) - len(result.models))]
         return {
             **{
-                cam: self.space.picture(view.overlays[name])
-                for cam, name in zip(p.cams, result.models, strict=True)
+                cam: None if name is None else self.space.picture(view.overlays[name])
+                for cam, name in zip(p.cams, names, strict=True)
             },
             p.difference: self.space.picture(view.difference),
             p.cam_text: views.targets_text(result) + "  \n" + views.agreement_text(view),

@@ -33,6 +33,8 @@ from sa_viz.app.choices import (
     HINT_PLACES,
     MAX_GROUPS,
     MODEL_CHOICES,
+    NONE,
+    OPTIONAL_MODEL_CHOICES,
     OWN_TOP1,
     SLOTS,
     TABLE_HEADERS,
@@ -40,6 +42,8 @@ from sa_viz.app.choices import (
     WHOLE,
     method_choices,
     models_info,
+    pair_choices,
+    pair_value,
 )
 from sa_viz.app.gradio_internals import replace_methods
 from sa_viz.app.validation import check_image_payload
@@ -111,11 +115,18 @@ class InputColumn(NamedTuple):
     run: gr.Button
     model_a: gr.Dropdown
     model_b: gr.Dropdown
+    model_c: gr.Dropdown  # optional: `NONE`
+    model_d: gr.Dropdown  # optional: `NONE`
     crop_mode: gr.Radio
     target: gr.Dropdown
     method: gr.Dropdown
     layer: gr.Radio
     hints: dict[str, gr.Markdown]  # by place (`HINT_PLACES`), except "view"
+
+    @property
+    def models(self) -> list[gr.Dropdown]:
+        """The model slots, in `SLOTS` order."""
+        return [self.model_a, self.model_b, self.model_c, self.model_d]
 
 
 def hint(place: str) -> gr.Markdown:
@@ -153,8 +164,17 @@ def input_column() -> InputColumn:
                     MODEL_CHOICES,
                     value=DEFAULT_PAIR[1],
                     label="Model B",
-                    info="The difference map shows B − A.",
                     elem_id="model-b",
+                )
+            with gr.Row():
+                model_c, model_d = (
+                    gr.Dropdown(
+                        OPTIONAL_MODEL_CHOICES,
+                        value=NONE,
+                        label=f"Model {slot.upper()} (optional)",
+                        elem_id=f"model-{slot}",
+                    )
+                    for slot in SLOTS[2:]
                 )
             hints["models"] = hint("models")
             with gr.Accordion("About the models", open=False):
@@ -197,32 +217,62 @@ def input_column() -> InputColumn:
             )
             hints["method"] = hint("method")
     return InputColumn(
-        image, examples, run, model_a, model_b, crop_mode, target, method, layer, hints
-    )
+        image, examples, run, model_a, model_b, model_c, model_d, crop_mode, target, method,
+        layer, hints,
+    )  # fmt: skip
 
 
-def cam_tab(picture: dict[str, Any]) -> tuple[gr.Radio, list[gr.Image], gr.Image, gr.Markdown]:
-    """The Grad-CAM tab: (its CAM scale, the two models' CAMs, their difference, its text)."""
+class CamTab(NamedTuple):
+    """The Grad-CAM tab's components."""
+
+    normalization: gr.Radio
+    cams: list[gr.Image]  # per slot (`SLOTS`); C and D shown once chosen
+    difference: gr.Image
+    pair: gr.Dropdown  # the difference map's two models
+    cam_text: gr.Markdown
+
+
+def cam_tab(picture: dict[str, Any]) -> CamTab:
+    """The Grad-CAM tab: its CAM scale, the models' CAMs (A and B beside their difference, C and
+    D below), which two the difference compares, and its text."""
     with gr.Tab("Grad-CAM", id="cam", elem_id="tab-cam"):
-        normalization = gr.Radio(
-            list(views.NORMALIZATIONS),
-            value="per model",
-            label="CAM scale",
-            info="Per model: each map stretched to its own range. Joint: one "
-            "scale for both (from the raw maps), so magnitudes compare.",
-        )
+        with gr.Row():
+            normalization = gr.Radio(
+                list(views.NORMALIZATIONS),
+                value="per model",
+                label="CAM scale",
+                info="Per model: each map stretched to its own range. Joint: one "
+                "scale for all (from the raw maps), so magnitudes compare.",
+            )
+            pair = gr.Dropdown(
+                pair_choices(list(DEFAULT_PAIR)),
+                value=pair_value(*DEFAULT_PAIR),
+                label="Difference map",
+                info="red where the first named model looks more, blue where the second does",
+                # Its list follows the models (`Handlers.captions`); a link's pair is checked
+                # there, not refused by gradio for the rest of the page's life.
+                allow_custom_value=True,
+                elem_id="cam-pair",
+            )
+        titles = [get_model(name).title for name in DEFAULT_PAIR] + [""] * (len(SLOTS) - 2)
         with gr.Row():
             cams = [
-                gr.Image(label=get_model(name).title, elem_id=f"cam-{slot}", **picture)
-                for slot, name in zip(SLOTS, DEFAULT_PAIR, strict=True)
+                gr.Image(label=title, elem_id=f"cam-{slot}", **picture)
+                for slot, title in zip(SLOTS[:2], titles, strict=False)
             ]
             difference = gr.Image(
                 label=views.difference_label([get_model(n).title for n in DEFAULT_PAIR]),
                 elem_id="cam-difference",
                 **picture,
             )
+        with gr.Row():  # models C and D, once chosen (`Handlers.captions`)
+            cams += [
+                gr.Image(label=f"Model {slot.upper()}", elem_id=f"cam-{slot}", visible=False,
+                         **picture)
+                for slot in SLOTS[2:]
+            ]  # fmt: skip
         cam_text = gr.Markdown(elem_id="cam-text")
-    return normalization, cams, difference, cam_text
+    return CamTab(normalization, cams, difference, pair, cam_text)
 
 
 class GateExplorer(NamedTuple):
@@ -349,6 +399,7 @@ class Page:
     normalization: gr.Radio
     cams: list[gr.Image]
     difference: gr.Image
+    pair: gr.Dropdown  # the difference map's two models
     cam_text: gr.Markdown
     explorer: GateExplorer
     export: ExportTab
@@ -381,6 +432,7 @@ class Page:
             *(i.image, i.crop_mode, i.target, i.method, i.layer),
             *self.view_inputs,
             *(e.unit, e.group, e.scale, i.model_a, i.model_b, e.gate_model),
+            *(i.model_c, i.model_d, self.pair),
         ]
 
     @property
@@ -390,6 +442,7 @@ class Page:
         return [
             *self.view_inputs,
             *(e.unit, e.group, e.scale, e.gate_model, x.figure_formats, x.figure_width),
+            self.pair,
         ]
 
     @property
@@ -427,9 +480,10 @@ def layout(
     """The page's components, in a `gr.Blocks` context."""
     titles = " · ".join(get_model(n).title for n in list_models())
     gr.Markdown(
-        "# SA-Viz · where two CNNs look, and what their attention gates do\n"
-        f"Models: {titles}. Upload an image: both chosen models classify it, **Grad-CAM** "
-        "shows where each looks, and the **gate explorer** shows the gates of every "
+        "# SA-Viz · where CNNs look, and what their attention gates do\n"
+        f"Models: {titles}. Upload an image: the chosen models (two, up to four) classify "
+        "it, **Grad-CAM** shows where each looks and where two of them differ, and the "
+        "**gate explorer** shows the gates of every "
         "attention unit of the models that have them (*About the models*, on the left, "
         "says which and where each comes from)."
     )
@@ -444,18 +498,24 @@ def layout(
         # digit per line (seen at 800 px).
         with gr.Column(scale=2, min_width=RESULTS_MIN_WIDTH):
             summary = gr.Markdown(elem_id="summary")
-            with gr.Row():
-                tables = [
-                    gr.Dataframe(
-                        headers=TABLE_HEADERS,
-                        label=f"{get_model(name).title}: top-5",
-                        interactive=False,
-                        wrap=True,
-                        column_widths=["56%", "20%", "24%"],
-                        elem_id=f"top5-{slot}",
-                    )
-                    for slot, name in zip(SLOTS, DEFAULT_PAIR, strict=True)
-                ]
+            # Two by two: four side by side left each table a few letters wide.
+            titles = [f"{get_model(name).title}: top-5" for name in DEFAULT_PAIR]
+            titles += [f"Model {slot.upper()}: top-5" for slot in SLOTS[2:]]
+            tables = []
+            for row in (SLOTS[:2], SLOTS[2:]):
+                with gr.Row():
+                    tables += [
+                        gr.Dataframe(
+                            headers=TABLE_HEADERS,
+                            label=titles[SLOTS.index(slot)],
+                            interactive=False,
+                            wrap=True,
+                            column_widths=["56%", "20%", "24%"],
+                            visible=slot in SLOTS[:2],  # C and D once chosen
+                            elem_id=f"top5-{slot}",
+                        )
+                        for slot in row
+                    ]
             with gr.Row():
                 colormap = gr.Dropdown(
                     list(render.COLORMAPS),
@@ -473,7 +533,7 @@ def layout(
                 )
             hints["view"] = hint("view")
             with gr.Tabs():
-                normalization, cams, difference, cam_text = cam_tab(picture)
+                cam = cam_tab(picture)
                 explorer = gate_explorer_tab(picture)
                 analyses = analyses_tab(picture)
                 export = export_tab()
@@ -485,10 +545,11 @@ def layout(
         tables=tables,
         colormap=colormap,
         alpha=alpha,
-        normalization=normalization,
-        cams=cams,
-        difference=difference,
-        cam_text=cam_text,
+        normalization=cam.normalization,
+        cams=cam.cams,
+        difference=cam.difference,
+        pair=cam.pair,
+        cam_text=cam.cam_text,
         explorer=explorer,
         export=export,
         hints={place: hints[place] for place in HINT_PLACES},

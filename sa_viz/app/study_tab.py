@@ -26,6 +26,7 @@ from typing import Any
 import gradio as gr
 
 from sa_viz.analyses import analyses as registered_analyses
+from sa_viz.app.choices import NONE, chosen_models
 from sa_viz.app.engine import Engine, ModelsUnavailable
 from sa_viz.app.hints import HintBoard, on_page, refuse
 from sa_viz.app.tempspace import TempSpace
@@ -136,14 +137,18 @@ class StudyHandlers:
         analyses: Sequence[str] | None = None,
         layer: str = DEFAULT_LAYER,
         method: str = "gradcam",
+        model_c: str = NONE,
+        model_d: str = NONE,
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (gradio's way)
     ) -> dict[Any, Any]:
-        """A study of the uploaded images with the page's two models, at the page's CAM layer.
-        Studies compute Grad-CAM: where the page shows another method, the report says so."""
+        """A study of the uploaded images with the page's models (two to four), at the page's
+        CAM layer. Studies compute Grad-CAM: where the page shows another method, the report
+        says so."""
         if layer not in LAYERS:
             raise gr.Error(f"Choose a CAM layer of {', '.join(LAYERS)}.", title="Layer")
+        names = tuple(chosen_models(model_a, model_b, model_c, model_d))
         with study_failures():
-            report, archive = self._run(files, (model_a, model_b), analyses or (), layer, progress)
+            report, archive = self._run(files, names, analyses or (), layer, progress)
         return self.tab.shown(method_note(method) + report, archive)
 
     @on_page()
@@ -164,15 +169,15 @@ class StudyHandlers:
     def _run(
         self,
         files: Sequence[str] | None,
-        names: tuple[str, str],
+        names: tuple[str, ...],
         analyses: Sequence[str],
         layer: str,
         progress: gr.Progress,
     ) -> tuple[Any, ...]:
         if not files:
             raise gr.Error("Choose images or a ZIP of images first.", title="No images")
-        if names[0] == names[1]:
-            raise gr.Error("Choose two different models (Model A and Model B).", title="Models")
+        if len(set(names)) != len(names):
+            raise gr.Error("Choose different models (C and D may be left at none).", title="Models")
         folder = self.space.folder()
         images = folder / "images"
         try:

@@ -18,13 +18,16 @@ from sa_viz.app.choices import (
     CLASS_CHOICES,
     CROP,
     DEFAULT_UNIT,
+    NONE,
     OWN_TOP1,
     UNIT_NAMES,
     WHOLE,
+    chosen_models,
     model_choice,
+    pair_value,
 )
 from sa_viz.app.tempspace import TempSpace
-from sa_viz.app.validation import parse_target
+from sa_viz.app.validation import difference_pair, parse_target
 from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
 from sa_viz.data.examples import EXAMPLES
 from sa_viz.models import DEFAULT_PAIR, list_models
@@ -76,6 +79,9 @@ URL_KEYS: dict[str, Callable[[str | None], Any]] = {
     "input": lambda value: {"crop": CROP, "whole": WHOLE}.get(value or ""),
     "cam_scale": _one_of(list(views.NORMALIZATIONS)),
     "opacity": _url_opacity,
+    "c": _one_of([NONE, *list_models()]),
+    "d": _one_of([NONE, *list_models()]),
+    "diff": lambda value: None if difference_pair(value) or not value else value,
 }
 # The address follows the controls (in the browser: no request), in `URL_KEYS`' order. The
 # class comes from the list's words ("281: tabby …"); while the box holds text that names no
@@ -83,14 +89,15 @@ URL_KEYS: dict[str, Callable[[str | None], Any]] = {
 # show. The page writes a class typed otherwise ("tabby") in the list's words once explained.
 WRITE_URL = (
     r"""
-(example, target, method, layer, unit, group, a, b, gates, input, cam_scale, opacity) => {
+(example, target, method, layer, unit, group, a, b, gates, input, cam_scale, opacity, c, d,
+ diff) => {
     const defaults = DEFAULTS;
     const listed = /^(\d+): /.exec(target || "");
     const shown = new URLSearchParams(location.search).get("class") || "";
     const values = {example, class: listed ? listed[1] : (!target || target === OWN ? "" : shown),
                     method, layer, unit, group: String(group), a, b, gates,
                     input: input === CROP ? "crop" : "", cam_scale,
-                    opacity: Number(opacity).toFixed(2).replace(/\.?0+$/, "")};
+                    opacity: Number(opacity).toFixed(2).replace(/\.?0+$/, ""), c, d, diff};
     const query = new URLSearchParams();
     for (const [key, value] of Object.entries(values)) {
         if (value && value !== defaults[key]) query.set(key, value);
@@ -112,6 +119,9 @@ WRITE_URL = (
                 "gates": DEFAULT_PAIR[1],
                 "cam_scale": views.NORMALIZATIONS[0],
                 "opacity": f"{render.DEFAULT_ALPHA:g}",
+                "c": NONE,
+                "d": NONE,
+                "diff": pair_value(*DEFAULT_PAIR),
             }
         ),
     )
@@ -138,7 +148,8 @@ def url_controls(page: Page) -> dict[str, Any]:
     """The control each query key of `URL_KEYS` sets, in that order."""
     i, e = page.inputs, page.explorer
     controls = (page.example, i.target, i.method, i.layer, e.unit, e.group, i.model_a, i.model_b)
-    more = (e.gate_model, i.crop_mode, page.normalization, page.alpha)
+    more = (e.gate_model, i.crop_mode, page.normalization, page.alpha, i.model_c, i.model_d)
+    more += (page.pair,)
     return dict(zip(URL_KEYS, (*controls, *more), strict=True))
 
 
@@ -158,13 +169,12 @@ def link_view(query: dict[str, str], page: Page, space: TempSpace) -> tuple[dict
     # its list makes gradio refuse every later event of the page (seen: a link with gates=
     # se_resnet50 and the page's default list).
     a, b, gates = values["a"], values["b"], values["gates"]
-    gated = [
-        n for n in dict.fromkeys((a or DEFAULT_PAIR[0], b or DEFAULT_PAIR[1])) if attention_of(n)
-    ]
+    shown = chosen_models(a or DEFAULT_PAIR[0], b or DEFAULT_PAIR[1], values["c"], values["d"])
+    gated = [n for n in dict.fromkeys(shown) if attention_of(n)]
     if gates is not None and gates not in gated:
         wrong.append(f"gates={gates}")
     outputs.pop(controls["gates"], None)
-    if (a or b or gates) and gated:
+    if (a or b or values["c"] or values["d"] or gates) and gated:
         outputs[controls["gates"]] = gr.update(
             choices=[model_choice(n) for n in gated],
             value=gates if gates in gated else gated[0],

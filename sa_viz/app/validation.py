@@ -33,7 +33,9 @@ from sa_viz.app.choices import (
     CROP,
     FIGURE_WIDTH_CHOICES,
     MAX_GROUPS,
+    NONE,
     OWN_TOP1,
+    PAIR_SEPARATOR,
     SLOTS,
     UNIT_NAMES,
     WHOLE,
@@ -304,6 +306,21 @@ def check_inputs(
     return None
 
 
+def difference_pair(value: Any) -> str | None:
+    """The difference map's two models, "second − first" by name ("": the first two); whether
+    both were explained is the handler's to say (it then shows the first two)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        second, separator, first = value.partition(PAIR_SEPARATOR)
+        if separator and first in list_models() and second in list_models():
+            return None
+    return (
+        f"must name two models as 'second{PAIR_SEPARATOR}first' (e.g. "
+        f"'{DEFAULT_PAIR[1]}{PAIR_SEPARATOR}{DEFAULT_PAIR[0]}'), or be empty for the first two"
+    )
+
+
 def analysis_names(value: Any) -> str | None:
     """A comma-separated list of registered analyses (or nothing)."""
     if value is None or (
@@ -364,6 +381,9 @@ def page_params(page: Page) -> dict[gr.components.Component, Param]:
         page.normalization: Param("CAM scale", "normalization", one_of(list(views.NORMALIZATIONS))),
         i.model_a: Param("Model A", "model_a", one_of(list_models()), default=DEFAULT_PAIR[0]),
         i.model_b: Param("Model B", "model_b", one_of(list_models()), default=DEFAULT_PAIR[1]),
+        i.model_c: Param("Model C", "model_c", one_of([NONE, *list_models()]), default=NONE),
+        i.model_d: Param("Model D", "model_d", one_of([NONE, *list_models()]), default=NONE),
+        page.pair: Param("Difference map", "pair", difference_pair, default=""),
         e.gate_model: Param(
             "Gates of", "gate_model", one_of(list_models()), default=DEFAULT_PAIR[1]
         ),

@@ -65,8 +65,8 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
     views_quietly = {"show_progress": "hidden", **own, **VIEW_LANE}
     demo.load(handlers.weights_status, outputs=page.banner, api_name="weights_status")
     labels = {
-        "inputs": [i.model_a, i.model_b, e.gate_model],
-        "outputs": [*page.tables, *page.cams, page.difference, e.gate_model, e.group],
+        "inputs": [i.model_a, i.model_b, e.gate_model, i.model_c, i.model_d, page.pair],
+        "outputs": [*page.tables, *page.cams, page.difference, page.pair, e.gate_model, e.group],
         "api_visibility": "private",  # the page's own names: nothing for an API caller
         "show_progress": "hidden",
         **VIEW_LANE,
@@ -90,7 +90,7 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
     # starts the explanation once, below.
     triggers = [i.run.click, i.image.change]
     triggers += [c.input for c in (i.crop_mode, i.target, i.method, i.layer)]
-    triggers += [i.model_a.input, i.model_b.input]
+    triggers += [model.input for model in i.models]
     explained = gr.on(triggers, **explain)
     explained.success(handlers.captions, **labels)
     explained.then(None, js=REVEAL_HINT, api_visibility="private")
@@ -106,9 +106,9 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
         **own,
     ).then(None, js=REVEAL_HINT, api_visibility="private")
     gr.on(
-        [page.normalization.input],
+        [page.normalization.input, page.pair.input],
         handlers.page_cams,
-        inputs=page.view_inputs,
+        inputs=[*page.view_inputs, page.pair],
         outputs=[*page.cam_outputs, *page.hint_outputs],
         api_name="page_cams",
         **views_quietly,
@@ -116,7 +116,7 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
     gr.on(
         [page.colormap.input, page.alpha.input],  # dragging, arrow keys, a typed number
         handlers.page_look,
-        inputs=[*page.view_inputs, e.unit, e.group, e.scale, e.gate_model],
+        inputs=[*page.view_inputs, e.unit, e.group, e.scale, e.gate_model, page.pair],
         outputs=[*page.cam_outputs, *page.gate_outputs, *page.hint_outputs],
         api_name="page_look",
         **views_quietly,
@@ -189,11 +189,19 @@ def api_endpoints(handlers: Handlers, page: Page) -> None:
                 i.model_a,
                 i.model_b,
                 page.analyses_names,
+                i.model_c,
+                i.model_d,
             ],
             page.json_document,
             API_LANE,
         ),
-        ("cam_view", handlers.update_cams, page.view_inputs, page.cam_outputs, VIEW_LANE),
+        (
+            "cam_view",
+            handlers.update_cams,
+            [*page.view_inputs, page.pair],
+            page.cam_outputs,
+            VIEW_LANE,
+        ),
         ("gate_view", handlers.update_gates, page.gate_inputs, page.gate_outputs, VIEW_LANE),
         ("export_zip", handlers.export, page.export_inputs, page.export.file, VIEW_LANE),
     ]
@@ -215,6 +223,8 @@ def study_events(demo: gr.Blocks, handlers: StudyHandlers, page: Page) -> None:
             tab.analyses,
             page.inputs.layer,
             page.inputs.method,
+            page.inputs.model_c,
+            page.inputs.model_d,
         ],
         outputs=tab.outputs,
         api_name="page_study",

@@ -45,6 +45,7 @@ def write_zip(
     analyses: dict[str, Any] | None = None,
     figure_formats: Sequence[str] = (),
     figure_width: float | None = None,
+    pair: tuple[str, str] | None = None,
 ) -> Path:
     """Write the ZIP for what is on screen: the same pictures with the same view settings;
     the gates of `gate_model` (the model in the gate explorer), or of every compared model
@@ -54,16 +55,17 @@ def write_zip(
 
     `figure_formats` (png, svg, pdf): the same views, and the analyses' charts, also as
     matplotlib figures in figures/ (text as text, each map one image at its own resolution),
-    `figure_width` inches wide (`render.paper`; None: each figure's own size)."""
+    `figure_width` inches wide (`render.paper`; None: each figure's own size). `pair`: the
+    difference map's models (first, second; None: the first two)."""
     path = Path(path)
     look = {"colormap": colormap, "alpha": alpha}
-    cams = views.cam_view(result, normalization=normalization, **look)
+    cams = views.cam_view(result, normalization=normalization, pair=pair, **look)
     pictures = {f"cam_{name}.png": overlay for name, overlay in cams.overlays.items()}
     pictures["cam_difference.png"] = cams.difference
     drawn = {}  # stem → figure, for figure_formats
     if figure_formats:
         found = figure_views.cam_figures(
-            result, normalization=normalization, width=figure_width, **look
+            result, normalization=normalization, width=figure_width, pair=pair, **look
         )
         drawn = {f"cam_{name}": fig for name, fig in found.items()}
     settings: dict[str, Any] = {
@@ -74,6 +76,8 @@ def write_zip(
         "gate_group": group,
         "gate_colour_scale": scale,
     }
+    if len(result.models) > 1:  # the difference map's models, first and second
+        settings["difference"] = list(pair or list(result.models)[:2])
     gated = views.gated_models(result)
     if gate_model in gated:
         gated = [gate_model]
@@ -121,7 +125,7 @@ def write_zip(
     if analyses:
         members["analyses.json"] = files.json_text(analyses)
     members["arrays.npz"] = files.npz_bytes(arrays(result) | analysis_arrays(analyses))
-    members["README.txt"] = _readme(result)
+    members["README.txt"] = _readme(result, cams.order)
     return files.write_zip(path, members)
 
 
@@ -138,11 +142,11 @@ def analysis_arrays(analyses: dict[str, Any], prefix: str = "analyses") -> dict[
     return found
 
 
-def _readme(result: Explanation) -> str:
-    titles = [m.title for m in result.models.values()]
+def _readme(result: Explanation, pair: Sequence[str]) -> str:
+    """`pair`: the difference map's models' titles, first and second."""
     difference = (
-        f"{titles[1]} minus {titles[0]} on one scale: red = {titles[1]} looks more"
-        if len(titles) == 2
+        f"{pair[1]} minus {pair[0]} on one scale: red = {pair[1]} looks more"
+        if len(pair) == 2
         else "(needs two models)"
     )
     return (

@@ -29,11 +29,13 @@ def cam_figures(
     alpha: float = render.DEFAULT_ALPHA,
     normalization: str = "per model",
     width: float | None = None,
+    pair: tuple[str, str] | None = None,
 ) -> dict[str, Figure]:
-    """Each model's CAM (by its name) and, for two models, their difference ("difference"),
-    on the `normalization` scale, as `views.cam_view` shows them."""
+    """Each model's CAM (by its name) and the difference of two of them ("difference"; `pair`:
+    first, second, None: the first two), on the `normalization` scale, as `views.cam_view`
+    shows them."""
     image = result.image.display
-    found = cam_maps(result, normalization)
+    found = cam_maps(result, normalization, pair)
     figures = {}
     models = list(result.models.values())
     for m, values, label in zip(models, found.maps, found.labels, strict=True):
@@ -57,7 +59,7 @@ def cam_figures(
             found.limit,
             found.difference_label,
             alpha=alpha,
-            untrained=any(m.untrained for m in models),
+            untrained=any(models[i].untrained for i in found.pair),
             width=width,
         )
     return figures

@@ -29,7 +29,7 @@ class CamView:
     overlays: dict[str, np.ndarray]  # model name → RGB overlay with its colour bar
     difference: np.ndarray  # the second model's map minus the first's, diverging colours
     agreement: dict[str, float]
-    order: tuple[str, ...] = ()  # the compared models' titles, first then second
+    order: tuple[str, ...] = ()  # the difference's models' titles, first then second
     normalization: str = "per model"
     limit: float = 1.0  # the difference's largest |value|: its colour bar's ends
     flat: tuple[str, ...] = ()  # the titles of the models whose map is one value everywhere
@@ -67,35 +67,55 @@ class CamMaps:
     titles: tuple[str, ...]
     flat: tuple[str, ...]  # the titles of the models whose map is one value everywhere
     difference_label: str
-    difference: np.ndarray | None  # the second map less the first (None: not two models)
+    difference: np.ndarray | None  # the second map less the first (None: fewer than two models)
     limit: float = 1.0  # the difference's largest |value|
+    pair: tuple[int, int] = (0, 1)  # the positions of the difference's first and second models
 
 
-def cam_maps(result: Explanation, normalization: str = "per model") -> CamMaps:
-    """Each model's map on the `normalization` scale and, for two models, their difference.
+def cam_maps(
+    result: Explanation, normalization: str = "per model", pair: tuple[str, str] | None = None
+) -> CamMaps:
+    """Each model's map on the `normalization` scale and the difference of two of them: `pair`
+    (first, second: model names; None: the first two), second − first.
 
-    "per model": each map min-max scaled on its own (pytorch-grad-cam's convention); "joint": both
-    raw maps divided by the larger maximum, so the weaker evidence looks weaker.
+    "per model": each map min-max scaled on its own (pytorch-grad-cam's convention); "joint": all
+    raw maps divided by the largest maximum, so the weaker evidence looks weaker.
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}")
-    models = list(result.models.values())
+    names, models = list(result.models), list(result.models.values())
     if normalization == "joint":
         maps = joint_scale([m.cam_raw for m in models], result.image.size)
-        scale_label = "CAM ÷ the larger maximum of both maps (joint)"
+        scale_label = "CAM ÷ the largest maximum of the maps (joint)"
     else:
         maps = [m.cam for m in models]
         scale_label = "CAM, each map from its min to its max"
     titles = tuple(m.title for m in models)
     flat = tuple(m.title for m in models if np.ptp(m.cam_raw) == 0)
     labels = [FLAT if m.title in flat else scale_label for m in models]
-    label = f"{titles[-1]} − {titles[0]} ({normalization} scale)"
-    if len(models) != 2:
+    if len(models) < 2:
+        label = difference_label(titles)
         return CamMaps(list(maps), labels, titles, flat, label, None)
-    # The difference of the maps as shown, on the chosen scale: B − A, zero in white.
-    difference = maps[1] - maps[0]
+    first, second = pair_indices(names, pair)
+    label = f"{titles[second]} − {titles[first]} ({normalization} scale)"
+    # The difference of the maps as shown, on the chosen scale: second − first, zero in white.
+    difference = maps[second] - maps[first]
     limit = render.symmetric_limit(difference)
-    return CamMaps(list(maps), labels, titles, flat, label, difference, limit)
+    return CamMaps(list(maps), labels, titles, flat, label, difference, limit, (first, second))
+
+
+def pair_indices(names: list[str], pair: tuple[str, str] | None) -> tuple[int, int]:
+    """The positions of the difference's `pair` (first, second) among the models `names`: the
+    first two when None; a name that is not among them is refused."""
+    if pair is None:
+        return 0, 1
+    missing = [n for n in pair if n not in names]
+    if missing or pair[0] == pair[1]:
+        raise ValueError(
+            f"the difference compares two of the explained models ({', '.join(names)}); "
+            f"got {' and '.join(pair)}"
+        )
+    return names.index(pair[0]), names.index(pair[1])
 
 
 def cam_view(
@@ -104,14 +124,16 @@ def cam_view(
     colormap: str = render.DEFAULT_COLORMAP,
     alpha: float = render.DEFAULT_ALPHA,
     normalization: str = "per model",
+    pair: tuple[str, str] | None = None,
 ) -> CamView:
-    """Both CAM overlays on the same image at the same size, the signed difference, agreement,
-    on the `normalization` scale (`cam_maps`)."""
+    """Every model's CAM overlay on the same image at the same size, and the signed difference
+    of two of them (`pair`: first, second; None: the first two) with their agreement, on the
+    `normalization` scale (`cam_maps`)."""
     image = result.image.display
     models = list(result.models.values())
-    found = cam_maps(result, normalization)
+    found = cam_maps(result, normalization, pair)
     titles, flat = found.titles, found.flat
-    # One strip height for the three pictures, which stand side by side.
+    # One strip height for the pictures, which stand side by side.
     lines = render.strip_lines(image.shape[1], [*found.labels, found.difference_label])
     overlays = {}
     for m, values, label in zip(models, found.maps, found.labels, strict=True):
@@ -123,14 +145,17 @@ def cam_view(
         nothing = {"pearson": float("nan"), "iou_top": float("nan")}
         return CamView(overlays, np.zeros_like(image), nothing, titles, normalization, flat=flat)
     limit = found.limit
+    first, second = (models[i] for i in found.pair)
     picture = render.signed_overlay(image, found.difference, alpha, limit)
-    if any(m.untrained for m in models):
+    if first.untrained or second.untrained:
         picture = render.stamp_untrained(picture)
     picture = render.with_colour_strip(
         picture, -limit, limit, render.DIVERGING, found.difference_label, signed=True, lines=lines
     )
-    agreement = cam_agreement(models[0].cam, models[1].cam)
-    return CamView(overlays, picture, agreement, titles, normalization, limit, flat)
+    agreement = cam_agreement(first.cam, second.cam)
+    flat = tuple(t for t in flat if t in (first.title, second.title))
+    order = (first.title, second.title)
+    return CamView(overlays, picture, agreement, order, normalization, limit, flat)
 
 
 def agreement_text(view: CamView) -> str:
@@ -173,18 +198,20 @@ def prediction_rows(result: Explanation, name: str) -> list[list]:
 
 
 def prediction_summary(result: Explanation) -> str:
+    """Whether the models agree on the top-1 class (nothing for one model), and the image's
+    notes."""
     models = list(result.models.values())
-    if len(models) != 2:
+    if len(models) < 2:
         return ""
-    a, b = models
-    if a.top5[0].index == b.top5[0].index:
-        line = f"Both models predict **{a.top5[0].label}** (top-1)."
+    tops = {m.top5[0].index for m in models}
+    if len(tops) == 1:
+        who = "Both models" if len(models) == 2 else f"All {len(models)} models"
+        line = f"{who} predict **{models[0].top5[0].label}** (top-1)."
     else:
-        line = (
-            f"{DISAGREE} **The models disagree:** {a.title} says **{a.top5[0].label}** "
-            f"({a.top5[0].probability:.3f}), {b.title} says **{b.top5[0].label}** "
-            f"({b.top5[0].probability:.3f})."
+        said = ", ".join(
+            f"{m.title} says **{m.top5[0].label}** ({m.top5[0].probability:.3f})" for m in models
         )
+        line = f"{DISAGREE} **The models disagree:** {said}."
     notes = list(result.image.notes)
     if notes:
         line += "  \nImage: " + "; ".join(notes) + "."
