@@ -334,7 +334,7 @@ def test_three_models_and_the_difference_of_any_two(handlers):
     assert [out[t] is None for t in p.tables] == [False, False, False, True]
     assert [out[c] is None for c in p.cams] == [False, False, False, True]
     se_rows = value(out[p.tables[2]])
-    assert all(len(row[2].split(", ")) == 2 for row in se_rows)  # ranks in both other top-5s
+    assert all(len(row[2].split(" ")) == 2 for row in se_rows)  # ranks in both other top-5s
     assert "SE-ResNet-50 says" in out[p.summary] or "All 3 models" in out[p.summary]
     captions = handlers.captions(
         "resnet50", "sa_resnet50", "se_resnet50", "none", "se_resnet50", ""

@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(
         prog="sa-viz serve",
-        description="SA-Viz in the browser: any two models compared, their CAMs and gates",
+        description="SA-Viz in the browser: two to four models compared, their CAMs and gates",
     )
     parser.add_argument(
         "--host",

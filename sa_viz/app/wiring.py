@@ -58,6 +58,28 @@ REVEAL_HINT = """
 """.replace("PLACES", json.dumps(HINT_PLACES))
 
 
+# After an explanation of a new image (an upload, an example, the Explain button): where the
+# results stand under the inputs (below ~1000 px), the page scrolls to them. At 800 px they
+# began ~1450 px down and nothing said they had come (issue 27); a control's change keeps the
+# page where it is, at the control. `MARK_NEW_IMAGE` marks the request, `REVEAL_RESULTS`
+# scrolls once it is answered.
+MARK_NEW_IMAGE = "() => { window.saVizNewImage = true; return []; }"
+REVEAL_RESULTS = """
+() => {
+    if (!window.saVizNewImage) return [];
+    window.saVizNewImage = false;
+    const results = document.getElementById("summary");
+    const inputs = document.getElementById("explain");
+    if (!results || !inputs) return [];
+    const stacked = results.getBoundingClientRect().top > inputs.getBoundingClientRect().bottom;
+    if (stacked && results.getBoundingClientRect().top > window.innerHeight / 2) {
+        results.scrollIntoView({block: "start", behavior: "smooth"});
+    }
+    return [];
+}
+"""
+
+
 def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
     """The page's own events: private (not in the API), each answering with the hints."""
     i, e = page.inputs, page.explorer
@@ -94,6 +116,9 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
     explained = gr.on(triggers, **explain)
     explained.success(handlers.captions, **labels)
     explained.then(None, js=REVEAL_HINT, api_visibility="private")
+    explained.success(None, js=REVEAL_RESULTS, api_visibility="private")
+    for new_image in (i.image.upload, i.run.click, i.examples.dataset.click):
+        new_image(None, js=MARK_NEW_IMAGE, api_visibility="private")
     page.long_trigger.change(
         handlers.page_explain_long,
         outputs=[*page.explain_outputs, *page.hint_outputs, *put_back],
@@ -112,7 +137,7 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
         outputs=[*page.cam_outputs, *page.hint_outputs],
         api_name="page_cams",
         **views_quietly,
-    )
+    ).success(handlers.captions, **labels)  # the difference map's label: the pair's
     gr.on(
         [page.colormap.input, page.alpha.input],  # dragging, arrow keys, a typed number
         handlers.page_look,

@@ -179,8 +179,9 @@ def agreement_text(view: CamView) -> str:
 
 def prediction_rows(result: Explanation, name: str) -> list[list]:
     """One model's top-5 as table rows: "index · label", probability, and the class's rank in
-    the other model's top-5 (or a mark where it is not there). The class the CAMs explain is
-    marked (`TARGET`); a chosen class outside the top-5 follows as a sixth row."""
+    each other model's top-5, in the models' order ("no" where it is not there; "–" among
+    several others, so that the ranks stand out). The class the CAMs explain is marked
+    (`TARGET`); a chosen class outside the top-5 follows as a sixth row."""
     this = result.models[name]
     others = [m for n, m in result.models.items() if n != name]
     rows = []
@@ -191,9 +192,10 @@ def prediction_rows(result: Explanation, name: str) -> list[list]:
         marks = []
         for other in others:
             ranks = [q.index for q in other.top5]
-            marks.append(f"#{ranks.index(p.index) + 1}" if p.index in ranks else "no")
+            absent = "no" if len(others) == 1 else "–"
+            marks.append(f"#{ranks.index(p.index) + 1}" if p.index in ranks else absent)
         mark = f"{TARGET} " if p.index == this.target.index else ""
-        rows.append([f"{mark}{p.index} · {p.label}", f"{p.probability:.3f}", ", ".join(marks)])
+        rows.append([f"{mark}{p.index} · {p.label}", f"{p.probability:.3f}", " ".join(marks)])
     return rows
 
 
