@@ -178,11 +178,23 @@ def test_served_beside_a_zoo_model(weights_folder, checkpoint, tmp_path):
         assert TITLE in out[6], out[6]
 
 
+FOUR_CAMS = """() => ['a', 'b', 'c', 'd'].map(slot => {
+    const image = document.querySelector(`#cam-${slot} img`);
+    const table = document.querySelector(`#top5-${slot}`);
+    return {slot, label: document.querySelector(`#cam-${slot}`).innerText,
+            width: image ? image.getBoundingClientRect().width : 0,
+            loaded: !!image && image.complete && image.naturalWidth > 0,
+            table: table && table.offsetParent !== null ? table.innerText : ''};
+})"""
+
+
 @pytest.mark.browser
-def test_its_gates_on_the_page(weights_folder, checkpoint, tmp_path):
-    """In a real browser: a link that names the own model and a zoo model explains an example
-    with both; the gate explorer shows the own model's unit, described in its probe's words."""
-    from test_browser import ARGS, CHROMIUM, TIMEOUT_MS
+def test_its_gates_on_the_page_beside_three_others(weights_folder, checkpoint, tmp_path):
+    """In a real browser: a link that names the own model, a zoo model and two of the test
+    weights' explains an example with all four (issue 25: up to four side by side), at 1400 and
+    at 800 px; the gate explorer shows the own model's unit, described in its probe's words;
+    the difference compares the pair chosen on the page."""
+    from test_browser import ARGS, CHROMIUM, TIMEOUT_MS, pick
 
     if not os.path.exists(CHROMIUM):
         pytest.skip("no Chromium here (apt-get install chromium)")
@@ -190,22 +202,51 @@ def test_its_gates_on_the_page(weights_folder, checkpoint, tmp_path):
 
     env = {"SA_VIZ_SMALL_CBAM_NET": str(checkpoint), "HF_HUB_CACHE": str(tmp_path / "hub")}
     flags = ("--model-file", str(MODEL_FILE), "--models", "ecaresnet50d.miil_in1k")
+    four = f"a={NAME}&b=ecaresnet50d.miil_in1k&c=resnet50&d=sa_resnet50&gates={NAME}"
+    titles = [TITLE, "ECA-ResNet-50-D (MIIL)", "ResNet-50", "SA-ResNet-50"]
     with (
         running_app(weights_folder, tmp_path / "app.log", *flags, env=env) as (url, _),
         sync_playwright() as playwright,
     ):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(f"{url}?example=chelsea&a={NAME}&b=ecaresnet50d.miil_in1k&gates={NAME}")
         artifacts = REPO / "tests" / "artifacts"
         artifacts.mkdir(parents=True, exist_ok=True)
-        try:
-            page.locator("#cam-a img").wait_for()
-            page.get_by_role("tab", name="Gate explorer").click()
-            page.locator("#gate-mosaic img").wait_for()
-            page.locator("#gate-text").get_by_text("MyCBAM unit").first.wait_for()
-            assert TITLE in page.locator("#weights-status").inner_text()
-        finally:
-            page.screenshot(path=str(artifacts / "own-model.png"), full_page=True)
-            browser.close()
+        for width in (1400, 800):
+            page = browser.new_page(viewport={"width": width, "height": 1000})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{url}?example=chelsea&{four}")
+            try:
+                for slot in "abcd":  # below the fold at 800 px: Chromium loads lazily
+                    page.locator(f"#cam-{slot}").scroll_into_view_if_needed()
+                    page.wait_for_function(
+                        f"() => {{ const i = document.querySelector('#cam-{slot} img');"
+                        " return i && i.complete && i.naturalWidth > 0; }"
+                    )
+                page.wait_for_function("document.querySelector('#top5-d').innerText.includes('·')")
+                shown = page.evaluate(FOUR_CAMS)
+                for found, title in zip(shown, titles, strict=True):
+                    assert title in found["label"] and title in found["table"], found
+                    assert found["loaded"] and found["width"] > 200, found
+                assert page.evaluate("document.documentElement.scrollWidth") <= width
+                text = page.locator("#cam-text").inner_text()
+                assert all(title in text for title in titles)
+                pick(page, "cam-pair", f"SA-ResNet-50 − {TITLE}")
+                page.locator("#cam-text").get_by_text(
+                    f"red where SA-ResNet-50 looks more, blue where {TITLE} does"
+                ).wait_for()
+                page.locator("#cam-difference").get_by_text(f"SA-ResNet-50 − {TITLE}").wait_for()
+                assert "diff=sa_resnet50" in page.url
+                if width == 1400:
+                    page.get_by_role("tab", name="Gate explorer").click()
+                    page.locator("#gate-mosaic img").wait_for()
+                    page.locator("#gate-text").get_by_text("MyCBAM unit").first.wait_for()
+                    gated = page.locator("#gate-model input")
+                    gated.click()  # every shown model with gates: all but ResNet-50
+                    offered = page.locator("ul[role='listbox'] li").all_inner_texts()
+                    offered = {o.replace("✓", "").strip() for o in offered}  # the chosen: ✓
+                    assert offered == {t for t in titles if t != "ResNet-50"}, offered
+                    gated.press("Escape")
+            finally:
+                page.screenshot(path=str(artifacts / f"four-models-{width}.png"), full_page=True)
+                page.close()
+        browser.close()

@@ -447,7 +447,9 @@ class Page:
 
     @property
     def cam_outputs(self) -> list[gr.components.Component]:
-        return [*self.cams, self.difference, self.cam_text]
+        """A and B's CAMs, the difference, its text, then C and D's: the API's outputs as they
+        were with two models, the later slots' added at the end."""
+        return [*self.cams[:2], self.difference, self.cam_text, *self.cams[2:]]
 
     @property
     def gate_outputs(self) -> list[gr.components.Component]:
@@ -462,12 +464,16 @@ class Page:
 
     @property
     def explain_outputs(self) -> list[gr.components.Component]:
+        """In the order the API gave them with two models (a gradio_client caller reads them by
+        position), models C and D's tables and CAMs added at the end."""
         return [
             self.summary,
-            *self.tables,
-            *self.cam_outputs,
+            *self.tables[:2],
+            *self.cam_outputs[:4],
             *self.gate_outputs,
             self.explorer.overview,
+            *self.tables[2:],
+            *self.cams[2:],
         ]
 
 

@@ -23,7 +23,6 @@ from sa_viz.app.choices import (
     UNIT_NAMES,
     WHOLE,
     chosen_models,
-    model_choice,
     pair_value,
 )
 from sa_viz.app.tempspace import TempSpace
@@ -165,9 +164,11 @@ def link_view(query: dict[str, str], page: Page, space: TempSpace) -> tuple[dict
     if values["example"] is not None:
         copy = shutil.copy(ASSETS / f"{values['example']}.jpg", space.folder())
         outputs[page.inputs.image] = str(copy)
-    # "Gates of" lists the gated models of the pair: the link's pair's, or a choice outside
-    # its list makes gradio refuse every later event of the page (seen: a link with gates=
-    # se_resnet50 and the page's default list).
+    # "Gates of": the link's gated model where it is one of the link's models, else their
+    # first with gates. Its value only: set with its list too, the value reached the page after
+    # the example's image had started the explanation, which then showed the default's gates
+    # (seen with four models); `Handlers.captions`, which follows, sets the list. (A value
+    # outside the list is allowed: `allow_custom_value`.)
     a, b, gates = values["a"], values["b"], values["gates"]
     shown = chosen_models(a or DEFAULT_PAIR[0], b or DEFAULT_PAIR[1], values["c"], values["d"])
     gated = [n for n in dict.fromkeys(shown) if attention_of(n)]
@@ -175,10 +176,7 @@ def link_view(query: dict[str, str], page: Page, space: TempSpace) -> tuple[dict
         wrong.append(f"gates={gates}")
     outputs.pop(controls["gates"], None)
     if (a or b or values["c"] or values["d"] or gates) and gated:
-        outputs[controls["gates"]] = gr.update(
-            choices=[model_choice(n) for n in gated],
-            value=gates if gates in gated else gated[0],
-        )
+        outputs[controls["gates"]] = gates if gates in gated else gated[0]
     return outputs, wrong
 
 
