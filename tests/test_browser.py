@@ -521,10 +521,13 @@ def test_a_drawn_box_the_analyses_and_a_knockout_bar_that_opens_its_group(page, 
     # The chart's axes span CHART_LEFT to CHART_RIGHT of its width: bar 10's middle.
     middle = CHART_LEFT + 10.5 / 64 * (CHART_RIGHT - CHART_LEFT)
     chart.click(position={"x": box["width"] * middle, "y": box["height"] / 2})
-    page.get_by_role("tab", name="Gate explorer").click()
+    # The click opens the Gate explorer tab itself (before: set it, hidden, with no sign)
     page.wait_for_function(
         "() => document.querySelector('#gate-group input[type=number]')?.value === '10'"
     )
+    page.locator("#gate-mosaic img").wait_for(state="visible")
+    selected = page.locator("#result-tabs [role=tab][aria-selected=true]").inner_text()
+    assert "Gate explorer" in selected
     assert page.locator("#gate-unit input").input_value() == charted != "layer1.0"
     assert page.locator("#hint-analyses").count() == 0 or page.locator("#hint-analyses").is_hidden()
 

@@ -133,6 +133,11 @@ def test_explain_fills_every_output(handlers, outputs):
         assert picture.shape[1:] == (size[1], 3) and picture.dtype == np.uint8
         assert size[0] + 40 < picture.shape[0] < size[0] + 100
     assert "Pearson r" in cam_text and "explains" in cam_text
+    # A panel's download is named by what it shows (before: a hash)
+    target = state.result().models["resnet50"].target.index
+    assert Path(cam_r).name.startswith(f"resnet50_gradcam_layer4_class{target}_")
+    assert Path(diff).name.startswith("difference_SA-ResNet-50_minus_ResNet-50_gradcam_layer4")
+    assert Path(heat).name.startswith("channel_gates_sa_resnet50_layer3.0_")
     assert value(grid).shape[0] > 500
     assert value(heat).ndim == value(detail).ndim == value(overview).ndim == 3
     assert heat.endswith(".png") and grid.endswith(".jpg")
@@ -311,6 +316,16 @@ def test_export_zip(handlers, outputs):
             and report["view"]["cam_normalization"] == "joint"
         )
         assert len(report["models"]["sa_resnet50"]["top5"]) == 5
+        assert report["image"]["file"] == "chelsea.jpg"  # the photo's name (issue 27)
+        # The CAM as on screen, under a line naming the model, method, layer and class
+        result = handlers.sessions.get("chelsea").result()
+        look = {"normalization": "joint", "colormap": "jet", "alpha": 0.5}
+        overlay = views.cam_view(result, **look).overlays["resnet50"]
+        with archive.open("cam_resnet50.png") as f:
+            exported = np.asarray(Image.open(f).convert("RGB"))
+        assert exported.shape[0] > overlay.shape[0] + 10
+        assert np.array_equal(exported[-overlay.shape[0] :], overlay)
+        assert report["view"]["difference"] == ["resnet50", "sa_resnet50"]
         assert_explanation_document(report)
         with archive.open("arrays.npz") as f:
             arrays = np.load(f)
@@ -363,6 +378,21 @@ def test_three_models_and_the_difference_of_any_two(handlers):
         "jet", 0.5, "per model", "se_resnet50 − se_resnet50", request=three
     )
     assert other[p.cam_text] == default[p.cam_text]
+    # The ZIP: every model's CAM, the chosen pair's difference, every gated model's gates
+    path = handlers.export(
+        "jet", 0.5, "per model", "layer3.0", 0, "unit range", "se_resnet50", [], "double",
+        "se_resnet50 − sa_resnet50", request=three,
+    )  # fmt: skip
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        report = json.loads(archive.read("explanation.json"))
+        readme = archive.read("README.txt").decode()
+    assert {f"cam_{n}.png" for n in result.models} <= names
+    for model in ("sa_resnet50", "se_resnet50"):  # before: the explorer's model's only
+        assert f"gates_{model}_layer3.0_channel.png" in names
+    assert report["view"]["difference"] == ["sa_resnet50", "se_resnet50"]
+    assert report["view"]["gate_model"] == "se_resnet50"
+    assert "SE-ResNet-50 minus SA-ResNet-50" in readme
     with pytest.raises(gr.Error, match="chosen twice"):
         handlers.explain(str(ASSETS / "chelsea.jpg"), model_c="resnet50", request=three)
 
@@ -382,8 +412,11 @@ def test_untrained_models_are_labelled(tmp_path):
     banner = handlers.weights_status()[p.banner]
     assert "UNTRAINED" in banner.value and "474p" in banner.value
     captions = handlers.captions()
-    labels = [captions[c]["label"] for c in (*p.tables[:2], *p.cams[:2])]
+    labels = [captions[c]["label"] for c in p.tables[:2]]
     assert all("UNTRAINED" in label for label in labels)
+    # The CAMs' labels: their titles (at 800 px the longer one was cut); their pictures are
+    # stamped (below)
+    assert [captions[c]["label"] for c in p.cams[:2]] == ["ResNet-50", "SA-ResNet-50"]
     # The banner: one short line per model, the details (and how to get each file) in a fold.
     head, fold = banner.value.split("<details>")
     assert head.count("**UNTRAINED**") == 3 and len(head.strip().splitlines()) == 3

@@ -124,6 +124,13 @@ def test_the_target_is_marked_in_the_tables(loaded_models):
     chosen = explain(ASSETS / "chelsea.jpg", models=loaded_models, class_idx=934)
     rows = views.prediction_rows(chosen, "resnet50")
     assert len(rows) == 6 and re.match(rf"{views.TARGET} 934 · hotdog", rows[-1][0])
+    # Where it stands among the 1000 (before: "p = 0.000" and no rank, issue 27)
+    m = chosen.models["resnet50"]
+    rank = 1 + int(np.sum(m.probabilities > m.probabilities[934]))
+    assert rank > 5 and rows[-1][0].endswith(f"(rank {rank})")
+    assert rows[-1][1] == views.probability_text(float(m.probabilities[934])) != "0.000"
+    assert views.probability_text(0.00002134) == "2.1e-05"
+    assert views.probability_text(0.5) == "0.500"
 
 
 def test_a_flat_map_says_so(result):

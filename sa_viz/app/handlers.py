@@ -205,7 +205,9 @@ class Handlers:
             if i < len(chosen):
                 caption = views.model_caption(statuses[chosen[i]])
                 outputs[table] = gr.update(label=f"{caption}: top-5", visible=True)
-                outputs[cam] = gr.update(label=caption, visible=True)
+                # The title only: the picture itself is stamped "UNTRAINED weights" where it
+                # is, and at 800 px the longer label was cut ("ResNet-50 (UNTRAINED weigh").
+                outputs[cam] = gr.update(label=statuses[chosen[i]].title, visible=True)
             else:
                 outputs[table] = outputs[cam] = gr.update(visible=False)
         first, second = pair_of(pair, chosen)
@@ -388,6 +390,7 @@ class Handlers:
                 figure_formats=tuple(figure_formats or ()),
                 figure_width=paper.figure_width(None if figure_width == "screen" else figure_width),
                 pair=pair_of(pair, list(result.models)),
+                file=self._file_name(request),
             )
         return str(path)
 
@@ -482,6 +485,15 @@ class Handlers:
             self.page.inputs.image: shown,
             self.page.example: example_named(shown),
         }
+
+    def _file_name(self, request: gr.Request | None) -> str | None:
+        """The name of the session's image file as it was uploaded ("chelsea.jpg"; gradio keeps
+        it in its upload folder), for the export's explanation.json."""
+        try:
+            source = self.sessions.get(session_of(request)).source
+        except LookupError:
+            return None
+        return Path(source).name if source and not source.startswith("data:") else None
 
     def _shown_image(self, request: gr.Request | None) -> str | None:
         """The uploaded file of the session's result, if it still has one."""
@@ -635,12 +647,19 @@ class Handlers:
         view = views.cam_view(result, pair=pair_of(pair, list(result.models)), **look)
         p = self.page
         names = [*result.models, *[None] * (len(p.cams) - len(result.models))]
+        what = f"{result.method}_{result.layer}"
+        pair = "_minus_".join(reversed(view.order))  # second − first, by title
         return {
             **{
-                cam: None if name is None else self.space.picture(view.overlays[name])
+                cam: None
+                if name is None
+                else self.space.picture(
+                    view.overlays[name],
+                    name=f"{name}_{what}_class{result.models[name].target.index}",
+                )
                 for cam, name in zip(p.cams, names, strict=True)
             },
-            p.difference: self.space.picture(view.difference),
+            p.difference: self.space.picture(view.difference, name=f"difference_{pair}_{what}"),
             p.cam_text: views.targets_text(result) + "  \n" + views.agreement_text(view),
         }
 
@@ -648,7 +667,9 @@ class Handlers:
     def _overview(self, result: Explanation, model: str | None) -> str | None:
         if model is None:
             return None
-        return self.space.picture(views.summary_picture(result, model), lossless=True)
+        return self.space.picture(
+            views.summary_picture(result, model), lossless=True, name=f"gate_statistics_{model}"
+        )
 
     @stage("drawing")
     def _gates(
@@ -687,12 +708,19 @@ class Handlers:
             )
         group = int(group)
         look = {"colormap": colormap, "alpha": alpha, "scale": scale, "model": model}
+        what = f"{model}_{unit}"
         mosaic = self._render.submit(
-            lambda: self.space.picture(views.gate_mosaic(result, unit, group, **look))
+            lambda: self.space.picture(
+                views.gate_mosaic(result, unit, group, **look), name=f"spatial_gates_{what}"
+            )
         )
         heat = self.space.picture(
-            views.channel_gates(result, unit, group, model=model), lossless=True
+            views.channel_gates(result, unit, group, model=model),
+            lossless=True,
+            name=f"channel_gates_{what}",
         )
-        detail = self.space.picture(views.group_detail(result, unit, group, **look))
+        detail = self.space.picture(
+            views.group_detail(result, unit, group, **look), name=f"gates_{what}_row{group}"
+        )
         text = views.gate_range_text(result, unit, scale, model=model)
         return {e.mosaic: mosaic.result(), e.channel: heat, e.detail: detail, e.gate_text: text}

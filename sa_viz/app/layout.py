@@ -166,16 +166,19 @@ def input_column() -> InputColumn:
                     label="Model B",
                     elem_id="model-b",
                 )
-            with gr.Row():
-                model_c, model_d = (
-                    gr.Dropdown(
-                        OPTIONAL_MODEL_CHOICES,
-                        value=NONE,
-                        label=f"Model {slot.upper()} (optional)",
-                        elem_id=f"model-{slot}",
+            # Closed: the page with two models stands as it did (at 800 px a further row
+            # pushed the CAMs past Chromium's lazy-loading distance after a link's example).
+            with gr.Accordion("Models C and D (optional: up to four side by side)", open=False):
+                with gr.Row():
+                    model_c, model_d = (
+                        gr.Dropdown(
+                            OPTIONAL_MODEL_CHOICES,
+                            value=NONE,
+                            label=f"Model {slot.upper()} (optional)",
+                            elem_id=f"model-{slot}",
+                        )
+                        for slot in SLOTS[2:]
                     )
-                    for slot in SLOTS[2:]
-                )
             hints["models"] = hint("models")
             with gr.Accordion("About the models", open=False):
                 gr.Markdown(models_info())
@@ -401,6 +404,7 @@ class Page:
     difference: gr.Image
     pair: gr.Dropdown  # the difference map's two models
     cam_text: gr.Markdown
+    tabs: gr.Tabs  # Grad-CAM, Gate explorer, Analyses, Export, Study (by id)
     explorer: GateExplorer
     export: ExportTab
     hints: dict[str, gr.Markdown]  # by place, in `HINT_PLACES` order
@@ -538,7 +542,7 @@ def layout(
                     elem_id="opacity",
                 )
             hints["view"] = hint("view")
-            with gr.Tabs():
+            with gr.Tabs(elem_id="result-tabs") as tabs:
                 cam = cam_tab(picture)
                 explorer = gate_explorer_tab(picture)
                 analyses = analyses_tab(picture)
@@ -556,6 +560,7 @@ def layout(
         difference=cam.difference,
         pair=cam.pair,
         cam_text=cam.cam_text,
+        tabs=tabs,
         explorer=explorer,
         export=export,
         hints={place: hints[place] for place in HINT_PLACES},

@@ -6,6 +6,7 @@ into its own cache, which the app also lets gradio clean).
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import tempfile
 import threading
@@ -16,6 +17,8 @@ import numpy as np
 
 from sa_viz.outputs import files
 
+_SLUG = re.compile(r"[^A-Za-z0-9._-]+")  # what a file's name keeps of a picture's name
+
 
 class TempSpace:
     def __init__(self, keep: int = 512) -> None:
@@ -25,10 +28,14 @@ class TempSpace:
         self._lock = threading.Lock()
         self._entries: OrderedDict[Path, None] = OrderedDict()  # least recently handed out first
 
-    def picture(self, picture: np.ndarray, *, lossless: bool = False) -> str:
-        """Write an RGB picture as JPEG (or PNG if `lossless`); return its path."""
+    def picture(self, picture: np.ndarray, *, lossless: bool = False, name: str = "") -> str:
+        """Write an RGB picture as JPEG (or PNG if `lossless`); return its path. `name` (what
+        it shows: "cam_resnet50_class281") begins the file's name, which a download keeps
+        (before: a hash only, issue 27)."""
         blob, suffix = files.page_picture_bytes(picture, lossless=lossless)
-        path = self.root / f"{hashlib.sha1(blob).hexdigest()}{suffix}"
+        digest = hashlib.sha1(blob).hexdigest()
+        stem = f"{_SLUG.sub('_', name)[:80]}_{digest[:12]}" if name else digest
+        path = self.root / f"{stem}{suffix}"
         with self._lock:
             if path in self._entries:  # the same picture again: it is served again, keep it
                 self._entries.move_to_end(path)

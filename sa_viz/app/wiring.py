@@ -68,6 +68,10 @@ REVEAL_RESULTS = """
 () => {
     if (!window.saVizNewImage) return [];
     window.saVizNewImage = false;
+    // A refusal's hint is what to read then (REVEAL_HINT shows it), not the earlier results
+    for (const hint of document.querySelectorAll("[id^=hint-]")) {
+        if (hint.offsetParent !== null && hint.innerText.trim()) return [];
+    }
     const results = document.getElementById("summary");
     const inputs = document.getElementById("explain");
     if (!results || !inputs) return [];
@@ -80,12 +84,31 @@ REVEAL_RESULTS = """
 """
 
 
+# The result pictures load at once, wherever they stand: gradio's <img loading="lazy"> left a
+# CAM more than ~1250 px below the window unloaded (at 800 px, where the results stand under
+# the inputs, a link's explanation showed empty panels until scrolled to). An attribute the
+# page sets on its own elements, after gradio draws them.
+EAGER_PICTURES = """
+() => {
+    const eager = () => {
+        for (const image of document.querySelectorAll(".picture img[loading=lazy]")) {
+            image.loading = "eager";
+        }
+    };
+    new MutationObserver(eager).observe(document.body, {subtree: true, childList: true});
+    eager();
+    return [];
+}
+"""
+
+
 def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
     """The page's own events: private (not in the API), each answering with the hints."""
     i, e = page.inputs, page.explorer
     own = {"api_visibility": "private", "trigger_mode": "always_last"}
     views_quietly = {"show_progress": "hidden", **own, **VIEW_LANE}
     demo.load(handlers.weights_status, outputs=page.banner, api_name="weights_status")
+    demo.load(None, js=EAGER_PICTURES, api_visibility="private")
     labels = {
         "inputs": [i.model_a, i.model_b, e.gate_model, i.model_c, i.model_d, page.pair],
         "outputs": [*page.tables, *page.cams, page.difference, page.pair, e.gate_model, e.group],
@@ -298,6 +321,11 @@ def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> Analysis
         inputs=page.gate_inputs,
         outputs=page.switch_outputs,
         api_name="page_gates_bar",
+        **views,
+    ).success(  # the group opened where it can be seen: before, on the hidden tab (issue 27)
+        lambda: gr.Tabs(selected="gates"),
+        outputs=page.tabs,
+        api_name="open_gates_tab",
         **views,
     )
     a.chosen_button.click(

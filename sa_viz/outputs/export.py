@@ -14,6 +14,7 @@ from sa_viz.outputs import files
 from sa_viz.outputs.document import explanation_document, page_analyses
 from sa_viz.pipeline.explain import Explanation
 from sa_viz.render import figure_views, views
+from sa_viz.render.panels import labelled
 
 
 def arrays(result: Explanation) -> dict[str, np.ndarray]:
@@ -46,22 +47,24 @@ def write_zip(
     figure_formats: Sequence[str] = (),
     figure_width: float | None = None,
     pair: tuple[str, str] | None = None,
+    file: str | None = None,
 ) -> Path:
     """Write the ZIP for what is on screen: the same pictures with the same view settings;
-    the gates of `gate_model` (the model in the gate explorer), or of every compared model
-    that has gates when None; and the `analyses` computed for this result (name → its JSON
+    the gates of every compared model that has the unit (`gate_model`, the one in the gate
+    explorer, is recorded in the view settings; before, only its gates were exported, issue
+    27); and the `analyses` computed for this result (name → its JSON
     document, as the Analyses tab keeps it: in analyses.json as they are, in explanation.json
     per model, and their lists of numbers as arrays in arrays.npz).
 
     `figure_formats` (png, svg, pdf): the same views, and the analyses' charts, also as
     matplotlib figures in figures/ (text as text, each map one image at its own resolution),
     `figure_width` inches wide (`render.paper`; None: each figure's own size). `pair`: the
-    difference map's models (first, second; None: the first two)."""
+    difference map's models (first, second; None: the first two). `file`: the image's file name,
+    for explanation.json (None: not known)."""
     path = Path(path)
     look = {"colormap": colormap, "alpha": alpha}
     cams = views.cam_view(result, normalization=normalization, pair=pair, **look)
-    pictures = {f"cam_{name}.png": overlay for name, overlay in cams.overlays.items()}
-    pictures["cam_difference.png"] = cams.difference
+    pictures = cam_pictures(result, cams)
     drawn = {}  # stem → figure, for figure_formats
     if figure_formats:
         found = figure_views.cam_figures(
@@ -79,8 +82,7 @@ def write_zip(
     if len(result.models) > 1:  # the difference map's models, first and second
         settings["difference"] = list(pair or list(result.models)[:2])
     gated = views.gated_models(result)
-    if gate_model in gated:
-        gated = [gate_model]
+    if gate_model in gated:  # the explorer's; every model's gates are exported
         settings["gate_model"] = gate_model
     for name in gated:
         # `group` is the one on screen (for the model on screen); a model with fewer groups
@@ -119,7 +121,10 @@ def write_zip(
         members |= files.figure_files(f"figures/{stem}", fig, figure_formats)
     members["explanation.json"] = files.json_text(
         explanation_document(
-            result, analyses=page_analyses(analyses, list(result.models)), view=settings
+            result,
+            analyses=page_analyses(analyses, list(result.models)),
+            view=settings,
+            file=file,
         )
     )
     if analyses:
@@ -127,6 +132,25 @@ def write_zip(
     members["arrays.npz"] = files.npz_bytes(arrays(result) | analysis_arrays(analyses))
     members["README.txt"] = _readme(result, cams.order)
     return files.write_zip(path, members)
+
+
+def cam_pictures(result: Explanation, cams: views.CamView) -> dict[str, np.ndarray]:
+    """The CAM overlays and the difference as on screen, each under a line that says what it
+    is: the PNGs leave the page, where the panels' labels said it (issue 27: the exported
+    heatmaps named no model and no class)."""
+    method = views.METHOD_TITLES.get(result.method, result.method)
+    pictures = {}
+    for name, picture in cams.overlays.items():
+        m = result.models[name]
+        said = (
+            f"{m.title}: {method} at {result.layer} of class {m.target.index} "
+            f"{m.target.label} (p = {views.probability_text(m.target.probability)})"
+        )
+        pictures[f"cam_{name}.png"] = labelled(picture, said, bold=False)
+    if len(cams.order) == 2:
+        said = f"{cams.order[1]} − {cams.order[0]}: {method} at {result.layer}"
+        pictures["cam_difference.png"] = labelled(cams.difference, said, bold=False)
+    return pictures
 
 
 def analysis_arrays(analyses: dict[str, Any], prefix: str = "analyses") -> dict[str, np.ndarray]:

@@ -195,8 +195,18 @@ def prediction_rows(result: Explanation, name: str) -> list[list]:
             absent = "no" if len(others) == 1 else "–"
             marks.append(f"#{ranks.index(p.index) + 1}" if p.index in ranks else absent)
         mark = f"{TARGET} " if p.index == this.target.index else ""
-        rows.append([f"{mark}{p.index} · {p.label}", f"{p.probability:.3f}", " ".join(marks)])
+        text = f"{mark}{p.index} · {p.label}"
+        if p not in this.top5:  # the chosen class outside the top-5: where it stands
+            probabilities = this.probabilities
+            text += f" (rank {1 + int(np.sum(probabilities > probabilities[p.index]))})"
+        rows.append([text, probability_text(p.probability), " ".join(marks)])
     return rows
+
+
+def probability_text(p: float) -> str:
+    """A probability with three decimals, or two significant digits below 0.001 (a chosen
+    class far down the list read "0.000", issue 27)."""
+    return f"{p:.3f}" if p >= 0.001 or p == 0 else f"{p:.1e}"
 
 
 def prediction_summary(result: Explanation) -> str:
