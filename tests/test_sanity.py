@@ -465,11 +465,9 @@ def test_the_page_offers_the_sanity_checks_unticked_and_shows_their_progress(
     assert document["analyses"]["sa_resnet50"]["random_logit"]["details"]["seed"] == 42
     # The MPRT's chart: both models' curves on one picture, beside the table (issue 29)
     answer = app.analyses.chosen(["mprt"], "", progress=lambda *_, **__: None, request=request)
-    charts = answer[app.analyses.tab.chosen_charts]
-    charts = charts["value"] if isinstance(charts, dict) else charts
-    ((picture, caption),) = charts
-    assert caption == analyses()["mprt"].title
-    assert Image.open(picture).size[0] >= 600
+    chart = answer[app.analyses.tab.chosen_charts]
+    chart = chart["value"] if isinstance(chart, dict) else chart
+    assert Image.open(chart).size[0] >= 600
     # and the ZIP's figures, in the formats asked for
     from sa_viz.outputs.export import write_zip
 

@@ -67,6 +67,7 @@ from sa_viz.render.analysis_figures import (
 )
 from sa_viz.render.figure_views import analysis_charts
 from sa_viz.render.overlays import overlay
+from sa_viz.render.panels import stacked
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class AnalysesTab:
     chosen: gr.CheckboxGroup
     chosen_button: gr.Button
     chosen_table: gr.Dataframe
-    chosen_charts: gr.Gallery  # the charts of those ticked that have one (the MPRT's curves)
+    chosen_charts: gr.Image  # the charts of those ticked that have one (the MPRT's curves)
     chosen_text: gr.Markdown
     hint: gr.Markdown
     box_text: gr.Markdown  # the box's localisation numbers, per model
@@ -186,12 +187,10 @@ def analyses_tab(picture: dict[str, Any]) -> AnalysesTab:
             label="Numbers per model",
             elem_id="chosen-table",
         )
-        chosen_charts = gr.Gallery(
+        chosen_charts = gr.Image(
             label="Charts of the ticked analyses, every model on one (the MPRT's curves)",
-            columns=1,
-            height="auto",
-            object_fit="contain",
             elem_id="chosen-charts",
+            **picture,
         )
         chosen_text = gr.Markdown(elem_id="chosen-text")
         gr.Markdown(
@@ -349,10 +348,9 @@ class AnalysisHandlers:
         result, found = self._chosen(names, box, request, lambda f, t: progress(f, desc=t))
         titles = {n: m.title for n, m in result.models.items()}
         table = numbers_table(found, names or [], titles)
-        charts = [
-            (self.space.picture(figure_array(fig), lossless=True), analyses()[name].title)
-            for name, fig in analysis_charts(found, titles).items()
-        ]
+        # One under the other (one chart today: the MPRT's); none: the panel empties
+        drawn = [figure_array(fig) for fig in analysis_charts(found, titles).values()]
+        charts = self.space.picture(stacked(drawn), lossless=True, name="charts") if drawn else None
         missing = [n for n in names or [] if not any(n in done for done in found.values())]
         text = f"Not for these models or this image: {', '.join(missing)}." if missing else ""
         return {

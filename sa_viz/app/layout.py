@@ -166,19 +166,20 @@ def input_column() -> InputColumn:
                     label="Model B",
                     elem_id="model-b",
                 )
-            # Closed: the page with two models stands as it did (at 800 px a further row
-            # pushed the CAMs past Chromium's lazy-loading distance after a link's example).
-            with gr.Accordion("Models C and D (optional: up to four side by side)", open=False):
-                with gr.Row():
-                    model_c, model_d = (
-                        gr.Dropdown(
-                            OPTIONAL_MODEL_CHOICES,
-                            value=NONE,
-                            label=f"Model {slot.upper()} (optional)",
-                            elem_id=f"model-{slot}",
-                        )
-                        for slot in SLOTS[2:]
+            # Closed: the page with two models stands as it did, its results no lower.
+            with (
+                gr.Accordion("Models C and D (optional: up to four side by side)", open=False),
+                gr.Row(),
+            ):
+                model_c, model_d = (
+                    gr.Dropdown(
+                        OPTIONAL_MODEL_CHOICES,
+                        value=NONE,
+                        label=f"Model {slot.upper()} (optional)",
+                        elem_id=f"model-{slot}",
                     )
+                    for slot in SLOTS[2:]
+                )
             hints["models"] = hint("models")
             with gr.Accordion("About the models", open=False):
                 gr.Markdown(models_info())

@@ -192,6 +192,7 @@ def mprt_figure(
     Step 0 is the model as trained (similarity 1). The steps are named on the axis when every
     model has the same ones, else numbered. `width`: inches (`paper`; None: for the screen)."""
     fig = Figure(figsize=paper.figsize(width, (8, 3.6)), layout="constrained")
+    inches = fig.get_figwidth()
     ax = fig.subplots()
     names = [list(c["steps"]) for c in curves.values()]
     shared = bool(names) and all(n == names[0] for n in names)
@@ -210,7 +211,8 @@ def mprt_figure(
     gaps = any(v != v for c in curves.values() for v in c[order][measure])
     gap = "; a gap: a constant map, which has no rank order" if gaps else ""
     ax.set_xlabel(
-        paper.wrap(f"{how[order]} (dashed: the baseline{gap})", (width or 8) - 0.4, width)
+        # Wrapped on the screen too: at 8 in, the longer label ran past the figure's edge
+        paper.wrap(f"{how[order]} (dashed: the baseline{gap})", inches - 0.4, inches, 10)
     )
     ax.set_ylabel(f"{measure} with the model's own map")
     ax.set_ylim(min(-0.1, ax.get_ylim()[0]), 1.05)
@@ -219,7 +221,7 @@ def mprt_figure(
         "Model parameter randomisation test: partial similarity is expected "
         "(Binder et al., 2023); compare each curve with its baseline"
     )
-    ax.set_title(paper.wrap(title, (width or 8) - 0.4, width), fontsize=9)
+    ax.set_title(paper.wrap(title, inches - 0.4, inches), fontsize=9)
     ax.legend(fontsize=8)
     return paper.styled(fig, width)
 
