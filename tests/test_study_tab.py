@@ -219,7 +219,7 @@ def test_run_asks_for_images_and_two_models(studies, tmp_path):
     *kept, hint = parts(studies.run(None, "resnet50", "sa_resnet50"), studies)
     assert kept == [None, None] and "No images" in hint["value"]
     *kept, hint = parts(studies.run([str(ASSETS / "chelsea.jpg")], "resnet50", "resnet50"), studies)
-    assert "two different models" in hint["value"]
+    assert "Choose different models" in hint["value"]
 
 
 def test_a_study_from_the_tab_runs_the_ticked_analyses(loaded_models):

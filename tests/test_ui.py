@@ -235,7 +235,10 @@ def test_any_two_models_in_the_chosen_order(handlers):
     with zipfile.ZipFile(path) as archive:
         gates = [n for n in archive.namelist() if n.startswith("gates_")]
         report = json.loads(archive.read("explanation.json"))
-    assert gates and all("spatial" not in n for n in gates)  # SE: channel gates only
+    # Every gated model's gates (before: the explorer's only); SE has channel gates only
+    se = [n for n in gates if n.startswith("gates_se_resnet50_")]
+    assert se and all("spatial" not in n for n in se)
+    assert "gates_sa_resnet50_layer3.0_spatial.png" in gates
     assert report["view"]["gate_model"] == "se_resnet50"
     assert report["agreement"]["models"] == ["se_resnet50", "sa_resnet50"]
     assert all("path" not in m["weights"] for m in report["models"].values())
