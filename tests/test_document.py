@@ -103,6 +103,7 @@ def test_explain_json_and_the_zip(pair, tmp_path):
     assert_explanation_document(document)
     assert document["image"]["input_size"] == {"width": 337, "height": 224}
     assert document["image"]["original_size"] == CHELSEA_SIZE
+    assert document["image"]["file"] == "chelsea.jpg"  # as the ZIP's (issue 27)
     assert "/" not in json.dumps(document["models"]["sa_resnet50"]["weights"])
     found.chosen_api("localisation", "30 0 385 300", request=request)
     found.knockout_document("layer4.2", "sa_resnet50", "both", "one", request=request)

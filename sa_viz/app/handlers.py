@@ -302,7 +302,7 @@ class Handlers:
         found = None
         if names:
             found = self.engine.analyse(lambda loaded: analyse_explanation(result, loaded, names))
-        return explanation_document(result, analyses=found)
+        return explanation_document(result, analyses=found, file=self._file_name(request))
 
     @handler
     def update_cams(
