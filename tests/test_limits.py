@@ -321,7 +321,7 @@ def test_callers_from_before_the_model_choice_still_work(demo):
            "per model", "layer3.0", 0, "unit range"]  # fmt: skip
     preprocess(demo, "explain", [*old])
     preprocess(demo, "gate_view", ["layer3.0", 0, "jet", 0.5, "unit range"])
-    with pytest.raises(gr.Error, match="takes 14 parameters"):
+    with pytest.raises(gr.Error, match="takes 17 parameters"):
         preprocess(demo, "explain", old[:10])
 
 

@@ -704,8 +704,15 @@ def test_a_long_method_runs_in_its_own_lane_and_a_newer_request_supersedes_it(ha
     def progress(fraction, desc=None):
         seen.append(fraction)
 
-    answer = handlers.page_explain_long(progress, request=page)
-    assert "ScoreCAM at layer4" in answer[handlers.page.cam_text] and not hints_of(answer)
+    # ScoreCAM of three models: ~15 s here, past the server's 30 s on a busy machine (seen in
+    # CI, intermittently); the limit itself is tested below
+    limit, engine.time_limit = engine.time_limit, 300.0
+    try:
+        answer = handlers.page_explain_long(progress, request=page)
+    finally:
+        engine.time_limit = limit
+    assert not hints_of(answer), hints_of(answer)
+    assert "ScoreCAM at layer4" in answer[handlers.page.cam_text]
     assert len(seen) > 4 and seen == sorted(seen)  # real progress: one report per batch
     assert handlers.page_explain_long(progress, request=page) == gr.skip()  # taken once
     # A newer request of the page stops the long one at its next report, which changes nothing.
