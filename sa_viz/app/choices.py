@@ -51,14 +51,20 @@ def pair_value(first: str, second: str) -> str:
     return f"{second}{PAIR_SEPARATOR}{first}"
 
 
+def split_pair(value: str | None) -> tuple[str, str] | None:
+    """The (first, second) names that "second − first" holds (None: no separator)."""
+    second, separator, first = (value or "").partition(PAIR_SEPARATOR)
+    return (first, second) if separator else None
+
+
 def pair_of(value: str | None, models: list[str]) -> tuple[str, str] | None:
     """The (first, second) of the difference map for `models` (in the page's order): the pair
     `value` names when both are among them, else the first two (None: fewer than two)."""
     if len(models) < 2:
         return None
-    second, _, first = (value or "").partition(PAIR_SEPARATOR)
-    if first in models and second in models and first != second:
-        return first, second
+    named = split_pair(value)
+    if named and named[0] != named[1] and all(n in models for n in named):
+        return named
     return models[0], models[1]
 
 

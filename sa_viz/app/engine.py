@@ -181,6 +181,7 @@ class Engine:
         self._recomputing = threading.BoundedSemaphore(2)
         self.heap = HeapBudget()
         self._off_heap = OffHeap()
+        self._loading: threading.Thread | None = None  # `start`'s, until the models are in
 
     def start(self) -> Engine:
         """Load the models in a background thread; returns at once."""
@@ -440,7 +441,7 @@ class Engine:
         # the thread returns, and the process aborted (`terminate called without an active
         # exception`, ~1 in 5 SIGTERMs during the warm-up) when that met the interpreter's
         # shutdown.
-        loading = getattr(self, "_loading", None)
+        loading = self._loading
         if loading is not None and loading is not threading.current_thread():
             loading.join(max(0.0, timeout - (time.monotonic() - started)))
             if loading.is_alive():

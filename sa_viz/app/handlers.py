@@ -188,9 +188,8 @@ class Handlers:
         except ModelsUnavailable:
             return gr.skip()
         chosen = chosen_models(model_a, model_b, model_c, model_d)
-        if len(chosen) < 2 or len(set(chosen)) != len(chosen):
-            return gr.skip()
-        if any(name not in statuses for name in chosen):
+        twice = len(set(chosen)) != len(chosen)
+        if len(chosen) < 2 or twice or any(name not in statuses for name in chosen):
             return gr.skip()
         p, e = self.page, self.page.explorer
         gated = [name for name in chosen if attention_of(name)]
@@ -486,21 +485,23 @@ class Handlers:
             self.page.example: example_named(shown),
         }
 
-    def _file_name(self, request: gr.Request | None) -> str | None:
-        """The name of the session's image file as it was uploaded ("chelsea.jpg"; gradio keeps
-        it in its upload folder), for the export's explanation.json."""
+    def _source(self, request: gr.Request | None) -> str | None:
+        """What the session's result was explained from: an uploaded file's path or a `data:`
+        URL (None: nothing explained yet, or the session expired)."""
         try:
-            source = self.sessions.get(session_of(request)).source
+            return self.sessions.get(session_of(request)).source
         except LookupError:
             return None
+
+    def _file_name(self, request: gr.Request | None) -> str | None:
+        """The name of the session's image file as it was uploaded ("chelsea.jpg"; gradio keeps
+        it in its upload folder), for explanation.json."""
+        source = self._source(request)
         return Path(source).name if source and not source.startswith("data:") else None
 
     def _shown_image(self, request: gr.Request | None) -> str | None:
         """The uploaded file of the session's result, if it still has one."""
-        try:
-            source = self.sessions.get(session_of(request)).source
-        except LookupError:  # nothing explained yet, or the session expired
-            return None
+        source = self._source(request)
         return source if source is not None and Path(source).is_file() else None
 
     @on_page(undo=_put_back)
@@ -583,7 +584,7 @@ class Handlers:
         progress: Progress | None = None,
         models: Sequence[str] = DEFAULT_PAIR,
     ) -> Explanation:
-        """The two models on `image` (or the cache). The caller has the session keep it
+        """The chosen models on `image` (or the cache). The caller has the session keep it
         (`_keep`) once it is shown: a result that failed to draw must not become the one later
         view changes draw, under the previous result's tables."""
         twice = [name for i, name in enumerate(models) if name in models[:i]]
@@ -648,7 +649,7 @@ class Handlers:
         p = self.page
         names = [*result.models, *[None] * (len(p.cams) - len(result.models))]
         what = f"{result.method}_{result.layer}"
-        pair = "_minus_".join(reversed(view.order))  # second − first, by title
+        compared = "_minus_".join(reversed(view.order))  # second − first, by title
         return {
             **{
                 cam: None
@@ -659,7 +660,7 @@ class Handlers:
                 )
                 for cam, name in zip(p.cams, names, strict=True)
             },
-            p.difference: self.space.picture(view.difference, name=f"difference_{pair}_{what}"),
+            p.difference: self.space.picture(view.difference, name=f"difference_{compared}_{what}"),
             p.cam_text: views.targets_text(result) + "  \n" + views.agreement_text(view),
         }
 

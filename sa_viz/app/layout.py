@@ -258,11 +258,10 @@ def cam_tab(picture: dict[str, Any]) -> CamTab:
                 allow_custom_value=True,
                 elem_id="cam-pair",
             )
-        titles = [get_model(name).title for name in DEFAULT_PAIR] + [""] * (len(SLOTS) - 2)
         with gr.Row():
             cams = [
-                gr.Image(label=title, elem_id=f"cam-{slot}", **picture)
-                for slot, title in zip(SLOTS[:2], titles, strict=False)
+                gr.Image(label=get_model(name).title, elem_id=f"cam-{slot}", **picture)
+                for slot, name in zip(SLOTS[:2], DEFAULT_PAIR, strict=True)
             ]
             difference = gr.Image(
                 label=views.difference_label([get_model(n).title for n in DEFAULT_PAIR]),

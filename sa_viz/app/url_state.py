@@ -147,8 +147,15 @@ def url_controls(page: Page) -> dict[str, Any]:
     """The control each query key of `URL_KEYS` sets, in that order."""
     i, e = page.inputs, page.explorer
     controls = (page.example, i.target, i.method, i.layer, e.unit, e.group, i.model_a, i.model_b)
-    more = (e.gate_model, i.crop_mode, page.normalization, page.alpha, i.model_c, i.model_d)
-    more += (page.pair,)
+    more = (
+        e.gate_model,
+        i.crop_mode,
+        page.normalization,
+        page.alpha,
+        i.model_c,
+        i.model_d,
+        page.pair,
+    )
     return dict(zip(URL_KEYS, (*controls, *more), strict=True))
 
 

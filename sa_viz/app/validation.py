@@ -39,6 +39,7 @@ from sa_viz.app.choices import (
     SLOTS,
     UNIT_NAMES,
     WHOLE,
+    split_pair,
 )
 from sa_viz.app.gradio_internals import component_id, intercept_inputs, keep_component
 from sa_viz.app.hints import (
@@ -311,10 +312,9 @@ def difference_pair(value: Any) -> str | None:
     both were explained is the handler's to say (it then shows the first two)."""
     if value is None or value == "":
         return None
-    if isinstance(value, str):
-        second, separator, first = value.partition(PAIR_SEPARATOR)
-        if separator and first in list_models() and second in list_models():
-            return None
+    named = split_pair(value) if isinstance(value, str) else None
+    if named and all(n in list_models() for n in named):
+        return None
     return (
         f"must name two models as 'second{PAIR_SEPARATOR}first' (e.g. "
         f"'{DEFAULT_PAIR[1]}{PAIR_SEPARATOR}{DEFAULT_PAIR[0]}'), or be empty for the first two"
