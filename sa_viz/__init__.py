@@ -10,6 +10,7 @@ sets up its own temp folder before torch is imported):
   `grad_cam(model, x, class_idx)` and `compute_cam(model, x, classes, layer, method)`;
 - `list_models()`, `get_model(name)`, `load_model(name)`, `load_checkpoint(model, path)`;
 - `run_study(source, out, models)`: a dataset into Parquet rows, study.json and a report;
+  `StudyTable(out)`: its images as one table to sort, filter (`Query`) and write as CSV;
 - `register_model(name, builder, checkpoint=..., preprocessing=Preprocessing(...))` or
   `register_model(entry)`, `register_probe(probe)`, `register_analysis(analysis)`,
   `register_method(method)`: a new model, attention type, analysis or CAM method, offered
@@ -36,6 +37,8 @@ _API = {
     "load_model": "sa_viz.models.weights",
     "load_checkpoint": "sa_viz.models.weights",
     "run_study": "sa_viz.studies",
+    "StudyTable": "sa_viz.studies.browse",
+    "Query": "sa_viz.studies.browse",
     "register_model": "sa_viz.models",
     "Preprocessing": "sa_viz.data.transforms",
     "register_probe": "sa_viz.probes",

@@ -470,9 +470,50 @@ def test_a_study_from_the_page_and_one_from_the_studies_folder(
         assert {"report.html", "study.json", "figures/agreement.png"} <= set(z.namelist())
     assert page.locator("#hint-study").is_hidden()
     shots(page, f"study-{page.width}")
+    browse_the_study(page, shots)
     pick(page, "study-open", "cli-study")
     page.locator("#study-open-button").click()
     report.get_by_text("4 of 4 images studied (0 labelled)").wait_for()  # the 4 examples
+    # The browser follows: the CLI's study, its images read where the study read them
+    counter = page.locator("#browse-counter")
+    page.wait_for_function(
+        "document.querySelector('#browse-counter').innerText.startsWith('Images 1–4 of 4 ·')"
+    )
+    page.locator("#browse-thumbnails img[alt='rocket.jpg']").click()
+    page.wait_for_function(
+        "document.querySelector('#input-image img')?.src.endsWith('/rocket.jpg')"
+    )
+    assert page.get_by_role("tab", name="Grad-CAM").get_attribute("aria-selected") == "true"
+    assert page.locator("#target input").input_value() == "each model's own top-1"  # unlabelled
+    assert counter.count() == 1
+
+
+def browse_the_study(page, shots) -> None:
+    """Issue 28: the study's images in a table under its report's download: a class chosen, a
+    sort, then a click on a row opens that image in the explorer, with its class."""
+    counter = page.locator("#browse-counter")
+    counter.get_by_text("Images 1–4 of 4").wait_for()
+    pick(page, "browse-class", "967: espresso")
+    counter.get_by_text("Images 1–2 of 2 (of 4)").wait_for()
+    pick(page, "browse-sort", "image")
+    page.locator("#browse-descending input").check()
+    first = page.locator("#browse-table [data-testid='cell-0-0']").first
+    page.wait_for_function(
+        "document.querySelector(\"#browse-table [data-testid='cell-0-0']\")"
+        ".innerText.startsWith('967/1-')"
+    )
+    page.locator("#browse-thumbnails img").nth(1).wait_for()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.width, width  # the table scrolls inside itself
+    shots(page, f"study-browser-{page.width}")
+    old = image_src(page, "cam-a") if page.locator("#cam-a img").count() else ""
+    first.click()
+    wait_for_new_src(page, "cam-a", old)
+    assert page.get_by_role("tab", name="Grad-CAM").get_attribute("aria-selected") == "true"
+    assert "967: espresso" in page.locator("#target input").input_value()
+    assert page.locator("#input-image img").get_attribute("src").endswith("/1-coffee.jpg")
+    shots(page, f"study-browser-opened-{page.width}", full_page=False)
+    page.get_by_role("tab", name="Study").click()
 
 
 def test_a_drawn_box_the_analyses_and_a_knockout_bar_that_opens_its_group(page, shots):

@@ -77,8 +77,8 @@ def test_damaged_zips_leave_nothing_on_the_servers_disk(server):
     data = damaged_zip(60)  # about 120 KB that unpack to 120 MB before the bad member
     sizes = [size_of(temp)]
     for _ in range(3):
-        ok, (_report, _zip, hint) = page_event(url, "page_study", [[upload(url, "set.zip", data)],
-                                                                   *MODELS])  # fmt: skip
+        files = [[upload(url, "set.zip", data)], *MODELS]
+        ok, (_report, _zip, hint, *_state) = page_event(url, "page_study", files)
         assert ok and "Damaged ZIP" in hint["value"] and "c.png" in hint["value"], hint
         sizes.append(size_of(temp))
     grown = [b - a for a, b in itertools.pairwise(sizes)]

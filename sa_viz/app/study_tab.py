@@ -5,7 +5,9 @@ opened from the folder the server was started with (`--studies-dir`), never from
 An upload is bounded (`StudyLimits`: images and bytes, counted before anything is unpacked, and
 the bytes again as they are written) and unpacked into the app's own temp space: only image
 files, under names made here (a ZIP's class folders are kept when their names are plain, so an
-ImageFolder's labels survive). A request that fails leaves nothing there. The study runs in a
+ImageFolder's labels survive). A request that fails leaves nothing there; a study's images stay
+beside it in the temp space (not in its ZIP) while the page browses it (`study_browser`), and go
+with it. The study runs in a
 lane of its own (`Engine.study`), so the page's explanations never wait for it.
 """
 
@@ -29,6 +31,7 @@ from sa_viz.analyses import analyses as registered_analyses
 from sa_viz.app.choices import NONE, chosen_models
 from sa_viz.app.engine import Engine, ModelsUnavailable
 from sa_viz.app.hints import HintBoard, on_page, refuse
+from sa_viz.app.study_browser import Browser, study_browser
 from sa_viz.app.tempspace import TempSpace
 from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
 from sa_viz.data.sources import IMAGE_SUFFIXES
@@ -57,13 +60,15 @@ class StudyTab:
     hint: gr.Markdown
     report: gr.HTML
     download: gr.File
+    browser: Browser
+    study: gr.State  # the shown study's folder (server-side), which the browser reads
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.report, self.download, self.hint]
+        return [self.report, self.download, self.hint, self.study]
 
-    def shown(self, report: str, archive: str) -> dict[Any, Any]:
-        return {self.report: report, self.download: archive}
+    def shown(self, report: str, archive: str, folder: Path) -> dict[Any, Any]:
+        return {self.report: report, self.download: archive, self.study: str(folder)}
 
 
 def study_tab(limits: StudyLimits, studies_dir: Path | None, upload_bytes: int) -> StudyTab:
@@ -108,8 +113,11 @@ def study_tab(limits: StudyLimits, studies_dir: Path | None, upload_bytes: int) 
             interactive=False,
             elem_id="study-zip",
         )
+        browser = study_browser()
         report = gr.HTML(elem_id="study-report")
-    return StudyTab(files, analyses, run, studies, open_button, hint, report, download)
+    return StudyTab(
+        files, analyses, run, studies, open_button, hint, report, download, browser, gr.State()
+    )
 
 
 class StudyHandlers:
@@ -148,8 +156,8 @@ class StudyHandlers:
             raise gr.Error(f"Choose a CAM layer of {', '.join(LAYERS)}.", title="Layer")
         names = tuple(chosen_models(model_a, model_b, model_c, model_d))
         with study_failures():
-            report, archive = self._run(files, names, analyses or (), layer, progress)
-        return self.tab.shown(method_note(method) + report, archive)
+            report, archive, folder = self._run(files, names, analyses or (), layer, progress)
+        return self.tab.shown(method_note(method) + report, archive, folder)
 
     @on_page()
     def open(self, name: str | None) -> dict[Any, Any]:
@@ -185,14 +193,12 @@ class StudyHandlers:
             progress(0, desc="Waiting for the models")
             title = f"{count} image{'s' * (count != 1)} uploaded on the page"
             self.engine.study(images, folder / "study", names, analyses, layer=layer, title=title)
-            return shown(folder / "study", self.space)
+            return (*shown(folder / "study", self.space), folder / "study")
         except BaseException:
             # Nothing of a failed request is shown, so nothing of it is kept: before, a damaged
             # ZIP's members unpacked before the bad one stayed until 512 more requests came.
             self.space.discard(folder)
             raise
-        finally:
-            shutil.rmtree(images, ignore_errors=True)  # the upload's pixels are not kept
 
     def _open(self, name: str | None) -> tuple[Any, ...]:
         if self.studies_dir is None:
@@ -208,7 +214,7 @@ class StudyHandlers:
             raise gr.Error("That study lies outside the studies folder.", title="Unknown study")
         copy = self.space.folder() / "study"
         copy_report(folder, copy, self.studies_dir)
-        return shown(copy, self.space)
+        return (*shown(copy, self.space), folder)  # the browser reads the rows where they are
 
 
 def method_note(method: str) -> str:

@@ -53,6 +53,15 @@ class TempSpace:
             self._prune()
         return folder
 
+    def touch(self, path: Path) -> bool:
+        """Mark a folder handed out here as used now (a study being browsed is kept while
+        newer pictures come); False where it is gone already."""
+        with self._lock:
+            if path not in self._entries:
+                return False
+            self._entries.move_to_end(path)
+            return True
+
     def discard(self, path: Path) -> None:
         """Remove a folder (or file) handed out here, at once."""
         with self._lock:

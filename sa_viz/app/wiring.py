@@ -19,6 +19,7 @@ from sa_viz.app.engine import (
 )
 from sa_viz.app.handlers import Handlers
 from sa_viz.app.layout import Page, layout
+from sa_viz.app.study_browser import BrowserHandlers
 from sa_viz.app.study_tab import StudyHandlers, StudyLimits
 from sa_viz.app.tempspace import TempSpace
 from sa_viz.app.url_state import address
@@ -257,12 +258,14 @@ def api_endpoints(handlers: Handlers, page: Page) -> None:
         page.api_only.click(fn, inputs=inputs, outputs=outputs, api_name=name, **lane)
 
 
-def study_events(demo: gr.Blocks, handlers: StudyHandlers, page: Page) -> None:
+def study_events(
+    demo: gr.Blocks, handlers: StudyHandlers, browsing: BrowserHandlers, page: Page
+) -> None:
     """The Study tab's events: a study in a lane of its own, one at a time; opening a study
-    from the studies folder beside the view updates."""
+    from the studies folder, and browsing it, beside the view updates."""
     tab, own = page.study, {"api_visibility": "private"}
     demo.load(handlers.listing, outputs=tab.studies, api_name="studies", **own, **VIEW_LANE)
-    tab.run.click(
+    ran = tab.run.click(
         handlers.run,
         inputs=[
             tab.files,
@@ -281,10 +284,64 @@ def study_events(demo: gr.Blocks, handlers: StudyHandlers, page: Page) -> None:
         show_progress_on=[tab.report],
         **own,
     )
-    tab.open.click(
+    opened = tab.open.click(
         handlers.open, inputs=tab.studies, outputs=tab.outputs, api_name="page_open_study",
         **own, **VIEW_LANE,
     )  # fmt: skip
+    browser_events(ran, opened, browsing, page)
+
+
+# After a click in the study browser: the explorer's results, where the explanation that the
+# image box's change starts will show them (at 800 px ~1500 px above the study's table).
+SHOW_RESULTS = """
+() => {
+    setTimeout(() => document.getElementById("summary")?.scrollIntoView({block: "start"}), 100);
+    return [];
+}
+"""
+
+
+def browser_events(ran: Any, opened: Any, handlers: BrowserHandlers, page: Page) -> None:
+    """The study browser's events: its controls and page answer with a page of rows, then the
+    page's thumbnails (an event of their own, so the rows never wait for the pictures)."""
+    b, study = page.study.browser, page.study.study
+    own = {"api_visibility": "private", "trigger_mode": "always_last", **VIEW_LANE}
+    quietly = {**own, "show_progress": "hidden"}
+    query = [study, *b.query_inputs]
+    shown = [*b.shown_outputs]
+    pictures = {
+        "fn": handlers.thumbnails,
+        "inputs": [*query, b.page],
+        "outputs": [b.thumbnails, b.hint],
+        **own,
+    }
+    opens = [b.box, *b.query_inputs, *shown]
+    for event, name in ((ran, "browse_study"), (opened, "browse_opened")):
+        event.success(handlers.opened, inputs=study, outputs=opens, api_name=name, **own).success(
+            **pictures, api_name=f"{name}_thumbnails"
+        )
+    filters = [b.label.input, b.outcome.input, b.name.submit, b.range_column.input]
+    filters += [b.low.submit, b.high.submit, b.sort.input, b.descending.input]
+    gr.on(
+        filters, handlers.first, inputs=query, outputs=shown, api_name="browse", **quietly
+    ).success(**pictures, api_name="browse_thumbnails")
+    for button, by in ((b.previous, -1), (b.next, 1)):
+        button.click(
+            lambda page, by=by: handlers.step(page, by), inputs=b.page, outputs=b.page, **quietly
+        ).success(handlers.show, inputs=[*query, b.page], outputs=shown, **quietly).success(
+            **pictures
+        )
+    b.page.submit(handlers.show, inputs=[*query, b.page], outputs=shown, **quietly).success(
+        **pictures
+    )
+    i = page.inputs
+    explorer = [i.image, i.target, i.method, i.crop_mode, page.tabs, *i.models, i.layer, b.hint]
+    for clicked in (b.table.select, b.thumbnails.select):
+        clicked(handlers.open_image, inputs=study, outputs=explorer, **own).success(
+            None, js=SHOW_RESULTS, api_visibility="private"
+        )
+    for button, fn in ((b.csv, handlers.csv), (b.zip, handlers.zip)):
+        button.click(fn, inputs=query, outputs=[b.download, b.hint], **own)
 
 
 def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> AnalysisHandlers:
@@ -381,6 +438,7 @@ class App:
     handlers: Handlers
     studies: StudyHandlers
     analyses: AnalysisHandlers
+    browsing: BrowserHandlers
 
 
 def build(
@@ -407,12 +465,15 @@ def build(
         page = layout(picture, study_limits, studies_dir, engine.limits.max_bytes)
         handlers = Handlers(engine, page, space, sessions)
         studies = StudyHandlers(engine, handlers.space, study_limits, page.study, studies_dir)
+        browsing = BrowserHandlers(
+            handlers.space, page.study.browser, studies_dir, page.inputs, page.tabs
+        )
         page_events(demo, handlers, page)
-        study_events(demo, studies, page)
+        study_events(demo, studies, browsing, page)
         analyses = analyses_events(demo, handlers, page)
         api_endpoints(handlers, page)
     guard_events(demo, page_params(page), on_refusal=engine.release_refused)
-    return App(demo, page, handlers, studies, analyses)
+    return App(demo, page, handlers, studies, analyses, browsing)
 
 
 def build_app(engine: Engine, **options: Any) -> gr.Blocks:
