@@ -514,6 +514,14 @@ def browse_the_study(page, shots) -> None:
     assert page.locator("#input-image img").get_attribute("src").endswith("/1-coffee.jpg")
     shots(page, f"study-browser-opened-{page.width}", full_page=False)
     page.get_by_role("tab", name="Study").click()
+    # The map of the filtered images (espresso's two, under both models)
+    page.get_by_text("Map of the filtered images").click()
+    pick(page, "map-model", "every model")
+    page.locator("#map-draw").click()
+    page.locator("#map-text").get_by_text("4 points").wait_for()
+    page.locator("#browse-map img").wait_for()
+    map_box = page.locator("#browse-map-box").first
+    map_box.screenshot(path=str(REPO / "tests" / "artifacts" / f"map-{page.width}.png"))
 
 
 def test_a_drawn_box_the_analyses_and_a_knockout_bar_that_opens_its_group(page, shots):

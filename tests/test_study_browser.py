@@ -186,12 +186,12 @@ def test_an_image_is_found_where_the_study_read_it_and_never_outside(tmp_path):
 @pytest.fixture(scope="module")
 def app_with_a_study(tmp_path_factory, loaded_models):
     """The app around the test weights, with a studies folder holding a study of an
-    ImageFolder (two cats, two mugs) that the CLI's `run_study` wrote."""
+    ImageFolder (three cats, three mugs) that the CLI's `run_study` wrote."""
     root = tmp_path_factory.mktemp("browse")
     data = root / "data"
     for folder, name in (("n02123045", "chelsea.jpg"), ("n03063599", "coffee.jpg")):
         (data / folder).mkdir(parents=True)
-        for i in range(2):
+        for i in range(3):
             shutil.copy(ASSETS / name, data / folder / f"{i}-{name}")
     run_study(data, root / "studies" / "set", loaded_models, workers=0, progress=False)
     app = build(Engine(lambda: loaded_models), studies_dir=root / "studies")
@@ -211,23 +211,20 @@ def test_a_study_opened_on_the_page_is_browsed_exported_and_opened_in_the_explor
     shown = app.browsing.opened(study)
     assert shown[b.box]["visible"] is True
     assert [v for _, v in shown[b.label]["choices"]] == ["every class", "281", "504"]
-    assert shown[b.counter].startswith("Images 1–4 of **4**")
+    assert shown[b.counter].startswith("Images 1–6 of **6**")
     assert shown[b.table]["value"]["data"][0][:2] == ["n02123045/0-chelsea.jpg", "281 tabby"]
     mugs = app.browsing.first(study, "504", "", "", "", None, None, "image", True)
     assert [r[0] for r in mugs[b.table]["data"]] == [
-        "n03063599/1-coffee.jpg", "n03063599/0-coffee.jpg"
+        "n03063599/2-coffee.jpg", "n03063599/1-coffee.jpg", "n03063599/0-coffee.jpg"
     ]  # fmt: skip
-    assert mugs[b.counter].startswith("Images 1–2 of **2** (of 4)")
+    assert mugs[b.counter].startswith("Images 1–3 of **3** (of 6)")
     thumbnails = app.browsing.thumbnails(study, "504", "", "", "", None, None, "image", True, 1)
     pictures = thumbnails[b.thumbnails]
-    assert [caption for _, caption in pictures] == [
-        "n03063599/1-coffee.jpg",
-        "n03063599/0-coffee.jpg",
-    ]
+    assert [caption for _, caption in pictures] == [r[0] for r in mugs[b.table]["data"]]
     assert all(path.startswith(str(app.handlers.space.root)) for path, _ in pictures)
 
     path = app.browsing.csv(study, "504", "", "", "", None, None, "", False)[b.download]["value"]
-    assert pacsv.read_csv(path)["class"].to_pylist() == ["504 coffee mug"] * 2
+    assert pacsv.read_csv(path)["class"].to_pylist() == ["504 coffee mug"] * 3
     archive = app.browsing.zip(study, "504", "", "", "", None, None, "", False)[b.download]
     with zipfile.ZipFile(archive["value"]) as z:
         names = set(z.namelist())
@@ -268,3 +265,103 @@ def test_the_browser_says_what_to_do_and_reads_no_other_folder(app_with_a_study,
     assert "Click a row" in hint(app.browsing.open_image(study, unknown))
     bad_range = ["every class", "", "", "image", 0, 1, "", False]
     assert "not a number column" in hint(app.browsing.first(study, *bad_range))
+
+
+# --- the map: t-SNE and spectral clustering of the filtered images ----------------------------
+
+
+def planted_study(out, count=30, seed=0):
+    """`count` tabby images whose CAMs (under both models) and SA's layer3.0 channel gates
+    follow three planted patterns in turn, as `run_study` would write them."""
+    rng = np.random.default_rng(seed)
+    records, truth = [], []
+    for i in range(count):
+        which = i % 3
+        cam = np.zeros((7, 7), np.float32)
+        cam[(slice(0, 3), slice(4, 7), slice(3, 4))[which], :] = 1
+        cam = cam * rng.uniform(0.5, 20) + rng.uniform(0, 0.15, (7, 7)).astype(np.float32)
+        gates = np.full(16, 0.1, np.float32)
+        gates[which * 5 : which * 5 + 5] = 0.9
+        gates += rng.uniform(0, 0.05, 16).astype(np.float32)
+        for model in MODELS:
+            found = record(f"cats/{i:02d}.jpg", 281, model, 281, 0.5, 0.5, 0.5)
+            found["cam_raw"] = cam.ravel().tolist()
+            if model == "sa_resnet50":
+                found["units"] = [{"unit": "layer3.0", "groups": 1, "channel": gates.tolist()}]
+            records.append(found)
+        truth.append(which)
+    (out / "rows").mkdir(parents=True)
+    write_part(out, 0, [pa.Table.from_pylist(records, schema=SCHEMA)], out / "p.txt", [])
+    summary = {"models": {m: {"title": m, "pretrained": False} for m in MODELS}, "settings": {}}
+    (out / "study.json").write_text(json.dumps(summary))
+    return out, truth
+
+
+def test_the_map_of_one_class_is_its_strategies_as_sa_viz_cluster_finds_them(tmp_path):
+    from sklearn.metrics import adjusted_rand_score
+
+    from sa_viz.studies.clusters import cluster_study
+    from sa_viz.studies.embedding import draw_map, gated_units
+
+    folder, truth = planted_study(tmp_path / "study")
+    table = StudyTable(folder)
+    drawn = draw_map(table, table.view(Query(label=281)), ["sa_resnet50"], seed=0)
+    (expected,) = cluster_study(folder, models=["sa_resnet50"], seed=0)
+    assert drawn.strategies.k == expected.k == 3
+    np.testing.assert_array_equal(drawn.strategies.clusters, expected.clusters)
+    np.testing.assert_allclose(drawn.xy, expected.embedding)
+    assert drawn.strategies.label == 281 and drawn.strategies.model == "sa_resnet50"
+    assert adjusted_rand_score(truth, drawn.strategies.clusters) == 1.0
+    assert drawn.groups["right"] == ["right"] * 30 and set(drawn.groups["class"]) == {"281 tabby"}
+    # The gates of a unit: the same planted groups, read from the rows' units
+    assert gated_units(table) == {"sa_resnet50": ["layer3.0"]}
+    by_gates = draw_map(table, table.view(), ["sa_resnet50"], "layer3.0")
+    assert adjusted_rand_score(truth, by_gates.strategies.clusters) == 1.0
+    # Both models: one point per image and model, coloured by model
+    both = draw_map(table, table.view(), list(MODELS))
+    assert len(both.keys) == 60 and both.groups["model"] == ["resnet50"] * 30 + ["sa_resnet50"] * 30
+    with pytest.raises(ValueError, match="a map needs 3 at least"):
+        draw_map(table, table.view(Query(name="cats/00")), ["resnet50"])
+
+
+def test_a_drawn_point_is_where_the_picture_shows_it():
+    from sa_viz.render.figures import drawn_positions, figure_array, map_figure
+
+    xy = np.random.default_rng(0).normal(size=(40, 2))
+    fig, ax = map_figure(xy, ["a"] * 20 + ["b"] * 20, "t", "group")
+    positions = drawn_positions(fig, ax, xy)
+    picture = figure_array(fig)
+    for x, y in positions.round().astype(int):
+        assert picture[y, x].std() > 20, (x, y)  # a coloured dot, not white or grey
+
+
+def test_the_page_draws_the_map_and_a_click_on_a_point_opens_its_image(app_with_a_study):
+    from sa_viz.app.study_map import MapHandlers
+
+    app, root = app_with_a_study
+    m, i = app.page.study.map, app.page.inputs
+    maps = MapHandlers(app.browsing, m)
+    study = str((root / "studies" / "set").resolve())
+    choices = maps.opened(study)
+    assert [v for _, v in choices[m.model]["choices"]] == [*MODELS, ""]
+    drawn = maps.draw(study, "", "cam", "model", *EVERY)
+    assert drawn[m.hint]["visible"] is False, drawn[m.hint]
+    assert "**12 points**" in drawn[m.text]  # six images, two models
+    assert drawn[m.strategies]["visible"] is False  # two classes, two models: no SpRAy figure
+    state = drawn[m.drawn]
+    x, y = state["positions"][5]
+    opened = maps.open_point(study, state, gr.EventData(None, {"index": [x + 3, y - 2]}))
+    # The image of the point nearest the click (copies of one photo lie on one spot)
+    positions, keys = state["positions"], state["map"].keys
+    at = [j for j, k in enumerate(keys) if Path(k).name == Path(opened[i.image]).name]
+    assert min(np.hypot(*(positions[j] - positions[5])) for j in at) < 1e-6
+    assert maps.open_point(study, state, gr.EventData(None, {"index": [-50, -50]})) == gr.skip()
+    one_class = maps.draw(study, "sa_resnet50", "cam", "cluster", *["281", *EVERY[1:]])
+    assert one_class[m.strategies]["visible"] is True
+    assert "choose one class" not in one_class[m.text] and "**3 points**" in one_class[m.text]
+    archive = maps.files(study, one_class[m.drawn])[m.file]["value"]
+    with zipfile.ZipFile(archive) as z:
+        names = set(z.namelist())
+        assert names == {"map.png", "map.svg", "strategies.png", "strategies.svg", "points.csv"}
+        assert z.read("points.csv").decode().startswith("image,model,x,y,cluster,class")
+    assert "Draw the map first" in maps.files(study, None)[m.hint]["value"]

@@ -304,16 +304,20 @@ class BrowserHandlers:
     @on_page()
     def open_image(self, study: str | None, evt: gr.EventData = None) -> dict[Any, Any]:
         """A click on a row (its first cell, the image's key) or on a thumbnail (captioned by
-        it): that image in the explorer, with the study's models (up to four), layer, crop and
-        class, on the Grad-CAM tab. The image box's change starts the explanation."""
+        it): that image in the explorer (`open_key`)."""
+        return self.open_key(study, clicked_key(evt))
+
+    def open_key(self, study: str | None, key: str | None) -> dict[Any, Any]:
+        """The image `key` of the study in the explorer, with the study's models (up to four),
+        layer, crop and class, on the Grad-CAM tab. The image box's change starts the
+        explanation."""
         t = self.table(study)
-        key = clicked_key(evt)
         try:
             row = t.row(key) if key else None
         except KeyError:
             row = None
         if row is None:
-            raise refuse("Click a row of the table or a thumbnail.", "No image")
+            raise refuse("Click a row of the table, a thumbnail or a point.", "No image")
         missing = [m for m in t.models if m not in list_models()]
         if missing:
             raise refuse(
@@ -321,14 +325,14 @@ class BrowserHandlers:
                 f"it with --models {','.join(t.models[:4])}.",
                 "Model not served",
             )
-        source = t.image_path(key)
+        source = t.image_path(row["image"])
         if source is None:
             raise refuse(
                 f"{key} is no longer where the study read it "
                 f"({(t.summary.get('source') or {}).get('path', 'its source')}).",
                 "Image gone",
             )
-        copy = self.space.folder() / Path(key).name
+        copy = self.space.folder() / Path(row["image"]).name
         copy.write_bytes(source.read_bytes())
         return self.explorer_values(t, row, str(copy))
 

@@ -32,6 +32,7 @@ from sa_viz.app.choices import NONE, chosen_models
 from sa_viz.app.engine import Engine, ModelsUnavailable
 from sa_viz.app.hints import HintBoard, on_page, refuse
 from sa_viz.app.study_browser import Browser, study_browser
+from sa_viz.app.study_map import MapPanel, map_panel
 from sa_viz.app.tempspace import TempSpace
 from sa_viz.cam import DEFAULT_LAYER, LAYERS, METHODS
 from sa_viz.data.sources import IMAGE_SUFFIXES
@@ -61,6 +62,7 @@ class StudyTab:
     report: gr.HTML
     download: gr.File
     browser: Browser
+    map: MapPanel
     study: gr.State  # the shown study's folder (server-side), which the browser reads
 
     @property
@@ -114,10 +116,13 @@ def study_tab(limits: StudyLimits, studies_dir: Path | None, upload_bytes: int) 
             elem_id="study-zip",
         )
         browser = study_browser()
+        with browser.box:  # the map, at the end of the browser's group
+            panel = map_panel()
         report = gr.HTML(elem_id="study-report")
     return StudyTab(
-        files, analyses, run, studies, open_button, hint, report, download, browser, gr.State()
-    )
+        files, analyses, run, studies, open_button, hint, report, download, browser, panel,
+        gr.State(),
+    )  # fmt: skip
 
 
 class StudyHandlers:

@@ -20,6 +20,7 @@ from sa_viz.app.engine import (
 from sa_viz.app.handlers import Handlers
 from sa_viz.app.layout import Page, layout
 from sa_viz.app.study_browser import BrowserHandlers
+from sa_viz.app.study_map import MapHandlers
 from sa_viz.app.study_tab import StudyHandlers, StudyLimits
 from sa_viz.app.tempspace import TempSpace
 from sa_viz.app.url_state import address
@@ -342,6 +343,36 @@ def browser_events(ran: Any, opened: Any, handlers: BrowserHandlers, page: Page)
         )
     for button, fn in ((b.csv, handlers.csv), (b.zip, handlers.zip)):
         button.click(fn, inputs=query, outputs=[b.download, b.hint], **own)
+    map_events(ran, opened, MapHandlers(handlers, page.study.map), page, explorer)
+
+
+def map_events(ran: Any, opened: Any, handlers: MapHandlers, page: Page, explorer: list) -> None:
+    """The map's events: its choices follow the study shown; drawing it (t-SNE and spectral
+    clustering: seconds) in the analyses' lane, one at a time."""
+    m, study, b = page.study.map, page.study.study, page.study.browser
+    own = {"api_visibility": "private", "trigger_mode": "always_last"}
+    shown = [m.model, m.features, m.picture, m.strategies, m.text, m.drawn, m.hint]
+    for event in (ran, opened):
+        event.success(handlers.opened, inputs=study, outputs=shown, **own, **VIEW_LANE)
+    m.draw.click(
+        handlers.draw,
+        inputs=[study, *m.controls, *b.query_inputs],
+        outputs=[m.picture, m.text, m.drawn, m.file, m.strategies, m.hint],
+        concurrency_id="map",
+        concurrency_limit=1,
+        **own,
+    )
+    m.colouring.input(
+        handlers.recolour, inputs=[study, m.colouring, m.drawn],
+        outputs=[m.picture, m.drawn, m.hint], **own, **VIEW_LANE,
+    )  # fmt: skip
+    m.picture.select(
+        handlers.open_point, inputs=[study, m.drawn], outputs=[*explorer[:-1], m.hint],
+        **own, **VIEW_LANE,
+    ).success(None, js=SHOW_RESULTS, api_visibility="private")  # fmt: skip
+    m.download.click(
+        handlers.files, inputs=[study, m.drawn], outputs=[m.file, m.hint], **own, **VIEW_LANE
+    )
 
 
 def analyses_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> AnalysisHandlers:

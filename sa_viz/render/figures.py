@@ -269,3 +269,41 @@ def clusters_figure(
     bottom.suptitle("each cluster's mean CAM (unit-norm maps, resized)", fontsize=9)
     fig.suptitle(title, fontsize=10)
     return fig
+
+
+# Groups that come last in a map's legend, whatever their names.
+LAST_GROUPS = ("other classes", "unlabelled")
+
+
+def map_figure(
+    xy: np.ndarray, groups: Sequence[str], title: str, legend: str
+) -> tuple[Figure, Axes]:
+    """A 2-D map of points (a t-SNE), each coloured by its group (tab20's colours, groups in
+    name order, `LAST_GROUPS` last), the legend beside it; returns the figure and its axes
+    (`drawn_positions` finds each point in its picture)."""
+    from matplotlib import colormaps
+
+    fig = Figure(figsize=(7.6, 5.4), layout="constrained")
+    ax = fig.subplots()
+    names = sorted(set(groups), key=lambda g: (g in LAST_GROUPS, g))
+    colours = colormaps["tab20"]
+    chosen = np.asarray(groups)
+    for i, name in enumerate(names):
+        members = chosen == name
+        colour = "#9e9e9e" if name in LAST_GROUPS else colours((2 * i) % 20 + (2 * i) // 20)
+        ax.scatter(*xy[members].T, s=16, color=colour, label=name, alpha=0.85, linewidths=0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, title=legend, title_fontsize=7, loc="center left",
+              bbox_to_anchor=(1.01, 0.5), markerscale=1.2)  # fmt: skip
+    return fig, ax
+
+
+def drawn_positions(fig: Figure, ax: Axes, xy: np.ndarray, dpi: int = 100) -> np.ndarray:
+    """Where the points `xy` (data coordinates of `ax`) stand in `figure_array(fig, dpi)`: (n, 2)
+    pixels, x from the left, y from the top."""
+    fig.set_dpi(dpi)
+    FigureCanvasAgg(fig).draw()
+    found = ax.transData.transform(np.asarray(xy, dtype=float))
+    return np.column_stack([found[:, 0], fig.bbox.height - found[:, 1]])

@@ -68,14 +68,14 @@ class Strategies:
     embedding: np.ndarray
 
     def means(self) -> np.ndarray:
-        """Each cluster's mean CAM, (k, size, size)."""
-        means = [self.features[self.clusters == c].mean(0) for c in range(self.k)]
-        return np.stack(means).reshape(self.k, self.size, self.size)
+        """Each cluster's mean CAM, (k, size, size); of other features (`size` 0), (k, d)."""
+        means = np.stack([self.features[self.clusters == c].mean(0) for c in range(self.k)])
+        return means.reshape(self.k, self.size, self.size) if self.size else means
 
     def typical(self, count: int = TYPICAL) -> list[list[str]]:
         """Per cluster, the keys of its `count` images closest to its mean CAM, closest first."""
         found = []
-        for c, mean in enumerate(self.means().reshape(self.k, -1)):
+        for c, mean in enumerate(self.means().reshape(self.k, self.features.shape[1])):
             members = np.flatnonzero(self.clusters == c)
             distances = np.linalg.norm(self.features[members] - mean, axis=1)
             closest = members[np.argsort(distances, kind="stable")][:count]
@@ -155,15 +155,33 @@ def cluster_cams(
     seed: int = 0,
     size: int = SIZE,
 ) -> Strategies:
-    """One class's CAMs (at least 3) clustered: the features, the eigengap's k, scikit-learn's
-    spectral clustering and t-SNE (both seeded with `seed`)."""
+    """One class's CAMs (at least 3) clustered: the features (`cam_features`), the eigengap's
+    k, scikit-learn's spectral clustering and t-SNE (both seeded with `seed`)."""
+    features = cam_features(cams, size) if len(cams) else np.empty((0, size * size))
+    return cluster_features(
+        keys, features, label=label, model=model, max_clusters=max_clusters, seed=seed, size=size
+    )
+
+
+def cluster_features(
+    keys: Sequence[str],
+    features: np.ndarray,
+    *,
+    label: int = -1,
+    model: str = "",
+    max_clusters: int = MAX_CLUSTERS,
+    seed: int = 0,
+    size: int = 0,
+) -> Strategies:
+    """Any (n, d) features of n ≥ 3 images clustered as `cluster_cams` clusters CAMs (the CAMs'
+    `size`; 0 for features that are not maps, e.g. a unit's channel gates)."""
     from sklearn.cluster import SpectralClustering
     from sklearn.manifold import TSNE
 
     n = len(keys)
     if n < 3:
         raise ValueError(f"{n} images: too few to cluster (3 at least)")
-    features = cam_features(cams, size)
+    features = np.asarray(features, dtype=np.float64)
     gamma = rbf_gamma(features)
     eigenvalues = laplacian_eigenvalues(rbf_affinity(features, gamma))
     k = eigengap(eigenvalues, min(max_clusters, n - 1))
