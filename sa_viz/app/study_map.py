@@ -21,7 +21,7 @@ from sa_viz.app.study_browser import BrowserHandlers, query_of
 from sa_viz.data.imagenet import label as class_name
 from sa_viz.outputs import files
 from sa_viz.render.figures import clusters_figure, drawn_positions, figure_array, map_figure
-from sa_viz.studies.embedding import CAM, MAX_POINTS, Map, draw_map, gated_units
+from sa_viz.studies.embedding import CAM, MAX_POINTS, Map, draw_map, features_title, gated_units
 
 EVERY_MODEL = ""
 COLOURING_CHOICES = [
@@ -112,14 +112,14 @@ class MapHandlers:
         """The map's choices for a study just shown: its models, its gated units."""
         t = self.browsing.table(study)
         titles = t.titles
-        units = sorted({u for found in gated_units(t).values() for u in found})
+        units = list(dict.fromkeys(u for found in gated_units(t).values() for u in found))
         return {
             self.panel.model: gr.update(
                 choices=[*((titles[m], m) for m in t.models), ("every model", EVERY_MODEL)],
                 value=t.models[-1],
             ),
             self.panel.features: gr.update(
-                choices=[("Grad-CAM", CAM), *((f"{u}: channel gates", u) for u in units)],
+                choices=[("Grad-CAM", CAM), *((features_title(u), u) for u in units)],
                 value=CAM,
             ),
             self.panel.picture: None,
@@ -214,7 +214,7 @@ class MapHandlers:
 
     def _map_figure(self, t: Any, shown: Map, colouring: str) -> tuple[Any, Any]:
         colouring = colouring if colouring in shown.groups else "cluster"
-        what = "Grad-CAMs" if shown.features == CAM else f"{shown.features} channel gates"
+        what = features_title(shown.features)
         models = ", ".join(t.titles[m] for m in dict.fromkeys(shown.models))
         title = f"t-SNE of {len(shown.keys)} {what} ({models}){untrained_note(t, shown.models)}"
         return map_figure(

@@ -1,8 +1,10 @@
 """The map of a study's explanations: the images the browser shows (its filtered view, the first
-`MAX_POINTS`), each as its CAM (unit-norm, resized: `clusters.cam_features`) or as one unit's
-channel gates, laid out in 2-D by t-SNE and clustered by spectral clustering with the eigengap's
-k (`clusters.cluster_features`: scikit-learn's, the same as `sa-viz cluster`), one point per image
-and model. Points are coloured by cluster, class, model or whether the model is right.
+`MAX_POINTS`), each as its CAM (unit-norm, resized: `clusters.cam_features`), as one unit's
+channel gates, or as one unit's spatial gates as the rows keep them (per group the peak's
+position and the map's entropy: a study keeps no spatial map), laid out in 2-D by t-SNE and
+clustered by spectral clustering with the eigengap's k (`clusters.cluster_features`:
+scikit-learn's, the same as `sa-viz cluster`), one point per image and model. Points are
+coloured by cluster, class, model or whether the model is right.
 
 Spectral relevance analysis proper is one class and one model: choose the class in the browser
 and one model, and the clusters are that class's strategies (with each cluster's mean CAM).
@@ -23,7 +25,8 @@ from sa_viz.studies.browse import StudyTable
 from sa_viz.studies.clusters import Strategies, cam_features, cluster_features
 
 MAX_POINTS = 1000  # images on one map: t-SNE of 1000 points takes seconds, of 50,000 minutes
-CAM = "cam"  # the features: the CAMs, or a unit's channel gates by the unit's name
+CAM = "cam"  # the features: the CAMs, a unit's channel gates ("layer3.0") or spatial ones
+SPATIAL = ":spatial"  # "layer3.0:spatial": per group the peak (y, x) and the entropy
 COLOURINGS = ("cluster", "class", "model", "right")
 MOST_CLASSES = 9  # classes coloured by name; the others are "other classes"
 
@@ -52,17 +55,30 @@ class Map:
 
 
 def gated_units(table: StudyTable) -> dict[str, list[str]]:
-    """Each model's units with channel gates, read from one of its rows."""
+    """Each model's features of its units, read from one of its rows: "layer3.0" where the
+    unit has channel gates, "layer3.0:spatial" where it has spatial ones."""
     found: dict[str, list[str]] = {}
     first = table.view().slice(0, 1)["image"].to_pylist()
     if not first:
         return found
     rows = read_rows(table.study, columns=["model", "units"], filters=[("key", "=", first[0])])
     for row in rows.to_pylist():
-        units = [u["unit"] for u in row["units"] or [] if u["channel"]]
-        if units:
-            found[row["model"]] = units
+        features = []
+        for u in row["units"] or []:
+            features += [u["unit"]] if u["channel"] else []
+            features += [u["unit"] + SPATIAL] if u.get("peak_y") else []
+        if features:
+            found[row["model"]] = features
     return found
+
+
+def features_title(features: str) -> str:
+    """What a map compares, in words."""
+    if features == CAM:
+        return "Grad-CAMs"
+    if features.endswith(SPATIAL):
+        return f"{features.removesuffix(SPATIAL)} spatial gates (peak, entropy)"
+    return f"{features} channel gates"
 
 
 def draw_map(
@@ -83,8 +99,8 @@ def draw_map(
     points = [(k, m) for m in models for k in keys if (k, m) in vectors]
     if len(points) < 3:
         raise ValueError(
-            f"{len(points)} images with {'CAMs' if features == CAM else features + ' gates'} "
-            "in the filtered table: a map needs 3 at least"
+            f"{len(points)} images with {features_title(features)} in the filtered table: a map "
+            "needs 3 at least"
         )
     matrix = np.stack([vectors[p] for p in points])
     size = round(np.sqrt(matrix.shape[1])) if features == CAM else 0  # the maps' side
@@ -127,16 +143,23 @@ def _cams(table: StudyTable, keys: list[str], models: Sequence[str]) -> dict:
     return dict(zip(chosen, rows, strict=True))
 
 
-def _gates(table: StudyTable, keys: list[str], models: Sequence[str], unit: str) -> dict:
-    """Each image's channel gates of `unit` under each model that has it."""
+def _gates(table: StudyTable, keys: list[str], models: Sequence[str], features: str) -> dict:
+    """Each image's gates of a unit under each model that has them: its channel gates, or per
+    group its spatial gate's peak (y, x) and entropy (`SPATIAL`)."""
     if not keys:
         return {}
     rows = read_rows(table.study, columns=["key", "model", "units"], filters=[("key", "in", keys)])
     rows = rows.filter(pc.is_in(rows["model"], pa.array(list(models))))
+    unit, spatial = features.removesuffix(SPATIAL), features.endswith(SPATIAL)
     found = {}
     for row in rows.to_pylist():
         for u in row["units"] or []:
-            if u["unit"] == unit and u["channel"]:
+            if u["unit"] != unit:
+                continue
+            if spatial and u.get("peak_y"):
+                parts = [u["peak_y"], u["peak_x"], u["spatial_entropy"]]
+                found[row["key"], row["model"]] = np.concatenate(parts).astype(np.float64)
+            elif not spatial and u["channel"]:
                 found[row["key"], row["model"]] = np.asarray(u["channel"], np.float64)
     return found
 
