@@ -365,3 +365,16 @@ def test_the_page_draws_the_map_and_a_click_on_a_point_opens_its_image(app_with_
         assert names == {"map.png", "map.svg", "strategies.png", "strategies.svg", "points.csv"}
         assert z.read("points.csv").decode().startswith("image,model,x,y,cluster,class")
     assert "Draw the map first" in maps.files(study, None)[m.hint]["value"]
+
+
+def test_an_image_over_the_upload_limit_is_refused_not_read(app_with_a_study):
+    app, root = app_with_a_study
+    study = str((root / "studies" / "set").resolve())
+    kept, app.browsing.max_bytes = app.browsing.max_bytes, 1000
+    try:
+        click = gr.EventData(None, {"row_value": ["n02123045/0-chelsea.jpg"]})
+        answer = app.browsing.open_image(study, click)
+    finally:
+        app.browsing.max_bytes = kept
+    assert "explains images of at most 0 MB" in answer[app.page.study.browser.hint]["value"]
+    assert app.page.inputs.image not in answer

@@ -29,7 +29,7 @@ from sa_viz.app.hints import HintBoard, on_page, refuse
 from sa_viz.app.tempspace import TempSpace
 from sa_viz.cam import LAYERS
 from sa_viz.data.imagenet import label as class_name
-from sa_viz.data.preprocess import ImageError, prepare_image
+from sa_viz.data.preprocess import DEFAULT_LIMITS, ImageError, prepare_image
 from sa_viz.models import get_model, list_models
 from sa_viz.outputs import files
 from sa_viz.outputs.rows import ForeignRows
@@ -166,9 +166,12 @@ class BrowserHandlers:
         studies_dir: Path | None,
         inputs: Any,
         tabs: gr.Tabs,
+        max_bytes: int = DEFAULT_LIMITS.max_bytes,
     ) -> None:
-        """`inputs`, `tabs`: the page's input column and result tabs, which a click sets."""
+        """`inputs`, `tabs`: the page's input column and result tabs, which a click sets;
+        `max_bytes`: the largest image file the explorer takes (the server's upload limit)."""
         self.space, self.browser, self.inputs, self.tabs = space, browser, inputs, tabs
+        self.max_bytes = max_bytes
         self.studies_dir = studies_dir.resolve() if studies_dir is not None else None
         self.tables = Tables()
         self.hints = HintBoard({"browse": browser.hint})
@@ -296,7 +299,7 @@ class BrowserHandlers:
                 data, _ = files.page_picture_bytes(thumbnail(t, key, cams), lossless=True)
                 archive.writestr(f"maps/{stem}.png", data)
                 source = t.image_path(key)
-                if source is not None:
+                if source is not None and source.stat().st_size <= self.max_bytes:
                     archive.write(source, f"images/{stem}{source.suffix.lower()}")
             archive.writestr("README.txt", zip_readme(t, len(view), len(keys)))
         return {self.browser.download: gr.update(value=str(path), visible=True)}
@@ -331,6 +334,12 @@ class BrowserHandlers:
                 f"{key} is no longer where the study read it "
                 f"({(t.summary.get('source') or {}).get('path', 'its source')}).",
                 "Image gone",
+            )
+        if source.stat().st_size > self.max_bytes:
+            raise refuse(
+                f"{key} is {source.stat().st_size / 2**20:.0f} MB: this server explains images "
+                f"of at most {self.max_bytes / 2**20:.0f} MB.",
+                "Image too large",
             )
         copy = self.space.folder() / Path(row["image"]).name
         copy.write_bytes(source.read_bytes())
@@ -431,6 +440,7 @@ def zip_readme(t: StudyTable, filtered: int, taken: int) -> str:
         "in the table's order.\n"
         f"maps/: per image each model's Grad-CAM ({titles}, left to right) over the image as the "
         "study's first model saw it, each map scaled to its own range.\n"
-        "images/: the image files, where the study's source still has them.\n"
+        "images/: the image files, where the study's source still has them (a file larger than "
+        "the server's upload limit is left out).\n"
         "images.csv: their rows of the table.\n"
     )

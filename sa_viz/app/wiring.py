@@ -497,7 +497,12 @@ def build(
         handlers = Handlers(engine, page, space, sessions)
         studies = StudyHandlers(engine, handlers.space, study_limits, page.study, studies_dir)
         browsing = BrowserHandlers(
-            handlers.space, page.study.browser, studies_dir, page.inputs, page.tabs
+            handlers.space,
+            page.study.browser,
+            studies_dir,
+            page.inputs,
+            page.tabs,
+            engine.limits.max_bytes,
         )
         page_events(demo, handlers, page)
         study_events(demo, studies, browsing, page)
