@@ -743,3 +743,54 @@ def test_the_analyses_buttons_and_panels_of_an_earlier_explanation(at_width, sho
     pick(page, "target", "each model's own top-1")  # the chart's explanation again
     note.wait_for(state="hidden")
     page.wait_for_function(f"{faded} === '1'")
+
+
+SHOWN_CLASSES = """() => [...document.querySelectorAll("#target ul[role=listbox] li[role=option]")]
+    .sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top)
+    .map(item => item.getAttribute("aria-label"))"""
+
+
+def test_the_class_search_lists_exact_and_whole_word_matches_first(at_width):
+    """Issue 27: "espresso" listed 550 espresso maker above 967 espresso and Enter took it;
+    "cat" listed bullfrog (Rana catesbeiana) first. The list now shows the matches in the order
+    of `choices.ranked_classes`, and Enter takes the first shown."""
+    from sa_viz.app.choices import ranked_classes
+
+    page = at_width
+    box = page.locator("#target input")
+    for text in ("cat", "espresso", "terrier"):
+        box.click()
+        box.press("Control+a")
+        box.press_sequentially(text)
+        page.wait_for_function(
+            """([first]) => {
+                const items = [...document.querySelectorAll("#target li[role=option]")];
+                const top = items.sort((a, b) => a.getBoundingClientRect().top
+                                                - b.getBoundingClientRect().top)[0];
+                return top && top.getAttribute("aria-label") === first;
+            }""",
+            arg=[ranked_classes(text)[0]],
+        )
+        assert page.evaluate(SHOWN_CLASSES) == ranked_classes(text), text
+        box.press("Escape")
+    assert ranked_classes("cat")[:5] == [
+        "281: tabby (tabby cat)", "282: tiger cat", "283: Persian cat",
+        "284: Siamese cat (Siamese)", "285: Egyptian cat",
+    ]  # fmt: skip
+    box.click()
+    box.press("Control+a")
+    box.press_sequentially("espresso")
+    page.locator("#target li[role=option]").first.wait_for()
+    box.press("Enter")
+    page.wait_for_function("document.querySelector('#target input').value === '967: espresso'")
+    # The arrow keys still choose: down from the first shown entry, in the list's own order
+    box.click()
+    box.press("Control+a")
+    box.press_sequentially("espresso")
+    page.locator("#target li[role=option]").first.wait_for()
+    box.press("ArrowDown")
+    box.press("Enter")
+    page.wait_for_function(
+        "['550: espresso maker', '967: espresso'].includes("
+        "document.querySelector('#target input').value)"
+    )

@@ -4,9 +4,11 @@ checks and the handlers all read these."""
 
 from __future__ import annotations
 
+import re
+
 from sa_viz.cam import METHODS
 from sa_viz.data.examples import EXAMPLES_DIR
-from sa_viz.data.imagenet import choice_label, labels
+from sa_viz.data.imagenet import choice_label, labels, synonyms
 from sa_viz.models import get_model, list_models
 from sa_viz.probes import attention_of, unit_layouts, unit_names
 
@@ -15,6 +17,37 @@ OWN_TOP1 = "each model's own top-1"
 # "934: hotdog (hot dog, red hot)": the list's filter finds a class by any of its names.
 CLASS_CHOICES = [OWN_TOP1] + [choice_label(i) for i in range(len(labels()))]
 WHOLE, CROP = "whole image", "centre crop 224 (evaluation protocol)"
+
+
+def ranked_classes(text: str) -> list[str]:
+    """The class list's entries that contain `text` (as the list's own filter finds them, case
+    aside), best first: the class of that index or of that exact name, then those with a name
+    where it is a whole word ("cat": the tabby, tiger and Persian cats), then those with a word
+    that begins with it (catamaran), then the rest (bullfrog, for "Rana catesbeiana"); by class
+    within each. Before, the list kept class order, so Enter on "espresso" took 550 espresso
+    maker, not 967 espresso (issue 27). Empty `text`: the whole list."""
+    wanted = text.strip().lower()
+    if not wanted:
+        return list(CLASS_CHOICES)
+    word = re.compile(rf"\b{re.escape(wanted)}\b")
+    start = re.compile(rf"\b{re.escape(wanted)}")
+    scored = []
+    for position, choice in enumerate(CLASS_CHOICES):
+        if wanted not in choice.lower():
+            continue
+        index = position - 1  # -1: "each model's own top-1"
+        names = [] if index < 0 else [labels()[index], *synonyms()[index]]
+        names = [n.lower() for n in names]
+        if wanted == str(index) or wanted in names:
+            score = 0
+        elif any(word.search(n) for n in names):
+            score = 1
+        elif any(start.search(n) for n in names):
+            score = 2
+        else:
+            score = 3
+        scored.append((score, position, choice))
+    return [choice for *_, choice in sorted(scored)]
 DEFAULT_UNIT = "layer3.0"
 TABLE_HEADERS = ["class", "p", "in other top-5"]
 # The export's figures for papers: (label, value), the values `outputs.files`'s formats and

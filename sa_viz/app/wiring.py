@@ -104,6 +104,63 @@ EAGER_PICTURES = """
 """
 
 
+# The class list as a person searches it: gradio's filter keeps the list's order (class number),
+# so "espresso" listed 550 espresso maker above 967 espresso and Enter took it, and "cat" listed
+# bullfrog (Rana catesbeiana) first (issue 27). The page orders the shown entries by
+# `choices.ranked_classes`'s rule (the class of that index or exact name; a whole word; the
+# start of a word; the rest; by class within each) with CSS `order`, and Enter, unless the
+# arrow keys chose an entry, takes the first shown, through gradio's own mousedown. Choices
+# sent from the server while the list is open (tried first) left gradio's filter pointing at
+# the old list's entries.
+CLASS_SEARCH = r"""
+() => {
+    const box = document.getElementById("target");
+    if (!box) return [];
+    const escape = text => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    const score = (wanted, label) => {
+        const found = /^(\d+): (.*?)(?: \((.*)\))?$/.exec(label);
+        if (!found) return 3;
+        const names = [found[2], ...(found[3] ? found[3].split(", ") : [])]
+            .map(name => name.toLowerCase());
+        if (wanted === found[1] || names.includes(wanted)) return 0;
+        const word = new RegExp("\\b" + escape(wanted) + "\\b");
+        if (names.some(name => word.test(name))) return 1;
+        const start = new RegExp("\\b" + escape(wanted));
+        return names.some(name => start.test(name)) ? 2 : 3;
+    };
+    const reorder = () => {
+        const input = box.querySelector("input");
+        const wanted = input ? input.value.trim().toLowerCase() : "";
+        for (const item of box.querySelectorAll("ul[role=listbox] li[role=option]")) {
+            const index = Number(item.dataset.index) || 0;
+            const label = item.getAttribute("aria-label") || "";
+            item.style.order = wanted ? String(score(wanted, label) * 2000 + index) : "";
+        }
+    };
+    new MutationObserver(reorder).observe(box, {subtree: true, childList: true});
+    box.addEventListener("input", () => setTimeout(reorder, 0), true);
+    let navigated = false;
+    box.addEventListener("keydown", event => {
+        if (["ArrowUp", "ArrowDown", "Home", "End"].includes(event.key)) {
+            navigated = true;
+            return;
+        }
+        if (event.key !== "Enter") {
+            navigated = false;
+            return;
+        }
+        const items = [...box.querySelectorAll("ul[role=listbox] li[role=option]")];
+        if (navigated || !items.length || !box.querySelector("input").value.trim()) return;
+        items.sort((a, b) => Number(a.style.order || 0) - Number(b.style.order || 0));
+        event.preventDefault();
+        event.stopImmediatePropagation();
+        items[0].dispatchEvent(new MouseEvent("mousedown", {bubbles: true, cancelable: true}));
+    }, true);
+    return [];
+}
+"""
+
+
 def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
     """The page's own events: private (not in the API), each answering with the hints."""
     i, e = page.inputs, page.explorer
@@ -111,6 +168,7 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
     views_quietly = {"show_progress": "hidden", **own, **VIEW_LANE}
     demo.load(handlers.weights_status, outputs=page.banner, api_name="weights_status")
     demo.load(None, js=EAGER_PICTURES, api_visibility="private")
+    demo.load(None, js=CLASS_SEARCH, api_visibility="private")
     labels = {
         "inputs": [i.model_a, i.model_b, e.gate_model, i.model_c, i.model_d, page.pair],
         "outputs": [*page.tables, *page.cams, page.difference, page.pair, e.gate_model, e.group],
