@@ -794,3 +794,28 @@ def test_the_class_search_lists_exact_and_whole_word_matches_first(at_width):
         "['550: espresso maker', '967: espresso'].includes("
         "document.querySelector('#target input').value)"
     )
+
+
+def test_an_explanation_shows_its_progress_once_and_not_over_the_text(at_width):
+    """Issue 27, point 10: the progress covered the explanation's text and was drawn on all
+    three panels; now on the results' first line and the first CAM only."""
+    page = at_width
+    page.goto(page.url.split("?")[0] + "?example=chelsea")
+    old = wait_for_new_src(page, "cam-a", "")
+    page.evaluate(
+        """() => {
+            window.saVizTrackers = new Set();
+            window.saVizWatch = setInterval(() => {
+                for (const t of document.querySelectorAll("[data-testid=status-tracker]")) {
+                    const box = t.getBoundingClientRect();
+                    if (!t.classList.contains("hide") && box.height > 0 && t.innerText.trim()) {
+                        window.saVizTrackers.add(t.closest("[id]")?.id);
+                    }
+                }
+            }, 10);
+        }"""
+    )
+    page.locator("#cam-layer").get_by_label("layer3", exact=True).check()
+    wait_for_new_src(page, "cam-a", old)
+    seen = page.evaluate("clearInterval(window.saVizWatch); [...window.saVizTrackers]")
+    assert set(seen) == {"summary", "cam-a"}, seen

@@ -68,6 +68,8 @@ CSS = """
 /* An Analyses panel computed for an earlier explanation than the page's (issue 27) */
 .stale img, .stale table {opacity: .35;}
 .stale-note {border-left: 4px solid #b26a00; padding: 2px 8px; background: #fff4e0;}
+/* The results' first line: room for the explanation's progress before the first result */
+#summary {min-height: 3em;}
 /* The class list shows its entries in the order the page's search gives them (CLASS_SEARCH) */
 #target ul[role=listbox] {display: flex; flex-direction: column;}
 /* The study browser's thumbnails are wide (one map per model, side by side): wide cells */

@@ -186,7 +186,11 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
         "fn": handlers.page_explain,
         "inputs": page.explain_inputs,
         "outputs": [*page.explain_outputs, *page.hint_outputs, page.long_trigger, *put_back],
-        "show_progress_on": page.explain_outputs,
+        # Its progress at the top of the results (where the page scrolls to after a new image)
+        # and on the first CAM (in view when a control below the image box is changed at
+        # 1400 px); over every output it covered the text under the CAMs and was drawn on all
+        # three panels (issue 27). The other results stay as they are until replaced.
+        "show_progress_on": [page.summary, page.cams[0]],
         "api_name": "page_explain",
         "concurrency_id": "models",
         **own,
