@@ -68,6 +68,18 @@ CSS = """
 /* An Analyses panel computed for an earlier explanation than the page's (issue 27) */
 .stale img, .stale table {opacity: .35;}
 .stale-note {border-left: 4px solid #b26a00; padding: 2px 8px; background: #fff4e0;}
+/* Below 1280 px (gradio's page is then at most 1024 px wide: too narrow for 320 + 640) the
+   results stand under the inputs: the image, its examples and the Explain button first, then
+   the results, then what to explain, so that the class, method and layer are next to the maps
+   they change, not ~1000 px above them (issue 27) */
+@media (max-width: 1279.98px) {
+  #inputs {display: contents;}
+  #inputs > * {flex: 1 1 100%; min-width: 0;}
+  #results {order: 1;}
+  #inputs > #what-to-explain {order: 2;}
+  /* … its input, class, method and layer first, the models after them */
+  #what-to-explain > div > .column > .form {order: -1;}
+}
 /* The results' first line: room for the explanation's progress before the first result */
 #summary {min-height: 3em;}
 /* The class list shows its entries in the order the page's search gives them (CLASS_SEARCH) */
@@ -144,7 +156,7 @@ def hint(place: str) -> gr.Markdown:
 
 def input_column() -> InputColumn:
     """The left column: image input, examples, the Explain button and what to explain."""
-    with gr.Column(scale=1, min_width=320):
+    with gr.Column(scale=1, min_width=320, elem_id="inputs"):
         image = bounded_image_input(
             label="Image (upload, drop, paste or webcam)",
             elem_id="input-image",
@@ -160,7 +172,7 @@ def input_column() -> InputColumn:
         )
         run = gr.Button("Explain", variant="primary", elem_id="explain")
         hints["run"] = hint("run")
-        with gr.Accordion("What to explain", open=True):
+        with gr.Accordion("What to explain", open=True, elem_id="what-to-explain"):
             with gr.Row():
                 model_a = gr.Dropdown(
                     MODEL_CHOICES,
@@ -511,10 +523,10 @@ def layout(
     with gr.Row(equal_height=False):
         inputs = input_column()
         hints = dict(inputs.hints)
-        # Below ~1000 px the two columns no longer fit side by side (320 + 640 px): the
-        # results go under the inputs at full width instead of squeezing the tables to one
-        # digit per line (seen at 800 px).
-        with gr.Column(scale=2, min_width=RESULTS_MIN_WIDTH):
+        # Below 1280 px the two columns no longer fit side by side (320 + 640 px in gradio's
+        # 1024-px page): the results go under the inputs at full width instead of squeezing
+        # the tables to one digit per line (seen at 800 px), before what to explain (CSS).
+        with gr.Column(scale=2, min_width=RESULTS_MIN_WIDTH, elem_id="results"):
             summary = gr.Markdown(elem_id="summary")
             # Two by two: four side by side left each table a few letters wide.
             titles = [f"{get_model(name).title}: top-5" for name in DEFAULT_PAIR]
