@@ -819,3 +819,34 @@ def test_an_explanation_shows_its_progress_once_and_not_over_the_text(at_width):
     wait_for_new_src(page, "cam-a", old)
     seen = page.evaluate("clearInterval(window.saVizWatch); [...window.saVizTrackers]")
     assert set(seen) == {"summary", "cam-a"}, seen
+
+
+def test_in_a_narrow_window_the_controls_stand_under_the_maps_they_change(at_width, shots):
+    """Issue 27, point 9: at 800 px the layer and class controls stood ~1000 px above the
+    heatmaps; the results now come between the Explain button and what to explain."""
+    page = at_width
+    page.goto(page.url.split("?")[0] + "?example=chelsea")
+    wait_for_new_src(page, "cam-a", "")
+    top = page.evaluate(
+        """() => Object.fromEntries(["explain", "summary", "cam-a", "target", "cam-layer",
+            "model-a"].map(id => {
+                const box = document.getElementById(id).getBoundingClientRect();
+                return [id, {top: box.top + window.scrollY, bottom: box.bottom + window.scrollY}];
+            }))"""
+    )
+    if page.width < 1280:
+        assert top["explain"]["bottom"] < top["summary"]["top"], top  # results under the button
+        maps_end = top["cam-a"]["bottom"]
+        assert maps_end < top["target"]["top"] < maps_end + 500, top
+        assert maps_end < top["cam-layer"]["top"] < maps_end + 800, top
+        assert top["target"]["top"] < top["model-a"]["top"], top  # the class before the models
+        shots(page, f"controls-under-the-maps-{page.width}")
+    else:  # side by side: the controls in the left column, the results beside them
+        assert top["summary"]["top"] < top["explain"]["top"], top
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.width
+    # Issue 27, point 8: the colour bars' numbers (14 px in the picture) at ≥ 8.5 px on screen
+    from sa_viz.render.panels import colour_strip
+
+    assert colour_strip.__kwdefaults__["size"] == 14
+    for panel in ("cam-a", "cam-b", "cam-difference"):
+        assert 14 * displayed_scale(page, panel) >= 8.5, (panel, displayed_scale(page, panel))
