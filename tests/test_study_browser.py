@@ -6,6 +6,7 @@ with the study's models and settings."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import zipfile
@@ -174,6 +175,8 @@ def test_an_image_is_found_where_the_study_read_it_and_never_outside(tmp_path):
     assert table.image_path("cats/a.jpg") == (source / "cats" / "a.jpg").resolve()
     assert table.image_path("cats/b.jpg") is None  # not there any more
     assert table.image_path("../secret.jpg") is None
+    (source / "cats" / "notes.txt").write_text("not an image")
+    assert table.image_path("cats/notes.txt") is None  # an image file or nothing
     assert table.image_path(str(tmp_path / "secret.jpg")) is None
     cams = table.cams(["cats/a.jpg", "mugs/e.jpg"])
     assert set(cams) == {(k, m) for k in ("cats/a.jpg", "mugs/e.jpg") for m in MODELS}
@@ -320,6 +323,7 @@ def test_the_map_of_one_class_is_its_strategies_as_sa_viz_cluster_finds_them(tmp
     # Both models: one point per image and model, coloured by model
     both = draw_map(table, table.view(), list(MODELS))
     assert len(both.keys) == 60 and both.groups["model"] == ["resnet50"] * 30 + ["sa_resnet50"] * 30
+    assert len(draw_map(table, table.view(), list(MODELS), max_points=10).keys) == 10  # 5 × 2
     with pytest.raises(ValueError, match="a map needs 3 at least"):
         draw_map(table, table.view(Query(name="cats/00")), ["resnet50"])
 
@@ -370,11 +374,26 @@ def test_the_page_draws_the_map_and_a_click_on_a_point_opens_its_image(app_with_
 def test_an_image_over_the_upload_limit_is_refused_not_read(app_with_a_study):
     app, root = app_with_a_study
     study = str((root / "studies" / "set").resolve())
-    kept, app.browsing.max_bytes = app.browsing.max_bytes, 1000
+    kept = app.browsing.limits
+    app.browsing.limits = dataclasses.replace(kept, max_bytes=1000)
     try:
         click = gr.EventData(None, {"row_value": ["n02123045/0-chelsea.jpg"]})
         answer = app.browsing.open_image(study, click)
     finally:
-        app.browsing.max_bytes = kept
+        app.browsing.limits = kept
     assert "explains images of at most 0 MB" in answer[app.page.study.browser.hint]["value"]
     assert app.page.inputs.image not in answer
+
+
+def test_a_study_still_being_written_is_read_again(tmp_path):
+    from sa_viz.app.study_browser import Tables
+
+    folder = write_study(tmp_path / "study")
+    tables = Tables()
+    first = tables.get(folder)
+    assert tables.get(folder) is first and len(first) == 6  # kept
+    more = pa.Table.from_pylist(
+        [record("late/g.jpg", 1, m, 1, 0.5, 0.5, 0.5) for m in MODELS], schema=SCHEMA
+    )
+    write_part(folder, 1, [more], folder / "problems.txt", [])
+    assert len(tables.get(folder)) == 7  # a new part: read again

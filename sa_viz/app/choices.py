@@ -48,6 +48,8 @@ def ranked_classes(text: str) -> list[str]:
             score = 3
         scored.append((score, position, choice))
     return [choice for *_, choice in sorted(scored)]
+
+
 DEFAULT_UNIT = "layer3.0"
 TABLE_HEADERS = ["class", "p", "in other top-5"]
 # The export's figures for papers: (label, value), the values `outputs.files`'s formats and

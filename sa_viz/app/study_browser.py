@@ -29,7 +29,7 @@ from sa_viz.app.hints import HintBoard, on_page, refuse
 from sa_viz.app.tempspace import TempSpace
 from sa_viz.cam import LAYERS
 from sa_viz.data.imagenet import label as class_name
-from sa_viz.data.preprocess import DEFAULT_LIMITS, ImageError, prepare_image
+from sa_viz.data.preprocess import DEFAULT_LIMITS, ImageError, Limits, prepare_image
 from sa_viz.models import get_model, list_models
 from sa_viz.outputs import files
 from sa_viz.outputs.rows import ForeignRows
@@ -137,23 +137,44 @@ def study_browser() -> Browser:
 
 
 class Tables:
-    """The `StudyTable`s of the last `KEPT_TABLES` studies browsed, by folder."""
+    """The `StudyTable`s of the last `KEPT_TABLES` studies browsed, by folder; read again when
+    the study's parts change (a study being written or resumed), and built once for requests
+    that ask at the same time (the browser's and the map's, when a study is opened)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tables: OrderedDict[Path, StudyTable] = OrderedDict()
+        self._tables: OrderedDict[Path, tuple[tuple, StudyTable]] = OrderedDict()
+        self._building: dict[Path, threading.Lock] = {}
 
     def get(self, folder: Path) -> StudyTable:
+        signature = parts_signature(folder)
         with self._lock:
-            if folder in self._tables:
+            building = self._building.setdefault(folder, threading.Lock())
+        with building:  # a large study takes a second or two: one build, the others wait
+            with self._lock:
+                kept = self._tables.get(folder)
+                if kept is not None and kept[0] == signature:
+                    self._tables.move_to_end(folder)
+                    return kept[1]
+            table = StudyTable(folder)
+            with self._lock:
+                self._tables[folder] = (signature, table)
                 self._tables.move_to_end(folder)
-                return self._tables[folder]
-        table = StudyTable(folder)  # outside the lock: a large study takes a second or two
-        with self._lock:
-            self._tables[folder] = table
-            while len(self._tables) > KEPT_TABLES:
-                self._tables.popitem(last=False)
+                while len(self._tables) > KEPT_TABLES:
+                    self._tables.popitem(last=False)
         return table
+
+
+def parts_signature(folder: Path) -> tuple:
+    """What a study's table depends on: its parts' names, sizes and times, and study.json's."""
+    found = []
+    for path in sorted([folder / "study.json", *(folder / "rows").glob("part-*.parquet")]):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        found.append((path.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(found)
 
 
 class BrowserHandlers:
@@ -166,12 +187,13 @@ class BrowserHandlers:
         studies_dir: Path | None,
         inputs: Any,
         tabs: gr.Tabs,
-        max_bytes: int = DEFAULT_LIMITS.max_bytes,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         """`inputs`, `tabs`: the page's input column and result tabs, which a click sets;
-        `max_bytes`: the largest image file the explorer takes (the server's upload limit)."""
+        `limits`: the server's image limits (the largest file the explorer takes; the
+        thumbnails decode within them too)."""
         self.space, self.browser, self.inputs, self.tabs = space, browser, inputs, tabs
-        self.max_bytes = max_bytes
+        self.limits = limits
         self.studies_dir = studies_dir.resolve() if studies_dir is not None else None
         self.tables = Tables()
         self.hints = HintBoard({"browse": browser.hint})
@@ -181,7 +203,8 @@ class BrowserHandlers:
         if not study:
             raise refuse("Run a study or open one first.", "No study")
         folder = Path(study)
-        inside = [self.space.root, *([self.studies_dir] if self.studies_dir else [])]
+        # Resolved: a temp folder reached through a link (macOS's /var → /private/var) is ours
+        inside = [self.space.root.resolve(), *([self.studies_dir] if self.studies_dir else [])]
         if not any(folder.resolve().is_relative_to(root) for root in inside):
             raise refuse("That study is not one this server shows.", "No study")
         if folder.is_relative_to(self.space.root) and not self.space.touch(folder.parent):
@@ -263,7 +286,7 @@ class BrowserHandlers:
         cams = t.cams(keys)
         pictures = []
         for key in keys:
-            picture = thumbnail(t, key, cams)
+            picture = thumbnail(t, key, cams, self.limits)
             pictures.append((self.space.picture(picture, name=f"study_{Path(key).stem}"), key))
         return {self.browser.thumbnails: pictures}
 
@@ -296,10 +319,11 @@ class BrowserHandlers:
             archive.write(folder / "images.csv", "images.csv")
             for i, key in enumerate(progress.tqdm(keys, desc="Drawing the maps")):
                 stem = f"{i + 1:03d}_{Path(key).stem}"
-                data, _ = files.page_picture_bytes(thumbnail(t, key, cams), lossless=True)
+                picture = thumbnail(t, key, cams, self.limits)
+                data, _ = files.page_picture_bytes(picture, lossless=True)
                 archive.writestr(f"maps/{stem}.png", data)
                 source = t.image_path(key)
-                if source is not None and source.stat().st_size <= self.max_bytes:
+                if source is not None and source.stat().st_size <= self.limits.max_bytes:
                     archive.write(source, f"images/{stem}{source.suffix.lower()}")
             archive.writestr("README.txt", zip_readme(t, len(view), len(keys)))
         return {self.browser.download: gr.update(value=str(path), visible=True)}
@@ -335,10 +359,16 @@ class BrowserHandlers:
                 f"({(t.summary.get('source') or {}).get('path', 'its source')}).",
                 "Image gone",
             )
-        if source.stat().st_size > self.max_bytes:
+        try:
+            size = source.stat().st_size
+        except OSError:
+            size = None
+        if size is None:
+            raise refuse(f"{key} could not be read where the study read it.", "Image gone")
+        if size > self.limits.max_bytes:
             raise refuse(
-                f"{key} is {source.stat().st_size / 2**20:.0f} MB: this server explains images "
-                f"of at most {self.max_bytes / 2**20:.0f} MB.",
+                f"{key} is {size / 2**20:.0f} MB: this server explains images "
+                f"of at most {self.limits.max_bytes / 2**20:.0f} MB.",
                 "Image too large",
             )
         copy = self.space.folder() / Path(row["image"]).name
@@ -393,7 +423,12 @@ def clicked_key(evt: gr.EventData | None) -> str | None:
     return None
 
 
-def thumbnail(t: StudyTable, key: str, cams: dict[tuple[str, str], np.ndarray]) -> np.ndarray:
+def thumbnail(
+    t: StudyTable,
+    key: str,
+    cams: dict[tuple[str, str], np.ndarray],
+    limits: Limits = DEFAULT_LIMITS,
+) -> np.ndarray:
     """Each model's CAM of `key` over the image as its first model saw it (the crop or the whole
     image), side by side; the maps alone on grey where the image cannot be read any more."""
     image = None
@@ -404,7 +439,10 @@ def thumbnail(t: StudyTable, key: str, cams: dict[tuple[str, str], np.ndarray]) 
         )
         try:
             image = prepare_image(
-                path, crop=t.settings.get("crop", True), preprocessing=preprocessing
+                path,
+                crop=t.settings.get("crop", True),
+                limits=limits,
+                preprocessing=preprocessing,
             ).display
         except (ImageError, OSError):
             image = None

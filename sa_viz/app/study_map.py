@@ -55,7 +55,7 @@ class MapPanel:
 
 def map_panel() -> MapPanel:
     with gr.Accordion(
-        f"Map of the filtered images (t-SNE) and their strategies (first {MAX_POINTS})",
+        f"Map of the filtered images (t-SNE) and their strategies (up to {MAX_POINTS} points)",
         open=False,
         elem_id="browse-map-box",
     ):
@@ -263,7 +263,8 @@ def describe(t: Any, shown: Map) -> str:
     if shown.dropped:
         lines.append(
             f"{shown.dropped} of the filtered images are not on the map (past the first "
-            f"{MAX_POINTS}, or without these features): filter to see them."
+            f"{MAX_POINTS} points, images × models, or without these features): filter to see "
+            "them."
         )
     if s.label < 0 or not s.model:
         lines.append(

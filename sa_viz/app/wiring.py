@@ -564,7 +564,7 @@ def build(
             studies_dir,
             page.inputs,
             page.tabs,
-            engine.limits.max_bytes,
+            engine.limits,
         )
         page_events(demo, handlers, page)
         study_events(demo, studies, browsing, page)

@@ -29,6 +29,7 @@ import pyarrow.csv as pacsv
 
 from sa_viz.data.imagenet import NUM_CLASSES
 from sa_viz.data.imagenet import label as class_name
+from sa_viz.data.sources import IMAGE_SUFFIXES
 from sa_viz.outputs.rows import read_rows
 from sa_viz.studies.clusters import study_models
 
@@ -156,7 +157,7 @@ class StudyTable:
                 for b in self.models:
                     if a != b:
                         found.append((f"{titles[a]} right, {titles[b]} wrong", f"{a}>{b}"))
-            found.append(("top-1 classes differ", "differ"))
+            found.append(("the models' top-1 classes differ", "differ"))
         found += [("every model right", "all"), ("every model wrong", "none")]
         return found
 
@@ -204,9 +205,12 @@ class StudyTable:
             for column in right.values():
                 found = pc.and_kleene(found, pc.equal(column, wanted))
             return found
-        if outcome == "differ":
-            a, b = (t[f"{m}.top1"] for m in self.models[:2])
-            return pc.not_equal(a, b)
+        if outcome == "differ":  # not every model's top-1 the same
+            first = t[f"{self.models[0]}.top1"]
+            found = pa.array(np.zeros(len(t), dtype=bool))
+            for m in self.models[1:]:
+                found = pc.or_kleene(found, pc.not_equal(first, t[f"{m}.top1"]))
+            return found
         a, _, b = outcome.partition(">")
         if a not in right or b not in right or a == b:
             raise ValueError(f"{outcome}: not an outcome of this study")
@@ -256,16 +260,22 @@ class StudyTable:
         return found.slice(0, 1).to_pylist()[0]
 
     def image_path(self, key: str) -> Path | None:
-        """Where the study read the image `key` (None: no longer there). Only a file inside the
-        study's source is returned: a key never leads out of it."""
+        """Where the study read the image `key` (None: no longer there): an image file (by its
+        suffix) inside the study's source folder (a list's: its folder), or one its list or
+        label file names. A key never leads out of the source, and nothing but an image is
+        returned."""
         root = Path((self.summary.get("source") or {}).get("path") or "")
         if not str(root):
             return None
-        folder = root if root.is_dir() else root.parent  # a .csv/.jsonl list: its folder
+        listed = root.suffix.lower() in (".csv", ".jsonl")
+        folder = root.parent if listed else root  # a list's relative paths: from its folder
         candidate = (folder / key).resolve()
-        if candidate.is_file() and candidate.is_relative_to(folder.resolve()):
-            return candidate
-        return self._listed(root).get(key)
+        found = None
+        if candidate.is_relative_to(folder.resolve()) and candidate.is_file():
+            found = candidate
+        else:
+            found = self._listed(root).get(key)
+        return found if found is not None and found.suffix.lower() in IMAGE_SUFFIXES else None
 
     def _listed(self, root: Path) -> dict[str, Path]:
         """The source's images by key, read once (a layout whose keys are not paths from the

@@ -24,7 +24,7 @@ from sa_viz.outputs.rows import read_rows
 from sa_viz.studies.browse import StudyTable
 from sa_viz.studies.clusters import Strategies, cam_features, cluster_features
 
-MAX_POINTS = 1000  # images on one map: t-SNE of 1000 points takes seconds, of 50,000 minutes
+MAX_POINTS = 1000  # points on one map (images × models): seconds; 50,000 would take hours
 CAM = "cam"  # the features: the CAMs, a unit's channel gates ("layer3.0") or spatial ones
 SPATIAL = ":spatial"  # "layer3.0:spatial": per group the peak (y, x) and the entropy
 COLOURINGS = ("cluster", "class", "model", "right")
@@ -92,7 +92,10 @@ def draw_map(
 ) -> Map:
     """The map of `view`'s first `max_points` images under `models` (one model: SpRAy's view
     when `view` is one class). ValueError, one sentence, for fewer than 3 points."""
-    keys = view["image"].slice(0, max_points).to_pylist()
+    # At most `max_points` points: with several models, fewer images each (the affinity and its
+    # eigenvalues grow with the square and the cube of the points).
+    images = max(1, max_points // len(models))
+    keys = view["image"].slice(0, images).to_pylist()
     vectors = (
         _cams(table, keys, models) if features == CAM else _gates(table, keys, models, features)
     )
@@ -102,11 +105,16 @@ def draw_map(
             f"{len(points)} images with {features_title(features)} in the filtered table: a map "
             "needs 3 at least"
         )
+    lengths = {m: len(vectors[k, m]) for k, m in points}
+    if len(set(lengths.values())) > 1:
+        said = ", ".join(f"{m}: {n}" for m, n in lengths.items())
+        raise ValueError(
+            f"the models' {features_title(features)} differ in length ({said}): choose one model"
+        )
     matrix = np.stack([vectors[p] for p in points])
     size = round(np.sqrt(matrix.shape[1])) if features == CAM else 0  # the maps' side
-    labels = {
-        r["image"]: r for r in view.slice(0, max_points).select(_columns(table, models)).to_pylist()
-    }
+    chosen = view.slice(0, images).select(_columns(table, models))
+    labels = {r["image"]: r for r in chosen.to_pylist()}
     label = labels[points[0][0]]["label"]
     one_class = all(labels[k]["label"] == label for k, _ in points) and label is not None
     strategies = cluster_features(
