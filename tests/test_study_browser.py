@@ -397,3 +397,25 @@ def test_a_study_still_being_written_is_read_again(tmp_path):
     )
     write_part(folder, 1, [more], folder / "problems.txt", [])
     assert len(tables.get(folder)) == 7  # a new part: read again
+
+
+def test_the_map_shows_each_clusters_typical_images_and_a_click_opens_one(app_with_a_study):
+    from sa_viz.app.study_map import MapHandlers
+
+    app, root = app_with_a_study
+    m, i = app.page.study.map, app.page.inputs
+    maps = MapHandlers(app.browsing, m)
+    study = str((root / "studies" / "set").resolve())
+    drawn = maps.draw(study, "sa_resnet50", "cam", "cluster", *["281", *EVERY[1:]])
+    pictures = drawn[m.typical]["value"]
+    state = drawn[m.drawn]
+    expected = [
+        (c, point.split("\n")[0])
+        for c, found in enumerate(state["map"].strategies.typical(3))
+        for point in found
+    ]
+    assert [caption for _, caption in pictures] == [f"cluster {c}: {k}" for c, k in expected]
+    assert state["typical"] == [k for _, k in expected]
+    opened = maps.open_typical(study, state, gr.EventData(None, {"index": 1}))
+    assert Path(opened[i.image]).name == Path(expected[1][1]).name
+    assert maps.open_typical(study, state, gr.EventData(None, {"index": 99})) == gr.skip()

@@ -428,9 +428,11 @@ def thumbnail(
     key: str,
     cams: dict[tuple[str, str], np.ndarray],
     limits: Limits = DEFAULT_LIMITS,
+    models: list[str] | None = None,
 ) -> np.ndarray:
-    """Each model's CAM of `key` over the image as its first model saw it (the crop or the whole
-    image), side by side; the maps alone on grey where the image cannot be read any more."""
+    """Each model's (or `models`') CAM of `key` over the image as its first model saw it (the
+    crop or the whole image), side by side; the maps alone on grey where the image cannot be
+    read any more."""
     image = None
     path = t.image_path(key)
     if path is not None:
@@ -447,7 +449,7 @@ def thumbnail(
         except (ImageError, OSError):
             image = None
     tiles = []
-    for model in t.models:
+    for model in models or t.models:
         cam = cams.get((key, model))
         if image is not None:
             h, w = image.shape[:2]

@@ -11,13 +11,14 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import numpy as np
 
 from sa_viz.app.hints import HintBoard, on_page, refuse
-from sa_viz.app.study_browser import BrowserHandlers, query_of
+from sa_viz.app.study_browser import BrowserHandlers, query_of, thumbnail
 from sa_viz.data.imagenet import label as class_name
 from sa_viz.outputs import files
 from sa_viz.render.figures import clusters_figure, drawn_positions, figure_array, map_figure
@@ -31,6 +32,7 @@ COLOURING_CHOICES = [
     ("right or wrong", "right"),
 ]
 CLICK_RADIUS = 12  # px: a click this near a point opens it
+TYPICAL = 3  # typical images shown per cluster
 MAP_DPI = 100
 
 
@@ -42,6 +44,7 @@ class MapPanel:
     draw: gr.Button
     picture: gr.Image
     text: gr.Markdown
+    typical: gr.Gallery
     strategies: gr.Image
     download: gr.Button
     file: gr.File
@@ -85,6 +88,14 @@ def map_panel() -> MapPanel:
             elem_id="browse-map",
         )
         text = gr.Markdown(elem_id="map-text")
+        typical = gr.Gallery(
+            label="Each cluster's most typical images (closest to its mean), under their model's "
+            "map: click one to open it",
+            columns=TYPICAL,
+            visible=False,
+            object_fit="contain",
+            elem_id="map-typical",
+        )
         strategies = gr.Image(
             label="Strategies: the eigengap, the clusters and each one's mean CAM",
             type="filepath",
@@ -97,8 +108,8 @@ def map_panel() -> MapPanel:
         download = gr.Button("Download the figures (PNG, SVG) and the points (CSV)")
         file = gr.File(label="Map files", visible=False, interactive=False, elem_id="map-file")
     return MapPanel(
-        model, features, colouring, draw, picture, text, strategies, download, file, hint,
-        gr.State(),
+        model, features, colouring, draw, picture, text, typical, strategies, download, file,
+        hint, gr.State(),
     )  # fmt: skip
 
 
@@ -123,6 +134,7 @@ class MapHandlers:
                 value=CAM,
             ),
             self.panel.picture: None,
+            self.panel.typical: gr.update(value=None, visible=False),
             self.panel.strategies: gr.update(value=None, visible=False),
             self.panel.text: "",
             self.panel.drawn: None,
@@ -150,10 +162,17 @@ class MapHandlers:
             raise refuse(str(error), "Map") from None
         space = self.browsing.space
         picture, positions = self._picture(t, drawn, colouring)
+        typical, keys = self._typical(t, drawn)
         answer = {
             self.panel.picture: space.picture(picture, lossless=True, name="study_map"),
             self.panel.text: describe(t, drawn),
-            self.panel.drawn: {"map": drawn, "positions": positions, "colouring": colouring},
+            self.panel.typical: gr.update(value=typical, visible=True),
+            self.panel.drawn: {
+                "map": drawn,
+                "positions": positions,
+                "colouring": colouring,
+                "typical": keys,
+            },
             self.panel.file: gr.update(value=None, visible=False),
         }
         fig = self._strategies_figure(t, drawn)
@@ -192,6 +211,35 @@ class MapHandlers:
         if point is None:
             return gr.skip()  # a click beside the points
         return self.browsing.open_key(study, shown.keys[point])
+
+    @on_page()
+    def open_typical(
+        self, study: str | None, drawn: dict | None, evt: gr.EventData = None
+    ) -> dict[Any, Any]:
+        """A click on a typical image: that image in the explorer."""
+        index = (getattr(evt, "_data", None) or {}).get("index")
+        keys = (drawn or {}).get("typical") or []
+        if not isinstance(index, int) or not 0 <= index < len(keys):
+            return gr.skip()
+        return self.browsing.open_key(study, keys[index])
+
+    def _typical(self, t: Any, shown: Map) -> tuple[list[tuple[str, str]], list[str]]:
+        """Per cluster its `TYPICAL` most typical images under their model's map, captioned,
+        and their keys in the gallery's order."""
+        points = [
+            (c, *point.partition("\n")[::2])
+            for c, found in enumerate(shown.strategies.typical(TYPICAL))
+            for point in found
+        ]
+        cams = t.cams(list(dict.fromkeys(key for _, key, _ in points)))
+        several = len(set(shown.models)) > 1
+        pictures = []
+        for c, key, model in points:
+            picture = thumbnail(t, key, cams, self.browsing.limits, [model])
+            path = self.browsing.space.picture(picture, name=f"typical_{c}_{Path(key).stem}")
+            whose = f" ({t.titles[model]})" if several else ""
+            pictures.append((path, f"cluster {c}: {key}{whose}"))
+        return pictures, [key for _, key, _ in points]
 
     @on_page()
     def files(self, study: str | None, drawn: dict | None) -> dict[Any, Any]:
@@ -233,12 +281,13 @@ class MapHandlers:
             return None
         title = (
             f"{class_name(s.label)} (class {s.label}), {t.titles[s.model]}: {len(s.keys)} images"
-        )
+        ) + untrained_note(t, [s.model])
         return clusters_figure(s.eigenvalues, s.k, s.means(), s.embedding, s.clusters, title)
 
 
 def untrained_note(t: Any, models: Any) -> str:
-    """ " · UNTRAINED weights: …" for the study's models that had no trained weights."""
+    """A second title line, "UNTRAINED weights: …", naming the study's models that had no
+    trained weights (none: "")."""
     described = t.summary.get("models", {})
     untrained = [
         t.titles[m]
@@ -271,13 +320,6 @@ def describe(t: Any, shown: Map) -> str:
             "For a class's strategies (spectral relevance analysis), choose one class above "
             "and one model."
         )
-    several = len(set(shown.models)) > 1
-    for c, points in enumerate(s.typical(3)):
-        named = []
-        for point in points:  # "key\nmodel" (`draw_map`)
-            key, _, model = point.partition("\n")
-            named.append(f"`{key}`" + (f" ({t.titles[model]})" if several else ""))
-        lines.append(f"- cluster {c}: most typical {', '.join(named)}")
     return "\n".join(lines)
 
 

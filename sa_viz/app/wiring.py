@@ -413,13 +413,13 @@ def map_events(ran: Any, opened: Any, handlers: MapHandlers, page: Page, explore
     clustering: seconds) in the analyses' lane, one at a time."""
     m, study, b = page.study.map, page.study.study, page.study.browser
     own = {"api_visibility": "private", "trigger_mode": "always_last"}
-    shown = [m.model, m.features, m.picture, m.strategies, m.text, m.drawn, m.hint]
+    shown = [m.model, m.features, m.picture, m.typical, m.strategies, m.text, m.drawn, m.hint]
     for event in (ran, opened):
         event.success(handlers.opened, inputs=study, outputs=shown, **own, **VIEW_LANE)
     m.draw.click(
         handlers.draw,
         inputs=[study, *m.controls, *b.query_inputs],
-        outputs=[m.picture, m.text, m.drawn, m.file, m.strategies, m.hint],
+        outputs=[m.picture, m.text, m.typical, m.drawn, m.file, m.strategies, m.hint],
         concurrency_id="map",
         concurrency_limit=1,
         **own,
