@@ -308,6 +308,7 @@ def test_the_map_of_one_class_is_its_strategies_as_sa_viz_cluster_finds_them(tmp
 
     folder, truth = planted_study(tmp_path / "study")
     table = StudyTable(folder)
+    assert table.untrained == list(MODELS)  # study.json: pretrained false (the page says so)
     drawn = draw_map(table, table.view(Query(label=281)), ["sa_resnet50"], seed=0)
     (expected,) = cluster_study(folder, models=["sa_resnet50"], seed=0)
     assert drawn.strategies.k == expected.k == 3

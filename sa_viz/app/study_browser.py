@@ -271,6 +271,11 @@ class BrowserHandlers:
         shown = f"{first + 1}–{min(first + PAGE_SIZE, len(view))}" if len(view) else "none"
         filtered = f" (of {len(t)})" if len(view) != len(t) else ""
         counter = f"Images {shown} of **{len(view)}**{filtered} · page {page} of {pages}"
+        if t.untrained:
+            counter = (
+                f"**UNTRAINED weights** in this study ({', '.join(t.untrained)}): their "
+                f"predictions and maps mean nothing.  \n{counter}"
+            )
         rows = t.page(view, page - 1, PAGE_SIZE)
         value = {"headers": [c.title for c in t.columns], "data": rows or [["–"] * len(t.columns)]}
         return {b.table: value, b.counter: counter, b.page: page}

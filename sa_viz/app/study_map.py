@@ -286,14 +286,9 @@ class MapHandlers:
 
 
 def untrained_note(t: Any, models: Any) -> str:
-    """A second title line, "UNTRAINED weights: …", naming the study's models that had no
-    trained weights (none: "")."""
-    described = t.summary.get("models", {})
-    untrained = [
-        t.titles[m]
-        for m in dict.fromkeys(models)
-        if (described.get(m) or {}).get("pretrained") is False
-    ]
+    """A second title line, "UNTRAINED weights: …", naming those of `models` that had no
+    trained weights in the study (none: "")."""
+    untrained = [t.titles[m] for m in dict.fromkeys(models) if t.titles[m] in t.untrained]
     return f"\nUNTRAINED weights: {', '.join(untrained)}" if untrained else ""
 
 

@@ -80,6 +80,16 @@ class StudyTable:
         return {m: (described.get(m) or {}).get("title") or m for m in self.models}
 
     @property
+    def untrained(self) -> list[str]:
+        """The titles of the study's models that ran without trained weights."""
+        described = self.summary.get("models", {})
+        return [
+            self.titles[m]
+            for m in self.models
+            if (described.get(m) or {}).get("pretrained") is False
+        ]
+
+    @property
     def settings(self) -> dict[str, Any]:
         return self.summary.get("settings", {})
 
