@@ -119,9 +119,10 @@ def study_tab(limits: StudyLimits, studies_dir: Path | None, upload_bytes: int) 
         with browser.box:  # the map, at the end of the browser's group
             panel = map_panel()
         report = gr.HTML(elem_id="study-report")
+        # Inside the tab: a State among gr.Tabs' children counts as a tab (issue 27's lost tab)
+        study = gr.State()
     return StudyTab(
-        files, analyses, run, studies, open_button, hint, report, download, browser, panel,
-        gr.State(),
+        files, analyses, run, studies, open_button, hint, report, download, browser, panel, study
     )  # fmt: skip
 
 
