@@ -22,7 +22,15 @@ from sa_viz.app.study_browser import BrowserHandlers, query_of, thumbnail
 from sa_viz.data.imagenet import label as class_name
 from sa_viz.outputs import files
 from sa_viz.render.figures import clusters_figure, drawn_positions, figure_array, map_figure
-from sa_viz.studies.embedding import CAM, MAX_POINTS, Map, draw_map, features_title, gated_units
+from sa_viz.studies.embedding import (
+    CAM,
+    MAX_POINTS,
+    Map,
+    draw_map,
+    features_title,
+    gated_units,
+    nearest,
+)
 
 EVERY_MODEL = ""
 COLOURING_CHOICES = [
@@ -165,7 +173,7 @@ class MapHandlers:
         typical, keys = self._typical(t, drawn)
         answer = {
             self.panel.picture: space.picture(picture, lossless=True, name="study_map"),
-            self.panel.text: describe(t, drawn),
+            self.panel.text: describe(drawn),
             self.panel.typical: gr.update(value=typical, visible=True),
             self.panel.drawn: {
                 "map": drawn,
@@ -207,7 +215,7 @@ class MapHandlers:
         if not drawn or not isinstance(index, list) or len(index) != 2:
             return gr.skip()
         shown: Map = drawn["map"]
-        point = shown.nearest(float(index[0]), float(index[1]), drawn["positions"], CLICK_RADIUS)
+        point = nearest(drawn["positions"], float(index[0]), float(index[1]), CLICK_RADIUS)
         if point is None:
             return gr.skip()  # a click beside the points
         return self.browsing.open_key(study, shown.keys[point])
@@ -265,9 +273,7 @@ class MapHandlers:
         what = features_title(shown.features)
         models = ", ".join(t.titles[m] for m in dict.fromkeys(shown.models))
         title = f"t-SNE of {len(shown.keys)} {what} ({models}){untrained_note(t, shown.models)}"
-        return map_figure(
-            shown.xy, shown.groups[colouring], title, dict(COLOURING_CHOICES_BY_VALUE)[colouring]
-        )
+        return map_figure(shown.xy, shown.groups[colouring], title, COLOURING_TITLES[colouring])
 
     def _picture(self, t: Any, shown: Map, colouring: str) -> tuple[np.ndarray, np.ndarray]:
         fig, ax = self._map_figure(t, shown, colouring)
@@ -292,10 +298,10 @@ def untrained_note(t: Any, models: Any) -> str:
     return f"\nUNTRAINED weights: {', '.join(untrained)}" if untrained else ""
 
 
-COLOURING_CHOICES_BY_VALUE = [(value, label) for label, value in COLOURING_CHOICES]
+COLOURING_TITLES = {value: label for label, value in COLOURING_CHOICES}
 
 
-def describe(t: Any, shown: Map) -> str:
+def describe(shown: Map) -> str:
     s = shown.strategies
     sizes = np.bincount(s.clusters, minlength=s.k).tolist()
     eigen = ", ".join(f"{v:.3f}" for v in s.eigenvalues[: min(len(s.eigenvalues), s.k + 3)])

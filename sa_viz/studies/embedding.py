@@ -45,13 +45,14 @@ class Map:
     features: str
     dropped: int  # images of the view left out (past `MAX_POINTS`, or without the features)
 
-    def nearest(self, x: float, y: float, positions: np.ndarray, radius: float) -> int | None:
-        """The point whose drawn `positions` (n, 2) is nearest (x, y), within `radius`."""
-        if not len(positions):
-            return None
-        distances = np.hypot(positions[:, 0] - x, positions[:, 1] - y)
-        best = int(np.argmin(distances))
-        return best if distances[best] <= radius else None
+
+def nearest(positions: np.ndarray, x: float, y: float, radius: float) -> int | None:
+    """The index of the point of `positions` (n, 2) nearest (x, y), within `radius`."""
+    if not len(positions):
+        return None
+    distances = np.hypot(positions[:, 0] - x, positions[:, 1] - y)
+    best = int(np.argmin(distances))
+    return best if distances[best] <= radius else None
 
 
 def gated_units(table: StudyTable) -> dict[str, list[str]]:
