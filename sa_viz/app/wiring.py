@@ -151,6 +151,9 @@ CLASS_SEARCH = r"""
         }
         const items = [...box.querySelectorAll("ul[role=listbox] li[role=option]")];
         if (navigated || !items.length || !box.querySelector("input").value.trim()) return;
+        // The order by the box's text now: the reorder queued by the last key may not have
+        // run yet (the browser runs input before timers; "espress" ranks 550 first).
+        reorder();
         items.sort((a, b) => Number(a.style.order || 0) - Number(b.style.order || 0));
         event.preventDefault();
         event.stopImmediatePropagation();
