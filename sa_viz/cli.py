@@ -270,6 +270,7 @@ def write_outputs(
     from sa_viz.outputs import files
     from sa_viz.outputs.document import explanation_document
     from sa_viz.render import figure_views
+    from sa_viz.render.views import seen_by
 
     image = result.image.display
     panels = [
@@ -295,7 +296,7 @@ def write_outputs(
         gated = [m for m in result.models.values() if unit in m.gates]
         for m in gated:
             fig = render.gate_grid_figure(
-                image,
+                seen_by(result, m.name),  # its gates lie on its own crop's pixels
                 m.gates[unit],
                 unit,
                 colormap=colormap,

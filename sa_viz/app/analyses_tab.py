@@ -53,6 +53,7 @@ from sa_viz.pipeline.explain import (
     analyse_explanation,
     in_model_input,
     model_input,
+    region_of,
     to_display,
 )
 from sa_viz.probes.recorder import unit_layouts
@@ -459,7 +460,7 @@ class AnalysisHandlers:
             for name, m in result.models.items():
                 model = loaded[name].module
                 x = model_input(result.image, name).to(device_of(model))
-                cam, scaled = in_model_input(m.cam, boxes, x)
+                cam, scaled = in_model_input(m.cam, boxes, x, region_of(result.image, name))
                 layer = get_model(name).layer_module(result.layer)
                 image = ImageInput(model, x, cam, m.target.index, scaled, layer, result.method)
                 found[name] = {"title": m.title, "target": m.target.index}
@@ -513,7 +514,8 @@ class AnalysisHandlers:
             found = group_knockout(model, x, target, unit, gates, value)
             layer = get_model(gate_model).layer_module(result.layer)
             with knocked_out(model, unit, [found["ranking"][0]], gates, value):
-                cam = to_display(grad_cam_result(model, x, target, layer).maps[0], result.image)
+                cam = grad_cam_result(model, x, target, layer).maps[0]
+                cam = to_display(cam, result.image, gate_model)
             return found | {"model": gate_model, "target": target, "knocked_out_cam": cam}
 
         found = self.engine.analyse(compute)

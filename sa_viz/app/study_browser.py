@@ -29,10 +29,11 @@ from sa_viz.app.hints import HintBoard, on_page, refuse
 from sa_viz.app.tempspace import TempSpace
 from sa_viz.cam import LAYERS
 from sa_viz.data.imagenet import label as class_name
-from sa_viz.data.preprocess import DEFAULT_LIMITS, ImageError, Limits, prepare_image
-from sa_viz.models import get_model, list_models
+from sa_viz.data.preprocess import DEFAULT_LIMITS, ImageError, Limits
+from sa_viz.models import list_models
 from sa_viz.outputs import files
 from sa_viz.outputs.rows import ForeignRows
+from sa_viz.pipeline.explain import prepare_for, raw_cam_on_display
 from sa_viz.studies.browse import EVERY, Query, StudyTable
 from sa_viz.studies.clusters import NotAStudy
 
@@ -435,39 +436,34 @@ def thumbnail(
     limits: Limits = DEFAULT_LIMITS,
     models: list[str] | None = None,
 ) -> np.ndarray:
-    """Each model's (or `models`') CAM of `key` over the image as its first model saw it (the
-    crop or the whole image), side by side; the maps alone on grey where the image cannot be
-    read any more."""
-    image = None
+    """Each model's (or `models`') CAM of `key` over the image as the study showed it (the
+    widest crop or the whole image; dark where a model's narrower crop did not reach), side by
+    side; the maps alone on grey where the image cannot be read any more."""
+    prepared = None
     path = t.image_path(key)
     if path is not None:
-        preprocessing = (
-            [get_model(t.models[0]).preprocessing] if t.models[0] in list_models() else []
-        )
         try:
-            image = prepare_image(
-                path,
-                crop=t.settings.get("crop", True),
-                limits=limits,
-                preprocessing=preprocessing,
-            ).display
+            crop = t.settings.get("crop", True)
+            prepared = prepare_for(path, t.models, crop=crop, limits=limits)
         except (ImageError, OSError):
-            image = None
+            prepared = None
     tiles = []
     for model in models or t.models:
         cam = cams.get((key, model))
-        if image is not None:
-            h, w = image.shape[:2]
+        if prepared is not None:
+            h, w = prepared.size
             scale = THUMBNAIL / max(h, w)
             base = cv2.resize(
-                image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
+                prepared.display, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
             )
+            if cam is not None:
+                base = render.overlay(base, raw_cam_on_display(cam, prepared, model))
         else:
             base = np.full((THUMBNAIL, THUMBNAIL, 3), 96, np.uint8)
-        if cam is not None:
-            spread = float(cam.max() - cam.min())
-            unit = (cam - cam.min()) / spread if spread > 0 else np.zeros_like(cam)
-            base = render.overlay(base, unit.astype(np.float32))
+            if cam is not None:
+                spread = float(cam.max() - cam.min())
+                unit = (cam - cam.min()) / spread if spread > 0 else np.zeros_like(cam)
+                base = render.overlay(base, unit.astype(np.float32))
         tiles.append(base)
     height = max(tile.shape[0] for tile in tiles)
     gap = np.full((height, 4, 3), 255, np.uint8)

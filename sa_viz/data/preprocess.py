@@ -14,11 +14,13 @@ image is bounded and normalised here, before and while it is decoded:
   256, central 224×224).
 
 Each model takes its own input (`Preprocessing`: interpolation, mean and std, and in centre-crop
-mode its input size): `prepare_image(..., preprocessing=[...])` resamples the upright image once
-per distinct transform, and `PreparedImage.input_for(p)` is the tensor for `p`. Every view covers
-the display image's pixels exactly (whole image: the same grid; centre crop: the first model's
-crop, which a model evaluated with another crop fraction is shown too, with a note), so every
-CAM and spatial gate maps onto the one display image.
+mode its resize and crop): `prepare_image(..., preprocessing=[...])` resamples the upright image
+once per distinct transform, and `PreparedImage.input_for(p)` is the tensor for `p`. In the
+whole-image mode every view covers the display's pixels. In centre-crop mode each model takes
+its own crop exactly; models evaluated with different crop fractions see different parts of the
+image, so the display is the widest crop and `PreparedImage.region_of(p)` is the box of the
+display that model `p` saw: `place` puts a map over a model's input onto the display (NaN where
+that model saw nothing), `take` reads a display map back on a model's input grid.
 
 Problems raise `ImageError` with a sentence that says what is wrong and what to do.
 """
@@ -36,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -47,14 +50,16 @@ from sa_viz.data.transforms import IMAGENET, Preprocessing
 from sa_viz.errors import stage
 
 ImageSource = str | Path | bytes | bytearray | memoryview | Image.Image | np.ndarray
+Region = tuple[float, float, float, float]  # (x0, y0, x1, y1) in a picture's pixels
 
 SUPPORTED = "JPEG, PNG, WebP, GIF, BMP, TIFF or AVIF"
 # Only these decoders ever see an upload: Pillow's other ~40 formats are rarely photos and widen
 # the attack surface (its EPS plugin, for one, runs Ghostscript on the file).
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
 MAX_SIDE_FACTOR = 4  # whole-image mode: longer side at most 4 × 224 = 896
-# Centre-crop mode: a model whose crop fraction is this close to the first model's takes its own
-# transform exactly (timm's floor(224 / 0.875) = 256, floor(256 / 0.875) = 292: 0.2 % apart).
+# Centre-crop mode: crop fractions this close count as one region of the image (timm's
+# floor(224 / 0.875) = 256, floor(256 / 0.875) = 292: 0.2 % apart, under a pixel at the edge);
+# each model still takes its own transform exactly.
 SAME_FRACTION = 0.005
 _PIL = {
     "bilinear": Image.Resampling.BILINEAR,
@@ -101,9 +106,21 @@ class PreparedImage:
     # distinct resampling; `display` is the view of `protocol`.
     views: dict[tuple, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     protocol: Preprocessing = IMAGENET
+    # Centre-crop mode: the box (x0, y0, x1, y1), in the display's pixels, that a view with a
+    # narrower crop than the display's covers, by `view_key`; a view not here covers it all.
+    regions: dict[tuple, Region] = field(default_factory=dict, compare=False)
 
     def input_for(self, preprocessing: Preprocessing) -> torch.Tensor:
         """(1, 3, h, w): the model input for `preprocessing`, normalised with its mean and std."""
+        return to_tensor(self.view_for(preprocessing), preprocessing.mean, preprocessing.std)
+
+    def region_of(self, preprocessing: Preprocessing) -> Region | None:
+        """The box (x0, y0, x1, y1) of the display, in its pixels, that the model taking
+        `preprocessing` saw; None: all of it."""
+        return self.regions.get(view_key(preprocessing, self.crop))
+
+    def view_for(self, preprocessing: Preprocessing) -> np.ndarray:
+        """(h, w, 3) uint8: the pixels the model taking `preprocessing` saw."""
         key = view_key(preprocessing, self.crop)
         pixels = self.display if key == view_key(self.protocol, self.crop) else self.views.get(key)
         if pixels is None:
@@ -111,7 +128,7 @@ class PreparedImage:
                 f"this image was prepared without {preprocessing.describe()}: pass that "
                 "preprocessing to prepare_image(..., preprocessing=[...])"
             )
-        return to_tensor(pixels, preprocessing.mean, preprocessing.std)
+        return pixels
 
     @property
     def source_size(self) -> tuple[int, int]:
@@ -172,8 +189,9 @@ def prepare_image(
 ) -> PreparedImage:
     """Load `source` and make the display image and each model's input from the same pixels.
 
-    `preprocessing`: the models' transforms (default: ImageNet's); the first one's sets the
-    display in centre-crop mode."""
+    `preprocessing`: the models' transforms (default: ImageNet's). In centre-crop mode the
+    display is the crop of the widest of them (the first among equal crop fractions), and
+    `PreparedImage.regions` says where each narrower one lies in it."""
     with stage("decoding"):
         return _prepare(source, crop, limits, tuple(preprocessing) or (IMAGENET,))
 
@@ -183,7 +201,7 @@ def _prepare(
 ) -> PreparedImage:
     rgb, notes, file_size = _decode(source, limits)
     width, height = rgb.size
-    protocol = preprocessing[0]
+    protocol = _widest(preprocessing) if crop else preprocessing[0]
     if crop:
         resized = _crop_view(rgb, protocol)
     else:
@@ -204,20 +222,21 @@ def _prepare(
         resized = rgb.resize(size, _PIL[protocol.interpolation])
     display = np.asarray(resized, dtype=np.uint8).copy()
     views: dict[tuple, np.ndarray] = {}
-    for p in preprocessing[1:]:
+    regions: dict[tuple, Region] = {}
+    for p in preprocessing:
         key = view_key(p, crop)
         if key == view_key(protocol, crop) or key in views:
             continue
         if not crop:
             views[key] = np.asarray(rgb.resize(resized.size, _PIL[p.interpolation]), np.uint8)
-        elif abs(p.crop_fraction - protocol.crop_fraction) <= SAME_FRACTION:
-            views[key] = np.asarray(_crop_view(rgb, p), np.uint8)
-        else:
-            views[key] = np.asarray(_same_region(rgb, protocol, p), np.uint8)
+            continue
+        views[key] = np.asarray(_crop_view(rgb, p), np.uint8)
+        if protocol.crop_fraction - p.crop_fraction > SAME_FRACTION:
+            regions[key] = _crop_region(width, height, p, protocol)
             notes.append(
-                f"a model evaluated with a {p.crop_fraction:.1%} centre crop is shown the first "
-                f"model's {protocol.crop_fraction:.1%} crop, so that every map covers the same "
-                "pixels"
+                f"a model evaluated with a {p.crop_fraction:.1%} centre crop saw "
+                f"{_share(regions[key], display.shape):.0%} of the shown "
+                f"{protocol.crop_fraction:.1%} crop (its maps are blank outside)"
             )
     return PreparedImage(
         tensor=to_tensor(display, protocol.mean, protocol.std),
@@ -228,6 +247,89 @@ def _prepare(
         file_size=file_size,
         views=views,
         protocol=protocol,
+        regions=regions,
+    )
+
+
+def _widest(preprocessing: Sequence[Preprocessing]) -> Preprocessing:
+    """The transform whose centre crop keeps the most of the image (the first of those within
+    `SAME_FRACTION` of the widest): every other crop lies inside its crop."""
+    widest = max(p.crop_fraction for p in preprocessing)
+    return next(p for p in preprocessing if widest - p.crop_fraction <= SAME_FRACTION)
+
+
+def _crop_box(width: int, height: int, p: Preprocessing) -> Region:
+    """The box of the upright image (its pixels) that `p`'s centre crop covers, by
+    torchvision's arithmetic: the shorter side resized (the longer truncated), the crop's
+    offsets rounded."""
+    rw, rh = _resized_size(width, height, p.resize)
+    left, top = round((rw - p.crop) / 2.0), round((rh - p.crop) / 2.0)
+    sx, sy = width / rw, height / rh
+    return left * sx, top * sy, (left + p.crop) * sx, (top + p.crop) * sy
+
+
+def _crop_region(width: int, height: int, p: Preprocessing, display: Preprocessing) -> Region:
+    """`p`'s crop box in the pixels of `display`'s crop (which holds it)."""
+    x0, y0, x1, y1 = _crop_box(width, height, p)
+    dx0, dy0, dx1, dy1 = _crop_box(width, height, display)
+    sx, sy = display.crop / (dx1 - dx0), display.crop / (dy1 - dy0)
+    return (x0 - dx0) * sx, (y0 - dy0) * sy, (x1 - dx0) * sx, (y1 - dy0) * sy
+
+
+def _share(region: Region, shape: tuple[int, ...]) -> float:
+    x0, y0, x1, y1 = region
+    return (x1 - x0) * (y1 - y0) / (shape[0] * shape[1])
+
+
+def place(values: np.ndarray, region: Region | None, size: tuple[int, int]) -> np.ndarray:
+    """A map over a model's input (any grid: the input's pixels or a layer's), over a picture
+    of (height, width) `size` in which that input covers `region` (None: all of it); NaN on
+    the pixels whose centres lie outside the region. Bilinear, pixel centres aligned (as
+    OpenCV's and torchvision's resizes)."""
+    values = np.asarray(values, np.float32)
+    h, w = size
+    if region is None:
+        return values if values.shape == (h, w) else cv2.resize(values, (w, h))
+    x0, y0, x1, y1 = region
+    rows, cols = values.shape
+    # A picture pixel's centre u + 0.5 lies at (u + 0.5 - x0) / (x1 - x0) of the region.
+    xs = (np.arange(w, dtype=np.float32) + 0.5 - x0) * (cols / (x1 - x0)) - 0.5
+    ys = (np.arange(h, dtype=np.float32) + 0.5 - y0) * (rows / (y1 - y0)) - 0.5
+    placed = _remap(values, xs, ys)
+    outside_x = (np.arange(w) + 0.5 < x0) | (np.arange(w) + 0.5 >= x1)
+    outside_y = (np.arange(h) + 0.5 < y0) | (np.arange(h) + 0.5 >= y1)
+    placed[outside_y, :] = np.nan
+    placed[:, outside_x] = np.nan
+    return placed
+
+
+def take(values: np.ndarray, region: Region | None, size: tuple[int, int]) -> np.ndarray:
+    """The inverse of `place`: a map over the picture, read on a (height, width) `size` grid
+    over `region` (None: all of it), from the picture's pixels inside the region only."""
+    values = np.asarray(values, np.float32)
+    h, w = size
+    if region is None:
+        return values if values.shape == (h, w) else cv2.resize(values, (w, h))
+    x0, y0, x1, y1 = region
+    # The picture's pixels whose centres lie in the region (as `place` filled them)
+    c0, c1 = math.ceil(x0 - 0.5), math.ceil(x1 - 0.5)
+    r0, r1 = math.ceil(y0 - 0.5), math.ceil(y1 - 0.5)
+    inside = values[r0:r1, c0:c1]
+    xs = x0 + (np.arange(w, dtype=np.float32) + 0.5) * ((x1 - x0) / w) - 0.5 - c0
+    ys = y0 + (np.arange(h, dtype=np.float32) + 0.5) * ((y1 - y0) / h) - 0.5 - r0
+    return _remap(inside, xs, ys)
+
+
+def _remap(values: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """`values` sampled bilinearly at columns `xs` × rows `ys` (edges repeated)."""
+    map_x = np.broadcast_to(xs[None, :], (len(ys), len(xs)))
+    map_y = np.broadcast_to(ys[:, None], (len(ys), len(xs)))
+    return cv2.remap(
+        np.ascontiguousarray(values),
+        np.ascontiguousarray(map_x),
+        np.ascontiguousarray(map_y),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
     )
 
 
@@ -235,16 +337,6 @@ def _crop_view(rgb: Image.Image, p: Preprocessing) -> Image.Image:
     """torchvision's evaluation transform: the shorter side to `p.resize`, the central crop."""
     resized = TF.resize(rgb, p.resize, interpolation=_TV[p.interpolation])
     return TF.center_crop(resized, [p.crop, p.crop])
-
-
-def _same_region(rgb: Image.Image, protocol: Preprocessing, p: Preprocessing) -> Image.Image:
-    """The pixels `protocol`'s centre crop covers, resampled to `p`'s input size."""
-    w, h = rgb.size
-    rw, rh = _resized_size(w, h, protocol.resize)
-    left, top = round((rw - protocol.crop) / 2.0), round((rh - protocol.crop) / 2.0)
-    sx, sy = w / rw, h / rh
-    box = (left * sx, top * sy, (left + protocol.crop) * sx, (top + protocol.crop) * sy)
-    return rgb.resize((p.crop, p.crop), _PIL[p.interpolation], box=box)
 
 
 def _resized_size(w: int, h: int, shorter: int) -> tuple[int, int]:

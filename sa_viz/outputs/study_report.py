@@ -28,12 +28,12 @@ import numpy as np
 import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
-from sa_viz.cam import scale_cams
 from sa_viz.data.imagenet import label as class_name
-from sa_viz.data.preprocess import ImageError, prepare_image
+from sa_viz.data.preprocess import ImageError
 from sa_viz.outputs import files
 from sa_viz.outputs.rows import read_rows
 from sa_viz.outputs.tables import study_tables, write_tables
+from sa_viz.pipeline.explain import prepare_for, raw_cam_on_display
 from sa_viz.render import figure_views, paper
 from sa_viz.render.overlays import overlay
 
@@ -427,14 +427,15 @@ class Examples:
         shown = []
         for key, caption in zip(keys, captions, strict=True):
             try:
-                image = prepare_image(self.root / key, crop=self.crop).display
+                prepared = prepare_for(self.root / key, models, crop=self.crop)
             except (ImageError, OSError):
                 continue  # the source moved since the study: the row is listed, not drawn
+            image = prepared.display
             panels = []
             for model in models:
                 r = cams[(key, model)]
                 raw = np.asarray(r["cam_raw"], np.float32).reshape(r["cam_shape"])
-                cam = scale_cams(raw[None], image.shape[:2])[0]
+                cam = raw_cam_on_display(raw, prepared, model)
                 top = r["top5"][0]
                 mark = "" if r["label"] is None else (" ✓" if top == r["label"] else " ✗")
                 title = self.summary["models"][model]["title"]

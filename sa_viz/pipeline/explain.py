@@ -17,9 +17,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from sa_viz.cam import DEFAULT_LAYER, LAYERS, compute_cam, get_method
+from sa_viz.cam import DEFAULT_LAYER, LAYERS, compute_cam, get_method, scale_cams
 from sa_viz.data.imagenet import label
-from sa_viz.data.preprocess import DEFAULT_LIMITS, ImageSource, Limits, PreparedImage, prepare_image
+from sa_viz.data.preprocess import (
+    DEFAULT_LIMITS,
+    ImageSource,
+    Limits,
+    PreparedImage,
+    Region,
+    place,
+    prepare_image,
+    take,
+)
 from sa_viz.data.transforms import IMAGENET, Preprocessing
 from sa_viz.hooks import reporting, time_limit
 from sa_viz.models.device import device_of
@@ -209,21 +218,31 @@ def model_input(image: PreparedImage, name: str) -> torch.Tensor:
     return image.input_for(preprocessing_for(name))
 
 
-def to_display(cam: np.ndarray, image: PreparedImage) -> np.ndarray:
-    """A map over a model's input, over the display image (the same pixels; its size may
-    differ in centre-crop mode, where models take 224, 256 or 288 px)."""
-    return fit_map(cam, image.size)
+def to_display(cam: np.ndarray, image: PreparedImage, name: str) -> np.ndarray:
+    """A map over model `name`'s input (its pixels or a layer's grid), over the display image:
+    where that model's crop lies in it (`PreparedImage.region_of`), NaN where it saw nothing
+    (centre-crop mode, a model evaluated with a narrower crop than another's)."""
+    return place(cam, region_of(image, name), image.size)
 
 
-def fit_map(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """`cam` resized (bilinear) to (height, width) `size`; itself when it has that size."""
-    h, w = size
-    if cam.shape == (h, w):
-        return cam
-    import cv2
+def raw_cam_on_display(raw: np.ndarray, image: PreparedImage, name: str) -> np.ndarray:
+    """A raw CAM of model `name` (its layer's grid, as a study's rows keep it) as the page shows
+    it: scaled as pytorch-grad-cam scales it over the model's input, then over the display
+    (`to_display`)."""
+    size = image.view_for(preprocessing_for(name)).shape[:2]
+    return to_display(scale_cams(np.asarray(raw, np.float32)[None], size)[0], image, name)
 
-    flat = np.ascontiguousarray(cam, np.float32)
-    return cv2.resize(flat, (w, h), interpolation=cv2.INTER_LINEAR)
+
+def prepare_for(
+    source: ImageSource, names: Sequence[str], *, crop: bool, limits: Limits = DEFAULT_LIMITS
+) -> PreparedImage:
+    """`source` prepared for the models `names`, each with its own preprocessing."""
+    return prepare_image(source, crop=crop, limits=limits, preprocessing=preprocessing_of(names))
+
+
+def region_of(image: PreparedImage, name: str) -> Region | None:
+    """The box of the display that model `name` saw (None: all of it)."""
+    return image.region_of(preprocessing_for(name))
 
 
 def check_settings(layer: str, method: str) -> None:
@@ -259,7 +278,7 @@ def _explain_model(
     x = model_input(image, loaded.name).to(device_of(model))
     result = compute_cam(model, x, class_idx, layer_of(loaded.name, layer), method, gates=True)
     cam, raw, classes, gates = result.maps[0], result.raw, result.class_idx, result.gates
-    cam = to_display(cam, image)
+    cam = to_display(cam, image, loaded.name)
     logits = result.logits
     probabilities = torch.softmax(logits.detach()[0].double(), 0).cpu().numpy()
     top = np.argsort(-probabilities, kind="stable")[:TOP_K]
@@ -303,7 +322,7 @@ def analyse_explanation(
     for i, (name, m) in enumerate(result.models.items() if names else ()):
         model = models[name].module
         x = model_input(result.image, name).to(device_of(model))
-        cam, scaled = in_model_input(m.cam, boxes, x)
+        cam, scaled = in_model_input(m.cam, boxes, x, region_of(result.image, name))
         layer = layer_of(name, result.layer)
         image = ImageInput(model, x, cam, m.target.index, scaled, layer, result.method)
         done = {}
@@ -323,14 +342,23 @@ def analyse_explanation(
 
 
 def in_model_input(
-    cam: np.ndarray, boxes: Sequence[tuple[float, float, float, float]], x: torch.Tensor
+    cam: np.ndarray,
+    boxes: Sequence[tuple[float, float, float, float]],
+    x: torch.Tensor,
+    region: Region | None = None,
 ) -> tuple[np.ndarray, tuple[tuple[float, float, float, float], ...]]:
-    """A display map and boxes in the display's pixels, in the pixels of the model input `x`
-    (the same region; another size in centre-crop mode)."""
+    """A display map and boxes in the display's pixels, in the pixels of the model input `x`,
+    which covers `region` of the display (None: all of it; another size in centre-crop mode).
+    A box is clipped to the input; one left with no area is dropped."""
     h, w = x.shape[-2:]
-    if cam.shape == (h, w):
+    if region is None and cam.shape == (h, w):
         return cam, tuple(boxes)
-    sy, sx = h / cam.shape[0], w / cam.shape[1]
-    return fit_map(cam, (h, w)), tuple(
-        (x0 * sx, y0 * sy, x1 * sx, y1 * sy) for x0, y0, x1, y1 in boxes
-    )
+    rx0, ry0, rx1, ry1 = region or (0.0, 0.0, float(cam.shape[1]), float(cam.shape[0]))
+    sx, sy = w / (rx1 - rx0), h / (ry1 - ry0)
+    mapped = []
+    for x0, y0, x1, y1 in boxes:
+        nx0, nx1 = (min(max((v - rx0) * sx, 0.0), w) for v in (x0, x1))
+        ny0, ny1 = (min(max((v - ry0) * sy, 0.0), h) for v in (y0, y1))
+        if nx1 > nx0 and ny1 > ny0:
+            mapped.append((nx0, ny0, nx1, ny1))
+    return take(cam, region, (h, w)), tuple(mapped)

@@ -32,7 +32,9 @@ from sa_viz.data.preprocess import (
     DEFAULT_LIMITS,
     ImageError,
     Limits,
+    Region,
     boxes_in_input,
+    place,
     prepare_image,
     to_tensor,
     view_key,
@@ -42,7 +44,6 @@ from sa_viz.data.transforms import IMAGENET, Preprocessing
 from sa_viz.models.device import device_of
 from sa_viz.models.weights import LoadedModel
 from sa_viz.pipeline.explain import (
-    fit_map,
     in_model_input,
     layer_of,
     preprocessing_for,
@@ -68,12 +69,17 @@ class Decoded:
     views: dict[tuple, np.ndarray] = field(default_factory=dict, repr=False)
     protocol: Preprocessing = IMAGENET
     crop: bool = True
+    regions: dict[tuple, Region] = field(default_factory=dict)  # `PreparedImage.regions`
 
     def input_for(self, preprocessing: Preprocessing) -> torch.Tensor:
         """(1, 3, h, w): the image as a model with `preprocessing` takes it."""
         key = view_key(preprocessing, self.crop)
         pixels = self.pixels if key == view_key(self.protocol, self.crop) else self.views[key]
         return to_tensor(pixels, preprocessing.mean, preprocessing.std)
+
+    def region_of(self, name: str) -> Region | None:
+        """The box of `pixels` that model `name` saw (None: all of it)."""
+        return self.regions.get(view_key(preprocessing_for(name), self.crop))
 
 
 def decode(
@@ -100,6 +106,7 @@ def decode(
         views=prepared.views,
         protocol=prepared.protocol,
         crop=crop,
+        regions=prepared.regions,
     )
 
 
@@ -147,7 +154,10 @@ def study_batch(
         module = layer_of(name, layer)
         result = compute_cam(model, x.to(device_of(model)), labels, module, gates=True)
         targets, raw = result.class_idx, result.raw
-        maps = [fit_map(m, d.pixels.shape[:2]) for m, d in zip(result.maps, good, strict=True)]
+        maps = [  # over the shown pixels, NaN where this model saw nothing (`place`)
+            place(m, d.region_of(name), d.pixels.shape[:2])
+            for m, d in zip(result.maps, good, strict=True)
+        ]
         probabilities = torch.softmax(result.logits.double(), 1).cpu().numpy()
         per_model[name] = {
             "probabilities": probabilities,
@@ -157,7 +167,14 @@ def study_batch(
             "gates": result.gates,
             "analyses": [
                 analysis_numbers(
-                    analyses, model, x[i : i + 1], maps[i], targets[i], d.boxes, module
+                    analyses,
+                    model,
+                    x[i : i + 1],
+                    maps[i],
+                    targets[i],
+                    d.boxes,
+                    module,
+                    d.region_of(name),
                 )
                 for i, d in enumerate(good)
             ],
@@ -220,12 +237,13 @@ def analysis_numbers(
     target: int,
     boxes: tuple[Box, ...],
     layer: str = DEFAULT_LAYER,
+    region: Region | None = None,
 ) -> dict[str, float]:
     """The numbers of the named analyses of one image (those that apply to it), whose CAM is
-    Grad-CAM at `layer` (a study's)."""
+    Grad-CAM at `layer` (a study's), over the shown pixels of which `x` covers `region`."""
     if not names:
         return {}
-    cam, boxes = in_model_input(cam, boxes, x)  # from the display's pixels to the input's
+    cam, boxes = in_model_input(cam, boxes, x, region)  # from the display's pixels to the input's
     image = ImageInput(model, x.to(device_of(model)), cam, int(target), boxes, layer)
     found = run_analyses(names, image)
     return {k: v for result in found.values() for k, v in result.numbers.items()}

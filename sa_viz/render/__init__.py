@@ -26,6 +26,7 @@ from sa_viz.render.overlays import (
     signed_overlay,
     stamp_untrained,
     symmetric_limit,
+    unseen,
 )
 from sa_viz.render.panels import (
     bar_panel,
@@ -69,5 +70,6 @@ __all__ = [
     "summary_panel",
     "symmetric_limit",
     "unit_range",
+    "unseen",
     "with_colour_strip",
 ]

@@ -19,7 +19,7 @@ from sa_viz.render.gate_figures import (
     gate_summary_figure,
     group_figure,
 )
-from sa_viz.render.views import cam_maps, check_group, unit_gates
+from sa_viz.render.views import cam_maps, check_group, seen_by, unit_gates
 
 
 def cam_figures(
@@ -83,7 +83,7 @@ def gate_figures(
     the words of the unit's kind (any layout a probe gives, as `views.gate_views`)."""
     m, gates = unit_gates(result, unit, model)
     check_group(gates, group)
-    image = result.image.display
+    image = seen_by(result, m.name)
     look = {"colormap": colormap, "alpha": alpha, "scale": scale}
     figures = {}
     if gates.has_spatial:

@@ -71,24 +71,43 @@ def overlay(
     colormap: str = DEFAULT_COLORMAP,
     alpha: float = DEFAULT_ALPHA,
 ) -> np.ndarray:
-    """Blend a [0, 1] map, resized to the image, over an (H, W, 3) uint8 image."""
-    return blend(image, colorize(resize_maps(values, image.shape[:2]), colormap), alpha)
+    """Blend a [0, 1] map, resized to the image, over an (H, W, 3) uint8 image; where the map
+    is NaN (the model saw nothing there) the image is shown dark and gray (`unseen`)."""
+    values = resize_maps(values, image.shape[:2])
+    unseen_mask = np.isnan(values)
+    picture = blend(image, colorize(np.nan_to_num(values), colormap), alpha)
+    return unseen(picture, image, unseen_mask)
 
 
 def signed_overlay(
     image: np.ndarray, values: np.ndarray, alpha: float = 0.65, limit: float = 1.0
 ) -> np.ndarray:
     """A signed map in a diverging colormap centred on zero (red > 0, white 0, blue < 0) over the
-    image in gray; ±`limit` get the strongest colours."""
+    image in gray; ±`limit` get the strongest colours; NaN as in `overlay`."""
+    values = resize_maps(values, image.shape[:2])
     gray = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
-    colours = colorize(resize_maps(values, image.shape[:2]) / (2 * limit) + 0.5, DIVERGING)
-    return blend(gray, colours, alpha)
+    colours = colorize(np.nan_to_num(values) / (2 * limit) + 0.5, DIVERGING)
+    return unseen(blend(gray, colours, alpha), image, np.isnan(values))
+
+
+def unseen(picture: np.ndarray, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`picture` with the `mask`ed pixels replaced by the image in dark gray: the part of the
+    shown image a model did not see (its centre crop was narrower)."""
+    if not mask.any():
+        return picture
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    dark = cv2.cvtColor(cv2.convertScaleAbs(gray, alpha=0.3, beta=20), cv2.COLOR_GRAY2RGB)
+    out = picture.copy()
+    out[mask] = dark[mask]
+    return out
 
 
 def symmetric_limit(values: np.ndarray) -> float:
-    """The largest |value| (a tiny positive number for an all-zero map): a diverging scale's
-    end, so the strongest difference gets the strongest colour and zero stays white."""
-    return max(float(np.max(np.abs(values))), 1e-6)
+    """The largest |value| (a tiny positive number for an all-zero map; NaN ignored): a
+    diverging scale's end, so the strongest difference gets the strongest colour and zero stays
+    white."""
+    finite = np.abs(values)[np.isfinite(values)]
+    return max(float(finite.max()) if finite.size else 0.0, 1e-6)
 
 
 def gate_range(maps: np.ndarray, scale: str) -> tuple[float, float]:

@@ -13,13 +13,14 @@ import numpy as np
 from sa_viz import render
 from sa_viz.cam import METHODS, cam_agreement, joint_scale
 from sa_viz.models.weights import WeightsStatus
-from sa_viz.pipeline.explain import Explanation, ModelExplanation
+from sa_viz.pipeline.explain import Explanation, ModelExplanation, preprocessing_for, region_of
 from sa_viz.probes import UnitGates, is_constant, unread_lines
 from sa_viz.render import gate_words as words
 
 NORMALIZATIONS = ("per model", "joint")
 DISAGREE = "≠"
 FLAT = "flat map: one value everywhere (no evidence for the class here)"
+UNSEEN = "; dark gray: outside its centre crop"
 TARGET = "▶"  # marks the class the CAMs explain in the prediction tables
 METHOD_TITLES = {key: m.title for key, m in METHODS.items()}
 
@@ -85,14 +86,18 @@ def cam_maps(
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}")
     names, models = list(result.models), list(result.models.values())
     if normalization == "joint":
-        maps = joint_scale([m.cam_raw for m in models], result.image.size)
+        regions = [region_of(result.image, name) for name in names]
+        maps = joint_scale([m.cam_raw for m in models], result.image.size, regions)
         scale_label = "CAM ÷ the largest maximum of the maps (joint)"
     else:
         maps = [m.cam for m in models]
         scale_label = "CAM, each map from its min to its max"
     titles = tuple(m.title for m in models)
     flat = tuple(m.title for m in models if np.ptp(m.cam_raw) == 0)
-    labels = [FLAT if m.title in flat else scale_label for m in models]
+    labels = [
+        FLAT if m.title in flat else scale_label + (UNSEEN if region_of(result.image, n) else "")
+        for n, m in zip(names, models, strict=True)
+    ]
     if len(models) < 2:
         label = difference_label(titles)
         return CamMaps(list(maps), labels, titles, flat, label, None)
@@ -230,6 +235,14 @@ def prediction_summary(result: Explanation) -> str:
     return line
 
 
+def seen_by(result: Explanation, name: str) -> np.ndarray:
+    """The pixels model `name` took (its own centre crop, its input grid): its spatial gates
+    lie on them exactly. The display image where every model saw the same region."""
+    if region_of(result.image, name) is None:
+        return result.image.display
+    return result.image.view_for(preprocessing_for(name))
+
+
 def gated_models(result: Explanation) -> list[str]:
     """The names of the explained models that have gates, in order."""
     return [name for name, m in result.models.items() if m.gates]
@@ -293,7 +306,7 @@ def gate_mosaic(
             f"{m.title}, {unit}: {words.kind_of(layout)} units have no spatial gate", what
         )
     return render.gate_mosaic_panel(
-        result.image.display,
+        seen_by(result, m.name),
         gates,
         unit,
         colormap=colormap,
@@ -313,7 +326,7 @@ def group_at(
     m, gates = unit_gates(result, unit, model)
     if flat_gates(m, gates) or not gates.has_spatial or gates.groups == 1:
         return None
-    return render.mosaic_tile_at(result.image.display.shape, gates.groups, x, y)
+    return render.mosaic_tile_at(seen_by(result, m.name).shape, gates.groups, x, y)
 
 
 def channel_gates(
@@ -346,7 +359,7 @@ def group_detail(
     m, gates = unit_gates(result, unit, model)
     check_group(gates, group)
     return render.group_panel(
-        result.image.display,
+        seen_by(result, m.name),
         gates,
         unit,
         group,

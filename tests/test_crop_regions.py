@@ -1,0 +1,156 @@
+"""Issue 25, point 3: in centre-crop mode each model takes its own crop exactly, and each map lies
+on the one display image where that model looked, blank (NaN) where it saw nothing.
+
+ResNet-50 (torchvision: 224 of 256, 87.5 %) and ResNet-50 A1 (timm: 224 of 235, 95.3 %) see
+different parts of a photo. The checks are against the pictures themselves: a model's own input
+pixels, put where `place` says they lie, are the display's pixels there.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import ASSETS
+from PIL import Image
+from torchvision import transforms as T
+
+from sa_viz import render
+from sa_viz.cam import cam_agreement, compute_cam
+from sa_viz.data.imagenet import MEAN, STD
+from sa_viz.data.preprocess import place, prepare_image, take
+from sa_viz.models.registry import get_model
+from sa_viz.models.weights import load_model
+from sa_viz.pipeline.explain import analyse_explanation, explain, layer_of
+from sa_viz.render import views
+
+NARROW, WIDE = "resnet50", "resnet50.a1_in1k"
+P_NARROW, P_WIDE = get_model(NARROW).preprocessing, get_model(WIDE).preprocessing
+PHOTO = ASSETS / "chelsea.jpg"  # 451 × 300: the crops' offsets differ across and down
+
+
+def placed_pixels(prepared, preprocessing, region):
+    view = prepared.view_for(preprocessing).astype(np.float32)
+    return np.stack([place(view[..., c], region, prepared.size) for c in range(3)], -1)
+
+
+def test_each_model_takes_its_own_crop_and_the_display_is_the_widest():
+    assert P_NARROW.crop_fraction < P_WIDE.crop_fraction
+    photo = Image.open(PHOTO).convert("RGB")
+    for order in ([P_NARROW, P_WIDE], [P_WIDE, P_NARROW]):
+        prepared = prepare_image(PHOTO, crop=True, preprocessing=order)
+        assert prepared.protocol == P_WIDE and prepared.region_of(P_WIDE) is None
+        assert prepared.region_of(P_NARROW) is not None
+        # The narrower model's tensor is torchvision's own evaluation transform of the photo
+        theirs = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(MEAN, STD)])
+        torch.testing.assert_close(
+            prepared.input_for(P_NARROW)[0], theirs(photo), atol=1e-5, rtol=0
+        )
+        assert any("87.5% centre crop saw" in note for note in prepared.notes)
+
+
+def test_a_models_own_pixels_lie_where_its_region_says():
+    """The narrower model's input, placed on the display, is the display there (to resampling:
+    bilinear 87.5 % vs bicubic 95.3 %); the same pixels placed one display pixel off are not."""
+    prepared = prepare_image(PHOTO, crop=True, preprocessing=[P_NARROW, P_WIDE])
+    region = prepared.region_of(P_NARROW)
+    x0, y0, x1, y1 = region
+    placed = placed_pixels(prepared, P_NARROW, region)
+    seen = np.isfinite(placed[..., 0])
+    # NaN exactly on the pixels whose centres lie outside the region
+    centres_x, centres_y = np.arange(prepared.size[1]) + 0.5, np.arange(prepared.size[0]) + 0.5
+    inside = ((centres_y >= y0) & (centres_y < y1))[:, None] & (
+        (centres_x >= x0) & (centres_x < x1)
+    )
+    assert (seen == inside).all() and 0.7 < seen.mean() < 0.95
+    error = np.abs(placed[seen] - prepared.display[seen]).mean()
+    shifted = placed_pixels(prepared, P_NARROW, (x0 + 1, y0, x1 + 1, y1))
+    both = np.isfinite(shifted[..., 0]) & seen
+    error_shifted = np.abs(shifted[both] - prepared.display[both]).mean()
+    assert error < 3.0 and error_shifted > 2 * error, (error, error_shifted)
+    # `take` reads a smooth map (a CAM's kind) back on the model's grid, its edges included
+    rows, cols = np.mgrid[0:224, 0:224] / 224.0
+    blob = np.exp(-((rows - 0.3) ** 2 + (cols - 0.8) ** 2) / 0.05).astype(np.float32)
+    back = take(place(blob, region, prepared.size), region, blob.shape)
+    assert np.isfinite(back).all() and np.abs(back - blob).max() < 0.01
+
+
+@pytest.fixture(scope="module")
+def pair(all_models, tmp_path_factory):
+    """ResNet-50 (test weights) and ResNet-50 A1 (untrained: no hub here)."""
+    wide = load_model(WIDE, folder=tmp_path_factory.mktemp("none"), allow_download=False)
+    return {NARROW: all_models[NARROW], WIDE: wide}
+
+
+def test_maps_are_blank_where_a_model_saw_nothing(pair):
+    result = explain(PHOTO, models=pair, crop=True, class_idx=281)
+    narrow, wide = result.models[NARROW], result.models[WIDE]
+    region = result.image.region_of(P_NARROW)
+    assert np.isfinite(wide.cam).all()
+    unseen = np.isnan(narrow.cam)
+    assert (unseen == np.isnan(place(np.zeros((7, 7)), region, result.image.size))).all()
+    assert unseen.any() and not unseen.all()
+    # The map on its own input, read back from the display, is the model's own CAM there
+    x = result.image.input_for(P_NARROW)
+    own = compute_cam(pair[NARROW].module, x, 281, layer_of(NARROW, "layer4"), "gradcam").maps[0]
+    back = take(narrow.cam, region, own.shape)
+    assert np.abs(back - own).mean() < 0.01
+    # Agreement over the pixels both saw, as computed by hand
+    both = ~unseen
+    r = np.corrcoef(narrow.cam[both].astype(np.float64), wide.cam[both].astype(np.float64))[0, 1]
+    assert cam_agreement(narrow.cam, wide.cam)["pearson"] == pytest.approx(r, abs=1e-9)
+    # The picture: dark gray where the model saw nothing, its label says so; joint scale too
+    for scale in views.NORMALIZATIONS:
+        maps = views.cam_maps(result, scale)
+        assert (np.isnan(maps.maps[0]) == unseen).all() and np.isfinite(maps.maps[1]).all()
+        assert views.UNSEEN in maps.labels[0] and views.UNSEEN not in maps.labels[1]
+        assert np.isfinite(maps.limit)
+    picture = render.overlay(result.image.display, narrow.cam)
+    dark = render.unseen(picture, result.image.display, np.ones(unseen.shape, bool))
+    assert (picture[unseen] == dark[unseen]).all() and (picture[both] != dark[both]).any()
+    shown = views.cam_view(result, pair=(NARROW, WIDE))
+    assert np.isfinite(shown.agreement["pearson"])
+
+
+def test_analyses_run_on_each_models_own_input(pair):
+    """Deletion/insertion and localisation take each model's own input and its map there; a box
+    given on the display lands on the same object in the narrower model's pixels."""
+    result = explain(PHOTO, models=pair, crop=True, class_idx=281)
+    height, width = result.image.size
+    box = (width * 0.3, height * 0.3, width * 0.7, height * 0.7)
+    found = analyse_explanation(result, pair, ["deletion_insertion", "localisation"], [box])
+    for name in pair:
+        numbers = found[name]["deletion_insertion"]["numbers"]
+        assert np.isfinite(numbers["deletion_auc"]) and np.isfinite(numbers["insertion_auc"])
+        assert 0.0 <= found[name]["localisation"]["numbers"]["energy_inside"] <= 1.0
+
+
+def test_a_study_compares_the_maps_where_both_models_looked(pair, tmp_path):
+    """A study's agreement is over the pixels both models saw, its analyses take each model's
+    own input, and its thumbnails and report draw each map where that model looked."""
+    import pyarrow.parquet as pq
+
+    from sa_viz.app.study_browser import thumbnail
+    from sa_viz.studies.browse import StudyTable
+    from sa_viz.studies.run import run_study
+
+    data = tmp_path / "data" / "n02123045"
+    data.mkdir(parents=True)
+    shutil.copy(PHOTO, data / "chelsea.jpg")
+    out = tmp_path / "study"
+    run_study(tmp_path / "data", out, pair, workers=0, progress=False, analyses=["localisation"])
+    rows = {r["model"]: r for r in pq.read_table(out / "rows").to_pylist()}
+    assert set(rows) == {NARROW, WIDE}
+    assert any("87.5% centre crop saw" in note for note in rows[NARROW]["notes"])
+    result = explain(PHOTO, models=pair, crop=True, class_idx=281)
+    expected = cam_agreement(result.models[NARROW].cam, result.models[WIDE].cam)["pearson"]
+    assert rows[NARROW]["pearson"] == pytest.approx(expected, abs=1e-4)
+    table = StudyTable(out)
+    picture = thumbnail(table, "n02123045/chelsea.jpg", table.cams(["n02123045/chelsea.jpg"]))
+    half = picture.shape[1] // 2
+    narrow_tile, wide_tile = picture[:, : half - 2], picture[:, half + 2 :]
+    gray = lambda tile: (np.ptp(tile.astype(int), axis=-1) <= 2).mean()  # noqa: E731
+    assert gray(narrow_tile) > gray(wide_tile) + 0.05  # its dark gray border: what it missed
+    assert (out / "report.html").is_file()
