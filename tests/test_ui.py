@@ -838,6 +838,18 @@ def test_a_pages_load_events_are_never_refused_for_its_session(engine, tmp_path)
     assert not push(cam_view)  # this session already has more than two waiting in the lane
 
 
+def test_no_model_with_gates_leaves_gates_of_empty_and_that_is_no_error(handlers):
+    """Two models without attention: `captions` empties "Gates of" (None), and the captions
+    that follow every explanation sent that None back and were refused ("Gates of … got
+    nothing (None)", an error toast on each explanation)."""
+    from sa_viz.app.validation import page_params
+
+    gates_of = page_params(handlers.page)[handlers.page.explorer.gate_model]
+    assert gates_of.problem(None) is None
+    assert "must be one of" in (gates_of.problem("nonet") or "")
+    assert "must be one of" in (gates_of.problem("") or "")
+
+
 def test_the_tab_bar_holds_only_tabs(engine):
     """gradio's tab bar counts every child of `gr.Tabs` as a tab: a State among them made the
     bar show Export twice and lose Study (issue 27). Each tab has its own id, too."""

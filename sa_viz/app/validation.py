@@ -156,9 +156,11 @@ def describe(value: Any) -> str:
     return f"{type(value).__name__} {shown if len(shown) <= 40 else shown[:37] + '…'}"
 
 
-def one_of(choices: list[str]) -> Callable[[Any], str | None]:
+def one_of(choices: list[str], empty: bool = False) -> Callable[[Any], str | None]:
+    """One of `choices`; `empty`: or None."""
+
     def check(value: Any) -> str | None:
-        if isinstance(value, str) and value in choices:
+        if (isinstance(value, str) and value in choices) or (empty and value is None):
             return None
         return "must be one of " + ", ".join(repr(c) for c in choices)
 
@@ -384,8 +386,9 @@ def page_params(page: Page) -> dict[gr.components.Component, Param]:
         i.model_c: Param("Model C", "model_c", one_of([NONE, *list_models()]), default=NONE),
         i.model_d: Param("Model D", "model_d", one_of([NONE, *list_models()]), default=NONE),
         page.pair: Param("Difference map", "pair", difference_pair, default=""),
+        # None: no compared model has gates (`Handlers.captions` empties the list then)
         e.gate_model: Param(
-            "Gates of", "gate_model", one_of(list_models()), default=DEFAULT_PAIR[1]
+            "Gates of", "gate_model", one_of(list_models(), empty=True), default=DEFAULT_PAIR[1]
         ),
         e.unit: Param("Attention unit", "unit", one_of(UNIT_NAMES)),
         # The slider's own range (gradio checks it too, in words that name no parameter); a
