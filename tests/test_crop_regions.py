@@ -111,7 +111,8 @@ def test_maps_are_blank_where_a_model_saw_nothing(pair):
     dark = render.unseen(picture, result.image.display, np.ones(unseen.shape, bool))
     assert (picture[unseen] == dark[unseen]).all() and (picture[both] != dark[both]).any()
     shown = views.cam_view(result, pair=(NARROW, WIDE))
-    assert np.isfinite(shown.agreement["pearson"])
+    assert np.isfinite(shown.agreement["pearson"]) and shown.partial
+    assert "over the pixels both saw" in views.agreement_text(shown)
 
 
 def test_analyses_run_on_each_models_own_input(pair):

@@ -114,7 +114,15 @@ def test_explain_fills_every_output(handlers, outputs):
         assert len(rows) == 5 and all(len(row) == 3 for row in rows)
         assert table["headers"] == ["class", "p", "in other top-5"]
     captions = handlers.captions()
-    assert set(captions) == {*p.tables, *p.cams, p.difference, p.pair, e.gate_model, e.group}
+    assert set(captions) == {
+        *p.tables,
+        *p.cams,
+        p.difference,
+        p.pair,
+        e.gate_model,
+        e.unit,
+        e.group,
+    }
     shown = [c for c in (*p.tables, *p.cams) if captions[c]["visible"]]
     assert shown == [*p.tables[:2], *p.cams[:2]]
     labels = [captions[c].get("label") for c in (*shown, p.difference)]
@@ -848,6 +856,25 @@ def test_no_model_with_gates_leaves_gates_of_empty_and_that_is_no_error(handlers
     assert gates_of.problem(None) is None
     assert "must be one of" in (gates_of.problem("nonet") or "")
     assert "must be one of" in (gates_of.problem("") or "")
+
+
+def test_a_unit_the_shown_model_lacks_shows_its_first_and_the_list_follows_the_model(handlers):
+    """The unit list held every served model's units; GC-ResNet-50-T's are `stages.N.M`, the
+    ResNets' `layerN.M`, so with GC as the only gated model every explanation was refused
+    ("Unknown unit": the page's default, layer3.0, is none of GC's). The explanation now shows
+    the model's first unit and says so, and `captions` gives the unit list of the shown model."""
+    e = handlers.page.explorer
+    found = handlers.explain(str(ASSETS / "coffee.jpg"), unit="stages.2.0", request=session("u"))
+    assert value(found[e.gate_text]).startswith(
+        "stages.2.0 is not a unit of SA-ResNet-50: its first, layer1.0, is shown."
+    )
+    captions = handlers.captions("resnet50", "sa_resnet50", "sa_resnet50", "none", "none", "",
+                                 "stages.2.0")  # fmt: skip
+    assert captions[e.unit]["value"] == "layer1.0"
+    assert captions[e.unit]["choices"][:2] == ["layer1.0", "layer1.1"]
+    kept = handlers.captions("resnet50", "sa_resnet50", "sa_resnet50", "none", "none", "",
+                             "layer3.2")  # fmt: skip
+    assert kept[e.unit]["value"] == "layer3.2"
 
 
 def test_the_tab_bar_holds_only_tabs(engine):

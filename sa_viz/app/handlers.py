@@ -24,6 +24,7 @@ from sa_viz.app.choices import (
     OWN_TOP1,
     PLACE_OF,
     TABLE_HEADERS,
+    UNIT_NAMES,
     VIEW_HINTS,
     WHOLE,
     chosen_models,
@@ -174,11 +175,13 @@ class Handlers:
         model_c: str = NONE,
         model_d: str = NONE,
         pair: str = "",
+        unit: str = DEFAULT_UNIT,
     ) -> Outputs:
         """The page's names for the chosen models, once the page opens and after each
         explanation: each model's table and CAM picture (with "UNTRAINED" where it is; those of
         an empty slot hidden), the difference map's pairs and its "second − first", the gate
-        explorer's model choices and whether its group slider moves.
+        explorer's model choices, its units (`unit` where the model has it, else its first)
+        and whether its group slider moves.
 
         A page event of its own: the explanation returns values only, so its API output stays
         plain (an update of a label would reach gradio_client as a dict) and gradio builds no
@@ -194,9 +197,11 @@ class Handlers:
         p, e = self.page, self.page.explorer
         gated = [name for name in chosen if attention_of(name)]
         shown = gate_model if gate_model in gated else (gated[0] if gated else None)
-        layouts = list(unit_layouts(shown).values()) if shown else []
+        units = unit_layouts(shown) if shown else {}
+        layouts = list(units.values())
         groups = max((u.groups for u in layouts), default=1)
         rows = layouts[0].rows if layouts else "group"
+        unit = unit if unit in units or not units else next(iter(units))
         outputs = {}
         # The chosen models fill the panels in order (A, B, then C and D without a gap): the
         # explanation's results do the same.
@@ -217,6 +222,7 @@ class Handlers:
             ),
             p.pair: gr.update(choices=pair_choices(chosen), value=pair_value(first, second)),
             e.gate_model: gr.update(choices=[model_choice(n) for n in gated], value=shown),
+            e.unit: gr.update(choices=list(units) or UNIT_NAMES, value=unit),
             e.group: group_slider(groups, rows),
         }
 
@@ -268,7 +274,7 @@ class Handlers:
             self.page.summary: views.prediction_summary(result),
             **self._tables(result),
             **self._cams(result, colormap, alpha, normalization, pair),
-            **self._gates(result, unit, group, colormap, alpha, scale, shown),
+            **self._gates(result, unit, group, colormap, alpha, scale, shown, any_unit=True),
         }
         outputs[self.page.explorer.overview] = overview.result()
         self._keep(request, result, image)  # only once the page can show it
@@ -348,11 +354,13 @@ class Handlers:
         result = self._need(request)
         shown = gate_model_of(result, gate_model)
         units = result.models[shown].gates if shown else {}
+        unit = unit if unit in units or not units else next(iter(units))
         e = self.page.explorer
         return {
             **self._gates(result, unit, group, colormap, alpha, scale, shown),
             e.overview: self._overview(result, shown),
             e.group: group_slider(*_rows_of(units.get(unit))),
+            e.unit: gr.update(choices=list(units) or UNIT_NAMES, value=unit),
         }
 
     @handler
@@ -682,8 +690,11 @@ class Handlers:
         alpha: float,
         scale: str,
         model: str | None,
+        any_unit: bool = False,
     ) -> Outputs:
-        """The gate explorer's pictures and text for `model`'s `unit`."""
+        """The gate explorer's pictures and text for `model`'s `unit`; `any_unit`: a unit the
+        model does not have (the page's, chosen for another model: GC-ResNet-50-T's units are
+        `stages.N.M`, the ResNets' `layerN.M`) shows its first unit, and the text says so."""
         e = self.page.explorer
         if model is None:
             why = views.no_gates_text(result)
@@ -692,6 +703,11 @@ class Handlers:
             text = NO_GATES + (views.unread_note(result) if why != views.NO_UNITS else "")
             return {e.mosaic: picture, e.channel: picture, e.detail: picture, e.gate_text: text}
         gates = result.models[model].gates
+        instead = ""
+        if unit not in gates and any_unit:
+            instead = f"{unit} is not a unit of {result.models[model].title}: its first, "
+            unit, group = next(iter(gates)), 0
+            instead += f"{unit}, is shown.  \n"
         if unit not in gates:
             raise refuse(
                 f"Attention unit (parameter `unit`) must be one of {', '.join(gates)} for "
@@ -723,5 +739,5 @@ class Handlers:
         detail = self.space.picture(
             views.group_detail(result, unit, group, **look), name=f"gates_{what}_row{group}"
         )
-        text = views.gate_range_text(result, unit, scale, model=model)
+        text = instead + views.gate_range_text(result, unit, scale, model=model)
         return {e.mosaic: mosaic.result(), e.channel: heat, e.detail: detail, e.gate_text: text}

@@ -330,6 +330,9 @@ def gate_explorer_tab(picture: dict[str, Any]) -> GateExplorer:
             unit = gr.Dropdown(
                 UNIT_NAMES,
                 value=DEFAULT_UNIT,
+                # Its list follows the shown model's units (`captions`, `switch_gates`); a
+                # value in flight from before is checked by `guard_events`, as "Gates of".
+                allow_custom_value=True,
                 label="Attention unit",
                 elem_id="gate-unit",
             )
@@ -482,9 +485,10 @@ class Page:
 
     @property
     def switch_outputs(self) -> list[gr.components.Component]:
-        """`Handlers.page_switch_gates`'s: the gates, the overview, the slider, the hints."""
+        """`Handlers.page_switch_gates`'s: the gates, the overview, the slider, the hints, the
+        units (the model's own)."""
         e = self.explorer
-        return [*self.gate_outputs, e.overview, e.group, *self.hint_outputs]
+        return [*self.gate_outputs, e.overview, e.group, *self.hint_outputs, e.unit]
 
     @property
     def explain_outputs(self) -> list[gr.components.Component]:

@@ -173,8 +173,10 @@ def page_events(demo: gr.Blocks, handlers: Handlers, page: Page) -> None:
     demo.load(None, js=EAGER_PICTURES, api_visibility="private")
     demo.load(None, js=CLASS_SEARCH, api_visibility="private")
     labels = {
-        "inputs": [i.model_a, i.model_b, e.gate_model, i.model_c, i.model_d, page.pair],
-        "outputs": [*page.tables, *page.cams, page.difference, page.pair, e.gate_model, e.group],
+        "inputs": [i.model_a, i.model_b, e.gate_model, i.model_c, i.model_d, page.pair, e.unit],
+        "outputs": [
+            *(*page.tables, *page.cams, page.difference, page.pair, e.gate_model, e.unit, e.group)
+        ],
         "api_visibility": "private",  # the page's own names: nothing for an API caller
         "show_progress": "hidden",
         **VIEW_LANE,

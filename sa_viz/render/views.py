@@ -34,6 +34,7 @@ class CamView:
     normalization: str = "per model"
     limit: float = 1.0  # the difference's largest |value|: its colour bar's ends
     flat: tuple[str, ...] = ()  # the titles of the models whose map is one value everywhere
+    partial: bool = False  # the two maps cover different parts of the image (centre crops)
 
 
 def difference_label(titles: tuple[str, ...] | list[str]) -> str:
@@ -160,7 +161,8 @@ def cam_view(
     agreement = cam_agreement(first.cam, second.cam)
     flat = tuple(t for t in flat if t in (first.title, second.title))
     order = (first.title, second.title)
-    return CamView(overlays, picture, agreement, order, normalization, limit, flat)
+    partial = any(region_of(result.image, m.name) for m in (first, second))
+    return CamView(overlays, picture, agreement, order, normalization, limit, flat, partial)
 
 
 def agreement_text(view: CamView) -> str:
@@ -174,8 +176,9 @@ def agreement_text(view: CamView) -> str:
             f"**Agreement:** n/a: {which}'s map is flat (one value everywhere: no evidence for "
             "the class at this layer), so there is nothing to compare."
         )
+    where = " over the pixels both saw (their centre crops differ)" if view.partial else ""
     return (
-        f"**Agreement of the two maps:** Pearson r = {r:.3f} · IoU of the top-20% regions = "
+        f"**Agreement of the two maps{where}:** Pearson r = {r:.3f} · IoU of the top-20% regions = "
         f"{iou:.3f}. Difference map ({second} − {first}, {view.normalization} scale): red where "
         f"{second} looks more, blue where {first} does, white where they agree; the strongest "
         f"colours are ±{view.limit:.2f}."
