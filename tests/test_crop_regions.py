@@ -155,3 +155,24 @@ def test_a_study_compares_the_maps_where_both_models_looked(pair, tmp_path):
     gray = lambda tile: (np.ptp(tile.astype(int), axis=-1) <= 2).mean()  # noqa: E731
     assert gray(narrow_tile) > gray(wide_tile) + 0.05  # its dark gray border: what it missed
     assert (out / "report.html").is_file()
+
+
+def test_spatial_gates_lie_on_the_crop_their_model_saw(tmp_path):
+    """GC-ResNet-50-T (256 of 284 px, 90.1 %) beside ResNet-50 A1 (95.3 %): its spatial
+    softmax is drawn over its own input's pixels (the part of the display it saw), and the text
+    says so; the tiles a click finds are those drawn."""
+    gc_name = "gcresnet50t.ra2_in1k"
+    models = {
+        name: load_model(name, folder=tmp_path, allow_download=False) for name in (gc_name, WIDE)
+    }
+    result = explain(PHOTO, models=models, crop=True, class_idx=281)
+    p_gc = get_model(gc_name).preprocessing
+    assert result.image.region_of(p_gc) is not None and result.image.size == (224, 224)
+    seen = views.seen_by(result, gc_name)
+    assert seen.shape == (256, 256, 3) and (seen == result.image.view_for(p_gc)).all()
+    unit = next(iter(result.models[gc_name].gates))
+    text = views.gate_range_text(result, unit, "unit range", model=gc_name)
+    assert "Drawn over the part of the image GC-ResNet-50-T" in text and "90.1%" in text
+    picture = views.gate_mosaic(result, unit, 0, model=gc_name)
+    assert picture.ndim == 3 and picture.shape[1] > 256
+    assert views.seen_by(result, WIDE) is result.image.display

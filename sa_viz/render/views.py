@@ -413,6 +413,13 @@ def gate_range_text(result: Explanation, unit: str, scale: str, *, model: str | 
         )
         if words.softmax_spatial(layout) and scale == "0–1":
             parts.append("On the 0–1 scale a softmax over positions looks black: use unit range.")
+        if region_of(result.image, m.name) is not None:
+            crop = preprocessing_for(m.name).crop_fraction
+            parts.append(
+                f"Drawn over the part of the image {m.title} saw (its {crop:.1%} centre crop, "
+                f"exactly its input); the CAMs show the {result.image.protocol.crop_fraction:.1%}"
+                " crop, dark gray where this model saw nothing."
+            )
     if layout.gated:
         parts.append(f"What the gates weigh: {layout.gated}.")
     return " ".join(parts) + unread_note(result)
