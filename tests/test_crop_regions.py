@@ -126,6 +126,12 @@ def test_analyses_run_on_each_models_own_input(pair):
         numbers = found[name]["deletion_insertion"]["numbers"]
         assert np.isfinite(numbers["deletion_auc"]) and np.isfinite(numbers["insertion_auc"])
         assert 0.0 <= found[name]["localisation"]["numbers"]["energy_inside"] <= 1.0
+    # The page's box numbers (drawn with the box, no model run) are the same numbers
+    from sa_viz.app.analyses_tab import box_localisation
+
+    w, h = result.image.original_size
+    text = box_localisation(result, f"{w * 0.3:.0f} {h * 0.3:.0f} {w * 0.7:.0f} {h * 0.7:.0f}")
+    assert "nan" not in text and text.count("of its mass inside") == 2, text
 
 
 def test_a_study_compares_the_maps_where_both_models_looked(pair, tmp_path):

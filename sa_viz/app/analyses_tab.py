@@ -609,9 +609,12 @@ def box_localisation(result: Explanation, box: str) -> str:
     except gr.Error as error:
         return error.message
     lines = ["**In the box**, each model's CAM:"]
-    for m in result.models.values():
-        # The localisation reads the CAM and the boxes only: no model, no run.
-        image = ImageInput(None, result.image.tensor, m.cam, m.target.index, boxes)  # type: ignore[arg-type]
+    for name, m in result.models.items():
+        # The localisation reads the CAM and the boxes only: no model, no run. Both in the
+        # model's own input (what it saw of the box, where its crop is narrower).
+        x = model_input(result.image, name)
+        cam, scaled = in_model_input(m.cam, boxes, x, region_of(result.image, name))
+        image = ImageInput(None, x, cam, m.target.index, scaled)  # type: ignore[arg-type]
         placed = localisation(image)
         n = placed.numbers if placed is not None else {}
         if not n or not np.isfinite(n["pointing_hit"]):
