@@ -29,11 +29,11 @@ import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
 from sa_viz.data.imagenet import label as class_name
-from sa_viz.data.preprocess import ImageError
+from sa_viz.data.preprocess import SAME_FRACTION, ImageError
 from sa_viz.outputs import files
 from sa_viz.outputs.rows import read_rows
 from sa_viz.outputs.tables import study_tables, write_tables
-from sa_viz.pipeline.explain import prepare_for, raw_cam_on_display
+from sa_viz.pipeline.explain import prepare_for, preprocessing_for, raw_cam_on_display
 from sa_viz.render import figure_views, paper
 from sa_viz.render.overlays import overlay
 
@@ -518,6 +518,24 @@ def _class_section(
     return "".join(section)
 
 
+def _crops_note(examples: Examples) -> str:
+    """Where the first two models' centre crops differ: which saw less, and what r is over."""
+    names = list(examples.summary["models"])[:2]
+    if not examples.crop or len(names) < 2:
+        return ""
+    fractions = {name: preprocessing_for(name).crop_fraction for name in names}
+    narrow, wide = sorted(names, key=fractions.__getitem__)
+    if fractions[wide] - fractions[narrow] <= SAME_FRACTION:
+        return ""
+    title = {name: examples.summary["models"][name]["title"] for name in names}
+    return html.escape(
+        f" {title[narrow]} was evaluated with a narrower centre crop ({fractions[narrow]:.1%}) "
+        f"than {title[wide]} ({fractions[wide]:.1%}): the images below are the wider crop, "
+        f"{title[narrow]}'s maps are dark gray where it saw nothing, and r is over the pixels "
+        "both saw."
+    )
+
+
 def _agreement_section(rows: list[dict[str, Any]], examples: Examples) -> str:
     # One value per image (each image's rows, one per model, carry the pair's agreement).
     agreement = {r["key"]: r["pearson"] for r in rows if r["pearson"] is not None}
@@ -531,7 +549,8 @@ def _agreement_section(rows: list[dict[str, Any]], examples: Examples) -> str:
         "differ", [k for k, _ in shown], [f"{k}\nr = {v:.3f}" for k, v in shown]
     )
     return (
-        "<h2>Where the two models look</h2><p>Pearson r of the two CAMs of each image.</p>"
+        "<h2>Where the two models look</h2><p>Pearson r of the two CAMs of each image."
+        f"{_crops_note(examples)}</p>"
         f'<img src="figures/agreement.png" alt="CAM agreement histogram">'
         f"<p>The images where they look most differently:</p><ol>{items}</ol>{picture}"
     )
