@@ -77,6 +77,23 @@ def test_a_models_own_pixels_lie_where_its_region_says():
     assert np.isfinite(back).all() and np.abs(back - blob).max() < 0.01
 
 
+def test_a_region_that_sticks_out_of_the_display_by_a_fraction_of_a_pixel():
+    """Two crops' offsets are rounded each on its own, so a narrower crop may reach past the
+    wider one's edge by under a pixel (here 0.72 px at the top); reading a map back on its
+    grid (`take`, every analysis's input) sliced the display from index -1 and failed."""
+    from sa_viz.data.transforms import Preprocessing
+
+    display, other = Preprocessing(resize=164, crop=160), Preprocessing(resize=198, crop=192)
+    picture = np.random.default_rng(0).integers(0, 255, (529, 419, 3), dtype=np.uint8)
+    prepared = prepare_image(picture, crop=True, preprocessing=[other, display])
+    region = prepared.region_of(other)
+    assert prepared.protocol == display and -1.0 < region[1] < -0.5, region
+    rows, cols = np.mgrid[0:192, 0:192] / 192.0
+    blob = np.exp(-((rows - 0.5) ** 2 + (cols - 0.4) ** 2) / 0.05).astype(np.float32)
+    back = take(place(blob, region, prepared.size), region, blob.shape)
+    assert np.isfinite(back).all() and np.abs(back - blob).max() < 0.02
+
+
 @pytest.fixture(scope="module")
 def pair(all_models, tmp_path_factory):
     """ResNet-50 (test weights) and ResNet-50 A1 (untrained: no hub here)."""
@@ -126,6 +143,16 @@ def test_analyses_run_on_each_models_own_input(pair):
         numbers = found[name]["deletion_insertion"]["numbers"]
         assert np.isfinite(numbers["deletion_auc"]) and np.isfinite(numbers["insertion_auc"])
         assert 0.0 <= found[name]["localisation"]["numbers"]["energy_inside"] <= 1.0
+    # The box in the narrower model's own pixels is where the photo's box lands in its input
+    from sa_viz.data.preprocess import boxes_in_input, point_in_source
+    from sa_viz.pipeline.explain import in_model_input, region_of
+
+    on_photo = (*point_in_source(box[0], box[1], result.image),
+                *point_in_source(box[2], box[3], result.image))  # fmt: skip
+    alone = prepare_image(PHOTO, crop=True, preprocessing=[P_NARROW])
+    x = result.image.input_for(P_NARROW)
+    _, mapped = in_model_input(result.models[NARROW].cam, [box], x, region_of(result.image, NARROW))
+    np.testing.assert_allclose(mapped, boxes_in_input([on_photo], alone), atol=1e-6)
     # The page's box numbers (drawn with the box, no model run) are the same numbers
     from sa_viz.app.analyses_tab import box_localisation
 
@@ -181,5 +208,11 @@ def test_spatial_gates_lie_on_the_crop_their_model_saw(tmp_path):
     text = views.gate_range_text(result, unit, "unit range", model=gc_name)
     assert "Drawn over the part of the image GC-ResNet-50-T" in text and "90.1%" in text
     picture = views.gate_mosaic(result, unit, 0, model=gc_name)
-    assert picture.ndim == 3 and picture.shape[1] > 256
+    gates = result.models[gc_name].gates[unit]
+    drawn = {
+        name: render.gate_mosaic_panel(image, gates, unit, highlight=0, untrained=True)
+        for name, image in (("own", seen), ("display", result.image.display))
+    }
+    assert (picture == drawn["own"]).all() and drawn["own"].shape == drawn["display"].shape
+    assert not (picture == drawn["display"]).all()
     assert views.seen_by(result, WIDE) is result.image.display

@@ -504,6 +504,12 @@ class AnalysisHandlers:
     ) -> dict[str, Any]:
         """Every group of `unit` of `gate_model` knocked out on the session's image."""
         result = self.result_of(request)
+        if gate_model is None:
+            raise gr.Error(
+                "None of the compared models has attention gates to knock out: choose one that "
+                "has (About the models says which).",
+                title="Models",
+            )
         if gate_model not in result.models:
             raise gr.Error(f"{gate_model} is not one of the compared models.", title="Models")
         target = result.models[gate_model].target.index

@@ -201,7 +201,8 @@ class Handlers:
         layouts = list(units.values())
         groups = max((u.groups for u in layouts), default=1)
         rows = layouts[0].rows if layouts else "group"
-        unit = unit if unit in units or not units else next(iter(units))
+        swapped = bool(units) and unit not in units  # the model's own first unit, group 0
+        unit = next(iter(units)) if swapped else unit
         outputs = {}
         # The chosen models fill the panels in order (A, B, then C and D without a gap): the
         # explanation's results do the same.
@@ -223,7 +224,7 @@ class Handlers:
             p.pair: gr.update(choices=pair_choices(chosen), value=pair_value(first, second)),
             e.gate_model: gr.update(choices=[model_choice(n) for n in gated], value=shown),
             e.unit: gr.update(choices=list(units) or UNIT_NAMES, value=unit),
-            e.group: group_slider(groups, rows),
+            e.group: group_slider(groups, rows) | ({"value": 0} if swapped else {}),
         }
 
     @handler
@@ -354,12 +355,14 @@ class Handlers:
         result = self._need(request)
         shown = gate_model_of(result, gate_model)
         units = result.models[shown].gates if shown else {}
-        unit = unit if unit in units or not units else next(iter(units))
+        swapped = bool(units) and unit not in units  # the model's own first unit, group 0
+        unit, group = (next(iter(units)), 0) if swapped else (unit, group)
+        slider = group_slider(*_rows_of(units.get(unit))) | ({"value": 0} if swapped else {})
         e = self.page.explorer
         return {
             **self._gates(result, unit, group, colormap, alpha, scale, shown),
             e.overview: self._overview(result, shown),
-            e.group: group_slider(*_rows_of(units.get(unit))),
+            e.group: slider,
             e.unit: gr.update(choices=list(units) or UNIT_NAMES, value=unit),
         }
 

@@ -311,9 +311,11 @@ def take(values: np.ndarray, region: Region | None, size: tuple[int, int]) -> np
     if region is None:
         return values if values.shape == (h, w) else cv2.resize(values, (w, h))
     x0, y0, x1, y1 = region
-    # The picture's pixels whose centres lie in the region (as `place` filled them)
-    c0, c1 = math.ceil(x0 - 0.5), math.ceil(x1 - 0.5)
-    r0, r1 = math.ceil(y0 - 0.5), math.ceil(y1 - 0.5)
+    # The picture's pixels whose centres lie in the region (as `place` filled them); a region
+    # may stick out of the picture by a fraction of a pixel (two crops' offsets each rounded)
+    rows, cols = values.shape
+    c0, c1 = max(math.ceil(x0 - 0.5), 0), min(math.ceil(x1 - 0.5), cols)
+    r0, r1 = max(math.ceil(y0 - 0.5), 0), min(math.ceil(y1 - 0.5), rows)
     inside = values[r0:r1, c0:c1]
     xs = x0 + (np.arange(w, dtype=np.float32) + 0.5) * ((x1 - x0) / w) - 0.5 - c0
     ys = y0 + (np.arange(h, dtype=np.float32) + 0.5) * ((y1 - y0) / h) - 0.5 - r0

@@ -55,7 +55,9 @@ class ModelExplanation:
     title: str
     top5: list[Prediction]
     target: Prediction  # the class the CAM explains, with this model's probability for it
-    cam: np.ndarray  # (H, W) float32 in [0, 1], over the display image
+    # (H, W) float32 in [0, 1], over the display image; NaN where the model saw nothing (its
+    # centre crop narrower than another compared model's: `PreparedImage.region_of`)
+    cam: np.ndarray
     cam_raw: np.ndarray  # (h, w) at the layer's resolution, unscaled (for cross-model scales)
     gates: dict[str, UnitGates]  # every attention unit, by name (none for ResNet-50); batch 1
     weights: WeightsStatus
@@ -209,7 +211,7 @@ def preprocessing_for(name: str) -> Preprocessing:
 
 
 def preprocessing_of(models: Mapping[str, LoadedModel] | Sequence[str]) -> list[Preprocessing]:
-    """Each model's input transform, in order (the first sets the display in centre-crop mode)."""
+    """Each model's input transform, in order (`prepare_image` takes them)."""
     return [preprocessing_for(name) for name in models]
 
 
@@ -353,7 +355,20 @@ def in_model_input(
     h, w = x.shape[-2:]
     if region is None and cam.shape == (h, w):
         return cam, tuple(boxes)
-    rx0, ry0, rx1, ry1 = region or (0.0, 0.0, float(cam.shape[1]), float(cam.shape[0]))
+    return take(cam, region, (h, w)), boxes_in_model_input(boxes, region, cam.shape, (h, w))
+
+
+def boxes_in_model_input(
+    boxes: Sequence[tuple[float, float, float, float]],
+    region: Region | None,
+    shown: tuple[int, ...],
+    size: tuple[int, ...],
+) -> tuple[tuple[float, float, float, float], ...]:
+    """Boxes in the pixels of a display of (height, width) `shown`, in those of a model input
+    of `size` that covers `region` of it (None: all of it); clipped to the input, a box left
+    with no area dropped."""
+    h, w = size[:2]
+    rx0, ry0, rx1, ry1 = region or (0.0, 0.0, float(shown[1]), float(shown[0]))
     sx, sy = w / (rx1 - rx0), h / (ry1 - ry0)
     mapped = []
     for x0, y0, x1, y1 in boxes:
@@ -361,4 +376,4 @@ def in_model_input(
         ny0, ny1 = (min(max((v - ry0) * sy, 0.0), h) for v in (y0, y1))
         if nx1 > nx0 and ny1 > ny0:
             mapped.append((nx0, ny0, nx1, ny1))
-    return take(cam, region, (h, w)), tuple(mapped)
+    return tuple(mapped)

@@ -44,7 +44,7 @@ from sa_viz.data.transforms import IMAGENET, Preprocessing
 from sa_viz.models.device import device_of
 from sa_viz.models.weights import LoadedModel
 from sa_viz.pipeline.explain import (
-    in_model_input,
+    boxes_in_model_input,
     layer_of,
     preprocessing_for,
     preprocessing_of,
@@ -170,11 +170,10 @@ def study_batch(
                     analyses,
                     model,
                     x[i : i + 1],
-                    maps[i],
+                    result.maps[i],  # on the model's own input: no round trip
                     targets[i],
-                    d.boxes,
+                    boxes_in_model_input(d.boxes, d.region_of(name), d.pixels.shape, x.shape[-2:]),
                     module,
-                    d.region_of(name),
                 )
                 for i, d in enumerate(good)
             ],
@@ -237,13 +236,11 @@ def analysis_numbers(
     target: int,
     boxes: tuple[Box, ...],
     layer: str = DEFAULT_LAYER,
-    region: Region | None = None,
 ) -> dict[str, float]:
     """The numbers of the named analyses of one image (those that apply to it), whose CAM is
-    Grad-CAM at `layer` (a study's), over the shown pixels of which `x` covers `region`."""
+    Grad-CAM at `layer` (a study's); the CAM and the `boxes` in the pixels of the input `x`."""
     if not names:
         return {}
-    cam, boxes = in_model_input(cam, boxes, x, region)  # from the display's pixels to the input's
     image = ImageInput(model, x.to(device_of(model)), cam, int(target), boxes, layer)
     found = run_analyses(names, image)
     return {k: v for result in found.values() for k, v in result.numbers.items()}
