@@ -127,6 +127,15 @@ def test_maps_are_blank_where_a_model_saw_nothing(pair):
     picture = render.overlay(result.image.display, narrow.cam)
     dark = render.unseen(picture, result.image.display, np.ones(unseen.shape, bool))
     assert (picture[unseen] == dark[unseen]).all() and (picture[both] != dark[both]).any()
+    # The document says where: its schema's `seen_region`, the NaN map's box
+    from conftest import assert_explanation_document
+
+    from sa_viz.outputs.document import explanation_document
+
+    document = explanation_document(result)
+    assert_explanation_document(document)
+    assert "seen_region" not in document["models"][WIDE]
+    assert tuple(document["models"][NARROW]["seen_region"].values()) == pytest.approx(region)
     shown = views.cam_view(result, pair=(NARROW, WIDE))
     assert np.isfinite(shown.agreement["pearson"]) and shown.partial
     assert "over the pixels both saw" in views.agreement_text(shown)

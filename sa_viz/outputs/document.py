@@ -29,7 +29,7 @@ from sa_viz.analyses import analyses as registered_analyses
 from sa_viz.cam import cam_agreement
 from sa_viz.data.imagenet import label
 from sa_viz.models.weights import WeightsStatus
-from sa_viz.pipeline.explain import Explanation, ModelExplanation
+from sa_viz.pipeline.explain import Explanation, ModelExplanation, region_of
 from sa_viz.probes import SPATIAL_SUMMARIES, GateLayout, unit_layouts, unit_summary
 
 SCHEMA = "sa-viz/explanation/1"
@@ -70,7 +70,10 @@ def explanation_document(
             "notes": list(image.notes),
         },
         "settings": settings(result.layer, result.method, result.requested_class),
-        "models": {name: _explained_model(m) for name, m in result.models.items()},
+        "models": {
+            name: _explained_model(m) | _seen_region(region_of(image, name))
+            for name, m in result.models.items()
+        },
     }
     models = list(result.models.values())
     if len(models) == 2:
@@ -223,6 +226,13 @@ def _explained_model(m: ModelExplanation) -> dict[str, Any]:
     top5 = [dataclasses.asdict(p) for p in m.top5]
     target = dataclasses.asdict(m.target)
     return model_entry(m.title, weights_entry(m.weights), top5, target, gates, m.unread)
+
+
+def _seen_region(region: tuple[float, float, float, float] | None) -> dict[str, Any]:
+    """{"seen_region": the box of the image shown that the model saw} where it saw less."""
+    if region is None:
+        return {}
+    return {"seen_region": dict(zip(("x0", "y0", "x1", "y1"), map(float, region), strict=True))}
 
 
 def _prediction(index: int, probability: float) -> dict[str, Any]:
