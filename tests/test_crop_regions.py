@@ -190,6 +190,19 @@ def test_a_study_compares_the_maps_where_both_models_looked(pair, tmp_path):
     result = explain(PHOTO, models=pair, crop=True, class_idx=281)
     expected = cam_agreement(result.models[NARROW].cam, result.models[WIDE].cam)["pearson"]
     assert rows[NARROW]["pearson"] == pytest.approx(expected, abs=1e-4)
+    # Its image's document says where the narrower model looked, as the explanation's does
+    import json
+
+    from conftest import assert_explanation_document
+
+    from sa_viz.outputs.document import explanation_document, study_document
+
+    summary = json.loads((out / "study.json").read_text())
+    document = study_document(list(rows.values()), summary)
+    assert_explanation_document(document)
+    assert "seen_region" not in document["models"][WIDE]
+    explained = explanation_document(result)["models"][NARROW]["seen_region"]
+    assert document["models"][NARROW]["seen_region"] == pytest.approx(explained)
     table = StudyTable(out)
     picture = thumbnail(table, "n02123045/chelsea.jpg", table.cams(["n02123045/chelsea.jpg"]))
     half = picture.shape[1] // 2

@@ -201,7 +201,7 @@ def _prepare(
 ) -> PreparedImage:
     rgb, notes, file_size = _decode(source, limits)
     width, height = rgb.size
-    protocol = _widest(preprocessing) if crop else preprocessing[0]
+    protocol = widest(preprocessing) if crop else preprocessing[0]
     if crop:
         resized = _crop_view(rgb, protocol)
     else:
@@ -231,8 +231,8 @@ def _prepare(
             views[key] = np.asarray(rgb.resize(resized.size, _PIL[p.interpolation]), np.uint8)
             continue
         views[key] = np.asarray(_crop_view(rgb, p), np.uint8)
-        if protocol.crop_fraction - p.crop_fraction > SAME_FRACTION:
-            regions[key] = _crop_region(width, height, p, protocol)
+        if (region := crop_region(width, height, p, protocol)) is not None:
+            regions[key] = region
             notes.append(
                 f"a model evaluated with a {p.crop_fraction:.1%} centre crop saw "
                 f"{_share(regions[key], display.shape):.0%} of the shown "
@@ -251,7 +251,16 @@ def _prepare(
     )
 
 
-def _widest(preprocessing: Sequence[Preprocessing]) -> Preprocessing:
+def crop_region(width: int, height: int, p: Preprocessing, display: Preprocessing) -> Region | None:
+    """The box of `display`'s centre crop of a `width` × `height` upright image (in the
+    display's pixels) that `p`'s centre crop covers; None where `p` is not narrower (within
+    `SAME_FRACTION`): it covers the display."""
+    if display.crop_fraction - p.crop_fraction <= SAME_FRACTION:
+        return None
+    return _crop_region(width, height, p, display)
+
+
+def widest(preprocessing: Sequence[Preprocessing]) -> Preprocessing:
     """The transform whose centre crop keeps the most of the image (the first of those within
     `SAME_FRACTION` of the widest): every other crop lies inside its crop."""
     widest = max(p.crop_fraction for p in preprocessing)

@@ -28,8 +28,15 @@ import numpy as np
 from sa_viz.analyses import analyses as registered_analyses
 from sa_viz.cam import cam_agreement
 from sa_viz.data.imagenet import label
+from sa_viz.data.preprocess import crop_region, widest
 from sa_viz.models.weights import WeightsStatus
-from sa_viz.pipeline.explain import Explanation, ModelExplanation, region_of
+from sa_viz.pipeline.explain import (
+    Explanation,
+    ModelExplanation,
+    preprocessing_for,
+    preprocessing_of,
+    region_of,
+)
 from sa_viz.probes import SPATIAL_SUMMARIES, GateLayout, unit_layouts, unit_summary
 
 SCHEMA = "sa-viz/explanation/1"
@@ -109,7 +116,9 @@ def study_document(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]
         "image": image,
         "settings": settings(studied["layer"], studied.get("method", "gradcam"), first["label"]),
         "models": {
-            name: _studied_model(name, by_model[name], summary["models"][name]) for name in names
+            name: _studied_model(name, by_model[name], summary["models"][name])
+            | _seen_region(_studied_region(first, studied["crop"], list(summary["models"]), name))
+            for name in names
         },
     }
     if len(names) == 2:
@@ -226,6 +235,18 @@ def _explained_model(m: ModelExplanation) -> dict[str, Any]:
     top5 = [dataclasses.asdict(p) for p in m.top5]
     target = dataclasses.asdict(m.target)
     return model_entry(m.title, weights_entry(m.weights), top5, target, gates, m.unread)
+
+
+def _studied_region(
+    row: Mapping[str, Any], crop: bool, models: Sequence[str], name: str
+) -> tuple[float, float, float, float] | None:
+    """The box of a study's image shown that model `name` saw, from the row's decoded size and
+    the study's models' preprocessing, as the study computed it (`prepare_image`)."""
+    size = row.get("original_size")
+    if not crop or not size:
+        return None
+    shown = widest(preprocessing_of(models))
+    return crop_region(size["width"], size["height"], preprocessing_for(name), shown)
 
 
 def _seen_region(region: tuple[float, float, float, float] | None) -> dict[str, Any]:
