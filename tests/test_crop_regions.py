@@ -8,12 +8,13 @@ pixels, put where `place` says they lie, are the display's pixels there.
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
 import pytest
 import torch
-from conftest import ASSETS
+from conftest import ASSETS, REPO, running_app
 from PIL import Image
 from torchvision import transforms as T
 
@@ -28,6 +29,7 @@ from sa_viz.render import views
 
 NARROW, WIDE = "resnet50", "resnet50.a1_in1k"
 P_NARROW, P_WIDE = get_model(NARROW).preprocessing, get_model(WIDE).preprocessing
+ARTIFACTS = REPO / "tests" / "artifacts"
 PHOTO = ASSETS / "chelsea.jpg"  # 451 × 300: the crops' offsets differ across and down
 
 
@@ -238,3 +240,50 @@ def test_spatial_gates_lie_on_the_crop_their_model_saw(tmp_path):
     assert (picture == drawn["own"]).all() and drawn["own"].shape == drawn["display"].shape
     assert not (picture == drawn["display"]).all()
     assert views.seen_by(result, WIDE) is result.image.display
+
+
+@pytest.mark.browser
+def test_on_the_page_crops_that_differ_and_a_model_with_other_unit_names(weights_folder, tmp_path):
+    """In a real browser, at 1400 and 800 px: ResNet-50 beside ResNet-50 A1 in centre-crop mode
+    explains with no error (no gated model: "Gates of" empty was refused after each explanation),
+    ResNet-50's CAM says where it saw nothing and the agreement is over both crops; GC-ResNet-50-T
+    beside them (units `stages.N.M`, none of the page's `layerN.M`) explains too, and the gate
+    explorer shows its own units, over the part of the image it saw."""
+    from test_browser import ARGS, CHROMIUM, TIMEOUT_MS
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("no Chromium here (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    gc_name = "gcresnet50t.ra2_in1k"
+    flags = ("--models", f"{WIDE},{gc_name}")
+    env = {"HF_HUB_CACHE": str(tmp_path / "hub")}
+    failures = """() => [...document.querySelectorAll('.toast-body')]
+        .map(t => t.innerText).filter(t => /error/i.test(t))"""
+    with (
+        running_app(weights_folder, tmp_path / "app.log", *flags, env=env) as (url, _),
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        for width in (1400, 800):
+            page = browser.new_page(viewport={"width": width, "height": 1000})
+            page.set_default_timeout(TIMEOUT_MS)
+            try:
+                page.goto(f"{url}?example=chelsea&a={NARROW}&b={WIDE}&input=crop")
+                page.locator("#cam-text").get_by_text("over the pixels both saw").wait_for()
+                page.locator("#cam-a").scroll_into_view_if_needed()
+                page.locator("#cam-a img").wait_for()
+                assert "87.5% centre crop saw" in page.locator("#summary").inner_text()
+                page.goto(f"{url}?example=chelsea&a={gc_name}&b={WIDE}&input=crop")
+                page.locator("#cam-text").get_by_text("GC-ResNet-50-T").first.wait_for()
+                page.get_by_role("tab", name="Gate explorer").click()
+                page.locator("#gate-text").get_by_text(
+                    "Drawn over the part of the image"
+                ).wait_for()
+                assert page.locator("#gate-unit input").input_value().startswith("stages.")
+                assert page.evaluate(failures) == []
+            finally:
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / f"crops-{width}.png"), full_page=True)
+                page.close()
+        browser.close()
