@@ -236,7 +236,7 @@ def _prepare(
             notes.append(
                 f"a model evaluated with a {p.crop_fraction:.1%} centre crop saw "
                 f"{_share(regions[key], display.shape):.0%} of the shown "
-                f"{protocol.crop_fraction:.1%} crop (its maps are blank outside)"
+                f"{protocol.crop_fraction:.1%} crop (its maps are dark gray outside it)"
             )
     return PreparedImage(
         tensor=to_tensor(display, protocol.mean, protocol.std),
