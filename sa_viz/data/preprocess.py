@@ -295,10 +295,10 @@ def place(values: np.ndarray, region: Region | None, size: tuple[int, int]) -> n
     of (height, width) `size` in which that input covers `region` (None: all of it); NaN on
     the pixels whose centres lie outside the region. Bilinear, pixel centres aligned (as
     OpenCV's and torchvision's resizes)."""
+    if region is None:
+        return _fit(values, size)
     values = np.asarray(values, np.float32)
     h, w = size
-    if region is None:
-        return values if values.shape == (h, w) else cv2.resize(values, (w, h))
     x0, y0, x1, y1 = region
     rows, cols = values.shape
     # A picture pixel's centre u + 0.5 lies at (u + 0.5 - x0) / (x1 - x0) of the region.
@@ -315,10 +315,10 @@ def place(values: np.ndarray, region: Region | None, size: tuple[int, int]) -> n
 def take(values: np.ndarray, region: Region | None, size: tuple[int, int]) -> np.ndarray:
     """The inverse of `place`: a map over the picture, read on a (height, width) `size` grid
     over `region` (None: all of it), from the picture's pixels inside the region only."""
+    if region is None:
+        return _fit(values, size)
     values = np.asarray(values, np.float32)
     h, w = size
-    if region is None:
-        return values if values.shape == (h, w) else cv2.resize(values, (w, h))
     x0, y0, x1, y1 = region
     # The picture's pixels whose centres lie in the region (as `place` filled them); a region
     # may stick out of the picture by a fraction of a pixel (two crops' offsets each rounded)
@@ -329,6 +329,14 @@ def take(values: np.ndarray, region: Region | None, size: tuple[int, int]) -> np
     xs = x0 + (np.arange(w, dtype=np.float32) + 0.5) * ((x1 - x0) / w) - 0.5 - c0
     ys = y0 + (np.arange(h, dtype=np.float32) + 0.5) * ((y1 - y0) / h) - 0.5 - r0
     return _remap(inside, xs, ys)
+
+
+def _fit(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`values` (float32) resized bilinearly to (height, width) `size`; as they are if they
+    have it."""
+    values = np.asarray(values, np.float32)
+    h, w = size
+    return values if values.shape == (h, w) else cv2.resize(values, (w, h))
 
 
 def _remap(values: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
