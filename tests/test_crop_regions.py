@@ -21,7 +21,8 @@ from torchvision import transforms as T
 from sa_viz import render
 from sa_viz.cam import cam_agreement, compute_cam
 from sa_viz.data.imagenet import MEAN, STD
-from sa_viz.data.preprocess import place, prepare_image, take
+from sa_viz.data.preprocess import prepare_image
+from sa_viz.data.regions import place, take
 from sa_viz.models.registry import get_model
 from sa_viz.models.weights import load_model
 from sa_viz.pipeline.explain import analyse_explanation, explain, layer_of

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,6 +110,14 @@ def group_slider(groups: int, rows: str = "group") -> dict[str, Any]:
     )
 
 
+def own_unit(units: Mapping[str, Any], unit: str) -> tuple[str, bool]:
+    """`unit` where the shown model has it, else the model's first (and True: swapped; the
+    page's unit may be another model's: GC-ResNet-50-T's are `stages.N.M`, the ResNets'
+    `layerN.M`); `unit` as it is for a model without units."""
+    swapped = bool(units) and unit not in units
+    return (next(iter(units)) if swapped else unit), swapped
+
+
 def gate_model_of(result: Explanation, wanted: str | None) -> str | None:
     """The model whose gates the explorer shows: `wanted` if it has gates in this result, else
     the first compared model that has them (None if neither has)."""
@@ -201,8 +209,7 @@ class Handlers:
         layouts = list(units.values())
         groups = max((u.groups for u in layouts), default=1)
         rows = layouts[0].rows if layouts else "group"
-        swapped = bool(units) and unit not in units  # the model's own first unit, group 0
-        unit = next(iter(units)) if swapped else unit
+        unit, swapped = own_unit(units, unit)  # a swapped unit starts at group 0
         outputs = {}
         # The chosen models fill the panels in order (A, B, then C and D without a gap): the
         # explanation's results do the same.
@@ -355,8 +362,8 @@ class Handlers:
         result = self._need(request)
         shown = gate_model_of(result, gate_model)
         units = result.models[shown].gates if shown else {}
-        swapped = bool(units) and unit not in units  # the model's own first unit, group 0
-        unit, group = (next(iter(units)), 0) if swapped else (unit, group)
+        unit, swapped = own_unit(units, unit)
+        group = 0 if swapped else group
         slider = group_slider(*_rows_of(units.get(unit))) | ({"value": 0} if swapped else {})
         e = self.page.explorer
         return {
@@ -696,8 +703,8 @@ class Handlers:
         any_unit: bool = False,
     ) -> Outputs:
         """The gate explorer's pictures and text for `model`'s `unit`; `any_unit`: a unit the
-        model does not have (the page's, chosen for another model: GC-ResNet-50-T's units are
-        `stages.N.M`, the ResNets' `layerN.M`) shows its first unit, and the text says so."""
+        model does not have (the page's, chosen for another model) shows its first unit
+        (`own_unit`), and the text says so."""
         e = self.page.explorer
         if model is None:
             why = views.no_gates_text(result)
@@ -707,10 +714,10 @@ class Handlers:
             return {e.mosaic: picture, e.channel: picture, e.detail: picture, e.gate_text: text}
         gates = result.models[model].gates
         instead = ""
-        if unit not in gates and any_unit:
-            instead = f"{unit} is not a unit of {result.models[model].title}: its first, "
-            unit, group = next(iter(gates)), 0
-            instead += f"{unit}, is shown.  \n"
+        if any_unit and (found := own_unit(gates, unit))[1]:
+            title = result.models[model].title
+            instead = f"{unit} is not a unit of {title}: its first, {found[0]}, is shown.  \n"
+            unit, group = found[0], 0
         if unit not in gates:
             raise refuse(
                 f"Attention unit (parameter `unit`) must be one of {', '.join(gates)} for "

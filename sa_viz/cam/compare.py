@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sa_viz.data.preprocess import Region, place
+from sa_viz.data.regions import Region, place
 
 
 def joint_scale(

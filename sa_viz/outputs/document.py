@@ -28,7 +28,7 @@ import numpy as np
 from sa_viz.analyses import analyses as registered_analyses
 from sa_viz.cam import cam_agreement
 from sa_viz.data.imagenet import label
-from sa_viz.data.preprocess import crop_region, widest
+from sa_viz.data.regions import crop_region, widest
 from sa_viz.models.weights import WeightsStatus
 from sa_viz.pipeline.explain import (
     Explanation,

@@ -29,7 +29,8 @@ import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
 from sa_viz.data.imagenet import label as class_name
-from sa_viz.data.preprocess import SAME_FRACTION, ImageError
+from sa_viz.data.preprocess import ImageError
+from sa_viz.data.regions import SAME_FRACTION
 from sa_viz.outputs import files
 from sa_viz.outputs.rows import read_rows
 from sa_viz.outputs.tables import study_tables, write_tables

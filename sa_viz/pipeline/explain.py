@@ -24,11 +24,9 @@ from sa_viz.data.preprocess import (
     ImageSource,
     Limits,
     PreparedImage,
-    Region,
-    place,
     prepare_image,
-    take,
 )
+from sa_viz.data.regions import Region, place, take
 from sa_viz.data.transforms import IMAGENET, Preprocessing
 from sa_viz.hooks import reporting, time_limit
 from sa_viz.models.device import device_of

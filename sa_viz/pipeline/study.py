@@ -32,13 +32,12 @@ from sa_viz.data.preprocess import (
     DEFAULT_LIMITS,
     ImageError,
     Limits,
-    Region,
     boxes_in_input,
-    place,
     prepare_image,
     to_tensor,
     view_key,
 )
+from sa_viz.data.regions import Region, place
 from sa_viz.data.sources import Item
 from sa_viz.data.transforms import IMAGENET, Preprocessing
 from sa_viz.models.device import device_of
